@@ -1,0 +1,88 @@
+//! The one AWS configuration loader and the client constructors. `AWS_ENDPOINT_URL` is honoured
+//! by aws-config itself; S3 additionally needs path-style addressing off AWS (moto).
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::config::CommonConfig;
+
+/// Loads the shared SDK configuration once per cold start.
+pub async fn load_sdk_config(common: &CommonConfig) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(common.region.clone()));
+    if let Some(endpoint) = &common.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// The AWS clients a function may need, all built from one [`SdkConfig`].
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl AwsClients {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        AwsClients {
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            s3: s3_client(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+        }
+    }
+}
+
+/// S3 with path-style addressing whenever a custom endpoint is configured: virtual-host
+/// buckets do not resolve on a local endpoint and there is no environment switch for it.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let builder = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// Renders an SDK error with its service error code and message, which the SDK's `Display`
+/// alone hides behind "service error".
+pub fn describe_sdk_error<E, R>(err: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_secretsmanager::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => inner.to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => "request timed out".to_owned(),
+        SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
+            Some(conn) => format!("could not reach the service: {conn}"),
+            None => "could not reach the service".to_owned(),
+        },
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// The service error code of an SDK error, if the service answered with one.
+pub fn sdk_error_code<E, R>(err: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> Option<&str>
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata,
+{
+    match err {
+        aws_sdk_secretsmanager::error::SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}

@@ -1,0 +1,174 @@
+//! The invocation wrapper every function's `main` uses: configuration and clients are built
+//! once per cold start; each invocation parses its event, runs the handler, reports a failure
+//! to Sentry and flushes it before the response goes back.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::alert::SnsAlertPublisher;
+use crate::aws::{AwsClients, load_sdk_config};
+use crate::config::{CommonConfig, ConfigError, Env};
+use crate::scrub::Scrubber;
+use crate::secrets::{EnvFallback, SecretCache};
+use crate::telemetry::{flush_sentry, init_logging, init_sentry};
+
+/// An error a handler returns. `kind` becomes the Lambda `errorType`, so callers and alarms
+/// can tell a bad event from a broken dependency.
+pub trait FunctionError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+}
+
+/// A function's logic, independent of the Lambda runtime.
+pub trait Handler: Send + Sync + 'static {
+    type Event: DeserializeOwned + Send;
+    type Output: Serialize + Send;
+    type Error: FunctionError;
+
+    fn handle(&self, event: Self::Event, ctx: Context) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
+}
+
+/// Everything built once per cold start and handed to a function's constructor.
+pub struct Startup {
+    pub env: Env,
+    pub common: CommonConfig,
+    pub sdk: SdkConfig,
+    pub clients: AwsClients,
+    pub secrets: Arc<SecretCache>,
+    pub alerts: SnsAlertPublisher,
+    pub scrubber: Scrubber,
+}
+
+impl Startup {
+    /// Reads the shared configuration and builds the AWS clients.
+    pub async fn from_env(env: Env, scrubber: Scrubber) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(&env)?;
+        let sdk = load_sdk_config(&common).await;
+        let clients = AwsClients::new(&sdk);
+        let secrets =
+            Arc::new(SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?));
+        let alerts = SnsAlertPublisher::new(clients.sns.clone(), common.alert_topic_arn.clone());
+        Ok(Startup { env, common, sdk, clients, secrets, alerts, scrubber })
+    }
+}
+
+/// Wraps a handler: event parsing, error reporting and Sentry flushing per invocation.
+pub struct Function<H> {
+    name: &'static str,
+    handler: H,
+    scrubber: Scrubber,
+}
+
+impl<H: Handler> Function<H> {
+    pub fn new(name: &'static str, handler: H, scrubber: Scrubber) -> Self {
+        Function { name, handler, scrubber }
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// One invocation, as the runtime drives it.
+    pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {
+        let (payload, ctx) = event.into_parts();
+        let request_id = ctx.request_id.clone();
+        let result = match serde_json::from_value::<H::Event>(payload) {
+            Err(err) => Err(Diagnostic {
+                error_type: "InvalidEvent".to_owned(),
+                error_message: format!("{} cannot handle this event: {err}", self.name),
+            }),
+            Ok(event) => self.handler.handle(event, ctx).await.map_err(|err| Diagnostic {
+                error_type: err.kind().to_owned(),
+                error_message: self.scrubber.scrub_str(&error_chain(&err)),
+            }),
+        };
+        if let Err(diagnostic) = &result {
+            tracing::error!(error_type = %diagnostic.error_type, error = %diagnostic.error_message, "invocation failed");
+            sentry::with_scope(
+                |scope| {
+                    scope.set_tag("function", self.name);
+                    scope.set_tag("request_id", &request_id);
+                    scope.set_tag("error_type", &diagnostic.error_type);
+                },
+                || {
+                    sentry::capture_message(
+                        &format!("{}: {}", diagnostic.error_type, diagnostic.error_message),
+                        sentry::Level::Error,
+                    )
+                },
+            );
+            flush_sentry().await;
+        }
+        result
+    }
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs a function under the Lambda runtime. `build` turns the shared start-up state into the
+/// handler; a configuration error stops the cold start with a log line naming the variable.
+pub async fn run<H, B, Fut, E>(name: &'static str, build: B) -> ExitCode
+where
+    H: Handler,
+    B: FnOnce(Startup) -> Fut,
+    Fut: Future<Output = Result<H, E>>,
+    E: std::error::Error,
+{
+    init_logging();
+    let env = Env::from_process();
+    let scrubber = Scrubber::default();
+    let sentry_config = match crate::config::SentryConfig::from_env(&env) {
+        Ok(config) => config,
+        Err(err) => return startup_failed(name, &err),
+    };
+    let _sentry = init_sentry(&sentry_config, name, scrubber.clone());
+    let startup = match Startup::from_env(env, scrubber.clone()).await {
+        Ok(startup) => startup,
+        Err(err) => return startup_failed(name, &err),
+    };
+    let handler = match build(startup).await {
+        Ok(handler) => handler,
+        Err(err) => return startup_failed(name, &err),
+    };
+    let function = Arc::new(Function::new(name, handler, scrubber));
+    let service = service_fn(move |event: LambdaEvent<Value>| {
+        let function = Arc::clone(&function);
+        async move { function.invoke(event).await }
+    });
+    match lambda_runtime::run(service).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(function = name, error = %err, "the Lambda runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn startup_failed(name: &str, err: &dyn std::error::Error) -> ExitCode {
+    let message = error_chain(err);
+    tracing::error!(function = name, error = %message, "start-up failed");
+    sentry::capture_message(&format!("{name} start-up failed: {message}"), sentry::Level::Fatal);
+    if let Some(client) = sentry::Hub::current().client() {
+        client.flush(Some(crate::telemetry::SENTRY_FLUSH_TIMEOUT));
+    }
+    ExitCode::FAILURE
+}

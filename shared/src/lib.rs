@@ -1,0 +1,18 @@
+//! The common crate of the ops functions: configuration, AWS clients, the secret cache, the
+//! alert model and publisher, telemetry and the invocation wrapper. AWS adapters live here only.
+
+pub mod alert;
+pub mod aws;
+pub mod config;
+pub mod http;
+pub mod lambda;
+pub mod postgres;
+pub mod scrub;
+pub mod secrets;
+pub mod telemetry;
+
+pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
+pub use config::{CommonConfig, ConfigError, Env};
+pub use lambda::{FunctionError, Handler, Startup};
+pub use scrub::Scrubber;
+pub use secrets::{SecretCache, SecretError};
