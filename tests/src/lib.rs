@@ -1,1 +1,13 @@
+//! The local stack (moto_server and PostgreSQL on loopback), stand-ins for the services that
+//! cannot run here, and helpers the integration tests and the demo share.
 
+pub mod aws;
+pub mod moto;
+pub mod names;
+pub mod pg;
+pub mod process;
+pub mod runtime_api;
+pub mod sentry_ingest;
+pub mod stack;
+
+pub use stack::{Stack, shared};

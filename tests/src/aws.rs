@@ -1,0 +1,159 @@
+//! Test-side AWS helpers: what a user would look at (queues subscribed to topics, objects,
+//! secret stages), built per test on the test's own runtime.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+use serde::Deserialize;
+
+use crate::stack::Stack;
+
+/// A name unique to this test run: `prefix-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), String> {
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash).map_err(|e| e.to_string())?)
+        .key_schema(key("sk", KeyType::Range).map_err(|e| e.to_string())?)
+        .attribute_definitions(attr("pk").map_err(|e| e.to_string())?)
+        .attribute_definitions(attr("sk").map_err(|e| e.to_string())?)
+        .send()
+        .await
+        .map_err(|e| format!("create table {name}: {e:?}"))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(|e| format!("enable TTL on {name}: {e:?}"))?;
+    Ok(())
+}
+
+/// Clients for one test.
+pub struct Aws {
+    pub sdk: SdkConfig,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Aws {
+    pub async fn new(stack: &Stack) -> Aws {
+        let sdk = stack.sdk_config().await;
+        Aws {
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            s3: ops_shared::aws::s3_client(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sdk,
+        }
+    }
+
+    pub async fn create_topic(&self, name: &str) -> String {
+        let out = self.sns.create_topic().name(name).send().await.expect("create topic");
+        out.topic_arn.expect("topic arn")
+    }
+
+    /// An SQS queue subscribed to `topic_arn`, as an email subscription would be: what ops
+    /// would receive ends up there, in SNS's envelope.
+    pub async fn subscribe_queue(&self, topic_arn: &str) -> Inbox {
+        let name = unique("inbox");
+        let url = self.sqs.create_queue().queue_name(&name).send().await.expect("create queue").queue_url.expect("queue url");
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let arn = attrs
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        self.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await.expect("subscribe");
+        Inbox { sqs: self.sqs.clone(), url }
+    }
+}
+
+/// An SNS notification as delivered to a subscriber.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Notification {
+    #[serde(rename = "Subject")]
+    pub subject: Option<String>,
+    #[serde(rename = "Message")]
+    pub message: String,
+    #[serde(rename = "MessageAttributes", default)]
+    pub attributes: HashMap<String, AttributeValue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttributeValue {
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+impl Notification {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(|a| a.value.as_str())
+    }
+
+    pub fn alert(&self) -> ops_shared::Alert {
+        serde_json::from_str(&self.message).expect("notification body is an alert")
+    }
+}
+
+pub struct Inbox {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Inbox {
+    /// Everything delivered within `wait` (returns early once `expect` messages arrived).
+    pub async fn receive(&self, expect: usize, wait: Duration) -> Vec<Notification> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while start.elapsed() < wait {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = batch.messages.unwrap_or_default();
+            for message in &messages {
+                if let Some(body) = &message.body {
+                    out.push(serde_json::from_str(body).expect("SNS envelope"));
+                }
+                if let Some(handle) = &message.receipt_handle {
+                    self.sqs.delete_message().queue_url(&self.url).receipt_handle(handle).send().await.expect("delete");
+                }
+            }
+            if messages.is_empty() {
+                if out.len() >= expect {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,16 @@
+//! Resource names: the template's defaults (`NamePrefix` = `cineview`), used by the local stack.
+
+pub const REGION: &str = "us-east-1";
+/// moto's default account.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+pub const ALERT_TOPIC: &str = "cineview-ops-alerts";
+pub const OPS_TOPIC: &str = "cineview-ops-notifications";
+pub const STATE_TABLE: &str = "cineview-ops-state";
+pub const DATABASE_SECRET: &str = "cineview-database";
+pub const STAGING_DATABASE_SECRET: &str = "cineview-staging-database";
+pub const SENTRY_WEBHOOK_SECRET: &str = "cineview-sentry-webhook";
+
+pub fn backup_bucket() -> String {
+    format!("cineview-ops-backups-{ACCOUNT_ID}")
+}

@@ -1,0 +1,264 @@
+//! A PostgreSQL server (15 or newer) in a temp dir on a free loopback port, run as the
+//! `postgres` user when we are root (initdb and postgres refuse to run as root).
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ops_shared::postgres::DbCredentials;
+
+use crate::process::{free_port, spawn_tied, stop_child, wait_for_port};
+
+pub const SUPERUSER: &str = "postgres";
+
+pub struct Postgres {
+    pub port: u16,
+    pub bin_dir: PathBuf,
+    pub major: u32,
+    superuser_password: String,
+    data_dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+/// The directory holding initdb, postgres, pg_dump and pg_restore (`PG_BIN` overrides).
+pub fn find_bin_dir() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
+                .filter(|(_, bin)| bin.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "no PostgreSQL server found under /usr/lib/postgresql; run `cargo xtask demo` once to install it".to_owned())
+}
+
+/// uid and gid of the `postgres` system user, when we run as root.
+fn service_user() -> Result<Option<(u32, u32)>, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = CString::new(SUPERUSER).map_err(|e| e.to_string())?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; we copy out at once.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return Err("running as root needs a `postgres` system user (run `cargo xtask demo` once to create it)".to_owned());
+    }
+    // SAFETY: entry is non-null and points at a valid passwd record.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn as_service_user(command: &mut Command, user: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+}
+
+impl Postgres {
+    /// initdb in `root` (created by the caller, removed by the caller) and start the server.
+    pub fn start(root: &Path) -> Result<Postgres, String> {
+        let bin_dir = find_bin_dir()?;
+        let user = service_user()?;
+        let data_dir = root.join("data");
+        let socket_dir = root.join("sock");
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let pwfile = root.join("pwfile");
+        std::fs::write(&pwfile, &password).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&socket_dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
+        set_mode(root, 0o755)?;
+        set_mode(&data_dir, 0o700)?;
+        if let Some((uid, gid)) = user {
+            for path in [&pwfile, &socket_dir, &data_dir] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+            }
+        }
+
+        let mut initdb = Command::new(bin_dir.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        as_service_user(&mut initdb, user);
+        let output = initdb.output().map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        let major = std::fs::read_to_string(data_dir.join("PG_VERSION"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("initdb wrote no PG_VERSION")?;
+
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let mut server = Command::new(bin_dir.join("postgres"));
+        server.arg("-D").arg(&data_dir).arg("-p").arg(port.to_string()).arg("-k").arg(&socket_dir).args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ]);
+        as_service_user(&mut server, user);
+        let mut child =
+            spawn_tied(server, Some(root.join("postgres.log"))).map_err(|e| format!("cannot start postgres: {e}"))?;
+        if let Err(err) = wait_for_port(port, &mut child, "postgres", Duration::from_secs(30)) {
+            stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
+            return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
+        }
+        let pg = Postgres { port, bin_dir, major, superuser_password: password, data_dir, child: Mutex::new(Some(child)) };
+        pg.wait_ready(Duration::from_secs(30))?;
+        Ok(pg)
+    }
+
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            match self.psql("postgres", "SELECT 1") {
+                Ok(_) => return Ok(()),
+                Err(err) if start.elapsed() > limit => return Err(format!("postgres never became ready: {err}")),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    pub fn superuser(&self, dbname: &str) -> DbCredentials {
+        DbCredentials {
+            engine: "postgres".to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: self.port,
+            username: SUPERUSER.to_owned(),
+            password: self.superuser_password.clone(),
+            dbname: dbname.to_owned(),
+            masterarn: None,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
+    pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, String> {
+        let output = Command::new(self.bin_dir.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER])
+            .args(["-p", &self.port.to_string(), "-d", dbname, "-c", sql])
+            .env("PGPASSWORD", &self.superuser_password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
+    }
+
+    /// Creates database `name` and loads the Supabase-like fixture with `seed` rows.
+    pub fn create_seeded_database(&self, name: &str, seed: Seed) -> Result<DbCredentials, String> {
+        self.psql("postgres", &format!("CREATE DATABASE {}", ops_shared::postgres::quote_ident(name)))?;
+        self.psql(name, &seed.sql())?;
+        Ok(self.superuser(name))
+    }
+
+    pub fn database_exists(&self, name: &str) -> Result<bool, String> {
+        let sql = format!("SELECT count(*) FROM pg_database WHERE datname = {}", ops_shared::postgres::quote_literal(name));
+        Ok(self.psql("postgres", &sql)? == "1")
+    }
+
+    pub fn stop(&self) {
+        if let Ok(mut guard) = self.child.lock()
+            && let Some(mut child) = guard.take()
+        {
+            // SIGINT is PostgreSQL's fast shutdown: backends end, no recovery needed.
+            stop_child(&mut child, libc::SIGINT, Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// Size of the Supabase-like fixture: `auth.users`, `public.analyses`, `public.audit_log`.
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    pub users: u32,
+    pub analyses_per_user: u32,
+    pub audit_entries: u32,
+}
+
+impl Seed {
+    pub const SMALL: Seed = Seed { users: 50, analyses_per_user: 4, audit_entries: 300 };
+
+    /// Deterministic rows (ids and contents derive from the row number); audit entries are
+    /// recent so the restore checks' RPO query holds.
+    pub fn sql(&self) -> String {
+        let Seed { users, analyses_per_user, audit_entries } = *self;
+        let analyses = users * analyses_per_user;
+        format!(
+            r#"
+CREATE SCHEMA IF NOT EXISTS auth;
+CREATE TABLE auth.users (
+    id uuid PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    encrypted_password text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE public.analyses (
+    id bigserial PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES auth.users (id),
+    image_url text NOT NULL,
+    result jsonb NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE public.audit_log (
+    id bigserial PRIMARY KEY,
+    actor_id uuid REFERENCES auth.users (id),
+    action text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO auth.users
+SELECT md5('user' || i)::uuid, 'user' || i || '@example.com', md5('password' || i),
+       timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute'
+FROM generate_series(1, {users}) AS i;
+INSERT INTO public.analyses (user_id, image_url, result, created_at)
+SELECT md5('user' || (1 + i % {users}))::uuid, 'https://cdn.example.com/images/' || i || '.jpg',
+       jsonb_build_object('score', i % 100, 'labels', jsonb_build_array('label' || (i % 7), 'label' || (i % 11)),
+                          'summary', repeat(md5(i::text), 4)),
+       timestamptz '2026-01-01 00:00:00+00' + i * interval '1 second'
+FROM generate_series(1, {analyses}) AS i;
+INSERT INTO public.audit_log (actor_id, action, created_at)
+SELECT md5('user' || (1 + i % {users}))::uuid, (ARRAY['login', 'analysis.create', 'export'])[1 + i % 3],
+       now() - (i % 600) * interval '1 minute'
+FROM generate_series(1, {audit_entries}) AS i;
+ANALYZE;
+"#
+        )
+    }
+}

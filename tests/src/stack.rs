@@ -1,0 +1,187 @@
+//! The local stack: moto_server and PostgreSQL on loopback, with the resources the template
+//! declares provisioned under the same names. One per test binary (see [`shared`]), one for
+//! the demo and `cargo xtask stack up`.
+
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use ops_shared::postgres::DbCredentials;
+use serde_json::json;
+
+use crate::moto::Moto;
+use crate::names::{self, ACCOUNT_ID, REGION};
+use crate::pg::{Postgres, Seed};
+use crate::process::at_exit;
+
+/// The production-like database the demo and tests back up and rotate.
+pub const APP_DATABASE: &str = "app";
+
+pub struct Stack {
+    pub moto: Moto,
+    pub pg: Postgres,
+    pub alert_topic_arn: String,
+    pub ops_topic_arn: String,
+    // Dropped last: the servers above keep files in it.
+    root: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts both servers, seeds the app database and provisions the AWS resources.
+    pub fn start() -> Result<Stack, String> {
+        let root = tempfile::Builder::new().prefix("cineview-ops-stack-").tempdir().map_err(|e| e.to_string())?;
+        let moto = Moto::start(root.path())?;
+        let pg = Postgres::start(root.path())?;
+        pg.create_seeded_database(APP_DATABASE, Seed::SMALL)?;
+        let mut stack = Stack { moto, pg, alert_topic_arn: String::new(), ops_topic_arn: String::new(), root };
+        let (alert, ops) = block_on_own_runtime(provision(stack.sdk_config_blocking(), stack.pg.superuser(APP_DATABASE), stack.pg.superuser("postgres")))??;
+        stack.alert_topic_arn = alert;
+        stack.ops_topic_arn = ops;
+        Ok(stack)
+    }
+
+    pub fn root(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
+    /// The environment a function needs to run against this stack (shared contract variables).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ENDPOINT_URL", self.moto.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("ALERT_TOPIC_ARN", self.alert_topic_arn.clone()),
+            ("OPS_TOPIC_ARN", self.ops_topic_arn.clone()),
+            ("STATE_TABLE", names::STATE_TABLE.to_owned()),
+            ("BACKUP_BUCKET", names::backup_bucket()),
+            ("DATABASE_SECRET_ARN", names::DATABASE_SECRET.to_owned()),
+            ("STAGING_DATABASE_SECRET_ARN", names::STAGING_DATABASE_SECRET.to_owned()),
+            ("SENTRY_WEBHOOK_SECRET_ARN", names::SENTRY_WEBHOOK_SECRET.to_owned()),
+            ("PG_DUMP_PATH", self.pg.bin_dir.join("pg_dump").display().to_string()),
+            ("PG_RESTORE_PATH", self.pg.bin_dir.join("pg_restore").display().to_string()),
+            ("SENTRY_DSN", String::new()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// SDK configuration for this stack with static test credentials (no credential chain).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.moto.endpoint())
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "stack"))
+            .load()
+            .await
+    }
+
+    fn sdk_config_blocking(&self) -> SdkConfig {
+        let endpoint = self.moto.endpoint();
+        block_on_own_runtime(async move {
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .endpoint_url(endpoint)
+                .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "stack"))
+                .load()
+                .await
+        })
+        .unwrap_or_else(|_| SdkConfig::builder().build())
+    }
+
+    /// Stops both servers and removes the temp dir (also used by the at-exit hook).
+    pub fn shutdown(&self) {
+        self.moto.stop();
+        self.pg.stop();
+        let _ = std::fs::remove_dir_all(self.root.path());
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+static SHARED: OnceLock<Result<Stack, String>> = OnceLock::new();
+
+/// The test binary's stack, started on first use and stopped when the binary exits.
+pub fn shared() -> &'static Stack {
+    let stack = SHARED.get_or_init(|| {
+        // The parent-death signal follows the spawning *thread*: start the servers from a
+        // thread that lives as long as the process, not from the first test's thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let keeper = std::thread::Builder::new().name("stack-keeper".into()).spawn(move || {
+            let _ = tx.send(Stack::start());
+            loop {
+                std::thread::park();
+            }
+        });
+        let started = match keeper {
+            Ok(_) => rx.recv().unwrap_or_else(|_| Err("the stack thread ended during start-up".to_owned())),
+            Err(err) => Err(format!("cannot spawn the stack thread: {err}")),
+        };
+        at_exit(|| {
+            if let Some(Ok(stack)) = SHARED.get() {
+                stack.shutdown();
+            }
+        });
+        started
+    });
+    match stack {
+        Ok(stack) => stack,
+        Err(err) => panic!("the local stack could not start: {err}"),
+    }
+}
+
+/// Runs a future on a fresh runtime in its own thread, so stack set-up never depends on (or
+/// panics inside) the caller's runtime.
+pub fn block_on_own_runtime<F>(future: F) -> Result<F::Output, String>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(future))
+    })
+    .join()
+    .map_err(|_| "stack set-up thread panicked".to_owned())?
+    .map_err(|e| format!("cannot build a runtime: {e}"))
+}
+
+async fn provision(sdk: SdkConfig, app_db: DbCredentials, staging_db: DbCredentials) -> Result<(String, String), String> {
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let alert_topic = sns.create_topic().name(names::ALERT_TOPIC).send().await.map_err(|e| format!("create alert topic: {e:?}"))?;
+    let ops_topic = sns.create_topic().name(names::OPS_TOPIC).send().await.map_err(|e| format!("create ops topic: {e:?}"))?;
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    crate::aws::create_state_table(&dynamodb, names::STATE_TABLE).await?;
+
+    let s3 = ops_shared::aws::s3_client(&sdk);
+    s3.create_bucket().bucket(names::backup_bucket()).send().await.map_err(|e| format!("create bucket: {e:?}"))?;
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for (name, value) in [
+        (names::DATABASE_SECRET, json!(app_db).to_string()),
+        (names::STAGING_DATABASE_SECRET, json!(staging_db).to_string()),
+        (names::SENTRY_WEBHOOK_SECRET, uuid::Uuid::new_v4().simple().to_string()),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .map_err(|e| format!("create secret {name}: {e:?}"))?;
+    }
+    Ok((
+        alert_topic.topic_arn.ok_or("moto returned no topic ARN")?,
+        ops_topic.topic_arn.ok_or("moto returned no topic ARN")?,
+    ))
+}
+
+/// The ARN moto gives a topic of `name` in the stack's account.
+pub fn topic_arn(name: &str) -> String {
+    format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}")
+}
