@@ -8,6 +8,7 @@ pub mod http;
 pub mod lambda;
 pub mod postgres;
 pub mod scrub;
+pub mod secret_versions;
 pub mod secrets;
 pub mod telemetry;
 

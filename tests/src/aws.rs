@@ -5,19 +5,38 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
 use serde::Deserialize;
 
 use crate::stack::Stack;
 
 /// A name unique to this test run: `prefix-<8 hex>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
-pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), String> {
-    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+pub async fn create_state_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), String> {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
     client
         .create_table()
         .table_name(name)
@@ -33,7 +52,11 @@ pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().map_err(|e| e.to_string())?,
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .map_err(|e| e.to_string())?,
         )
         .send()
         .await
@@ -65,7 +88,13 @@ impl Aws {
     }
 
     pub async fn create_topic(&self, name: &str) -> String {
-        let out = self.sns.create_topic().name(name).send().await.expect("create topic");
+        let out = self
+            .sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .expect("create topic");
         out.topic_arn.expect("topic arn")
     }
 
@@ -73,7 +102,15 @@ impl Aws {
     /// would receive ends up there, in SNS's envelope.
     pub async fn subscribe_queue(&self, topic_arn: &str) -> Inbox {
         let name = unique("inbox");
-        let url = self.sqs.create_queue().queue_name(&name).send().await.expect("create queue").queue_url.expect("queue url");
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
         let attrs = self
             .sqs
             .get_queue_attributes()
@@ -84,10 +121,23 @@ impl Aws {
             .expect("queue attributes");
         let arn = attrs
             .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .expect("queue arn");
-        self.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await.expect("subscribe");
-        Inbox { sqs: self.sqs.clone(), url }
+        self.sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .expect("subscribe");
+        Inbox {
+            sqs: self.sqs.clone(),
+            url,
+        }
     }
 }
 
@@ -144,7 +194,13 @@ impl Inbox {
                     out.push(serde_json::from_str(body).expect("SNS envelope"));
                 }
                 if let Some(handle) = &message.receipt_handle {
-                    self.sqs.delete_message().queue_url(&self.url).receipt_handle(handle).send().await.expect("delete");
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
                 }
             }
             if messages.is_empty() {

@@ -1,0 +1,299 @@
+//! The four-step rotation protocol as Secrets Manager drives it. Every step re-checks the
+//! secret's state first, so each is idempotent and safe to repeat after a crash.
+
+use std::time::Instant;
+
+use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::postgres::DbCredentials;
+use ops_shared::secret_versions::{SecretDescription, SecretVersions};
+use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError};
+use serde::Serialize;
+
+use crate::config::RotationConfig;
+use crate::error::RotationError;
+use crate::event::{RotationEvent, Step};
+use crate::postgres::{self as pg, parse_credentials};
+use crate::strategy::Strategy;
+
+pub const SOURCE: &str = "secret-rotation";
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The token already holds AWSCURRENT: the rotation finished earlier.
+    AlreadyCurrent,
+    /// createSecret found the pending value already there.
+    PendingExists,
+    PendingCreated,
+    /// setSecret found the pending credential already working upstream.
+    AlreadySet,
+    Set,
+    Tested,
+    Finished,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub secret: String,
+    pub step: &'static str,
+    pub outcome: Outcome,
+    pub elapsed_ms: u128,
+}
+
+pub struct Rotator<S, A> {
+    store: S,
+    alerts: A,
+    config: RotationConfig,
+}
+
+impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
+    pub fn new(store: S, alerts: A, config: RotationConfig) -> Self {
+        Rotator {
+            store,
+            alerts,
+            config,
+        }
+    }
+
+    /// Runs one step; logs one line per step, alerts critical on failure and info when a
+    /// rotation completes.
+    pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
+        let started = Instant::now();
+        let result = self.step(event).await;
+        let elapsed_ms = started.elapsed().as_millis();
+        match result {
+            Ok((name, outcome, strategy)) => {
+                tracing::info!(secret = %name, step = event.step.as_str(), outcome = ?outcome, elapsed_ms, "rotation step done");
+                if outcome == Outcome::Finished {
+                    let alert = Alert::new(SOURCE, Severity::Info, format!("secret-rotation:{name}"), format!("Secret rotated: {name}"))
+                        .summary(format!("{name} was rotated ({}); the previous value stays valid as AWSPREVIOUS where the strategy allows.", strategy.map(Strategy::as_str).unwrap_or("")))
+                        .detail("secret", name.clone())
+                        .detail("version", event.token.clone())
+                        .resolved();
+                    if let Err(err) = self.alerts.publish(&alert).await {
+                        // The rotation itself succeeded; failing the step would make Secrets
+                        // Manager retry a finished rotation. Log loudly instead.
+                        tracing::error!(secret = %name, error = %err, "rotation completed but its info alert could not be published");
+                    }
+                }
+                Ok(StepReport {
+                    secret: name,
+                    step: event.step.as_str(),
+                    outcome,
+                    elapsed_ms,
+                })
+            }
+            Err(err) => {
+                tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, elapsed_ms, "rotation step failed");
+                let alert = Alert::new(
+                    SOURCE,
+                    Severity::Critical,
+                    format!("secret-rotation:{}", event.secret_id),
+                    format!("Secret rotation failed: {} ({})", event.secret_id, event.step.as_str()),
+                )
+                .summary(format!(
+                    "{} failed for secret {}: {err}. AWSCURRENT was not changed by this step; Secrets Manager will retry the rotation.",
+                    event.step.as_str(),
+                    event.secret_id
+                ))
+                .detail("secret", event.secret_id.clone())
+                .detail("step", event.step.as_str())
+                .detail("version", event.token.clone())
+                .detail("error_type", ops_shared::FunctionError::kind(&err));
+                if let Err(publish) = self.alerts.publish(&alert).await {
+                    tracing::error!(secret = %event.secret_id, error = %publish, "the failure alert could not be published either");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        event: &RotationEvent,
+    ) -> Result<(String, Outcome, Option<Strategy>), RotationError> {
+        let secret = &event.secret_id;
+        let description = self.store.describe(secret).await?;
+        let name = description.name.clone();
+        if !description.rotation_enabled {
+            return Err(RotationError::RotationDisabled { secret: name });
+        }
+        let stages =
+            description
+                .stages_of(&event.token)
+                .ok_or_else(|| RotationError::UnknownVersion {
+                    secret: name.clone(),
+                    token: event.token.clone(),
+                })?;
+        if stages.iter().any(|s| s == AWSCURRENT) {
+            return Ok((name, Outcome::AlreadyCurrent, None));
+        }
+        if !stages.iter().any(|s| s == AWSPENDING) {
+            return Err(RotationError::NotPending {
+                secret: name,
+                token: event.token.clone(),
+            });
+        }
+        let strategy = Strategy::from_tags(&name, &description.tags)?;
+        let outcome = match event.step {
+            Step::Create => self.create(event, strategy).await?,
+            Step::Set => self.set(event, strategy).await?,
+            Step::Test => self.test(event).await?,
+            Step::Finish => self.finish(event, &description).await?,
+        };
+        Ok((name, outcome, Some(strategy)))
+    }
+
+    async fn current(&self, secret: &str) -> Result<DbCredentials, RotationError> {
+        let value = self.store.value_at(secret, AWSCURRENT).await?;
+        parse_credentials(secret, AWSCURRENT, &value)
+    }
+
+    async fn pending(&self, event: &RotationEvent) -> Result<DbCredentials, RotationError> {
+        let secret = &event.secret_id;
+        let value = self
+            .store
+            .value_of(secret, &event.token, AWSPENDING)
+            .await?
+            .ok_or_else(|| RotationError::NoPendingValue {
+                secret: secret.clone(),
+                token: event.token.clone(),
+            })?;
+        parse_credentials(secret, AWSPENDING, &value)
+    }
+
+    async fn create(
+        &self,
+        event: &RotationEvent,
+        strategy: Strategy,
+    ) -> Result<Outcome, RotationError> {
+        let secret = &event.secret_id;
+        let current = self.current(secret).await?;
+        if self
+            .store
+            .value_of(secret, &event.token, AWSPENDING)
+            .await?
+            .is_some()
+        {
+            return Ok(Outcome::PendingExists);
+        }
+        if strategy == Strategy::PostgresAlternatingUsers && current.masterarn.is_none() {
+            return Err(RotationError::MalformedSecret {
+                secret: secret.clone(),
+                stage: AWSCURRENT.to_owned(),
+                problem: "postgres-alternating-users needs masterarn".to_owned(),
+            });
+        }
+        let mut pending = current.clone();
+        pending.password = self
+            .store
+            .random_password(self.config.password_length, &self.config.exclude_characters)
+            .await?;
+        if strategy == Strategy::PostgresAlternatingUsers {
+            pending.username = pg::alternate_user(&current.username);
+        }
+        let value =
+            serde_json::to_string(&pending).map_err(|e| RotationError::MalformedSecret {
+                secret: secret.clone(),
+                stage: AWSPENDING.to_owned(),
+                problem: e.to_string(),
+            })?;
+        self.store
+            .put_pending(
+                secret,
+                &event.token,
+                &value,
+                event.rotation_token.as_deref(),
+            )
+            .await?;
+        Ok(Outcome::PendingCreated)
+    }
+
+    async fn set(
+        &self,
+        event: &RotationEvent,
+        strategy: Strategy,
+    ) -> Result<Outcome, RotationError> {
+        let secret = &event.secret_id;
+        let timeout = self.config.database_timeout;
+        let current = self.current(secret).await?;
+        let pending = self.pending(event).await?;
+        pg::same_server(secret, &current, &pending)?;
+        let already =
+            pg::logs_in(&pending, timeout)
+                .await
+                .map_err(|source| RotationError::Database {
+                    secret: secret.clone(),
+                    source,
+                })?;
+        if already {
+            return Ok(Outcome::AlreadySet);
+        }
+        match strategy {
+            Strategy::PostgresSingleUser => {
+                let mut candidates = vec![current.clone()];
+                match self.store.value_at(secret, AWSPREVIOUS).await {
+                    Ok(previous) => {
+                        let previous = parse_credentials(secret, AWSPREVIOUS, &previous)?;
+                        pg::same_server(secret, &current, &previous)?;
+                        candidates.push(previous);
+                    }
+                    Err(SecretError::NotFound { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+                pg::set_single_user(secret, &candidates, &pending, timeout).await?;
+            }
+            Strategy::PostgresAlternatingUsers => {
+                let master_arn =
+                    current
+                        .masterarn
+                        .clone()
+                        .ok_or_else(|| RotationError::MalformedSecret {
+                            secret: secret.clone(),
+                            stage: AWSCURRENT.to_owned(),
+                            problem: "postgres-alternating-users needs masterarn".to_owned(),
+                        })?;
+                let master_value = self.store.value_at(&master_arn, AWSCURRENT).await?;
+                let master = parse_credentials(&master_arn, AWSCURRENT, &master_value)?;
+                if master.host != pending.host || master.port != pending.port {
+                    return Err(RotationError::HostMismatch {
+                        secret: secret.clone(),
+                        pending: format!("{}:{}", pending.host, pending.port),
+                        current: format!("{}:{} (master)", master.host, master.port),
+                    });
+                }
+                pg::set_alternating_users(secret, &master, &pending, timeout).await?;
+            }
+        }
+        Ok(Outcome::Set)
+    }
+
+    async fn test(&self, event: &RotationEvent) -> Result<Outcome, RotationError> {
+        let pending = self.pending(event).await?;
+        pg::test_login(&event.secret_id, &pending, self.config.database_timeout).await?;
+        Ok(Outcome::Tested)
+    }
+
+    async fn finish(
+        &self,
+        event: &RotationEvent,
+        description: &SecretDescription,
+    ) -> Result<Outcome, RotationError> {
+        match description.version_with(AWSCURRENT) {
+            Some(current) => {
+                self.store
+                    .move_current(&event.secret_id, &event.token, current)
+                    .await?
+            }
+            None => {
+                return Err(RotationError::MalformedSecret {
+                    secret: description.name.clone(),
+                    stage: AWSCURRENT.to_owned(),
+                    problem: "no version is staged AWSCURRENT".to_owned(),
+                });
+            }
+        }
+        Ok(Outcome::Finished)
+    }
+}

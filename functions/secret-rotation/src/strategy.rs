@@ -1,0 +1,49 @@
+//! How a kind of secret is rotated upstream. The strategy comes from the secret's
+//! `rotation-strategy` tag and is checked before anything changes.
+
+use std::collections::HashMap;
+
+use crate::error::RotationError;
+
+pub const STRATEGY_TAG: &str = "rotation-strategy";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    PostgresSingleUser,
+    PostgresAlternatingUsers,
+}
+
+impl Strategy {
+    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::PostgresSingleUser => "postgres-single-user",
+            Strategy::PostgresAlternatingUsers => "postgres-alternating-users",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Strategy> {
+        match name {
+            "postgres-single-user" => Some(Strategy::PostgresSingleUser),
+            "postgres-alternating-users" => Some(Strategy::PostgresAlternatingUsers),
+            _ => None,
+        }
+    }
+
+    pub fn from_tags(
+        secret: &str,
+        tags: &HashMap<String, String>,
+    ) -> Result<Strategy, RotationError> {
+        let tag = tags.get(STRATEGY_TAG);
+        tag.and_then(|name| Strategy::parse(name))
+            .ok_or_else(|| RotationError::UnknownStrategy {
+                secret: secret.to_owned(),
+                found: match tag {
+                    Some(name) => format!("tag {STRATEGY_TAG}={name:?}"),
+                    None => format!("no {STRATEGY_TAG} tag"),
+                },
+                expected: Strategy::NAMES,
+            })
+    }
+}
