@@ -80,12 +80,7 @@ pub struct Alert {
 
 impl Alert {
     /// Starts a firing alert; `dedup_key` identifies the condition across repeats.
-    pub fn new(
-        source: &str,
-        severity: Severity,
-        dedup_key: impl Into<String>,
-        title: impl Into<String>,
-    ) -> Self {
+    pub fn new(source: &str, severity: Severity, dedup_key: impl Into<String>, title: impl Into<String>) -> Self {
         Alert {
             version: 1,
             source: source.to_owned(),
@@ -116,10 +111,7 @@ impl Alert {
     }
 
     pub fn link(mut self, title: impl Into<String>, url: impl Into<String>) -> Self {
-        self.links.push(Link {
-            title: title.into(),
-            url: url.into(),
-        });
+        self.links.push(Link { title: title.into(), url: url.into() });
         self
     }
 
@@ -146,38 +138,21 @@ impl Alert {
         let mut trimmed = self.clone();
         let original = body.len();
         let details_text = Value::Object(std::mem::take(&mut trimmed.details)).to_string();
-        trimmed
-            .details
-            .insert("truncated".into(), Value::Bool(true));
-        trimmed
-            .details
-            .insert("original_bytes".into(), Value::from(original));
+        trimmed.details.insert("truncated".into(), Value::Bool(true));
+        trimmed.details.insert("original_bytes".into(), Value::from(original));
         let skeleton = serde_json::to_string(&trimmed).unwrap_or_default().len();
         let room = MAX_BODY_BYTES.saturating_sub(skeleton + 64);
         if room > 0 {
             // The excerpt is escaped again inside a JSON string; halve the room for safety.
-            trimmed.details.insert(
-                "excerpt".into(),
-                Value::String(cut_at_char(&details_text, room / 2).to_owned()),
-            );
+            trimmed.details.insert("excerpt".into(), Value::String(cut_at_char(&details_text, room / 2).to_owned()));
         }
-        if serde_json::to_string(&trimmed)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX)
-            > MAX_BODY_BYTES
-        {
+        if serde_json::to_string(&trimmed).map(|b| b.len()).unwrap_or(usize::MAX) > MAX_BODY_BYTES {
             trimmed.details.remove("excerpt");
-            let summary_room =
-                MAX_BODY_BYTES.saturating_sub(skeleton - trimmed.summary.len() + 256) / 2;
-            trimmed.summary = format!(
-                "{} [summary truncated]",
-                cut_at_char(&trimmed.summary, summary_room)
-            );
+            let summary_room = MAX_BODY_BYTES.saturating_sub(skeleton - trimmed.summary.len() + 256) / 2;
+            trimmed.summary = format!("{} [summary truncated]", cut_at_char(&trimmed.summary, summary_room));
         }
         if !trimmed.summary.ends_with("[summary truncated]") {
-            trimmed.summary.push_str(&format!(
-                " [details truncated from {original} bytes to fit SNS]"
-            ));
+            trimmed.summary.push_str(&format!(" [details truncated from {original} bytes to fit SNS]"));
         }
         serde_json::to_string(&trimmed).unwrap_or_default()
     }
@@ -227,10 +202,7 @@ pub struct PublishError {
 
 /// Where alerts go. Implemented by SNS in production and by a recorder in unit tests.
 pub trait AlertSink: Send + Sync {
-    fn publish(
-        &self,
-        alert: &Alert,
-    ) -> impl std::future::Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, alert: &Alert) -> impl std::future::Future<Output = Result<(), PublishError>> + Send;
 }
 
 /// Publishes alerts to an SNS topic with `severity` and `source` message attributes.
@@ -242,10 +214,7 @@ pub struct SnsAlertPublisher {
 
 impl SnsAlertPublisher {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
-        SnsAlertPublisher {
-            client,
-            topic_arn: topic_arn.into(),
-        }
+        SnsAlertPublisher { client, topic_arn: topic_arn.into() }
     }
 
     pub fn topic_arn(&self) -> &str {
@@ -253,23 +222,14 @@ impl SnsAlertPublisher {
     }
 
     /// Publishes a ready-made message: the alert forwarder sends plain text, others JSON.
-    pub async fn publish_raw(
-        &self,
-        subject: &str,
-        body: &str,
-        alert: &Alert,
-    ) -> Result<(), PublishError> {
+    pub async fn publish_raw(&self, subject: &str, body: &str, alert: &Alert) -> Result<(), PublishError> {
         use aws_sdk_sns::types::MessageAttributeValue;
         let attribute = |value: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| PublishError {
-                    topic: self.topic_arn.clone(),
-                    dedup_key: alert.dedup_key.clone(),
-                    detail: e.to_string(),
-                })
+            MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| PublishError {
+                topic: self.topic_arn.clone(),
+                dedup_key: alert.dedup_key.clone(),
+                detail: e.to_string(),
+            })
         };
         self.client
             .publish()
@@ -277,14 +237,7 @@ impl SnsAlertPublisher {
             .subject(ascii_subject(subject))
             .message(cut_at_char(body, MAX_BODY_BYTES))
             .message_attributes("severity", attribute(alert.severity.as_str())?)
-            .message_attributes(
-                "source",
-                attribute(if alert.source.is_empty() {
-                    "unknown"
-                } else {
-                    &alert.source
-                })?,
-            )
+            .message_attributes("source", attribute(if alert.source.is_empty() { "unknown" } else { &alert.source })?)
             .send()
             .await
             .map_err(|err| PublishError {
@@ -298,8 +251,7 @@ impl SnsAlertPublisher {
 
 impl AlertSink for SnsAlertPublisher {
     async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
-        self.publish_raw(&alert.subject(), &alert.to_body(), alert)
-            .await
+        self.publish_raw(&alert.subject(), &alert.to_body(), alert).await
     }
 }
 
@@ -309,15 +261,10 @@ mod tests {
 
     #[test]
     fn body_round_trips_with_the_contract_fields() {
-        let alert = Alert::new(
-            "scheduled-backup",
-            Severity::Critical,
-            "backup:db",
-            "Backup failed",
-        )
-        .summary("pg_dump exited 1")
-        .detail("database", "postgres")
-        .link("runbook", "https://example.com");
+        let alert = Alert::new("scheduled-backup", Severity::Critical, "backup:db", "Backup failed")
+            .summary("pg_dump exited 1")
+            .detail("database", "postgres")
+            .link("runbook", "https://example.com");
         let body: Value = serde_json::from_str(&alert.to_body()).expect("json");
         for field in [
             "version",
@@ -369,11 +316,6 @@ mod tests {
         assert!(subject.is_ascii());
         assert!(subject.len() <= MAX_SUBJECT_CHARS);
         assert!(subject.starts_with("[CRITICAL] Datenbank ? nicht"));
-        assert!(
-            Alert::new("x", Severity::Warning, "k", "ok")
-                .resolved()
-                .subject()
-                .starts_with("[RESOLVED]")
-        );
+        assert!(Alert::new("x", Severity::Warning, "k", "ok").resolved().subject().starts_with("[RESOLVED]"));
     }
 }

@@ -7,8 +7,7 @@ use crate::config::CommonConfig;
 
 /// Loads the shared SDK configuration once per cold start.
 pub async fn load_sdk_config(common: &CommonConfig) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(common.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(common.region.clone()));
     if let Some(endpoint) = &common.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
@@ -38,8 +37,7 @@ impl AwsClients {
 /// S3 with path-style addressing whenever a custom endpoint is configured: virtual-host
 /// buckets do not resolve on a local endpoint and there is no environment switch for it.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let builder =
-        aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
+    let builder = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
     aws_sdk_s3::Client::from_conf(builder.build())
 }
 

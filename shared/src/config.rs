@@ -18,10 +18,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub fn malformed(var: &str, problem: impl Display) -> Self {
-        ConfigError::Malformed {
-            var: var.to_owned(),
-            problem: problem.to_string(),
-        }
+        ConfigError::Malformed { var: var.to_owned(), problem: problem.to_string() }
     }
 
     /// The variable this error is about.
@@ -41,36 +38,20 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Env {
-            vars: std::env::vars().collect(),
-        }
+        Env { vars: std::env::vars().collect() }
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Env {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// The value of `var` if set and not blank; surrounding whitespace is trimmed.
     pub fn get(&self, var: &str) -> Option<&str> {
-        self.vars
-            .get(var)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+        self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, var: &str) -> Result<String, ConfigError> {
-        self.get(var)
-            .map(str::to_owned)
-            .ok_or_else(|| ConfigError::Missing {
-                var: var.to_owned(),
-            })
+        self.get(var).map(str::to_owned).ok_or_else(|| ConfigError::Missing { var: var.to_owned() })
     }
 
     pub fn optional(&self, var: &str) -> Option<String> {
@@ -89,19 +70,12 @@ impl Env {
     {
         match self.get(var) {
             None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|e| ConfigError::malformed(var, format!("{raw:?}: {e}"))),
+            Some(raw) => raw.parse().map_err(|e| ConfigError::malformed(var, format!("{raw:?}: {e}"))),
         }
     }
 
     /// Like [`Env::parse_or`] but also refuses values outside `range`.
-    pub fn parse_in_range<T>(
-        &self,
-        var: &str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
+    pub fn parse_in_range<T>(&self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + Display + Copy,
         T::Err: Display,
@@ -110,10 +84,7 @@ impl Env {
         if range.contains(&value) {
             Ok(value)
         } else {
-            Err(ConfigError::malformed(
-                var,
-                format!("{value} is outside {}..={}", range.start(), range.end()),
-            ))
+            Err(ConfigError::malformed(var, format!("{value} is outside {}..={}", range.start(), range.end())))
         }
     }
 
@@ -121,15 +92,15 @@ impl Env {
     pub fn json_or<T: DeserializeOwned>(&self, var: &str, default: T) -> Result<T, ConfigError> {
         match self.get(var) {
             None => Ok(default),
-            Some(raw) => serde_json::from_str(raw)
-                .map_err(|e| ConfigError::malformed(var, format!("invalid JSON: {e}"))),
+            Some(raw) => {
+                serde_json::from_str(raw).map_err(|e| ConfigError::malformed(var, format!("invalid JSON: {e}")))
+            }
         }
     }
 
     pub fn json_required<T: DeserializeOwned>(&self, var: &str) -> Result<T, ConfigError> {
         let raw = self.required(var)?;
-        serde_json::from_str(&raw)
-            .map_err(|e| ConfigError::malformed(var, format!("invalid JSON: {e}")))
+        serde_json::from_str(&raw).map_err(|e| ConfigError::malformed(var, format!("invalid JSON: {e}")))
     }
 
     /// An ARN-valued variable: must look like `arn:<partition>:<service>:...`.
@@ -153,14 +124,7 @@ fn check_arn(var: &str, value: &str, service: &str) -> Result<(), ConfigError> {
         && parts.next().is_some_and(|p| !p.is_empty())
         && parts.next() == Some(service)
         && parts.count() == 3;
-    if well_formed {
-        Ok(())
-    } else {
-        Err(ConfigError::malformed(
-            var,
-            format!("{value:?} is not an {service} ARN"),
-        ))
-    }
+    if well_formed { Ok(()) } else { Err(ConfigError::malformed(var, format!("{value:?} is not an {service} ARN"))) }
 }
 
 /// Settings every function shares (DESIGN.md, "Contracts").
@@ -186,9 +150,10 @@ impl SentryConfig {
         // Parse the DSN here: sentry panics on an invalid DSN string.
         let dsn = match env.get("SENTRY_DSN") {
             None => None,
-            Some(raw) => Some(raw.parse::<sentry::types::Dsn>().map_err(|e| {
-                ConfigError::malformed("SENTRY_DSN", format!("not a valid DSN: {e}"))
-            })?),
+            Some(raw) => Some(
+                raw.parse::<sentry::types::Dsn>()
+                    .map_err(|e| ConfigError::malformed("SENTRY_DSN", format!("not a valid DSN: {e}")))?,
+            ),
         };
         let traces_sample_rate = env.parse_or("SENTRY_TRACES_SAMPLE_RATE", 0.1_f32)?;
         if !(0.0..=1.0).contains(&traces_sample_rate) {
@@ -197,11 +162,7 @@ impl SentryConfig {
                 format!("{traces_sample_rate} is outside 0.0..=1.0"),
             ));
         }
-        Ok(SentryConfig {
-            dsn,
-            environment: env.or("SENTRY_ENVIRONMENT", "production"),
-            traces_sample_rate,
-        })
+        Ok(SentryConfig { dsn, environment: env.or("SENTRY_ENVIRONMENT", "production"), traces_sample_rate })
     }
 }
 
@@ -224,10 +185,7 @@ mod tests {
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![
             ("AWS_REGION", "us-east-1"),
-            (
-                "ALERT_TOPIC_ARN",
-                "arn:aws:sns:us-east-1:123456789012:ops-alerts",
-            ),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:ops-alerts"),
             ("STATE_TABLE", "ops-state"),
         ]
     }
@@ -254,19 +212,10 @@ mod tests {
             (&[("STATE_TABLE", "")], "STATE_TABLE"),
             (&[("ALERT_TOPIC_ARN", "")], "ALERT_TOPIC_ARN"),
             (&[("ALERT_TOPIC_ARN", "ops-alerts")], "ALERT_TOPIC_ARN"),
-            (
-                &[("ALERT_TOPIC_ARN", "arn:aws:sqs:us-east-1:1:q")],
-                "ALERT_TOPIC_ARN",
-            ),
+            (&[("ALERT_TOPIC_ARN", "arn:aws:sqs:us-east-1:1:q")], "ALERT_TOPIC_ARN"),
             (&[("SENTRY_DSN", "not a dsn")], "SENTRY_DSN"),
-            (
-                &[("SENTRY_TRACES_SAMPLE_RATE", "lots")],
-                "SENTRY_TRACES_SAMPLE_RATE",
-            ),
-            (
-                &[("SENTRY_TRACES_SAMPLE_RATE", "1.5")],
-                "SENTRY_TRACES_SAMPLE_RATE",
-            ),
+            (&[("SENTRY_TRACES_SAMPLE_RATE", "lots")], "SENTRY_TRACES_SAMPLE_RATE"),
+            (&[("SENTRY_TRACES_SAMPLE_RATE", "1.5")], "SENTRY_TRACES_SAMPLE_RATE"),
         ];
         for (overrides, var) in cases {
             let err = CommonConfig::from_env(&with(overrides)).expect_err("config must be refused");
@@ -278,26 +227,13 @@ mod tests {
     #[test]
     fn blank_values_count_as_missing() {
         let env = Env::from_pairs([("X", "   ")]);
-        assert!(matches!(
-            env.required("X"),
-            Err(ConfigError::Missing { .. })
-        ));
+        assert!(matches!(env.required("X"), Err(ConfigError::Missing { .. })));
     }
 
     #[test]
     fn range_and_json_checks_name_the_variable() {
         let env = Env::from_pairs([("N", "0"), ("J", "{oops")]);
-        assert_eq!(
-            env.parse_in_range("N", 5_u32, 1..=10)
-                .expect_err("out of range")
-                .var(),
-            "N"
-        );
-        assert_eq!(
-            env.json_or::<serde_json::Value>("J", serde_json::Value::Null)
-                .expect_err("bad json")
-                .var(),
-            "J"
-        );
+        assert_eq!(env.parse_in_range("N", 5_u32, 1..=10).expect_err("out of range").var(), "N");
+        assert_eq!(env.json_or::<serde_json::Value>("J", serde_json::Value::Null).expect_err("bad json").var(), "J");
     }
 }

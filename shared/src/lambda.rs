@@ -56,19 +56,10 @@ impl Startup {
         let sdk = load_sdk_config(&common).await;
         let clients = AwsClients::new(&sdk);
         let secrets = Arc::new(
-            SecretCache::new(clients.secrets.clone(), scrubber.clone())
-                .with_fallback(EnvFallback::from_env(&env)?),
+            SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?),
         );
         let alerts = SnsAlertPublisher::new(clients.sns.clone(), common.alert_topic_arn.clone());
-        Ok(Startup {
-            env,
-            common,
-            sdk,
-            clients,
-            secrets,
-            alerts,
-            scrubber,
-        })
+        Ok(Startup { env, common, sdk, clients, secrets, alerts, scrubber })
     }
 }
 
@@ -81,11 +72,7 @@ pub struct Function<H> {
 
 impl<H: Handler> Function<H> {
     pub fn new(name: &'static str, handler: H, scrubber: Scrubber) -> Self {
-        Function {
-            name,
-            handler,
-            scrubber,
-        }
+        Function { name, handler, scrubber }
     }
 
     pub fn handler(&self) -> &H {
@@ -101,14 +88,10 @@ impl<H: Handler> Function<H> {
                 error_type: "InvalidEvent".to_owned(),
                 error_message: format!("{} cannot handle this event: {err}", self.name),
             }),
-            Ok(event) => self
-                .handler
-                .handle(event, ctx)
-                .await
-                .map_err(|err| Diagnostic {
-                    error_type: err.kind().to_owned(),
-                    error_message: self.scrubber.scrub_str(&error_chain(&err)),
-                }),
+            Ok(event) => self.handler.handle(event, ctx).await.map_err(|err| Diagnostic {
+                error_type: err.kind().to_owned(),
+                error_message: self.scrubber.scrub_str(&error_chain(&err)),
+            }),
         };
         if let Err(diagnostic) = &result {
             tracing::error!(error_type = %diagnostic.error_type, error = %diagnostic.error_message, "invocation failed");
@@ -188,10 +171,7 @@ where
 fn startup_failed(name: &str, err: &dyn std::error::Error) -> ExitCode {
     let message = error_chain(err);
     tracing::error!(function = name, error = %message, "start-up failed");
-    sentry::capture_message(
-        &format!("{name} start-up failed: {message}"),
-        sentry::Level::Fatal,
-    );
+    sentry::capture_message(&format!("{name} start-up failed: {message}"), sentry::Level::Fatal);
     if let Some(client) = sentry::Hub::current().client() {
         client.flush(Some(crate::telemetry::SENTRY_FLUSH_TIMEOUT));
     }

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod aws;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod lambda;
 pub mod postgres;

@@ -48,23 +48,11 @@ impl fmt::Debug for DbCredentials {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database {host}:{port} refused the credentials of user {user}")]
-    AuthFailed {
-        host: String,
-        port: u16,
-        user: String,
-    },
+    AuthFailed { host: String, port: u16, user: String },
     #[error("database {host}:{port} is unreachable: {detail}")]
-    Unreachable {
-        host: String,
-        port: u16,
-        detail: String,
-    },
+    Unreachable { host: String, port: u16, detail: String },
     #[error("database {host}:{port} did not answer within {seconds} s")]
-    Timeout {
-        host: String,
-        port: u16,
-        seconds: u64,
-    },
+    Timeout { host: String, port: u16, seconds: u64 },
     #[error("database query failed: {0}")]
     Query(String),
 }
@@ -100,14 +88,9 @@ impl DbCredentials {
     /// Opens a connection; the connection task ends when the returned client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<Client, DbError> {
         let config = self.config(timeout);
-        let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await
-        {
+        let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
             Err(_) => {
-                return Err(DbError::Timeout {
-                    host: self.host.clone(),
-                    port: self.port,
-                    seconds: timeout.as_secs(),
-                });
+                return Err(DbError::Timeout { host: self.host.clone(), port: self.port, seconds: timeout.as_secs() });
             }
             Ok(Err(err)) => return Err(self.classify(&err)),
             Ok(Ok(pair)) => pair,
@@ -122,21 +105,12 @@ impl DbCredentials {
 
     fn classify(&self, err: &tokio_postgres::Error) -> DbError {
         let auth = err.as_db_error().is_some_and(|db| {
-            *db.code() == SqlState::INVALID_PASSWORD
-                || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            *db.code() == SqlState::INVALID_PASSWORD || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         });
         if auth {
-            DbError::AuthFailed {
-                host: self.host.clone(),
-                port: self.port,
-                user: self.username.clone(),
-            }
+            DbError::AuthFailed { host: self.host.clone(), port: self.port, user: self.username.clone() }
         } else {
-            DbError::Unreachable {
-                host: self.host.clone(),
-                port: self.port,
-                detail: describe(err),
-            }
+            DbError::Unreachable { host: self.host.clone(), port: self.port, detail: describe(err) }
         }
     }
 }
@@ -158,8 +132,7 @@ mod tests {
     #[test]
     fn debug_output_hides_the_password() {
         let creds: DbCredentials =
-            serde_json::from_str(r#"{"host":"h","username":"u","password":"s3cr3t-value"}"#)
-                .expect("parses");
+            serde_json::from_str(r#"{"host":"h","username":"u","password":"s3cr3t-value"}"#).expect("parses");
         assert_eq!(creds.port, 5432);
         assert_eq!(creds.dbname, "postgres");
         assert!(!format!("{creds:?}").contains("s3cr3t-value"));

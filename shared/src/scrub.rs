@@ -44,9 +44,7 @@ pub struct Scrubber {
 
 pub fn is_credential_field(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    CREDENTIAL_FIELDS
-        .iter()
-        .any(|f| lower == *f || lower.ends_with(&format!("_{f}")))
+    CREDENTIAL_FIELDS.iter().any(|f| lower == *f || lower.ends_with(&format!("_{f}")))
 }
 
 impl Scrubber {
@@ -101,10 +99,7 @@ impl Scrubber {
             Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_json(v)),
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
-                    if is_credential_field(key)
-                        && !matches!(v, Value::Null | Value::Bool(_))
-                        && !v.is_object()
-                    {
+                    if is_credential_field(key) && !matches!(v, Value::Null | Value::Bool(_)) && !v.is_object() {
                         *v = Value::String(FILTERED.to_owned());
                     } else {
                         self.scrub_json(v);
@@ -118,15 +113,11 @@ impl Scrubber {
 
 fn collect_leaves(value: &Value, key: Option<&str>, found: &mut Vec<String>) {
     match value {
-        Value::String(s) => {
-            if !s.is_empty() && (s.len() >= MIN_LEAF_LEN || key.is_some_and(is_credential_field)) {
-                found.push(s.clone());
-            }
+        Value::String(s) if !s.is_empty() && (s.len() >= MIN_LEAF_LEN || key.is_some_and(is_credential_field)) => {
+            found.push(s.clone());
         }
         Value::Array(items) => items.iter().for_each(|v| collect_leaves(v, key, found)),
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(k, v)| collect_leaves(v, Some(k), found)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| collect_leaves(v, Some(k), found)),
         _ => {}
     }
 }
@@ -138,9 +129,7 @@ mod tests {
     #[test]
     fn registered_values_and_credential_fields_are_removed() {
         let scrubber = Scrubber::default();
-        scrubber.register(
-            r#"{"username":"app","password":"pw","host":"db.internal.example.com","port":5432}"#,
-        );
+        scrubber.register(r#"{"username":"app","password":"pw","host":"db.internal.example.com","port":5432}"#);
         scrubber.register("sk-live-1234567890");
         let mut doc = serde_json::json!({
             "message": "login with sk-live-1234567890 failed for db.internal.example.com",
@@ -151,9 +140,6 @@ mod tests {
         assert!(!text.contains("sk-live-1234567890"));
         assert!(!text.contains("db.internal.example.com"));
         assert!(!text.contains("other"));
-        assert!(
-            text.contains("\"user\":\"app\""),
-            "non-secret short values stay: {text}"
-        );
+        assert!(text.contains("\"user\":\"app\""), "non-secret short values stay: {text}");
     }
 }

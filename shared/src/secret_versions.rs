@@ -27,10 +27,7 @@ impl SecretDescription {
     }
 
     pub fn version_with(&self, stage: &str) -> Option<&str> {
-        self.versions
-            .iter()
-            .find(|(_, stages)| stages.iter().any(|s| s == stage))
-            .map(|(v, _)| v.as_str())
+        self.versions.iter().find(|(_, stages)| stages.iter().any(|s| s == stage)).map(|(v, _)| v.as_str())
     }
 }
 
@@ -44,10 +41,7 @@ pub struct StoreError {
 
 /// The secret-version operations of the rotation protocol.
 pub trait SecretVersions: Send + Sync {
-    fn describe(
-        &self,
-        secret: &str,
-    ) -> impl Future<Output = Result<SecretDescription, StoreError>> + Send;
+    fn describe(&self, secret: &str) -> impl Future<Output = Result<SecretDescription, StoreError>> + Send;
     /// The value of `version` if it holds `stage`; `Ok(None)` when it has no such value.
     fn value_of(
         &self,
@@ -55,11 +49,7 @@ pub trait SecretVersions: Send + Sync {
         version: &str,
         stage: &str,
     ) -> impl Future<Output = Result<Option<SecretValue>, SecretError>> + Send;
-    fn value_at(
-        &self,
-        secret: &str,
-        stage: &str,
-    ) -> impl Future<Output = Result<SecretValue, SecretError>> + Send;
+    fn value_at(&self, secret: &str, stage: &str) -> impl Future<Output = Result<SecretValue, SecretError>> + Send;
     fn put_pending(
         &self,
         secret: &str,
@@ -73,11 +63,7 @@ pub trait SecretVersions: Send + Sync {
         to_version: &str,
         from_version: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn random_password(
-        &self,
-        length: i64,
-        exclude: &str,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn random_password(&self, length: i64, exclude: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 #[derive(Clone, Debug)]
@@ -93,61 +79,29 @@ impl SecretsManagerVersions {
 
 impl SecretVersions for SecretsManagerVersions {
     async fn describe(&self, secret: &str) -> Result<SecretDescription, StoreError> {
-        let out = self
-            .client
-            .describe_secret()
-            .secret_id(secret)
-            .send()
-            .await
-            .map_err(|err| StoreError {
-                operation: "DescribeSecret",
-                secret: secret.to_owned(),
-                detail: describe_sdk_error(&err),
-            })?;
+        let out = self.client.describe_secret().secret_id(secret).send().await.map_err(|err| StoreError {
+            operation: "DescribeSecret",
+            secret: secret.to_owned(),
+            detail: describe_sdk_error(&err),
+        })?;
         Ok(SecretDescription {
             name: out.name().unwrap_or(secret).to_owned(),
             arn: out.arn().unwrap_or_default().to_owned(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
-            rotation_days: out
-                .rotation_rules()
-                .and_then(|r| r.automatically_after_days()),
-            rotation_schedule: out
-                .rotation_rules()
-                .and_then(|r| r.schedule_expression())
-                .map(str::to_owned),
-            tags: out
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                .collect(),
+            rotation_days: out.rotation_rules().and_then(|r| r.automatically_after_days()),
+            rotation_schedule: out.rotation_rules().and_then(|r| r.schedule_expression()).map(str::to_owned),
+            tags: out.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
             versions: out.version_ids_to_stages().cloned().unwrap_or_default(),
         })
     }
 
-    async fn value_of(
-        &self,
-        secret: &str,
-        version: &str,
-        stage: &str,
-    ) -> Result<Option<SecretValue>, SecretError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(secret)
-            .version_id(version)
-            .version_stage(stage)
-            .send()
-            .await;
+    async fn value_of(&self, secret: &str, version: &str, stage: &str) -> Result<Option<SecretValue>, SecretError> {
+        let result =
+            self.client.get_secret_value().secret_id(secret).version_id(version).version_stage(stage).send().await;
         match result {
-            Ok(out) => Ok(out.secret_string.map(|value| SecretValue {
-                version_id: out.version_id,
-                value,
-            })),
+            Ok(out) => Ok(out.secret_string.map(|value| SecretValue { version_id: out.version_id, value })),
             Err(err) if sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
-            Err(err) => Err(SecretError::Unavailable {
-                id: secret.to_owned(),
-                detail: describe_sdk_error(&err),
-            }),
+            Err(err) => Err(SecretError::Unavailable { id: secret.to_owned(), detail: describe_sdk_error(&err) }),
         }
     }
 
@@ -180,12 +134,7 @@ impl SecretVersions for SecretsManagerVersions {
         Ok(())
     }
 
-    async fn move_current(
-        &self,
-        secret: &str,
-        to_version: &str,
-        from_version: &str,
-    ) -> Result<(), StoreError> {
+    async fn move_current(&self, secret: &str, to_version: &str, from_version: &str) -> Result<(), StoreError> {
         self.client
             .update_secret_version_stage()
             .secret_id(secret)

@@ -25,11 +25,7 @@ pub enum SecretError {
     #[error("secret {id} ({stage}) holds binary data, not a string")]
     NotString { id: String, stage: String },
     #[error("secret {id} ({stage}) is not the expected JSON: {problem}")]
-    Malformed {
-        id: String,
-        stage: String,
-        problem: String,
-    },
+    Malformed { id: String, stage: String, problem: String },
     #[error("access to secret {id} was denied: {detail}")]
     AccessDenied { id: String, detail: String },
     #[error("could not read secret {id}: {detail}")]
@@ -49,12 +45,7 @@ impl SecretValue {
             id: id.to_owned(),
             stage: stage.to_owned(),
             // serde's message may quote the input: keep only the position and the category.
-            problem: format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
+            problem: format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
         })
     }
 }
@@ -70,9 +61,7 @@ pub struct EnvFallback {
 impl EnvFallback {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let enabled = env.parse_or("SECRETS_ENV_FALLBACK", false)?;
-        Ok(EnvFallback {
-            env: enabled.then(|| env.clone()),
-        })
+        Ok(EnvFallback { env: enabled.then(|| env.clone()) })
     }
 
     pub fn variable_for(id: &str) -> String {
@@ -87,15 +76,7 @@ impl EnvFallback {
             }
             None => id,
         };
-        name.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
     }
 
     fn lookup(&self, id: &str) -> Option<String> {
@@ -158,10 +139,7 @@ impl SecretCache {
     pub async fn get_stage(&self, id: &str, stage: &str) -> Result<SecretValue, SecretError> {
         if let Some(value) = self.fallback.lookup(id) {
             self.scrubber.register(&value);
-            return Ok(SecretValue {
-                version_id: None,
-                value,
-            });
+            return Ok(SecretValue { version_id: None, value });
         }
         let key = (id.to_owned(), stage.to_owned());
         let mut entries = self.entries.lock().await;
@@ -172,22 +150,13 @@ impl SecretCache {
         }
         let value = read_stage(&self.client, id, stage).await?;
         self.scrubber.register(&value.value);
-        entries.insert(
-            key,
-            Entry {
-                value: value.clone(),
-                fetched: Instant::now(),
-            },
-        );
+        entries.insert(key, Entry { value: value.clone(), fetched: Instant::now() });
         Ok(value)
     }
 
     /// Forgets every cached stage of `id`, so the next read goes to Secrets Manager.
     pub async fn invalidate(&self, id: &str) {
-        self.entries
-            .lock()
-            .await
-            .retain(|(cached, _), _| cached != id);
+        self.entries.lock().await.retain(|(cached, _), _| cached != id);
     }
 
     /// Reads the current value fresh, bypassing and replacing the cache.
@@ -212,10 +181,7 @@ impl SecretCache {
         let value = self.get(id).await?;
         match call(value).await {
             Err(err) if is_auth_failure(&err) => {
-                tracing::info!(
-                    secret = id,
-                    "credential refused; re-reading the secret once"
-                );
+                tracing::info!(secret = id, "credential refused; re-reading the secret once");
                 let fresh = self.refresh(id).await?;
                 call(fresh).await
             }
@@ -225,44 +191,20 @@ impl SecretCache {
 }
 
 /// One uncached read of `id` at `stage`, the only place this crate calls GetSecretValue.
-pub async fn read_stage(
-    client: &Client,
-    id: &str,
-    stage: &str,
-) -> Result<SecretValue, SecretError> {
-    let output = client
-        .get_secret_value()
-        .secret_id(id)
-        .version_stage(stage)
-        .send()
-        .await
-        .map_err(|err| {
-            let detail = describe_sdk_error(&err);
-            match sdk_error_code(&err) {
-                Some("ResourceNotFoundException") => SecretError::NotFound {
-                    id: id.to_owned(),
-                    stage: stage.to_owned(),
-                },
-                Some("AccessDeniedException") | Some("UnrecognizedClientException") => {
-                    SecretError::AccessDenied {
-                        id: id.to_owned(),
-                        detail,
-                    }
-                }
-                _ => SecretError::Unavailable {
-                    id: id.to_owned(),
-                    detail,
-                },
+pub async fn read_stage(client: &Client, id: &str, stage: &str) -> Result<SecretValue, SecretError> {
+    let output = client.get_secret_value().secret_id(id).version_stage(stage).send().await.map_err(|err| {
+        let detail = describe_sdk_error(&err);
+        match sdk_error_code(&err) {
+            Some("ResourceNotFoundException") => SecretError::NotFound { id: id.to_owned(), stage: stage.to_owned() },
+            Some("AccessDeniedException") | Some("UnrecognizedClientException") => {
+                SecretError::AccessDenied { id: id.to_owned(), detail }
             }
-        })?;
-    let value = output.secret_string.ok_or_else(|| SecretError::NotString {
-        id: id.to_owned(),
-        stage: stage.to_owned(),
+            _ => SecretError::Unavailable { id: id.to_owned(), detail },
+        }
     })?;
-    Ok(SecretValue {
-        version_id: output.version_id,
-        value,
-    })
+    let value =
+        output.secret_string.ok_or_else(|| SecretError::NotString { id: id.to_owned(), stage: stage.to_owned() })?;
+    Ok(SecretValue { version_id: output.version_id, value })
 }
 
 #[cfg(test)]
@@ -271,10 +213,7 @@ mod tests {
 
     #[test]
     fn fallback_variable_names() {
-        assert_eq!(
-            EnvFallback::variable_for("cineview-gemini-api"),
-            "CINEVIEW_GEMINI_API"
-        );
+        assert_eq!(EnvFallback::variable_for("cineview-gemini-api"), "CINEVIEW_GEMINI_API");
         assert_eq!(
             EnvFallback::variable_for(
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:cineview-ai-engine-api-AbCdEf"
@@ -286,27 +225,13 @@ mod tests {
     #[test]
     fn fallback_is_off_unless_configured() {
         let env = Env::from_pairs([("CINEVIEW_GEMINI_API", "dev-key")]);
-        assert!(
-            EnvFallback::from_env(&env)
-                .expect("valid")
-                .lookup("cineview-gemini-api")
-                .is_none()
-        );
-        let env = Env::from_pairs([
-            ("CINEVIEW_GEMINI_API", "dev-key"),
-            ("SECRETS_ENV_FALLBACK", "true"),
-        ]);
+        assert!(EnvFallback::from_env(&env).expect("valid").lookup("cineview-gemini-api").is_none());
+        let env = Env::from_pairs([("CINEVIEW_GEMINI_API", "dev-key"), ("SECRETS_ENV_FALLBACK", "true")]);
         assert_eq!(
-            EnvFallback::from_env(&env)
-                .expect("valid")
-                .lookup("cineview-gemini-api")
-                .as_deref(),
+            EnvFallback::from_env(&env).expect("valid").lookup("cineview-gemini-api").as_deref(),
             Some("dev-key")
         );
         let env = Env::from_pairs([("SECRETS_ENV_FALLBACK", "maybe")]);
-        assert_eq!(
-            EnvFallback::from_env(&env).expect_err("malformed").var(),
-            "SECRETS_ENV_FALLBACK"
-        );
+        assert_eq!(EnvFallback::from_env(&env).expect_err("malformed").var(), "SECRETS_ENV_FALLBACK");
     }
 }

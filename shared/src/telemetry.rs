@@ -30,15 +30,10 @@ pub fn init_logging() {
 
 /// Starts Sentry when a DSN is configured. Every event is scrubbed of the secret values this
 /// process has read and of credential-named fields before it leaves.
-pub fn init_sentry(
-    config: &SentryConfig,
-    function: &str,
-    scrubber: Scrubber,
-) -> Option<sentry::ClientInitGuard> {
+pub fn init_sentry(config: &SentryConfig, function: &str, scrubber: Scrubber) -> Option<sentry::ClientInitGuard> {
     let dsn = config.dsn.clone()?;
     // The rate was range-checked when the configuration was read (sentry panics otherwise).
-    let mut options =
-        sentry::ClientOptions::default().traces_sample_rate(config.traces_sample_rate);
+    let mut options = sentry::ClientOptions::default().traces_sample_rate(config.traces_sample_rate);
     options.dsn = Some(dsn);
     options.environment = Some(config.environment.clone().into());
     options.release = Some(format!("{function}@{}", env!("CARGO_PKG_VERSION")).into());
@@ -110,11 +105,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(namespace: &str) -> Self {
-        Metrics {
-            namespace: namespace.to_owned(),
-            dimensions: Vec::new(),
-            values: Vec::new(),
-        }
+        Metrics { namespace: namespace.to_owned(), dimensions: Vec::new(), values: Vec::new() }
     }
 
     pub fn dimension(mut self, name: &str, value: &str) -> Self {
@@ -128,10 +119,7 @@ impl Metrics {
     }
 
     pub fn to_json(&self) -> Value {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut root = Map::new();
         root.insert(
             "_aws".into(),
@@ -173,16 +161,9 @@ mod tests {
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Ops/Health");
         assert_eq!(directive["Dimensions"], json!([["Target"]]));
-        assert_eq!(
-            directive["Metrics"][1],
-            json!({"Name": "LatencyMs", "Unit": "Milliseconds"})
-        );
+        assert_eq!(directive["Metrics"][1], json!({"Name": "LatencyMs", "Unit": "Milliseconds"}));
         assert_eq!(record["Target"], "app");
         assert_eq!(record["LatencyMs"], 120.0);
-        assert!(
-            record["_aws"]["Timestamp"]
-                .as_u64()
-                .is_some_and(|t| t > 1_600_000_000_000)
-        );
+        assert!(record["_aws"]["Timestamp"].as_u64().is_some_and(|t| t > 1_600_000_000_000));
     }
 }

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 
@@ -15,28 +14,13 @@ use crate::stack::Stack;
 
 /// A name unique to this test run: `prefix-<8 hex>`.
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-pub async fn create_state_table(
-    client: &aws_sdk_dynamodb::Client,
-    name: &str,
-) -> Result<(), String> {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
+pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), String> {
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     client
         .create_table()
         .table_name(name)
@@ -88,13 +72,7 @@ impl Aws {
     }
 
     pub async fn create_topic(&self, name: &str) -> String {
-        let out = self
-            .sns
-            .create_topic()
-            .name(name)
-            .send()
-            .await
-            .expect("create topic");
+        let out = self.sns.create_topic().name(name).send().await.expect("create topic");
         out.topic_arn.expect("topic arn")
     }
 
@@ -102,15 +80,8 @@ impl Aws {
     /// would receive ends up there, in SNS's envelope.
     pub async fn subscribe_queue(&self, topic_arn: &str) -> Inbox {
         let name = unique("inbox");
-        let url = self
-            .sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url");
+        let url =
+            self.sqs.create_queue().queue_name(&name).send().await.expect("create queue").queue_url.expect("queue url");
         let attrs = self
             .sqs
             .get_queue_attributes()
@@ -121,23 +92,10 @@ impl Aws {
             .expect("queue attributes");
         let arn = attrs
             .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
             .expect("queue arn");
-        self.sns
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .expect("subscribe");
-        Inbox {
-            sqs: self.sqs.clone(),
-            url,
-        }
+        self.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(arn).send().await.expect("subscribe");
+        Inbox { sqs: self.sqs.clone(), url }
     }
 }
 
@@ -194,13 +152,7 @@ impl Inbox {
                     out.push(serde_json::from_str(body).expect("SNS envelope"));
                 }
                 if let Some(handle) = &message.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete");
+                    self.sqs.delete_message().queue_url(&self.url).receipt_handle(handle).send().await.expect("delete");
                 }
             }
             if messages.is_empty() {
@@ -211,5 +163,43 @@ impl Inbox {
             }
         }
         out
+    }
+}
+
+impl Aws {
+    /// Reaches the state Secrets Manager leaves before it invokes a rotation function: rotation
+    /// enabled and a value-less version under a new token labelled AWSPENDING. moto stages it,
+    /// then fails to invoke the rotation Lambda (unknown here), which is expected.
+    pub async fn start_rotation(&self, secret: &str) -> Result<String, String> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .secrets
+            .rotate_secret()
+            .secret_id(secret)
+            .client_request_token(&token)
+            .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-deployed-here")
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder().automatically_after_days(90).build(),
+            )
+            .send()
+            .await;
+        match result {
+            Err(err) if ops_shared::aws::sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(token),
+            Err(err) => Err(format!("RotateSecret failed: {}", ops_shared::aws::describe_sdk_error(&err))),
+            Ok(_) => Err("moto unexpectedly invoked a rotation Lambda".to_owned()),
+        }
+    }
+
+    /// What Secrets Manager does after finishSecret succeeds: AWSPENDING leaves the new version.
+    pub async fn end_rotation(&self, secret: &str, token: &str) -> Result<(), String> {
+        self.secrets
+            .update_secret_version_stage()
+            .secret_id(secret)
+            .version_stage(ops_shared::secrets::AWSPENDING)
+            .remove_from_version_id(token)
+            .send()
+            .await
+            .map_err(|e| format!("clear AWSPENDING: {}", ops_shared::aws::describe_sdk_error(&e)))?;
+        Ok(())
     }
 }

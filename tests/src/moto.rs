@@ -15,29 +15,16 @@ impl Moto {
     pub fn start(log_dir: &std::path::Path) -> Result<Moto, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let mut command = Command::new(python());
-        command.args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ]);
+        command.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
         let mut child = spawn_tied(command, Some(log_dir.join("moto.log"))).map_err(|e| {
-            format!(
-                "cannot start moto_server ({}): {e}; run `cargo xtask demo` once to install it",
-                python()
-            )
+            format!("cannot start moto_server ({}): {e}; run `cargo xtask demo` once to install it", python())
         })?;
         if let Err(err) = wait_for_port(port, &mut child, "moto_server", Duration::from_secs(60)) {
             let log = std::fs::read_to_string(log_dir.join("moto.log")).unwrap_or_default();
             stop_child(&mut child, libc::SIGTERM, Duration::from_secs(1));
             return Err(format!("{err}\n{log}"));
         }
-        Ok(Moto {
-            port,
-            child: Mutex::new(Some(child)),
-        })
+        Ok(Moto { port, child: Mutex::new(Some(child)) })
     }
 
     pub fn endpoint(&self) -> String {

@@ -32,21 +32,15 @@ pub fn find_bin_dir() -> Result<PathBuf, String> {
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter_map(|e| {
-                    Some((
-                        e.file_name().to_str()?.parse::<u32>().ok()?,
-                        e.path().join("bin"),
-                    ))
-                })
+                .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
                 .filter(|(_, bin)| bin.join("initdb").exists())
                 .collect()
         })
         .unwrap_or_default();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .ok_or_else(|| "no PostgreSQL server found under /usr/lib/postgresql; run `cargo xtask demo` once to install it".to_owned())
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        "no PostgreSQL server found under /usr/lib/postgresql; run `cargo xtask demo` once to install it".to_owned()
+    })
 }
 
 /// uid and gid of the `postgres` system user, when we run as root.
@@ -59,7 +53,9 @@ fn service_user() -> Result<Option<(u32, u32)>, String> {
     // SAFETY: getpwnam returns a pointer into static storage or null; we copy out at once.
     let entry = unsafe { libc::getpwnam(name.as_ptr()) };
     if entry.is_null() {
-        return Err("running as root needs a `postgres` system user (run `cargo xtask demo` once to create it)".to_owned());
+        return Err(
+            "running as root needs a `postgres` system user (run `cargo xtask demo` once to create it)".to_owned()
+        );
     }
     // SAFETY: entry is non-null and points at a valid passwd record.
     let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
@@ -109,14 +105,9 @@ impl Postgres {
             ])
             .arg(format!("--pwfile={}", pwfile.display()));
         as_service_user(&mut initdb, user);
-        let output = initdb
-            .output()
-            .map_err(|e| format!("cannot run initdb: {e}"))?;
+        let output = initdb.output().map_err(|e| format!("cannot run initdb: {e}"))?;
         if !output.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
+            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
         }
         let major = std::fs::read_to_string(data_dir.join("PG_VERSION"))
             .ok()
@@ -125,43 +116,27 @@ impl Postgres {
 
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let mut server = Command::new(bin_dir.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data_dir)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(&socket_dir)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-            ]);
+        server.arg("-D").arg(&data_dir).arg("-p").arg(port.to_string()).arg("-k").arg(&socket_dir).args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ]);
         as_service_user(&mut server, user);
-        let mut child = spawn_tied(server, Some(root.join("postgres.log")))
-            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let mut child =
+            spawn_tied(server, Some(root.join("postgres.log"))).map_err(|e| format!("cannot start postgres: {e}"))?;
         if let Err(err) = wait_for_port(port, &mut child, "postgres", Duration::from_secs(30)) {
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
-            return Err(format!(
-                "{err}\n{}",
-                std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()
-            ));
+            return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
         }
-        let pg = Postgres {
-            port,
-            bin_dir,
-            major,
-            superuser_password: password,
-            data_dir,
-            child: Mutex::new(Some(child)),
-        };
+        let pg =
+            Postgres { port, bin_dir, major, superuser_password: password, data_dir, child: Mutex::new(Some(child)) };
         pg.wait_ready(Duration::from_secs(30))?;
         Ok(pg)
     }
@@ -198,18 +173,7 @@ impl Postgres {
     /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(self.bin_dir.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                SUPERUSER,
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER])
             .args(["-p", &self.port.to_string(), "-d", dbname, "-c", sql])
             .env("PGPASSWORD", &self.superuser_password)
             .env("PGCONNECT_TIMEOUT", "5")
@@ -224,22 +188,14 @@ impl Postgres {
 
     /// Creates database `name` and loads the Supabase-like fixture with `seed` rows.
     pub fn create_seeded_database(&self, name: &str, seed: Seed) -> Result<DbCredentials, String> {
-        self.psql(
-            "postgres",
-            &format!(
-                "CREATE DATABASE {}",
-                ops_shared::postgres::quote_ident(name)
-            ),
-        )?;
+        self.psql("postgres", &format!("CREATE DATABASE {}", ops_shared::postgres::quote_ident(name)))?;
         self.psql(name, &seed.sql())?;
         Ok(self.superuser(name))
     }
 
     pub fn database_exists(&self, name: &str) -> Result<bool, String> {
-        let sql = format!(
-            "SELECT count(*) FROM pg_database WHERE datname = {}",
-            ops_shared::postgres::quote_literal(name)
-        );
+        let sql =
+            format!("SELECT count(*) FROM pg_database WHERE datname = {}", ops_shared::postgres::quote_literal(name));
         Ok(self.psql("postgres", &sql)? == "1")
     }
 
@@ -274,20 +230,12 @@ pub struct Seed {
 }
 
 impl Seed {
-    pub const SMALL: Seed = Seed {
-        users: 50,
-        analyses_per_user: 4,
-        audit_entries: 300,
-    };
+    pub const SMALL: Seed = Seed { users: 50, analyses_per_user: 4, audit_entries: 300 };
 
     /// Deterministic rows (ids and contents derive from the row number); audit entries are
     /// recent so the restore checks' RPO query holds.
     pub fn sql(&self) -> String {
-        let Seed {
-            users,
-            analyses_per_user,
-            audit_entries,
-        } = *self;
+        let Seed { users, analyses_per_user, audit_entries } = *self;
         let analyses = users * analyses_per_user;
         format!(
             r#"

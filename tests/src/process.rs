@@ -14,12 +14,7 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 /// Waits until something accepts TCP connections on `port`, or `child` exits, or time runs out.
-pub fn wait_for_port(
-    port: u16,
-    child: &mut Child,
-    name: &str,
-    limit: Duration,
-) -> Result<(), String> {
+pub fn wait_for_port(port: u16, child: &mut Child, name: &str, limit: Duration) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -31,9 +26,7 @@ pub fn wait_for_port(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!(
-        "{name} did not listen on 127.0.0.1:{port} within {limit:?}"
-    ))
+    Err(format!("{name} did not listen on 127.0.0.1:{port} within {limit:?}"))
 }
 
 /// Spawns `command` so that the kernel kills it if this process dies (even by SIGKILL).

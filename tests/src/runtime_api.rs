@@ -49,23 +49,13 @@ pub struct LambdaProcess {
 
 impl LambdaProcess {
     /// Starts the Runtime API and the binary with `env` (plus Lambda's own variables).
-    pub async fn start(
-        name: &str,
-        binary: &Path,
-        env: &[(String, String)],
-        log_dir: &Path,
-    ) -> Result<Self, String> {
+    pub async fn start(name: &str, binary: &Path, env: &[(String, String)], log_dir: &Path) -> Result<Self, String> {
         let shared = Arc::new(Shared::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
-            )
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&shared));
@@ -84,15 +74,9 @@ impl LambdaProcess {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let child = spawn_tied(command, Some(log.clone()))
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        Ok(LambdaProcess {
-            name: name.to_owned(),
-            shared,
-            child,
-            log,
-            server,
-        })
+        let child =
+            spawn_tied(command, Some(log.clone())).map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        Ok(LambdaProcess { name: name.to_owned(), shared, child, log, server })
     }
 
     /// Sends one event and waits for the function's answer.
@@ -147,11 +131,8 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     loop {
         let item = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
         if let Some((id, body)) = item {
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-                + 900_000;
+            let deadline =
+                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0) + 900_000;
             let mut headers = HeaderMap::new();
             let mut set = |name: &'static str, value: String| {
                 if let Ok(value) = HeaderValue::from_str(&value) {
@@ -160,10 +141,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             };
             set("lambda-runtime-aws-request-id", id);
             set("lambda-runtime-deadline-ms", deadline.to_string());
-            set(
-                "lambda-runtime-invoked-function-arn",
-                "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
-            );
+            set("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
             return (StatusCode::OK, headers, body);
         }
         shared.ready.notified().await;
@@ -181,37 +159,16 @@ fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
-async fn response(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+async fn response(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+    let value =
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     finish(&shared, &id, Outcome::Response(value))
 }
 
-async fn error(
-    State(shared): State<Arc<Shared>>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn error(State(shared): State<Arc<Shared>>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let text = |key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    finish(
-        &shared,
-        &id,
-        Outcome::Error {
-            error_type: text("errorType"),
-            error_message: text("errorMessage"),
-        },
-    )
+    let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    finish(&shared, &id, Outcome::Error { error_type: text("errorType"), error_message: text("errorMessage") })
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {

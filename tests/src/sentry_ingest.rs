@@ -15,14 +15,9 @@ pub struct SentryIngest {
 
 impl SentryIngest {
     pub async fn start() -> SentryIngest {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sentry stand-in");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sentry stand-in");
         let port = listener.local_addr().expect("addr").port();
-        let ingest = SentryIngest {
-            envelopes: Arc::default(),
-            dsn: format!("http://publickey@127.0.0.1:{port}/42"),
-        };
+        let ingest = SentryIngest { envelopes: Arc::default(), dsn: format!("http://publickey@127.0.0.1:{port}/42") };
         let app = Router::new()
             .route("/api/{project}/envelope/", post(receive))
             .route("/api/{project}/store/", post(receive))
@@ -38,10 +33,7 @@ impl SentryIngest {
 
     /// Envelopes that carry an error event (not sessions or transactions).
     pub fn events(&self) -> Vec<String> {
-        self.envelopes()
-            .into_iter()
-            .filter(|e| e.lines().any(|l| l.contains("\"type\":\"event\"")))
-            .collect()
+        self.envelopes().into_iter().filter(|e| e.lines().any(|l| l.contains("\"type\":\"event\""))).collect()
     }
 }
 

@@ -28,20 +28,11 @@ pub struct Stack {
 impl Stack {
     /// Starts both servers, seeds the app database and provisions the AWS resources.
     pub fn start() -> Result<Stack, String> {
-        let root = tempfile::Builder::new()
-            .prefix("cineview-ops-stack-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
+        let root = tempfile::Builder::new().prefix("cineview-ops-stack-").tempdir().map_err(|e| e.to_string())?;
         let moto = Moto::start(root.path())?;
         let pg = Postgres::start(root.path())?;
         pg.create_seeded_database(APP_DATABASE, Seed::SMALL)?;
-        let mut stack = Stack {
-            moto,
-            pg,
-            alert_topic_arn: String::new(),
-            ops_topic_arn: String::new(),
-            root,
-        };
+        let mut stack = Stack { moto, pg, alert_topic_arn: String::new(), ops_topic_arn: String::new(), root };
         let (alert, ops) = block_on_own_runtime(provision(
             stack.sdk_config_blocking(),
             stack.pg.superuser(APP_DATABASE),
@@ -69,22 +60,10 @@ impl Stack {
             ("STATE_TABLE", names::STATE_TABLE.to_owned()),
             ("BACKUP_BUCKET", names::backup_bucket()),
             ("DATABASE_SECRET_ARN", names::DATABASE_SECRET.to_owned()),
-            (
-                "STAGING_DATABASE_SECRET_ARN",
-                names::STAGING_DATABASE_SECRET.to_owned(),
-            ),
-            (
-                "SENTRY_WEBHOOK_SECRET_ARN",
-                names::SENTRY_WEBHOOK_SECRET.to_owned(),
-            ),
-            (
-                "PG_DUMP_PATH",
-                self.pg.bin_dir.join("pg_dump").display().to_string(),
-            ),
-            (
-                "PG_RESTORE_PATH",
-                self.pg.bin_dir.join("pg_restore").display().to_string(),
-            ),
+            ("STAGING_DATABASE_SECRET_ARN", names::STAGING_DATABASE_SECRET.to_owned()),
+            ("SENTRY_WEBHOOK_SECRET_ARN", names::SENTRY_WEBHOOK_SECRET.to_owned()),
+            ("PG_DUMP_PATH", self.pg.bin_dir.join("pg_dump").display().to_string()),
+            ("PG_RESTORE_PATH", self.pg.bin_dir.join("pg_restore").display().to_string()),
             ("SENTRY_DSN", String::new()),
         ]
         .into_iter()
@@ -141,18 +120,14 @@ pub fn shared() -> &'static Stack {
         // The parent-death signal follows the spawning *thread*: start the servers from a
         // thread that lives as long as the process, not from the first test's thread.
         let (tx, rx) = std::sync::mpsc::channel();
-        let keeper = std::thread::Builder::new()
-            .name("stack-keeper".into())
-            .spawn(move || {
-                let _ = tx.send(Stack::start());
-                loop {
-                    std::thread::park();
-                }
-            });
+        let keeper = std::thread::Builder::new().name("stack-keeper".into()).spawn(move || {
+            let _ = tx.send(Stack::start());
+            loop {
+                std::thread::park();
+            }
+        });
         let started = match keeper {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("the stack thread ended during start-up".to_owned())),
+            Ok(_) => rx.recv().unwrap_or_else(|_| Err("the stack thread ended during start-up".to_owned())),
             Err(err) => Err(format!("cannot spawn the stack thread: {err}")),
         };
         at_exit(|| {
@@ -176,10 +151,7 @@ where
     F::Output: Send + 'static,
 {
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map(|rt| rt.block_on(future))
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(future))
     })
     .join()
     .map_err(|_| "stack set-up thread panicked".to_owned())?
@@ -192,40 +164,22 @@ async fn provision(
     staging_db: DbCredentials,
 ) -> Result<(String, String), String> {
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let alert_topic = sns
-        .create_topic()
-        .name(names::ALERT_TOPIC)
-        .send()
-        .await
-        .map_err(|e| format!("create alert topic: {e:?}"))?;
-    let ops_topic = sns
-        .create_topic()
-        .name(names::OPS_TOPIC)
-        .send()
-        .await
-        .map_err(|e| format!("create ops topic: {e:?}"))?;
+    let alert_topic =
+        sns.create_topic().name(names::ALERT_TOPIC).send().await.map_err(|e| format!("create alert topic: {e:?}"))?;
+    let ops_topic =
+        sns.create_topic().name(names::OPS_TOPIC).send().await.map_err(|e| format!("create ops topic: {e:?}"))?;
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     crate::aws::create_state_table(&dynamodb, names::STATE_TABLE).await?;
 
     let s3 = ops_shared::aws::s3_client(&sdk);
-    s3.create_bucket()
-        .bucket(names::backup_bucket())
-        .send()
-        .await
-        .map_err(|e| format!("create bucket: {e:?}"))?;
+    s3.create_bucket().bucket(names::backup_bucket()).send().await.map_err(|e| format!("create bucket: {e:?}"))?;
 
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     for (name, value) in [
         (names::DATABASE_SECRET, json!(app_db).to_string()),
-        (
-            names::STAGING_DATABASE_SECRET,
-            json!(staging_db).to_string(),
-        ),
-        (
-            names::SENTRY_WEBHOOK_SECRET,
-            uuid::Uuid::new_v4().simple().to_string(),
-        ),
+        (names::STAGING_DATABASE_SECRET, json!(staging_db).to_string()),
+        (names::SENTRY_WEBHOOK_SECRET, uuid::Uuid::new_v4().simple().to_string()),
     ] {
         secrets
             .create_secret()

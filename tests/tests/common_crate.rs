@@ -8,14 +8,7 @@ use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretCache, Secr
 use ops_testkit::aws::{Aws, unique};
 
 async fn put_current(aws: &Aws, name: &str, value: &str) -> String {
-    let out = aws
-        .secrets
-        .put_secret_value()
-        .secret_id(name)
-        .secret_string(value)
-        .send()
-        .await
-        .expect("put value");
+    let out = aws.secrets.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put value");
     out.version_id.expect("version id")
 }
 
@@ -23,15 +16,8 @@ async fn put_current(aws: &Aws, name: &str, value: &str) -> String {
 async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-ttl");
-    aws.secrets
-        .create_secret()
-        .name(&name)
-        .secret_string("first")
-        .send()
-        .await
-        .expect("create");
-    let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default())
-        .with_ttl(Duration::from_millis(400));
+    aws.secrets.create_secret().name(&name).secret_string("first").send().await.expect("create");
+    let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default()).with_ttl(Duration::from_millis(400));
 
     assert_eq!(cache.get(&name).await.expect("read").value, "first");
     put_current(&aws, &name, "second").await;
@@ -41,10 +27,7 @@ async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
         "within the TTL the cached value is served"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        cache.get(&name).await.expect("read after TTL").value,
-        "second"
-    );
+    assert_eq!(cache.get(&name).await.expect("read after TTL").value, "second");
 }
 
 #[tokio::test]
@@ -74,14 +57,7 @@ async fn secret_cache_reads_the_stage_asked_for() {
     let current = cache.get_stage(&name, AWSCURRENT).await.expect("current");
     assert_eq!(current.version_id.as_deref(), Some(new_version.as_str()));
     assert!(current.value.contains("new-key"));
-    assert!(
-        cache
-            .get_stage(&name, AWSPREVIOUS)
-            .await
-            .expect("previous")
-            .value
-            .contains("old-key")
-    );
+    assert!(cache.get_stage(&name, AWSPREVIOUS).await.expect("previous").value.contains("old-key"));
     let staged = cache.get_stage(&name, AWSPENDING).await.expect("pending");
     assert_eq!(staged.version_id.as_deref(), Some(pending.as_str()));
 
@@ -89,28 +65,16 @@ async fn secret_cache_reads_the_stage_asked_for() {
     struct ApiKey {
         api_key: String,
     }
-    assert_eq!(
-        cache.get_json::<ApiKey>(&name).await.expect("json").api_key,
-        "new-key-0123456789"
-    );
+    assert_eq!(cache.get_json::<ApiKey>(&name).await.expect("json").api_key, "new-key-0123456789");
     // Every value handed out is known to the scrubber.
-    assert_eq!(
-        cache.scrubber().scrub_str("x pending-key-0123456789 y"),
-        "x [Filtered] y"
-    );
+    assert_eq!(cache.scrubber().scrub_str("x pending-key-0123456789 y"), "x [Filtered] y");
 }
 
 #[tokio::test]
 async fn secret_cache_refreshes_after_an_auth_failure() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-refresh");
-    aws.secrets
-        .create_secret()
-        .name(&name)
-        .secret_string("stale-token")
-        .send()
-        .await
-        .expect("create");
+    aws.secrets.create_secret().name(&name).secret_string("stale-token").send().await.expect("create");
     let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default());
     assert_eq!(cache.get(&name).await.expect("read").value, "stale-token");
     put_current(&aws, &name, "rotated-token").await;
@@ -126,32 +90,26 @@ async fn secret_cache_refreshes_after_an_auth_failure() {
         }
     }
     let attempts = std::sync::atomic::AtomicUsize::new(0);
-    let used = cache
-        .with_refresh_on_auth_failure(
-            &name,
-            |e: &CallError| matches!(e, CallError::Unauthorized),
-            |secret| {
-                attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                async move {
-                    if secret.value == "rotated-token" {
-                        Ok(secret.value)
-                    } else {
-                        Err(CallError::Unauthorized)
+    let used =
+        cache
+            .with_refresh_on_auth_failure(
+                &name,
+                |e: &CallError| matches!(e, CallError::Unauthorized),
+                |secret| {
+                    attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        if secret.value == "rotated-token" { Ok(secret.value) } else { Err(CallError::Unauthorized) }
                     }
-                }
-            },
-        )
-        .await
-        .expect("second attempt uses the fresh value");
+                },
+            )
+            .await
+            .expect("second attempt uses the fresh value");
     assert_eq!(used, "rotated-token");
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     put_current(&aws, &name, "later-token").await;
     cache.invalidate(&name).await;
-    assert_eq!(
-        cache.get(&name).await.expect("read after invalidate").value,
-        "later-token"
-    );
+    assert_eq!(cache.get(&name).await.expect("read after invalidate").value, "later-token");
 }
 
 #[tokio::test]
@@ -169,15 +127,10 @@ async fn a_published_alert_reaches_a_subscribed_queue_intact() {
     let topic = aws.create_topic(&unique("alerts")).await;
     let inbox = aws.subscribe_queue(&topic).await;
     let publisher = SnsAlertPublisher::new(aws.sns.clone(), topic);
-    let alert = Alert::new(
-        "scheduled-backup",
-        Severity::Critical,
-        "backup:app",
-        "Nightly backup failed",
-    )
-    .summary("pg_dump exited with status 1")
-    .detail("database", "app")
-    .link("runbook", "https://example.com/runbook#backups");
+    let alert = Alert::new("scheduled-backup", Severity::Critical, "backup:app", "Nightly backup failed")
+        .summary("pg_dump exited with status 1")
+        .detail("database", "app")
+        .link("runbook", "https://example.com/runbook#backups");
     publisher.publish(&alert).await.expect("publish");
 
     let received = inbox.receive(1, Duration::from_secs(5)).await;
@@ -185,10 +138,7 @@ async fn a_published_alert_reaches_a_subscribed_queue_intact() {
     let note = &received[0];
     assert_eq!(note.attribute("severity"), Some("critical"));
     assert_eq!(note.attribute("source"), Some("scheduled-backup"));
-    assert_eq!(
-        note.subject.as_deref(),
-        Some("[CRITICAL] Nightly backup failed")
-    );
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Nightly backup failed"));
     assert_eq!(note.alert(), alert);
 }
 
@@ -198,26 +148,15 @@ async fn an_oversized_alert_is_truncated_below_the_sns_limit_and_still_delivered
     let topic = aws.create_topic(&unique("alerts")).await;
     let inbox = aws.subscribe_queue(&topic).await;
     let publisher = SnsAlertPublisher::new(aws.sns.clone(), topic);
-    let alert = Alert::new(
-        "restore-verifier",
-        Severity::Warning,
-        "restore:app",
-        "Row counts differ",
-    )
-    .detail("stderr", "pg_restore: warning ".repeat(30_000));
-    publisher
-        .publish(&alert)
-        .await
-        .expect("an oversized alert is still published");
+    let alert = Alert::new("restore-verifier", Severity::Warning, "restore:app", "Row counts differ")
+        .detail("stderr", "pg_restore: warning ".repeat(30_000));
+    publisher.publish(&alert).await.expect("an oversized alert is still published");
 
     let received = inbox.receive(1, Duration::from_secs(5)).await;
     assert_eq!(received.len(), 1);
     assert!(received[0].message.len() < SNS_MAX_BYTES);
     let delivered = received[0].alert();
-    assert_eq!(
-        delivered.details["truncated"],
-        serde_json::Value::Bool(true)
-    );
+    assert_eq!(delivered.details["truncated"], serde_json::Value::Bool(true));
     assert!(delivered.summary.contains("truncated"));
     assert_eq!(delivered.title, "Row counts differ");
 }

@@ -34,25 +34,14 @@ async fn fixture() -> Fixture {
         SnsAlertPublisher::new(aws.sns.clone(), topic),
         RotationConfig::default(),
     );
-    Fixture {
-        function: Function::new("secret-rotation", rotator, Scrubber::default()),
-        aws,
-        alerts,
-    }
+    Fixture { function: Function::new("secret-rotation", rotator, Scrubber::default()), aws, alerts }
 }
 
 /// A login role with `password` in the app database.
 fn create_role(name: &str, password: &str) {
     let pg = &ops_testkit::shared().pg;
-    pg.psql(
-        APP_DATABASE,
-        &format!(
-            "CREATE ROLE {} LOGIN PASSWORD {}",
-            quote_ident(name),
-            quote_literal(password)
-        ),
-    )
-    .expect("create role");
+    pg.psql(APP_DATABASE, &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(name), quote_literal(password)))
+        .expect("create role");
 }
 
 fn credentials(username: &str, password: &str) -> DbCredentials {
@@ -73,96 +62,39 @@ impl Fixture {
             .create_secret()
             .name(name)
             .secret_string(value)
-            .tags(
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key("rotation-strategy")
-                    .value(strategy)
-                    .build(),
-            )
+            .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value(strategy).build())
             .send()
             .await
             .expect("create secret");
     }
 
-    /// The state Secrets Manager leaves before it invokes the function: rotation enabled and a
-    /// value-less version under `token` labelled AWSPENDING. moto stages it, then fails to
-    /// invoke the (unknown) Lambda.
     async fn start_rotation(&self, secret: &str) -> String {
-        let token = uuid::Uuid::new_v4().to_string();
-        let err = self
-            .aws
-            .secrets
-            .rotate_secret()
-            .secret_id(secret)
-            .client_request_token(&token)
-            .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-deployed-here")
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(90)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect_err("moto cannot invoke the rotation function");
-        assert_eq!(
-            ops_shared::aws::sdk_error_code(&err),
-            Some("ResourceNotFoundException"),
-            "{err:?}"
-        );
-        token
+        self.aws.start_rotation(secret).await.expect("rotation started")
     }
 
     async fn step(&self, step: &str, secret: &str, token: &str) -> Result<StepReport, Diagnostic> {
         let event = json!({"Step": step, "SecretId": secret, "ClientRequestToken": token});
-        self.function
-            .invoke(LambdaEvent::new(event, Context::default()))
-            .await
+        self.function.invoke(LambdaEvent::new(event, Context::default())).await
     }
 
     async fn rotate(&self, secret: &str) -> String {
         let token = self.start_rotation(secret).await;
         for step in STEPS {
-            self.step(step, secret, &token)
-                .await
-                .unwrap_or_else(|e| panic!("{step} failed: {e:?}"));
+            self.step(step, secret, &token).await.unwrap_or_else(|e| panic!("{step} failed: {e:?}"));
         }
-        // After a successful finishSecret, Secrets Manager itself takes AWSPENDING off the new
-        // version; moto never ran the function, so do what the service does.
-        self.aws
-            .secrets
-            .update_secret_version_stage()
-            .secret_id(secret)
-            .version_stage(AWSPENDING)
-            .remove_from_version_id(&token)
-            .send()
-            .await
-            .expect("clear AWSPENDING");
+        self.aws.end_rotation(secret, &token).await.expect("end rotation");
         token
     }
 
     async fn stage(&self, secret: &str, stage: &str) -> DbCredentials {
-        let value = read_stage(&self.aws.secrets, secret, stage)
-            .await
-            .expect("read stage");
+        let value = read_stage(&self.aws.secrets, secret, stage).await.expect("read stage");
         serde_json::from_str(&value.value).expect("RDS JSON")
     }
 
     /// Version ids, their stages and values: everything a repeated step must leave alone.
     async fn snapshot(&self, secret: &str) -> Vec<(String, Vec<String>, Option<String>)> {
-        let described = self
-            .aws
-            .secrets
-            .describe_secret()
-            .secret_id(secret)
-            .send()
-            .await
-            .expect("describe");
-        let mut versions: Vec<_> = described
-            .version_ids_to_stages()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let described = self.aws.secrets.describe_secret().secret_id(secret).send().await.expect("describe");
+        let mut versions: Vec<_> = described.version_ids_to_stages().cloned().unwrap_or_default().into_iter().collect();
         versions.sort();
         let mut out = Vec::new();
         for (version, mut stages) in versions {
@@ -195,8 +127,7 @@ async fn single_user_rotation_changes_the_password_and_keeps_the_old_value_as_pr
     create_role(&user, "initial-password-1");
     let secret = unique("db-single");
     let old = credentials(&user, "initial-password-1");
-    f.create_secret(&secret, &rds_json(&old), "postgres-single-user")
-        .await;
+    f.create_secret(&secret, &rds_json(&old), "postgres-single-user").await;
 
     let token = f.rotate(&secret).await;
 
@@ -205,24 +136,15 @@ async fn single_user_rotation_changes_the_password_and_keeps_the_old_value_as_pr
     assert_eq!(current.password.len(), 32);
     assert!(!current.password.chars().any(|c| ":/@\"'\\".contains(c)));
     assert!(logs_in(&current).await, "the new password logs in");
-    assert!(
-        !logs_in(&old).await,
-        "a single user's old password is replaced"
-    );
+    assert!(!logs_in(&old).await, "a single user's old password is replaced");
     assert_eq!(f.stage(&secret, AWSPREVIOUS).await, old);
-    let current_version = read_stage(&f.aws.secrets, &secret, AWSCURRENT)
-        .await
-        .expect("current")
-        .version_id;
+    let current_version = read_stage(&f.aws.secrets, &secret, AWSCURRENT).await.expect("current").version_id;
     assert_eq!(current_version.as_deref(), Some(token.as_str()));
 
     let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
     assert_eq!(notes.len(), 1, "one info alert for a completed rotation");
     assert_eq!(notes[0].attribute("severity"), Some("info"));
-    assert!(
-        !notes[0].message.contains(&current.password),
-        "alerts never carry the value"
-    );
+    assert!(!notes[0].message.contains(&current.password), "alerts never carry the value");
 }
 
 #[tokio::test]
@@ -240,27 +162,19 @@ async fn alternating_users_keep_the_previous_user_working() {
     let secret = unique("db-alternating");
     let mut first = credentials(&user, "initial-password-2");
     first.masterarn = Some(master_secret.clone());
-    f.create_secret(&secret, &rds_json(&first), "postgres-alternating-users")
-        .await;
+    f.create_secret(&secret, &rds_json(&first), "postgres-alternating-users").await;
 
     f.rotate(&secret).await;
     let second = f.stage(&secret, AWSCURRENT).await;
     assert_eq!(second.username, format!("{user}_clone"));
-    assert!(
-        logs_in(&second).await,
-        "the clone logs in with the new password"
-    );
+    assert!(logs_in(&second).await, "the clone logs in with the new password");
     assert!(logs_in(&first).await, "the previous user still logs in");
     assert_eq!(f.stage(&secret, AWSPREVIOUS).await, first);
     let member = ops_testkit::shared()
         .pg
         .psql(
             APP_DATABASE,
-            &format!(
-                "SELECT pg_has_role({}, {}, 'member')",
-                quote_literal(&second.username),
-                quote_literal(&user)
-            ),
+            &format!("SELECT pg_has_role({}, {}, 'member')", quote_literal(&second.username), quote_literal(&user)),
         )
         .expect("membership");
     assert_eq!(member, "t", "the clone is granted the original role");
@@ -270,10 +184,7 @@ async fn alternating_users_keep_the_previous_user_working() {
     assert_eq!(third.username, user, "users alternate back");
     assert_ne!(third.password, first.password);
     assert!(logs_in(&third).await);
-    assert!(
-        logs_in(&second).await,
-        "the clone stays valid until the next rotation"
-    );
+    assert!(logs_in(&second).await, "the clone stays valid until the next rotation");
 }
 
 #[tokio::test]
@@ -283,17 +194,10 @@ async fn a_crash_after_any_step_then_a_full_replay_ends_valid() {
         let user = unique("crash").replace('-', "_");
         create_role(&user, "initial-password-3");
         let secret = unique("db-crash");
-        f.create_secret(
-            &secret,
-            &rds_json(&credentials(&user, "initial-password-3")),
-            "postgres-single-user",
-        )
-        .await;
+        f.create_secret(&secret, &rds_json(&credentials(&user, "initial-password-3")), "postgres-single-user").await;
         let token = f.start_rotation(&secret).await;
         for step in &STEPS[..crash_after] {
-            f.step(step, &secret, &token)
-                .await
-                .expect("step before the crash");
+            f.step(step, &secret, &token).await.expect("step before the crash");
         }
         for step in STEPS {
             f.step(step, &secret, &token)
@@ -301,14 +205,8 @@ async fn a_crash_after_any_step_then_a_full_replay_ends_valid() {
                 .unwrap_or_else(|e| panic!("replayed {step} after crash at {crash_after}: {e:?}"));
         }
         let current = f.stage(&secret, AWSCURRENT).await;
-        assert!(
-            logs_in(&current).await,
-            "AWSCURRENT authenticates after a crash after step {crash_after}"
-        );
-        let version = read_stage(&f.aws.secrets, &secret, AWSCURRENT)
-            .await
-            .expect("current")
-            .version_id;
+        assert!(logs_in(&current).await, "AWSCURRENT authenticates after a crash after step {crash_after}");
+        let version = read_stage(&f.aws.secrets, &secret, AWSCURRENT).await.expect("current").version_id;
         assert_eq!(version.as_deref(), Some(token.as_str()));
     }
 }
@@ -319,27 +217,15 @@ async fn each_step_twice_in_a_row_changes_nothing_the_second_time() {
     let user = unique("twice").replace('-', "_");
     create_role(&user, "initial-password-4");
     let secret = unique("db-twice");
-    f.create_secret(
-        &secret,
-        &rds_json(&credentials(&user, "initial-password-4")),
-        "postgres-single-user",
-    )
-    .await;
+    f.create_secret(&secret, &rds_json(&credentials(&user, "initial-password-4")), "postgres-single-user").await;
     let token = f.start_rotation(&secret).await;
     for step in STEPS {
         f.step(step, &secret, &token).await.expect("first run");
         let after_first = f.snapshot(&secret).await;
         let second = f.step(step, &secret, &token).await.expect("second run");
-        assert_eq!(
-            f.snapshot(&secret).await,
-            after_first,
-            "{step} repeated changed the secret"
-        );
+        assert_eq!(f.snapshot(&secret).await, after_first, "{step} repeated changed the secret");
         let pending = f.stage_of_token(&secret, &token).await;
-        assert!(
-            logs_in(&pending).await || step == "createSecret",
-            "{step} repeated broke the credential"
-        );
+        assert!(logs_in(&pending).await || step == "createSecret", "{step} repeated broke the credential");
         assert!(matches!(
             second.outcome,
             secret_rotation::Outcome::PendingExists
@@ -368,43 +254,19 @@ impl Fixture {
 
     /// The step fails with `kind`, one critical alert names the secret and step, and
     /// AWSCURRENT is the same version with the same value as before.
-    async fn assert_refused(
-        &self,
-        secret: &str,
-        step: &str,
-        token: &str,
-        kind: &str,
-    ) -> Diagnostic {
-        let before = read_stage(&self.aws.secrets, secret, AWSCURRENT)
-            .await
-            .expect("current before");
-        let err = self
-            .step(step, secret, token)
-            .await
-            .expect_err("the step must fail");
+    async fn assert_refused(&self, secret: &str, step: &str, token: &str, kind: &str) -> Diagnostic {
+        let before = read_stage(&self.aws.secrets, secret, AWSCURRENT).await.expect("current before");
+        let err = self.step(step, secret, token).await.expect_err("the step must fail");
         assert_eq!(err.error_type, kind, "{err:?}");
         let notes = self.alerts.receive(1, Duration::from_secs(3)).await;
         assert_eq!(notes.len(), 1, "exactly one alert for {kind}");
         let alert = notes[0].alert();
         assert_eq!(alert.severity, Severity::Critical);
         assert_eq!(notes[0].attribute("severity"), Some("critical"));
-        assert!(
-            alert.title.contains(secret) && alert.title.contains(step),
-            "{}",
-            alert.title
-        );
-        assert!(
-            !notes[0].message.contains(&before.value),
-            "the alert must not carry the secret value"
-        );
-        let after = read_stage(&self.aws.secrets, secret, AWSCURRENT)
-            .await
-            .expect("current after");
-        assert_eq!(
-            (after.version_id, after.value),
-            (before.version_id, before.value),
-            "AWSCURRENT untouched"
-        );
+        assert!(alert.title.contains(secret) && alert.title.contains(step), "{}", alert.title);
+        assert!(!notes[0].message.contains(&before.value), "the alert must not carry the secret value");
+        let after = read_stage(&self.aws.secrets, secret, AWSCURRENT).await.expect("current after");
+        assert_eq!((after.version_id, after.value), (before.version_id, before.value), "AWSCURRENT untouched");
         err
     }
 }
@@ -418,23 +280,14 @@ async fn refused_rotations_alert_and_leave_awscurrent_working() {
 
     // A token that is not a version of the secret.
     let secret = unique("db-refuse");
-    f.create_secret(&secret, &rds_json(&good), "postgres-single-user")
-        .await;
+    f.create_secret(&secret, &rds_json(&good), "postgres-single-user").await;
     f.start_rotation(&secret).await;
-    let err = f
-        .assert_refused(
-            &secret,
-            "createSecret",
-            "not-a-version-of-this-secret",
-            "RotationPrecondition",
-        )
-        .await;
+    let err = f.assert_refused(&secret, "createSecret", "not-a-version-of-this-secret", "RotationPrecondition").await;
     assert!(err.error_message.contains("not a version"));
 
     // A token not staged AWSPENDING.
     let rotated = unique("db-previous");
-    f.create_secret(&rotated, &rds_json(&good), "postgres-alternating-users")
-        .await;
+    f.create_secret(&rotated, &rds_json(&good), "postgres-alternating-users").await;
     let token = f.start_rotation(&rotated).await;
     f.aws
         .secrets
@@ -445,15 +298,12 @@ async fn refused_rotations_alert_and_leave_awscurrent_working() {
         .send()
         .await
         .expect("unstage pending");
-    let err = f
-        .assert_refused(&rotated, "setSecret", &token, "RotationPrecondition")
-        .await;
+    let err = f.assert_refused(&rotated, "setSecret", &token, "RotationPrecondition").await;
     assert!(err.error_message.contains("AWSPENDING"));
 
     // Rotation disabled.
     let disabled = unique("db-disabled");
-    f.create_secret(&disabled, &rds_json(&good), "postgres-single-user")
-        .await;
+    f.create_secret(&disabled, &rds_json(&good), "postgres-single-user").await;
     let token = uuid::Uuid::new_v4().to_string();
     f.aws
         .secrets
@@ -465,9 +315,7 @@ async fn refused_rotations_alert_and_leave_awscurrent_working() {
         .send()
         .await
         .expect("stage pending by hand");
-    let err = f
-        .assert_refused(&disabled, "createSecret", &token, "RotationPrecondition")
-        .await;
+    let err = f.assert_refused(&disabled, "createSecret", &token, "RotationPrecondition").await;
     assert!(err.error_message.contains("not enabled"));
 
     // Malformed secret JSON.
@@ -479,63 +327,36 @@ async fn refused_rotations_alert_and_leave_awscurrent_working() {
     )
     .await;
     let token = f.start_rotation(&malformed).await;
-    let err = f
-        .assert_refused(&malformed, "createSecret", &token, "SecretConfiguration")
-        .await;
-    assert!(
-        !err.error_message.contains("oops-no-user-0123456789"),
-        "errors never quote the value"
-    );
+    let err = f.assert_refused(&malformed, "createSecret", &token, "SecretConfiguration").await;
+    assert!(!err.error_message.contains("oops-no-user-0123456789"), "errors never quote the value");
 
     // Unknown strategy.
     let unknown = unique("db-unknown");
-    f.create_secret(&unknown, &rds_json(&good), "mysql-single-user")
-        .await;
+    f.create_secret(&unknown, &rds_json(&good), "mysql-single-user").await;
     let token = f.start_rotation(&unknown).await;
-    let err = f
-        .assert_refused(&unknown, "createSecret", &token, "SecretConfiguration")
-        .await;
+    let err = f.assert_refused(&unknown, "createSecret", &token, "SecretConfiguration").await;
     assert!(err.error_message.contains("mysql-single-user"));
 
     // A database that refuses the connection: createSecret works, setSecret fails.
     let unreachable = unique("db-unreachable");
     let mut nowhere = good.clone();
     nowhere.port = ops_testkit::process::free_port().expect("port");
-    f.create_secret(&unreachable, &rds_json(&nowhere), "postgres-single-user")
-        .await;
+    f.create_secret(&unreachable, &rds_json(&nowhere), "postgres-single-user").await;
     let token = f.start_rotation(&unreachable).await;
-    f.step("createSecret", &unreachable, &token)
-        .await
-        .expect("createSecret needs no database");
-    let err = f
-        .assert_refused(&unreachable, "setSecret", &token, "DependencyFailure")
-        .await;
-    assert!(
-        err.error_message.contains("unreachable"),
-        "{}",
-        err.error_message
-    );
+    f.step("createSecret", &unreachable, &token).await.expect("createSecret needs no database");
+    let err = f.assert_refused(&unreachable, "setSecret", &token, "DependencyFailure").await;
+    assert!(err.error_message.contains("unreachable"), "{}", err.error_message);
 
-    assert!(
-        logs_in(&good).await,
-        "the working credential still works after all of this"
-    );
+    assert!(logs_in(&good).await, "the working credential still works after all of this");
 }
 
 #[tokio::test]
 async fn a_malformed_event_is_an_error_not_a_panic() {
     let f = fixture().await;
-    for event in [
-        json!({}),
-        json!({"Step": "dance", "SecretId": "x", "ClientRequestToken": "t"}),
-        json!([1, 2]),
-        Value::Null,
-    ] {
-        let err = f
-            .function
-            .invoke(LambdaEvent::new(event.clone(), Context::default()))
-            .await
-            .expect_err("refused");
+    for event in
+        [json!({}), json!({"Step": "dance", "SecretId": "x", "ClientRequestToken": "t"}), json!([1, 2]), Value::Null]
+    {
+        let err = f.function.invoke(LambdaEvent::new(event.clone(), Context::default())).await.expect_err("refused");
         assert_eq!(err.error_type, "InvalidEvent", "{event}: {err:?}");
     }
 }

@@ -1,1 +1,187 @@
-fn main() {}
+//! Developer commands. `cargo xtask demo` and `cargo xtask ci` set up a fresh machine
+//! themselves: moto and cfn-lint from PyPI (pinned), PostgreSQL from Debian.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const MOTO: &str = "moto[server]==5.2.1";
+const CFN_LINT: &str = "cfn-lint==1.51.0";
+const PG_PACKAGES: &[&str] = &["postgresql-15", "postgresql-client-15"];
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+  demo          install what is missing, start the local stack, run every function
+                through the Lambda Runtime API, print what happened, stop everything
+  ci            fmt, clippy -D warnings, template lint, the whole test suite
+  stack up      start the local stack in the background and print its environment
+  stack down    stop it
+  setup         only install the prerequisites";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["demo"] => demo(),
+        ["ci"] => ci(),
+        ["setup"] => setup(),
+        ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
+        ["stack", "down"] => stack(&["down"]),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Runs a command in the workspace, failing with its name if it fails.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed ({status})", args.join(" "))) }
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn pip_install(package: &str) -> Result<(), String> {
+    println!("==> installing {package} with pip");
+    let py = python();
+    let base = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", package];
+    if run(&py, &base).is_ok() {
+        return Ok(());
+    }
+    // Debian's own Python refuses system-wide installs (PEP 668) unless told otherwise.
+    let mut retry = base.to_vec();
+    retry.push("--break-system-packages");
+    run(&py, &retry)
+}
+
+/// The newest /usr/lib/postgresql/<major>/bin with initdb, if it is 15 or newer.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|major: &u32| Path::new(&format!("/usr/lib/postgresql/{major}/bin/initdb")).exists())
+        .collect();
+    majors.sort();
+    majors.pop().filter(|m| *m >= 15).map(|m| PathBuf::from(format!("/usr/lib/postgresql/{m}/bin")))
+}
+
+/// Installs moto, cfn-lint and PostgreSQL 15 where missing; creates the `postgres` user.
+fn setup() -> Result<(), String> {
+    let py = python();
+    if !succeeds(&py, &["--version"]) {
+        return Err(format!("{py} is not available: install Python 3 with pip"));
+    }
+    if !succeeds(&py, &["-c", "import moto.server, flask_cors"]) {
+        pip_install(MOTO)?;
+    }
+    if !succeeds(&py, &["-c", "import cfnlint"]) {
+        pip_install(CFN_LINT)?;
+    }
+    if postgres_bin().is_none() {
+        if !is_root() {
+            return Err(format!(
+                "PostgreSQL 15 is not installed; as root run: apt-get install -y {}",
+                PG_PACKAGES.join(" ")
+            ));
+        }
+        println!("==> installing {} with apt-get", PG_PACKAGES.join(" "));
+        run("apt-get", &["update", "-qq"])?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend_from_slice(PG_PACKAGES);
+        let status = Command::new("apt-get")
+            .args(&args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() || postgres_bin().is_none() {
+            return Err(format!("apt-get could not install {}", PG_PACKAGES.join(" ")));
+        }
+    }
+    if is_root() && !succeeds("id", &["postgres"]) {
+        println!("==> creating the postgres system user (initdb refuses to run as root)");
+        run("useradd", &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"])?;
+    }
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let result = f();
+    println!("<== {name}: {} in {:.1}s", if result.is_ok() { "ok" } else { "FAILED" }, start.elapsed().as_secs_f64());
+    result
+}
+
+fn ci() -> Result<(), String> {
+    let start = Instant::now();
+    step("setup", setup)?;
+    let cargo = cargo();
+    step("cargo fmt --check", || run(&cargo, &["fmt", "--all", "--", "--check"]))?;
+    step("cargo clippy -D warnings", || {
+        run(&cargo, &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+    })?;
+    step("cfn-lint template.yaml", || {
+        run(
+            &python(),
+            &[
+                "-c",
+                "import sys; from cfnlint.runner import main; sys.argv[0] = 'cfn-lint'; sys.exit(main())",
+                "template.yaml",
+            ],
+        )
+    })?;
+    step("cargo test", || run(&cargo, &["test", "--workspace", "--locked"]))?;
+    println!("ci passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+fn demo() -> Result<(), String> {
+    step("setup", setup)?;
+    let cargo = cargo();
+    step("build the functions and tools", || run(&cargo, &["build", "--workspace", "--bins", "--locked"]))?;
+    let bin_dir = target_dir().join("debug");
+    let bin_dir = bin_dir.to_string_lossy();
+    run(&bin_dir_program(&bin_dir, "demo"), &["--bin-dir", &bin_dir])
+}
+
+fn bin_dir_program(bin_dir: &str, name: &str) -> String {
+    format!("{bin_dir}/{name}")
+}
+
+fn stack(args: &[&str]) -> Result<(), String> {
+    let cargo = cargo();
+    run(&cargo, &["build", "--quiet", "--locked", "-p", "ops-testkit", "--bin", "stack"])?;
+    let program = bin_dir_program(&target_dir().join("debug").to_string_lossy(), "stack");
+    run(&program, args)
+}

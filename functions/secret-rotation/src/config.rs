@@ -17,11 +17,7 @@ impl RotationConfig {
         Ok(RotationConfig {
             password_length: env.parse_in_range("PASSWORD_LENGTH", 32, 16..=4096)?,
             exclude_characters: env.or("EXCLUDE_CHARACTERS", DEFAULT_EXCLUDE_CHARACTERS),
-            database_timeout: Duration::from_secs(env.parse_in_range(
-                "DATABASE_TIMEOUT_SECONDS",
-                10,
-                1..=120,
-            )?),
+            database_timeout: Duration::from_secs(env.parse_in_range("DATABASE_TIMEOUT_SECONDS", 10, 1..=120)?),
         })
     }
 }
@@ -42,13 +38,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        for (var, value) in [
-            ("PASSWORD_LENGTH", "8"),
-            ("PASSWORD_LENGTH", "long"),
-            ("DATABASE_TIMEOUT_SECONDS", "0"),
-        ] {
-            let err =
-                RotationConfig::from_env(&Env::from_pairs([(var, value)])).expect_err("refused");
+        for (var, value) in [("PASSWORD_LENGTH", "8"), ("PASSWORD_LENGTH", "long"), ("DATABASE_TIMEOUT_SECONDS", "0")] {
+            let err = RotationConfig::from_env(&Env::from_pairs([(var, value)])).expect_err("refused");
             assert_eq!(err.var(), var);
         }
         let config = RotationConfig::from_env(&Env::default()).expect("defaults");

@@ -14,28 +14,12 @@ pub enum RotationError {
     UnknownVersion { secret: String, token: String },
     #[error("version {token} of secret {secret} is not staged AWSPENDING")]
     NotPending { secret: String, token: String },
-    #[error(
-        "secret {secret} has no usable rotation-strategy tag ({found}); expected one of: {expected}"
-    )]
-    UnknownStrategy {
-        secret: String,
-        found: String,
-        expected: &'static str,
-    },
+    #[error("secret {secret} has no usable rotation-strategy tag ({found}); expected one of: {expected}")]
+    UnknownStrategy { secret: String, found: String, expected: &'static str },
     #[error("secret {secret} ({stage}) is malformed: {problem}")]
-    MalformedSecret {
-        secret: String,
-        stage: String,
-        problem: String,
-    },
-    #[error(
-        "pending value of secret {secret} points at {pending}, not at {current} like the current value"
-    )]
-    HostMismatch {
-        secret: String,
-        pending: String,
-        current: String,
-    },
+    MalformedSecret { secret: String, stage: String, problem: String },
+    #[error("pending value of secret {secret} points at {pending}, not at {current} like the current value")]
+    HostMismatch { secret: String, pending: String, current: String },
     #[error("secret {secret} has no AWSPENDING value for token {token}; createSecret has not run")]
     NoPendingValue { secret: String, token: String },
     #[error("the pending credential of secret {secret} does not work: {problem}")]
@@ -64,9 +48,7 @@ impl FunctionError for RotationError {
             | RotationError::HostMismatch { .. } => "SecretConfiguration",
             RotationError::NoPendingValue { .. } => "RotationOutOfOrder",
             RotationError::TestFailed { .. } => "RotationTestFailed",
-            RotationError::Database { .. } | RotationError::Secret(_) | RotationError::Store(_) => {
-                "DependencyFailure"
-            }
+            RotationError::Database { .. } | RotationError::Secret(_) | RotationError::Store(_) => "DependencyFailure",
         }
     }
 }

@@ -50,24 +50,15 @@ impl TryFrom<SecretsManagerSecretRotationEvent> for RotationEvent {
             return Err(RotationError::InvalidEvent("SecretId is empty".into()));
         }
         if event.client_request_token.trim().is_empty() {
-            return Err(RotationError::InvalidEvent(
-                "ClientRequestToken is empty".into(),
-            ));
+            return Err(RotationError::InvalidEvent("ClientRequestToken is empty".into()));
         }
         let rotation_token = match event.other.get("RotationToken") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(token)) => Some(token.clone()),
             Some(_) => {
-                return Err(RotationError::InvalidEvent(
-                    "RotationToken is not a string".into(),
-                ));
+                return Err(RotationError::InvalidEvent("RotationToken is not a string".into()));
             }
         };
-        Ok(RotationEvent {
-            step,
-            secret_id: event.secret_id,
-            token: event.client_request_token,
-            rotation_token,
-        })
+        Ok(RotationEvent { step, secret_id: event.secret_id, token: event.client_request_token, rotation_token })
     }
 }

@@ -10,19 +10,12 @@ use crate::error::RotationError;
 
 pub const CLONE_SUFFIX: &str = "_clone";
 
-pub fn parse_credentials(
-    secret: &str,
-    stage: &str,
-    value: &SecretValue,
-) -> Result<DbCredentials, RotationError> {
-    let creds: DbCredentials =
-        value
-            .json(secret, stage)
-            .map_err(|err| RotationError::MalformedSecret {
-                secret: secret.to_owned(),
-                stage: stage.to_owned(),
-                problem: err.to_string(),
-            })?;
+pub fn parse_credentials(secret: &str, stage: &str, value: &SecretValue) -> Result<DbCredentials, RotationError> {
+    let creds: DbCredentials = value.json(secret, stage).map_err(|err| RotationError::MalformedSecret {
+        secret: secret.to_owned(),
+        stage: stage.to_owned(),
+        problem: err.to_string(),
+    })?;
     if creds.engine != "postgres" {
         return Err(RotationError::MalformedSecret {
             secret: secret.to_owned(),
@@ -50,11 +43,7 @@ pub fn alternate_user(username: &str) -> String {
 
 /// Refuses a pending value aimed at another server than the current one (a confused deputy
 /// would otherwise change passwords wherever the pending JSON points).
-pub fn same_server(
-    secret: &str,
-    current: &DbCredentials,
-    other: &DbCredentials,
-) -> Result<(), RotationError> {
+pub fn same_server(secret: &str, current: &DbCredentials, other: &DbCredentials) -> Result<(), RotationError> {
     if current.host == other.host && current.port == other.port && current.dbname == other.dbname {
         Ok(())
     } else {
@@ -95,24 +84,17 @@ pub async fn set_single_user(
                 return client
                     .batch_execute(&sql)
                     .await
-                    .map_err(|e| RotationError::Database {
-                        secret: secret.to_owned(),
-                        source: DbError::query(e),
-                    });
+                    .map_err(|e| RotationError::Database { secret: secret.to_owned(), source: DbError::query(e) });
             }
             Err(err @ DbError::AuthFailed { .. }) => last_error = Some(err),
             Err(err) => {
-                return Err(RotationError::Database {
-                    secret: secret.to_owned(),
-                    source: err,
-                });
+                return Err(RotationError::Database { secret: secret.to_owned(), source: err });
             }
         }
     }
     Err(RotationError::Database {
         secret: secret.to_owned(),
-        source: last_error
-            .unwrap_or_else(|| DbError::Query("no credential to log in with".to_owned())),
+        source: last_error.unwrap_or_else(|| DbError::Query("no credential to log in with".to_owned())),
     })
 }
 
@@ -124,16 +106,10 @@ pub async fn set_alternating_users(
     pending: &DbCredentials,
     timeout: Duration,
 ) -> Result<(), RotationError> {
-    let db_error = |source| RotationError::Database {
-        secret: secret.to_owned(),
-        source,
-    };
+    let db_error = |source| RotationError::Database { secret: secret.to_owned(), source };
     let client = master.connect(timeout).await.map_err(db_error)?;
     let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_roles WHERE rolname = $1",
-            &[&pending.username],
-        )
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&pending.username])
         .await
         .map_err(|e| db_error(DbError::query(e)))?
         .is_some();
@@ -142,47 +118,23 @@ pub async fn set_alternating_users(
     let sql = if exists {
         format!("ALTER ROLE {user} WITH LOGIN PASSWORD {password}")
     } else {
-        let base = pending
-            .username
-            .strip_suffix(CLONE_SUFFIX)
-            .unwrap_or(&pending.username);
-        format!(
-            "CREATE ROLE {user} WITH LOGIN PASSWORD {password}; GRANT {} TO {user}",
-            quote_ident(base)
-        )
+        let base = pending.username.strip_suffix(CLONE_SUFFIX).unwrap_or(&pending.username);
+        format!("CREATE ROLE {user} WITH LOGIN PASSWORD {password}; GRANT {} TO {user}", quote_ident(base))
     };
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| db_error(DbError::query(e)))
+    client.batch_execute(&sql).await.map_err(|e| db_error(DbError::query(e)))
 }
 
 /// testSecret: the pending credential logs in and is who it claims to be.
-pub async fn test_login(
-    secret: &str,
-    pending: &DbCredentials,
-    timeout: Duration,
-) -> Result<(), RotationError> {
-    let failed = |problem: String| RotationError::TestFailed {
-        secret: secret.to_owned(),
-        problem,
-    };
-    let client = pending
-        .connect(timeout)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let row = client
-        .query_one("SELECT current_user::text", &[])
-        .await
-        .map_err(|e| failed(DbError::query(e).to_string()))?;
+pub async fn test_login(secret: &str, pending: &DbCredentials, timeout: Duration) -> Result<(), RotationError> {
+    let failed = |problem: String| RotationError::TestFailed { secret: secret.to_owned(), problem };
+    let client = pending.connect(timeout).await.map_err(|e| failed(e.to_string()))?;
+    let row =
+        client.query_one("SELECT current_user::text", &[]).await.map_err(|e| failed(DbError::query(e).to_string()))?;
     let user: String = row.get(0);
     if user == pending.username {
         Ok(())
     } else {
-        Err(failed(format!(
-            "logged in as {user}, expected {}",
-            pending.username
-        )))
+        Err(failed(format!("logged in as {user}, expected {}", pending.username)))
     }
 }
 

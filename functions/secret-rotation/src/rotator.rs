@@ -49,11 +49,7 @@ pub struct Rotator<S, A> {
 
 impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     pub fn new(store: S, alerts: A, config: RotationConfig) -> Self {
-        Rotator {
-            store,
-            alerts,
-            config,
-        }
+        Rotator { store, alerts, config }
     }
 
     /// Runs one step; logs one line per step, alerts critical on failure and info when a
@@ -77,12 +73,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
                         tracing::error!(secret = %name, error = %err, "rotation completed but its info alert could not be published");
                     }
                 }
-                Ok(StepReport {
-                    secret: name,
-                    step: event.step.as_str(),
-                    outcome,
-                    elapsed_ms,
-                })
+                Ok(StepReport { secret: name, step: event.step.as_str(), outcome, elapsed_ms })
             }
             Err(err) => {
                 tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, elapsed_ms, "rotation step failed");
@@ -109,31 +100,21 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         }
     }
 
-    async fn step(
-        &self,
-        event: &RotationEvent,
-    ) -> Result<(String, Outcome, Option<Strategy>), RotationError> {
+    async fn step(&self, event: &RotationEvent) -> Result<(String, Outcome, Option<Strategy>), RotationError> {
         let secret = &event.secret_id;
         let description = self.store.describe(secret).await?;
         let name = description.name.clone();
         if !description.rotation_enabled {
             return Err(RotationError::RotationDisabled { secret: name });
         }
-        let stages =
-            description
-                .stages_of(&event.token)
-                .ok_or_else(|| RotationError::UnknownVersion {
-                    secret: name.clone(),
-                    token: event.token.clone(),
-                })?;
+        let stages = description
+            .stages_of(&event.token)
+            .ok_or_else(|| RotationError::UnknownVersion { secret: name.clone(), token: event.token.clone() })?;
         if stages.iter().any(|s| s == AWSCURRENT) {
             return Ok((name, Outcome::AlreadyCurrent, None));
         }
         if !stages.iter().any(|s| s == AWSPENDING) {
-            return Err(RotationError::NotPending {
-                secret: name,
-                token: event.token.clone(),
-            });
+            return Err(RotationError::NotPending { secret: name, token: event.token.clone() });
         }
         let strategy = Strategy::from_tags(&name, &description.tags)?;
         let outcome = match event.step {
@@ -156,26 +137,14 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             .store
             .value_of(secret, &event.token, AWSPENDING)
             .await?
-            .ok_or_else(|| RotationError::NoPendingValue {
-                secret: secret.clone(),
-                token: event.token.clone(),
-            })?;
+            .ok_or_else(|| RotationError::NoPendingValue { secret: secret.clone(), token: event.token.clone() })?;
         parse_credentials(secret, AWSPENDING, &value)
     }
 
-    async fn create(
-        &self,
-        event: &RotationEvent,
-        strategy: Strategy,
-    ) -> Result<Outcome, RotationError> {
+    async fn create(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
         let current = self.current(secret).await?;
-        if self
-            .store
-            .value_of(secret, &event.token, AWSPENDING)
-            .await?
-            .is_some()
-        {
+        if self.store.value_of(secret, &event.token, AWSPENDING).await?.is_some() {
             return Ok(Outcome::PendingExists);
         }
         if strategy == Strategy::PostgresAlternatingUsers && current.masterarn.is_none() {
@@ -186,47 +155,29 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             });
         }
         let mut pending = current.clone();
-        pending.password = self
-            .store
-            .random_password(self.config.password_length, &self.config.exclude_characters)
-            .await?;
+        pending.password =
+            self.store.random_password(self.config.password_length, &self.config.exclude_characters).await?;
         if strategy == Strategy::PostgresAlternatingUsers {
             pending.username = pg::alternate_user(&current.username);
         }
-        let value =
-            serde_json::to_string(&pending).map_err(|e| RotationError::MalformedSecret {
-                secret: secret.clone(),
-                stage: AWSPENDING.to_owned(),
-                problem: e.to_string(),
-            })?;
-        self.store
-            .put_pending(
-                secret,
-                &event.token,
-                &value,
-                event.rotation_token.as_deref(),
-            )
-            .await?;
+        let value = serde_json::to_string(&pending).map_err(|e| RotationError::MalformedSecret {
+            secret: secret.clone(),
+            stage: AWSPENDING.to_owned(),
+            problem: e.to_string(),
+        })?;
+        self.store.put_pending(secret, &event.token, &value, event.rotation_token.as_deref()).await?;
         Ok(Outcome::PendingCreated)
     }
 
-    async fn set(
-        &self,
-        event: &RotationEvent,
-        strategy: Strategy,
-    ) -> Result<Outcome, RotationError> {
+    async fn set(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
         let timeout = self.config.database_timeout;
         let current = self.current(secret).await?;
         let pending = self.pending(event).await?;
         pg::same_server(secret, &current, &pending)?;
-        let already =
-            pg::logs_in(&pending, timeout)
-                .await
-                .map_err(|source| RotationError::Database {
-                    secret: secret.clone(),
-                    source,
-                })?;
+        let already = pg::logs_in(&pending, timeout)
+            .await
+            .map_err(|source| RotationError::Database { secret: secret.clone(), source })?;
         if already {
             return Ok(Outcome::AlreadySet);
         }
@@ -245,15 +196,11 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
                 pg::set_single_user(secret, &candidates, &pending, timeout).await?;
             }
             Strategy::PostgresAlternatingUsers => {
-                let master_arn =
-                    current
-                        .masterarn
-                        .clone()
-                        .ok_or_else(|| RotationError::MalformedSecret {
-                            secret: secret.clone(),
-                            stage: AWSCURRENT.to_owned(),
-                            problem: "postgres-alternating-users needs masterarn".to_owned(),
-                        })?;
+                let master_arn = current.masterarn.clone().ok_or_else(|| RotationError::MalformedSecret {
+                    secret: secret.clone(),
+                    stage: AWSCURRENT.to_owned(),
+                    problem: "postgres-alternating-users needs masterarn".to_owned(),
+                })?;
                 let master_value = self.store.value_at(&master_arn, AWSCURRENT).await?;
                 let master = parse_credentials(&master_arn, AWSCURRENT, &master_value)?;
                 if master.host != pending.host || master.port != pending.port {
@@ -275,17 +222,9 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         Ok(Outcome::Tested)
     }
 
-    async fn finish(
-        &self,
-        event: &RotationEvent,
-        description: &SecretDescription,
-    ) -> Result<Outcome, RotationError> {
+    async fn finish(&self, event: &RotationEvent, description: &SecretDescription) -> Result<Outcome, RotationError> {
         match description.version_with(AWSCURRENT) {
-            Some(current) => {
-                self.store
-                    .move_current(&event.secret_id, &event.token, current)
-                    .await?
-            }
+            Some(current) => self.store.move_current(&event.secret_id, &event.token, current).await?,
             None => {
                 return Err(RotationError::MalformedSecret {
                     secret: description.name.clone(),

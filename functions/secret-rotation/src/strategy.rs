@@ -31,19 +31,15 @@ impl Strategy {
         }
     }
 
-    pub fn from_tags(
-        secret: &str,
-        tags: &HashMap<String, String>,
-    ) -> Result<Strategy, RotationError> {
+    pub fn from_tags(secret: &str, tags: &HashMap<String, String>) -> Result<Strategy, RotationError> {
         let tag = tags.get(STRATEGY_TAG);
-        tag.and_then(|name| Strategy::parse(name))
-            .ok_or_else(|| RotationError::UnknownStrategy {
-                secret: secret.to_owned(),
-                found: match tag {
-                    Some(name) => format!("tag {STRATEGY_TAG}={name:?}"),
-                    None => format!("no {STRATEGY_TAG} tag"),
-                },
-                expected: Strategy::NAMES,
-            })
+        tag.and_then(|name| Strategy::parse(name)).ok_or_else(|| RotationError::UnknownStrategy {
+            secret: secret.to_owned(),
+            found: match tag {
+                Some(name) => format!("tag {STRATEGY_TAG}={name:?}"),
+                None => format!("no {STRATEGY_TAG} tag"),
+            },
+            expected: Strategy::NAMES,
+        })
     }
 }

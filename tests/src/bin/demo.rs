@@ -1,0 +1,214 @@
+//! `cargo xtask demo`: starts the local stack, runs every function binary through the Lambda
+//! Runtime API with the sample events in `events/`, prints what happened, stops everything.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
+use ops_shared::secrets::{AWSCURRENT, read_stage};
+use ops_testkit::Stack;
+use ops_testkit::aws::Aws;
+use ops_testkit::runtime_api::{LambdaProcess, Outcome};
+use ops_testkit::stack::APP_DATABASE;
+use serde_json::{Value, json};
+
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Demo {
+    bin_dir: PathBuf,
+    events_dir: PathBuf,
+    stack: Stack,
+    aws: Aws,
+    problems: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let bin_dir = match (args.next().as_deref(), args.next()) {
+        (Some("--bin-dir"), Some(dir)) => PathBuf::from(dir),
+        _ => {
+            eprintln!("usage: demo --bin-dir <directory with the function binaries>");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Starting the local stack (moto_server and PostgreSQL on 127.0.0.1)...");
+    let started = Instant::now();
+    let stack = match tokio::task::spawn_blocking(Stack::start).await {
+        Ok(Ok(stack)) => stack,
+        Ok(Err(err)) => {
+            eprintln!("the local stack could not start: {err}");
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            eprintln!("the local stack could not start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "  moto_server {}  PostgreSQL {} on 127.0.0.1:{}  (up in {:.1}s)\n",
+        stack.moto.endpoint(),
+        stack.pg.major,
+        stack.pg.port,
+        started.elapsed().as_secs_f64()
+    );
+    let aws = Aws::new(&stack).await;
+    let events_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new() };
+
+    demo.secret_rotation().await;
+    for (function, events) in [
+        ("scheduled-backup", &["scheduled.json"][..]),
+        ("restore-verifier", &["latest.json"][..]),
+        ("health-checker", &["scheduled.json"][..]),
+        ("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"][..]),
+    ] {
+        demo.sample_events(function, events).await;
+    }
+
+    let Demo { stack, problems, .. } = demo;
+    drop(stack);
+    println!("Stopped the local stack; nothing is left running.");
+    if problems.is_empty() {
+        println!("Demo finished: every step did what it should.");
+        ExitCode::SUCCESS
+    } else {
+        println!("Demo finished with {} problem(s):", problems.len());
+        for problem in &problems {
+            println!("  - {problem}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Response(value) => format!("ok: {value}"),
+        Outcome::Error { error_type, error_message } => format!("error {error_type}: {error_message}"),
+        Outcome::Crashed(reason) => format!("crashed: {reason}"),
+    }
+}
+
+impl Demo {
+    async fn start(&self, function: &str, extra: &[(&str, String)]) -> Option<LambdaProcess> {
+        let mut env = self.stack.env();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        env.push(("RUST_LOG".into(), "warn".into()));
+        match LambdaProcess::start(function, &self.bin_dir.join(function), &env, self.stack.root()).await {
+            Ok(process) => Some(process),
+            Err(err) => {
+                println!("  could not start {function}: {err}");
+                None
+            }
+        }
+    }
+
+    async fn sample_events(&mut self, function: &str, events: &[&str]) {
+        println!("== {function}");
+        let Some(mut process) = self.start(function, &[]).await else {
+            self.problems.push(format!("{function} did not start"));
+            return;
+        };
+        for name in events {
+            let path = self.events_dir.join(function).join(name);
+            let event: Value = match std::fs::read_to_string(&path).map(|raw| serde_json::from_str(&raw)) {
+                Ok(Ok(event)) => event,
+                _ => {
+                    self.problems.push(format!("cannot read {}", path.display()));
+                    continue;
+                }
+            };
+            let started = Instant::now();
+            let outcome = process.invoke(&event, INVOKE_TIMEOUT).await;
+            println!("  events/{function}/{name} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
+            if let Outcome::Crashed(_) = outcome {
+                self.problems.push(format!("{function} crashed on {name}"));
+            }
+        }
+        process.stop();
+        println!();
+    }
+
+    /// A real rotation of a Postgres role's secret, step by step through the binary.
+    async fn secret_rotation(&mut self) {
+        println!("== secret-rotation: rotating a Postgres role's password (postgres-single-user)");
+        let secret = "cineview-demo-app-user";
+        let initial = "demo-initial-password";
+        let mut creds: DbCredentials = self.stack.pg.superuser(APP_DATABASE);
+        creds.username = "app_user".to_owned();
+        creds.password = initial.to_owned();
+        let setup = async {
+            self.stack.pg.psql(
+                APP_DATABASE,
+                &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(initial)),
+            )?;
+            self.aws
+                .secrets
+                .create_secret()
+                .name(secret)
+                .secret_string(serde_json::to_string(&creds).map_err(|e| e.to_string())?)
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key("rotation-strategy")
+                        .value("postgres-single-user")
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+            self.aws.start_rotation(secret).await
+        };
+        let token = match setup.await {
+            Ok(token) => token,
+            Err(err) => {
+                self.problems.push(format!("rotation set-up failed: {err}"));
+                return;
+            }
+        };
+        println!("  secret {secret} for role app_user; Secrets Manager staged version {token} as AWSPENDING");
+        let Some(mut process) = self.start("secret-rotation", &[]).await else {
+            self.problems.push("secret-rotation did not start".into());
+            return;
+        };
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let started = Instant::now();
+            let outcome = process
+                .invoke(&json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}), INVOKE_TIMEOUT)
+                .await;
+            println!("  {step:<13} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
+            if !matches!(outcome, Outcome::Response(_)) {
+                self.problems.push(format!("rotation step {step} failed"));
+            }
+        }
+        process.stop();
+        if let Err(err) = self.aws.end_rotation(secret, &token).await {
+            self.problems.push(err);
+        }
+        match read_stage(&self.aws.secrets, secret, AWSCURRENT).await {
+            Ok(value) => {
+                let current: Result<DbCredentials, _> = serde_json::from_str(&value.value);
+                let new_works = match &current {
+                    Ok(current) => current.connect(Duration::from_secs(5)).await.is_ok(),
+                    Err(_) => false,
+                };
+                let old_works = creds.connect(Duration::from_secs(5)).await.is_ok();
+                println!(
+                    "  AWSCURRENT is now version {}; new password logs in: {}; old password logs in: {}",
+                    value.version_id.unwrap_or_default(),
+                    yes(new_works),
+                    yes(old_works)
+                );
+                if !new_works || old_works {
+                    self.problems.push("the rotated credential does not behave as expected".into());
+                }
+            }
+            Err(err) => self.problems.push(format!("cannot read the rotated secret: {err}")),
+        }
+        println!();
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
