@@ -157,9 +157,44 @@ fn ci() -> Result<(), String> {
             ],
         )
     })?;
-    step("cargo test", || run(&cargo, &["test", "--workspace", "--locked"]))?;
-    println!("ci passed in {:.0}s", start.elapsed().as_secs_f64());
-    Ok(())
+    let mut totals = (0, 0, 0);
+    let tested = step("cargo test", || run_tests(&cargo, &mut totals));
+    println!("ci {} in {:.0}s", if tested.is_ok() { "passed" } else { "failed" }, start.elapsed().as_secs_f64());
+    let (passed, failed, ignored) = totals;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    tested
+}
+
+/// `cargo test` (no doc tests: the crates have none), echoing its output and adding up the
+/// per-binary results into one closing line.
+fn run_tests(cargo: &str, totals: &mut (usize, usize, usize)) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(cargo)
+        .args(["test", "--workspace", "--locked", "--lib", "--bins", "--tests"])
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |label: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(label)
+                        })
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(0)
+                };
+                totals.0 += count(" passed");
+                totals.1 += count(" failed");
+                totals.2 += count(" ignored");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() { Ok(()) } else { Err(format!("cargo test failed ({status})")) }
 }
 
 fn target_dir() -> PathBuf {
