@@ -3,12 +3,10 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use crate::config::CommonConfig;
-
 /// Loads the shared SDK configuration once per cold start.
-pub async fn load_sdk_config(common: &CommonConfig) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(common.region.clone()));
-    if let Some(endpoint) = &common.endpoint_url {
+pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+    if let Some(endpoint) = endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await

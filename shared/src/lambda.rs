@@ -53,7 +53,7 @@ impl Startup {
     /// Reads the shared configuration and builds the AWS clients.
     pub async fn from_env(env: Env, scrubber: Scrubber) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(&env)?;
-        let sdk = load_sdk_config(&common).await;
+        let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref()).await;
         let clients = AwsClients::new(&sdk);
         let secrets = Arc::new(
             SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?),

@@ -171,35 +171,103 @@ impl Aws {
     /// enabled and a value-less version under a new token labelled AWSPENDING. moto stages it,
     /// then fails to invoke the rotation Lambda (unknown here), which is expected.
     pub async fn start_rotation(&self, secret: &str) -> Result<String, String> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let result = self
-            .secrets
-            .rotate_secret()
-            .secret_id(secret)
-            .client_request_token(&token)
-            .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-deployed-here")
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder().automatically_after_days(90).build(),
-            )
-            .send()
-            .await;
-        match result {
-            Err(err) if ops_shared::aws::sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(token),
-            Err(err) => Err(format!("RotateSecret failed: {}", ops_shared::aws::describe_sdk_error(&err))),
-            Ok(_) => Err("moto unexpectedly invoked a rotation Lambda".to_owned()),
-        }
+        start_rotation(&self.secrets, secret, 90).await
     }
 
     /// What Secrets Manager does after finishSecret succeeds: AWSPENDING leaves the new version.
     pub async fn end_rotation(&self, secret: &str, token: &str) -> Result<(), String> {
-        self.secrets
-            .update_secret_version_stage()
-            .secret_id(secret)
-            .version_stage(ops_shared::secrets::AWSPENDING)
-            .remove_from_version_id(token)
+        end_rotation(&self.secrets, secret, token).await
+    }
+}
+
+/// [`Aws::start_rotation`] with a rotation interval of `days`.
+pub async fn start_rotation(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+    days: i64,
+) -> Result<String, String> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let result = secrets
+        .rotate_secret()
+        .secret_id(secret)
+        .client_request_token(&token)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:not-deployed-here")
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder().automatically_after_days(days).build(),
+        )
+        .send()
+        .await;
+    match result {
+        Err(err) if ops_shared::aws::sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(token),
+        Err(err) => Err(format!("RotateSecret failed: {}", ops_shared::aws::describe_sdk_error(&err))),
+        Ok(_) => Err("moto unexpectedly invoked a rotation Lambda".to_owned()),
+    }
+}
+
+async fn end_rotation(secrets: &aws_sdk_secretsmanager::Client, secret: &str, token: &str) -> Result<(), String> {
+    secrets
+        .update_secret_version_stage()
+        .secret_id(secret)
+        .version_stage(ops_shared::secrets::AWSPENDING)
+        .remove_from_version_id(token)
+        .send()
+        .await
+        .map_err(|e| format!("clear AWSPENDING: {}", ops_shared::aws::describe_sdk_error(&e)))?;
+    Ok(())
+}
+
+/// The runbook's secrets under `prefix`, as an operator would set them up: the right shapes,
+/// tags and rotation cadences (critical 90 days, API keys 180). Values are local fixtures.
+pub async fn provision_runbook_secrets(
+    secrets: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    database: &str,
+) -> Result<(), String> {
+    use aws_sdk_secretsmanager::types::Tag;
+    let api = |key: &str, extra: serde_json::Value| {
+        let mut value = serde_json::json!({"api_key": key, "key_id": uuid::Uuid::new_v4().to_string()});
+        if let (Some(map), serde_json::Value::Object(more)) = (value.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        value.to_string()
+    };
+    let admin = format!("{prefix}-rotation-admin-credentials");
+    let entries: [(String, String, Option<(&str, i64)>); 6] = [
+        (
+            format!("{prefix}-supabase-service-role"),
+            api("sb_secret_local_fixture_0000000000", serde_json::json!({})),
+            Some(("supabase-api-key", 90)),
+        ),
+        (
+            format!("{prefix}-ai-engine-api"),
+            api(
+                "aie_local_fixture_0000000000",
+                serde_json::json!({"admin_url": "http://127.0.0.1:9/admin", "check_url": "http://127.0.0.1:9/v1/ping", "admin_secret_arn": admin}),
+            ),
+            Some(("http-api-key", 180)),
+        ),
+        (
+            format!("{prefix}-gemini-api"),
+            api("AIzaLocalFixture000000000000000", serde_json::json!({})),
+            Some(("google-api-key", 180)),
+        ),
+        (admin.clone(), uuid::Uuid::new_v4().simple().to_string(), None),
+        (format!("{prefix}-database"), database.to_owned(), None),
+        (format!("{prefix}-sentry-webhook"), uuid::Uuid::new_v4().simple().to_string(), None),
+    ];
+    for (name, value, rotation) in entries {
+        let mut request = secrets.create_secret().name(&name).secret_string(value);
+        if let Some((strategy, _)) = rotation {
+            request = request.tags(Tag::builder().key("rotation-strategy").value(strategy).build());
+        }
+        request
             .send()
             .await
-            .map_err(|e| format!("clear AWSPENDING: {}", ops_shared::aws::describe_sdk_error(&e)))?;
-        Ok(())
+            .map_err(|e| format!("create secret {name}: {}", ops_shared::aws::describe_sdk_error(&e)))?;
+        if let Some((_, days)) = rotation {
+            let token = start_rotation(secrets, &name, days).await?;
+            end_rotation(secrets, &name, &token).await?;
+        }
     }
+    Ok(())
 }

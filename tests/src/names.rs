@@ -4,6 +4,9 @@ pub const REGION: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// The template's `NamePrefix` default.
+pub const PREFIX: &str = "cineview";
+
 pub const ALERT_TOPIC: &str = "cineview-ops-alerts";
 pub const OPS_TOPIC: &str = "cineview-ops-notifications";
 pub const STATE_TABLE: &str = "cineview-ops-state";

@@ -176,19 +176,14 @@ async fn provision(
     s3.create_bucket().bucket(names::backup_bucket()).send().await.map_err(|e| format!("create bucket: {e:?}"))?;
 
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    for (name, value) in [
-        (names::DATABASE_SECRET, json!(app_db).to_string()),
-        (names::STAGING_DATABASE_SECRET, json!(staging_db).to_string()),
-        (names::SENTRY_WEBHOOK_SECRET, uuid::Uuid::new_v4().simple().to_string()),
-    ] {
-        secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .map_err(|e| format!("create secret {name}: {e:?}"))?;
-    }
+    crate::aws::provision_runbook_secrets(&secrets, names::PREFIX, &json!(app_db).to_string()).await?;
+    secrets
+        .create_secret()
+        .name(names::STAGING_DATABASE_SECRET)
+        .secret_string(json!(staging_db).to_string())
+        .send()
+        .await
+        .map_err(|e| format!("create secret {}: {e:?}", names::STAGING_DATABASE_SECRET))?;
     Ok((
         alert_topic.topic_arn.ok_or("moto returned no topic ARN")?,
         ops_topic.topic_arn.ok_or("moto returned no topic ARN")?,

@@ -58,6 +58,7 @@ async fn main() -> ExitCode {
     let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new() };
 
     demo.secret_rotation().await;
+    demo.check_env();
     for (function, events) in [
         ("scheduled-backup", &["scheduled.json"][..]),
         ("restore-verifier", &["latest.json"][..]),
@@ -204,6 +205,32 @@ impl Demo {
                 }
             }
             Err(err) => self.problems.push(format!("cannot read the rotated secret: {err}")),
+        }
+        println!();
+    }
+}
+
+impl Demo {
+    /// `opsctl check-env` against the stack, as ops would run it before a deploy.
+    fn check_env(&mut self) {
+        println!("== opsctl check-env");
+        let output = std::process::Command::new(self.bin_dir.join("opsctl"))
+            .arg("check-env")
+            .env_clear()
+            .envs(self.stack.env())
+            .env("SENTRY_DSN", "https://publickey@sentry.invalid/1")
+            .env("SENTRY_ENVIRONMENT", "local")
+            .output();
+        match output {
+            Ok(output) => {
+                for line in String::from_utf8_lossy(&output.stdout).lines() {
+                    println!("  {line}");
+                }
+                if !output.status.success() {
+                    self.problems.push(format!("check-env found problems ({})", output.status));
+                }
+            }
+            Err(err) => self.problems.push(format!("cannot run opsctl: {err}")),
         }
         println!();
     }

@@ -1,0 +1,226 @@
+//! `opsctl check-env` (the runbook's `npm run check:env`): every required secret exists, is
+//! readable, non-empty and well-formed, rotates on the right cadence, and the environment the
+//! app needs is set.
+
+use ops_shared::Env;
+use ops_shared::config::SentryConfig;
+use ops_shared::postgres::DbCredentials;
+use ops_shared::secret_versions::{SecretDescription, SecretVersions};
+use ops_shared::secrets::AWSCURRENT;
+use serde_json::Value;
+
+/// What a secret's value must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// AWS's RDS JSON (`engine, host, port, username, password, dbname`).
+    DatabaseJson,
+    /// JSON with a non-empty `api_key` and these further non-empty fields.
+    ApiKeyJson(&'static [&'static str]),
+    PlainString,
+}
+
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    pub secret: String,
+    pub shape: Shape,
+    /// Required `rotation-strategy` tag and longest rotation interval, if it must rotate.
+    pub rotation: Option<(&'static str, u32)>,
+}
+
+/// The runbook's secrets under `prefix` (section 1.2 and 1.6, plus what the functions read).
+pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
+    let req = |name: &str, shape, rotation| Requirement { secret: format!("{prefix}-{name}"), shape, rotation };
+    vec![
+        req("supabase-service-role", Shape::ApiKeyJson(&[]), Some(("supabase-api-key", 90))),
+        req(
+            "ai-engine-api",
+            Shape::ApiKeyJson(&["key_id", "admin_url", "check_url", "admin_secret_arn"]),
+            Some(("http-api-key", 180)),
+        ),
+        req("gemini-api", Shape::ApiKeyJson(&[]), Some(("google-api-key", 180))),
+        req("database", Shape::DatabaseJson, None),
+        req("sentry-webhook", Shape::PlainString, None),
+    ]
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub secret: String,
+    pub rotation: String,
+    pub shape: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// A line per problem, or a table when all is well.
+    pub fn render(&self) -> String {
+        if !self.is_ok() {
+            return self.problems.iter().map(|p| format!("PROBLEM {p}\n")).collect();
+        }
+        let width = self.rows.iter().map(|r| r.secret.len()).max().unwrap_or(6).max(6);
+        let mut out = format!("{:<width$}  {:<14}  {}\n", "secret", "value", "rotation");
+        for row in &self.rows {
+            out.push_str(&format!("{:<width$}  {:<14}  {}\n", row.secret, row.shape, row.rotation));
+        }
+        out.push_str("environment: AWS_REGION, SENTRY_DSN, SENTRY_ENVIRONMENT set and valid\n");
+        out
+    }
+}
+
+pub async fn check(store: &impl SecretVersions, env: &Env, requirements: &[Requirement]) -> Report {
+    let mut report = Report::default();
+    check_environment(env, &mut report.problems);
+    for requirement in requirements {
+        check_secret(store, requirement, &mut report).await;
+    }
+    report
+}
+
+fn check_environment(env: &Env, problems: &mut Vec<String>) {
+    if env.get("AWS_REGION").is_none() {
+        problems.push("AWS_REGION is not set".to_owned());
+    }
+    match SentryConfig::from_env(env) {
+        Err(err) => problems.push(err.to_string()),
+        Ok(config) if config.dsn.is_none() => problems.push("SENTRY_DSN is not set: errors would go unseen".to_owned()),
+        Ok(_) => {}
+    }
+    if env.get("SENTRY_ENVIRONMENT").is_none() {
+        problems.push("SENTRY_ENVIRONMENT is not set".to_owned());
+    }
+}
+
+async fn check_secret(store: &impl SecretVersions, requirement: &Requirement, report: &mut Report) {
+    let name = &requirement.secret;
+    let description = match store.describe(name).await {
+        Ok(description) => description,
+        Err(err) => {
+            report.problems.push(format!("{name}: cannot be described ({})", err.detail));
+            return;
+        }
+    };
+    let before = report.problems.len();
+    let rotation = match requirement.rotation {
+        None => "not required".to_owned(),
+        Some((strategy, days)) => check_rotation(name, &description, strategy, days, &mut report.problems),
+    };
+    let shape = match store.value_at(name, AWSCURRENT).await {
+        Err(err) => {
+            report.problems.push(format!("{name}: not readable: {err}"));
+            "unreadable"
+        }
+        Ok(value) if value.value.trim().is_empty() => {
+            report.problems.push(format!("{name}: the value is empty"));
+            "empty"
+        }
+        Ok(value) => match shape_problem(requirement.shape, &value.value) {
+            Some(problem) => {
+                report.problems.push(format!("{name}: {problem}"));
+                "malformed"
+            }
+            None => match requirement.shape {
+                Shape::DatabaseJson => "database JSON",
+                Shape::ApiKeyJson(_) => "API key JSON",
+                Shape::PlainString => "string",
+            },
+        },
+    };
+    if report.problems.len() == before {
+        report.rows.push(Row { secret: name.clone(), rotation, shape });
+    }
+}
+
+fn check_rotation(
+    name: &str,
+    d: &SecretDescription,
+    strategy: &str,
+    max_days: u32,
+    problems: &mut Vec<String>,
+) -> String {
+    if !d.rotation_enabled {
+        problems.push(format!("{name}: rotation is not enabled (runbook: every {max_days} days)"));
+        return "off".to_owned();
+    }
+    match d.tags.get("rotation-strategy") {
+        Some(tag) if tag == strategy => {}
+        Some(tag) => problems.push(format!("{name}: rotation-strategy is {tag:?}, expected {strategy:?}")),
+        None => problems.push(format!("{name}: no rotation-strategy tag (expected {strategy:?})")),
+    }
+    match cadence_days(d) {
+        Some(days) if days <= max_days => format!("every {days} days ({strategy})"),
+        Some(days) => {
+            problems.push(format!("{name}: rotates every {days} days, the runbook asks for at most {max_days}"));
+            format!("every {days} days")
+        }
+        None => {
+            problems.push(format!("{name}: rotation schedule {:?} is not one check-env can read", d.rotation_schedule));
+            "unknown".to_owned()
+        }
+    }
+}
+
+/// Days between rotations: `AutomaticallyAfterDays`, `rate(N days)`, or a monthly cron
+/// `cron(m h d */k ? *)` (k months, counted as 30 days each).
+pub fn cadence_days(d: &SecretDescription) -> Option<u32> {
+    if let Some(expression) = &d.rotation_schedule {
+        if let Some(days) = expression.strip_prefix("rate(").and_then(|r| r.strip_suffix(" days)")) {
+            return days.trim().parse().ok();
+        }
+        let fields: Vec<&str> = expression.strip_prefix("cron(")?.strip_suffix(')')?.split_whitespace().collect();
+        let months = fields.get(3)?.strip_prefix("*/")?.parse::<u32>().ok()?;
+        return Some(months * 30);
+    }
+    d.rotation_days.and_then(|days| u32::try_from(days).ok())
+}
+
+fn shape_problem(shape: Shape, value: &str) -> Option<String> {
+    match shape {
+        Shape::PlainString => None,
+        Shape::DatabaseJson => match serde_json::from_str::<DbCredentials>(value) {
+            Ok(creds) if creds.password.is_empty() => Some("the database password is empty".to_owned()),
+            Ok(_) => None,
+            Err(err) => Some(format!(
+                "not database JSON (engine, host, port, username, password, dbname): {}",
+                err.classify_message()
+            )),
+        },
+        Shape::ApiKeyJson(fields) => {
+            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(value) else {
+                return Some("not a JSON object with an api_key".to_owned());
+            };
+            let text = |key: &str| map.get(key).and_then(Value::as_str).filter(|v| !v.trim().is_empty());
+            let key = match text("api_key") {
+                None => return Some("api_key is missing or empty".to_owned()),
+                Some(key) => key,
+            };
+            if key.starts_with("eyJ") {
+                return Some(
+                    "holds a legacy JWT key, which cannot be rotated alone: migrate to a secret API key (sb_secret_...)"
+                        .to_owned(),
+                );
+            }
+            let missing: Vec<&str> = fields.iter().copied().filter(|f| text(f).is_none()).collect();
+            (!missing.is_empty()).then(|| format!("missing or empty: {}", missing.join(", ")))
+        }
+    }
+}
+
+trait ClassifyMessage {
+    fn classify_message(&self) -> String;
+}
+
+impl ClassifyMessage for serde_json::Error {
+    // The position and category only: serde's own message may quote the secret.
+    fn classify_message(&self) -> String {
+        format!("{:?} error at line {} column {}", self.classify(), self.line(), self.column())
+    }
+}

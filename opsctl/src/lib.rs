@@ -1,0 +1,3 @@
+//! The operator CLI's commands, on the same library code as the functions.
+
+pub mod check_env;

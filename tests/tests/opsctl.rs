@@ -1,0 +1,85 @@
+//! `opsctl check-env` against moto.
+
+use ops_shared::Env;
+use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_testkit::aws::{Aws, provision_runbook_secrets, unique};
+use opsctl::check_env::{check, runbook_requirements};
+
+fn good_env(dsn: &str) -> Env {
+    Env::from_pairs([("AWS_REGION", "us-east-1"), ("SENTRY_DSN", dsn), ("SENTRY_ENVIRONMENT", "production")])
+}
+
+const DSN: &str = "https://0123456789abcdef@o1.ingest.sentry.io/42";
+
+#[tokio::test]
+async fn check_env_passes_on_a_correct_stack_and_prints_a_table() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let prefix = unique("good");
+    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
+    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+
+    let report =
+        check(&SecretsManagerVersions::new(aws.secrets.clone()), &good_env(DSN), &runbook_requirements(&prefix)).await;
+    assert!(report.is_ok(), "{:?}", report.problems);
+    let table = report.render();
+    assert_eq!(report.rows.len(), 5);
+    assert!(table.contains(&format!("{prefix}-supabase-service-role")) && table.contains("every 90 days"), "{table}");
+    assert!(table.contains("every 180 days (google-api-key)"), "{table}");
+}
+
+#[tokio::test]
+async fn check_env_lists_each_problem_of_a_broken_stack() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let prefix = unique("broken");
+    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
+    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+    let put = |name: String, value: &'static str| {
+        let secrets = aws.secrets.clone();
+        async move { secrets.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put") }
+    };
+    // A legacy JWT service-role key, a malformed database secret, an empty webhook secret,
+    // rotation turned off on one API key and a missing secret.
+    put(format!("{prefix}-supabase-service-role"), r#"{"api_key":"eyJhbGciOiJIUzI1NiJ9.legacy"}"#).await;
+    put(format!("{prefix}-database"), r#"{"host":"db","password":"hunter2-is-not-shown"#).await;
+    put(format!("{prefix}-sentry-webhook"), "  ").await;
+    aws.secrets.cancel_rotate_secret().secret_id(format!("{prefix}-gemini-api")).send().await.expect("cancel rotation");
+    aws.secrets
+        .delete_secret()
+        .secret_id(format!("{prefix}-ai-engine-api"))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("delete");
+
+    let env = Env::from_pairs([("AWS_REGION", "us-east-1"), ("SENTRY_DSN", "")]);
+    let report = check(&SecretsManagerVersions::new(aws.secrets.clone()), &env, &runbook_requirements(&prefix)).await;
+    let text = report.render();
+    let expect = [
+        "SENTRY_DSN is not set",
+        "SENTRY_ENVIRONMENT is not set",
+        "-supabase-service-role: holds a legacy JWT key",
+        "-database: not database JSON",
+        "-sentry-webhook: the value is empty",
+        "-gemini-api: rotation is not enabled",
+        "-ai-engine-api: cannot be described",
+    ];
+    for problem in expect {
+        assert!(text.contains(problem), "missing {problem:?} in:\n{text}");
+    }
+    assert_eq!(report.problems.len(), expect.len(), "one line per problem:\n{text}");
+    assert!(!text.contains("hunter2"), "values never appear");
+}
+
+#[tokio::test]
+async fn check_env_refuses_a_cadence_longer_than_the_runbook_allows() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let prefix = unique("slow");
+    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
+    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+    let secret = format!("{prefix}-supabase-service-role");
+    let token = ops_testkit::aws::start_rotation(&aws.secrets, &secret, 365).await.expect("rotation");
+    aws.end_rotation(&secret, &token).await.expect("end");
+    let report =
+        check(&SecretsManagerVersions::new(aws.secrets.clone()), &good_env(DSN), &runbook_requirements(&prefix)).await;
+    assert_eq!(report.problems, vec![format!("{secret}: rotates every 365 days, the runbook asks for at most 90")]);
+}

@@ -1,0 +1,44 @@
+//! The local stack provisions what the template declares, under the same names.
+
+use ops_testkit::names;
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml")
+}
+
+/// `cineview-x` as the template writes it: `${NamePrefix}-x`.
+fn templated(name: &str) -> String {
+    name.replacen(names::PREFIX, "${NamePrefix}", 1).replace(names::ACCOUNT_ID, "${AWS::AccountId}")
+}
+
+#[test]
+fn stack_resource_names_are_the_templates() {
+    let template = template();
+    let declared = [
+        ("TopicName", names::ALERT_TOPIC.to_owned()),
+        ("TopicName", names::OPS_TOPIC.to_owned()),
+        ("TableName", names::STATE_TABLE.to_owned()),
+        ("BucketName", names::backup_bucket()),
+        ("Name", names::DATABASE_SECRET.to_owned()),
+        ("Name", names::STAGING_DATABASE_SECRET.to_owned()),
+        ("Name", names::SENTRY_WEBHOOK_SECRET.to_owned()),
+        ("Name", format!("{}-supabase-service-role", names::PREFIX)),
+        ("Name", format!("{}-ai-engine-api", names::PREFIX)),
+        ("Name", format!("{}-gemini-api", names::PREFIX)),
+        ("Name", format!("{}-rotation-admin-credentials", names::PREFIX)),
+    ];
+    for (property, name) in declared {
+        let line = format!("{property}: !Sub {}", templated(&name));
+        assert!(template.contains(&line), "template.yaml does not declare {line:?}");
+    }
+    assert!(template.contains("Default: cineview"), "NamePrefix default");
+}
+
+#[test]
+fn every_function_is_declared_with_its_binary() {
+    let template = template();
+    for binary in ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"] {
+        assert!(template.contains(&format!("Binary: {binary}\n")), "{binary} is not built by the template");
+        assert!(template.contains(&format!("FunctionName: !Sub ${{NamePrefix}}-{binary}\n")));
+    }
+}
