@@ -232,7 +232,9 @@ pub async fn provision_runbook_secrets(
         value.to_string()
     };
     let admin = format!("{prefix}-rotation-admin-credentials");
-    let entries: [(String, String, Option<(&str, i64)>); 6] = [
+    // (name, value, rotation strategy and interval in days)
+    type Entry<'a> = (String, String, Option<(&'a str, i64)>);
+    let entries: [Entry; 6] = [
         (
             format!("{prefix}-supabase-service-role"),
             api("sb_secret_local_fixture_0000000000", serde_json::json!({})),
