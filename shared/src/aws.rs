@@ -41,10 +41,9 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 
 /// Renders an SDK error with its service error code and message, which the SDK's `Display`
 /// alone hides behind "service error".
-pub fn describe_sdk_error<E, R>(err: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+pub fn describe_sdk_error<E>(err: &aws_sdk_secretsmanager::error::SdkError<E>) -> String
 where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_secretsmanager::error::SdkError;
     match err {
@@ -53,7 +52,8 @@ where
             match (inner.code(), inner.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 (Some(code), None) => code.to_owned(),
-                _ => inner.to_string(),
+                // An error the SDK could not model: the HTTP status is the best clue left.
+                _ => format!("{} (HTTP {})", inner, service.raw().status().as_u16()),
             }
         }
         SdkError::TimeoutError(_) => "request timed out".to_owned(),

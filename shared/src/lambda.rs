@@ -114,6 +114,16 @@ impl<H: Handler> Function<H> {
     }
 }
 
+/// The invocation's deadline as an [`std::time::Instant`] (`None` when the runtime gave none,
+/// as in tests), so long work can keep time to clean up before Lambda stops it.
+pub fn deadline(ctx: &Context) -> Option<std::time::Instant> {
+    if ctx.deadline == 0 {
+        return None;
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(std::time::Instant::now() + std::time::Duration::from_millis(ctx.deadline.saturating_sub(now_ms)))
+}
+
 /// The error and its causes on one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();

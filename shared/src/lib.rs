@@ -3,10 +3,12 @@
 
 pub mod alert;
 pub mod aws;
+pub mod backup;
 pub mod config;
 pub mod events;
 pub mod http;
 pub mod lambda;
+pub mod objects;
 pub mod postgres;
 pub mod scrub;
 pub mod secret_versions;

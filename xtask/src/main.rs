@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-const MOTO: &str = "moto[server]==5.2.1";
-const CFN_LINT: &str = "cfn-lint==1.51.0";
+/// 5.2.5 or newer: 5.2.1 answers CompleteMultipartUpload with a root element the SDK refuses.
+const MOTO: (&str, &str, &str) = ("moto[server]", "moto", "5.2.5");
+const CFN_LINT: (&str, &str, &str) = ("cfn-lint", "cfn-lint", "1.51.0");
 const PG_PACKAGES: &[&str] = &["postgresql-15", "postgresql-client-15"];
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -98,11 +99,15 @@ fn setup() -> Result<(), String> {
     if !succeeds(&py, &["--version"]) {
         return Err(format!("{py} is not available: install Python 3 with pip"));
     }
-    if !succeeds(&py, &["-c", "import moto.server, flask_cors"]) {
-        pip_install(MOTO)?;
+    for (requirement, distribution, version) in [MOTO, CFN_LINT] {
+        let check =
+            format!("import importlib.metadata as m, sys; sys.exit(m.version('{distribution}') != '{version}')");
+        if !succeeds(&py, &["-c", &check]) {
+            pip_install(&format!("{requirement}=={version}"))?;
+        }
     }
-    if !succeeds(&py, &["-c", "import cfnlint"]) {
-        pip_install(CFN_LINT)?;
+    if !succeeds(&py, &["-c", "import moto.server, flask_cors, cfnlint"]) {
+        return Err("moto's server extras or cfn-lint still do not import after installing them".to_owned());
     }
     if postgres_bin().is_none() {
         if !is_root() {

@@ -1,39 +1,70 @@
-//! `scheduled-backup`.
+//! `scheduled-backup`: `pg_dump` streamed to S3 with a manifest, nightly at 02:00 UTC or on a
+//! manual invoke (`{"label": "pre-deploy"}`); also checks Supabase's own backups are fresh.
+
+pub mod backup;
+pub mod config;
+pub mod dump;
+pub mod error;
+pub mod platform;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::Context;
 use ops_shared::events::Trigger;
-use ops_shared::{ConfigError, FunctionError, Handler, Startup};
+use ops_shared::objects::{ObjectStore, S3Objects};
+use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
+use serde::Deserialize;
+
+pub use backup::{Backup, BackupSummary};
+pub use config::BackupConfig;
+pub use error::BackupError;
 
 pub const FUNCTION_NAME: &str = "scheduled-backup";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("scheduled-backup has no behaviour yet")]
-    NotBuilt,
-}
-
-impl FunctionError for Error {
-    fn kind(&self) -> &'static str {
-        "NotBuilt"
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
+/// A manual invoke: `{}` or `{"label": "pre-deploy"}`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {}
-
-pub struct Function;
-
-pub fn build(_startup: Startup) -> Result<Function, ConfigError> {
-    Ok(Function)
+pub struct BackupRequest {
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
-impl Handler for Function {
-    type Event = Trigger<Request>;
-    type Output = serde_json::Value;
-    type Error = Error;
+fn valid_label(label: &str) -> bool {
+    (1..=40).contains(&label.len()) && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
 
-    async fn handle(&self, _event: Self::Event, _ctx: Context) -> Result<serde_json::Value, Error> {
-        Err(Error::NotBuilt)
+impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Backup<S, A> {
+    type Event = Trigger<BackupRequest>;
+    type Output = BackupSummary;
+    type Error = BackupError;
+
+    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<BackupSummary, BackupError> {
+        let label = match event {
+            Trigger::Schedule(_) => None,
+            Trigger::Manual(request) => request.label,
+        };
+        if let Some(label) = &label
+            && !valid_label(label)
+        {
+            return Err(BackupError::InvalidRequest(format!(
+                "label {label:?} must be 1-40 letters, digits, '-' or '_'"
+            )));
+        }
+        self.run(label, ops_shared::lambda::deadline(&ctx)).await.map(|(_, summary)| summary)
     }
+}
+
+/// Wires the function from the start-up state.
+pub fn build(startup: Startup) -> Result<Backup<S3Objects, SnsAlertPublisher>, ConfigError> {
+    let config = BackupConfig::from_env(&startup.env)?;
+    let http = ops_shared::http::client(Duration::from_secs(10))
+        .map_err(|e| ConfigError::malformed("SUPABASE_API_URL", format!("cannot build an HTTP client: {e}")))?;
+    Ok(Backup {
+        store: S3Objects::new(startup.clients.s3.clone(), config.bucket.clone()),
+        alerts: startup.alerts,
+        secrets: Arc::clone(&startup.secrets),
+        http,
+        config,
+    })
 }

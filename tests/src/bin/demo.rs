@@ -59,9 +59,8 @@ async fn main() -> ExitCode {
 
     demo.secret_rotation().await;
     demo.check_env();
+    demo.backup_and_verify().await;
     for (function, events) in [
-        ("scheduled-backup", &["scheduled.json"][..]),
-        ("restore-verifier", &["latest.json"][..]),
         ("health-checker", &["scheduled.json"][..]),
         ("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"][..]),
     ] {
@@ -211,6 +210,76 @@ impl Demo {
 }
 
 impl Demo {
+    /// Invokes `function` once with `events/<function>/<event>`.
+    async fn invoke_sample(&mut self, function: &str, event: &str) -> Option<Value> {
+        let path = self.events_dir.join(function).join(event);
+        let Ok(Ok(payload)) = std::fs::read_to_string(&path).map(|raw| serde_json::from_str::<Value>(&raw)) else {
+            self.problems.push(format!("cannot read {}", path.display()));
+            return None;
+        };
+        let mut process = self.start(function, &[]).await?;
+        let started = Instant::now();
+        let outcome = process.invoke(&payload, INVOKE_TIMEOUT).await;
+        let elapsed = started.elapsed().as_millis();
+        process.stop();
+        match outcome {
+            Outcome::Response(value) => {
+                println!("  events/{function}/{event} -> ok ({elapsed} ms)");
+                Some(value)
+            }
+            other => {
+                println!("  events/{function}/{event} -> {}", describe(&other));
+                self.problems.push(format!("{function} failed on {event}"));
+                None
+            }
+        }
+    }
+
+    /// The nightly backup of the seeded database, then the monthly restore test of it.
+    async fn backup_and_verify(&mut self) {
+        println!("== scheduled-backup: nightly backup of the seeded database");
+        if let Some(summary) = self.invoke_sample("scheduled-backup", "scheduled.json").await {
+            let text = |k: &str| summary.get(k).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+            println!("  object   s3://{}/{}", ops_testkit::names::backup_bucket(), text("key"));
+            println!("  size     {} bytes, sha256 {}", text("size_bytes"), text("sha256"));
+            println!("  content  {} tables, {} rows counted in the dump's snapshot", text("tables"), text("rows"));
+            println!("  took     {} ms; Supabase platform backups: {}", text("duration_ms"), text("platform_backups"));
+        }
+        println!();
+        println!("== restore-verifier: restore test of the latest backup");
+        if let Some(report) = self.invoke_sample("restore-verifier", "latest.json").await {
+            let number = |k: &str| report.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            println!("  result   {}", report.get("result").and_then(Value::as_str).unwrap_or("?"));
+            for check in report.get("checks").and_then(Value::as_array).into_iter().flatten() {
+                let passed = check.get("passed").and_then(Value::as_bool).unwrap_or(false);
+                let name = check.get("name").and_then(Value::as_str).unwrap_or("?");
+                println!("  {} {name}", if passed { "ok  " } else { "FAIL" });
+            }
+            println!(
+                "  RTO      {:.1} s (download {} ms, restore {} ms, checks {} ms; target {} min)",
+                number("rto_ms") / 1000.0,
+                number("download_ms"),
+                number("restore_ms"),
+                number("checks_ms"),
+                number("rto_target_ms") / 60_000.0
+            );
+            println!(
+                "  RPO      backup age {:.2} h (target {} h)",
+                number("backup_age_hours"),
+                number("rpo_target_hours")
+            );
+            println!("  report   {}", report.get("report_key").and_then(Value::as_str).unwrap_or("?"));
+            println!(
+                "  scratch database dropped: {}",
+                yes(report.get("scratch_dropped").and_then(Value::as_bool).unwrap_or(false))
+            );
+            if report.get("result").and_then(Value::as_str) != Some("passed") {
+                self.problems.push("the restore test did not pass".into());
+            }
+        }
+        println!();
+    }
+
     /// `opsctl check-env` against the stack, as ops would run it before a deploy.
     fn check_env(&mut self) {
         println!("== opsctl check-env");

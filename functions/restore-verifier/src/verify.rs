@@ -1,0 +1,439 @@
+//! The restore test: pick a backup, verify its bytes against the manifest, restore it into a
+//! scratch database, compare row counts, run the validation queries, measure RTO and RPO,
+//! always drop the scratch database, file a report and tell ops.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, manifest_key, normalise_prefix};
+use ops_shared::objects::ObjectStore;
+use ops_shared::postgres::{DbCredentials, DbError, quote_ident, quote_literal};
+use ops_shared::telemetry::{Metrics, Unit};
+use ops_shared::{FunctionError, SecretCache};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{ValidationQuery, VerifierConfig};
+use crate::error::VerifyError;
+
+pub const SOURCE: &str = "restore-verifier";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Latest,
+    Random,
+    Key(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub result: String,
+    pub backup_key: String,
+    pub backup_id: String,
+    pub database: String,
+    pub backup_started_at: DateTime<Utc>,
+    pub verified_at: DateTime<Utc>,
+    pub size_bytes: u64,
+    pub tables: usize,
+    pub rows: i64,
+    pub download_ms: u64,
+    pub restore_ms: u64,
+    pub checks_ms: u64,
+    pub rto_ms: u64,
+    pub rto_target_ms: u64,
+    pub rto_met: bool,
+    pub backup_age_hours: f64,
+    pub rpo_target_hours: u64,
+    pub rpo_met: bool,
+    pub scratch_database: Option<String>,
+    pub scratch_dropped: bool,
+    pub checks: Vec<Check>,
+    pub failures: Vec<String>,
+    pub report_key: String,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+pub struct Verifier<S, A> {
+    pub store: S,
+    pub alerts: A,
+    pub secrets: Arc<SecretCache>,
+    pub config: VerifierConfig,
+}
+
+impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
+    /// Runs a restore test and files its report. A test that ran returns its report, passed or
+    /// not (a failed one alerts critical); an error means no test could be run (also critical).
+    pub async fn run(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
+        match self.verify(selection, deadline).await {
+            Ok(mut report) => {
+                report.report_key = format!(
+                    "{}{}/{}-{}.json",
+                    normalise_prefix(&self.config.report_prefix),
+                    report.verified_at.format("%Y/%m"),
+                    report.verified_at.format("%Y%m%dT%H%M%SZ"),
+                    report.backup_id
+                );
+                let body = serde_json::to_vec_pretty(&report).map_err(|e| VerifyError::Io(e.to_string()))?;
+                let stored = self.store.put(&report.report_key, body, "application/json").await;
+                Metrics::new("CineView/Ops")
+                    .dimension("Function", SOURCE)
+                    .value("RestoreTestPassed", if report.passed() { 1.0 } else { 0.0 }, Unit::Count)
+                    .value("RtoMs", report.rto_ms as f64, Unit::Milliseconds)
+                    .value("BackupAgeHours", report.backup_age_hours, Unit::None)
+                    .emit();
+                self.publish(&self.report_alert(&report)).await;
+                stored?;
+                Ok(report)
+            }
+            Err(err) => {
+                let alert = Alert::new(
+                    SOURCE,
+                    Severity::Critical,
+                    format!("{SOURCE}:{}", self.config.bucket),
+                    "Restore test could not run",
+                )
+                .summary(format!("The monthly restore test could not run: {err}."))
+                .detail("bucket", self.config.bucket.clone())
+                .detail("error_type", err.kind());
+                self.publish(&alert).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn publish(&self, alert: &Alert) {
+        if let Err(err) = self.alerts.publish(alert).await {
+            tracing::error!(error = %err, "the restore-test alert could not be published");
+        }
+    }
+
+    fn report_alert(&self, report: &Report) -> Alert {
+        let figures = format!(
+            "RTO {:.1} min (target {} min), backup age {:.1} h (target {} h), {} tables, {} rows, {} bytes",
+            report.rto_ms as f64 / 60_000.0,
+            report.rto_target_ms / 60_000,
+            report.backup_age_hours,
+            report.rpo_target_hours,
+            report.tables,
+            report.rows,
+            report.size_bytes
+        );
+        let dedup = format!("{SOURCE}:{}", report.database);
+        let alert = if report.passed() {
+            Alert::new(SOURCE, Severity::Info, dedup, format!("Backup/restore successful: {}", report.database))
+                .summary(format!("Backup {} restored and verified. {figures}.", report.backup_key))
+        } else {
+            Alert::new(SOURCE, Severity::Critical, dedup, format!("Restore test failed: {}", report.database)).summary(
+                format!(
+                    "Backup {} failed its restore test: {}. {figures}.",
+                    report.backup_key,
+                    report.failures.join("; ")
+                ),
+            )
+        };
+        alert
+            .detail("backup_key", report.backup_key.clone())
+            .detail("report_key", report.report_key.clone())
+            .detail("rto_ms", report.rto_ms)
+            .detail("backup_age_hours", report.backup_age_hours)
+            .detail("scratch_dropped", report.scratch_dropped)
+    }
+
+    /// The manifest of the backup to test.
+    pub async fn select(&self, selection: &Selection) -> Result<(String, Manifest), VerifyError> {
+        let prefix = normalise_prefix(&self.config.prefix);
+        let key = match selection {
+            Selection::Key(key) => {
+                if !key.starts_with(&prefix) {
+                    return Err(VerifyError::InvalidRequest(format!("{key:?} is not under {prefix:?}")));
+                }
+                let manifest = manifest_key(key);
+                let listed = self.store.list(&manifest).await?;
+                if !listed.iter().any(|o| o.key == manifest) {
+                    return Err(VerifyError::NoManifest(key.clone()));
+                }
+                manifest
+            }
+            Selection::Latest | Selection::Random => {
+                let mut manifests: Vec<_> =
+                    self.store.list(&prefix).await?.into_iter().filter(|o| o.key.ends_with(MANIFEST_SUFFIX)).collect();
+                // File names start with the backup's start time, so they sort by age.
+                manifests.sort_by(|a, b| file_name(&a.key).cmp(file_name(&b.key)));
+                let chosen = if *selection == Selection::Latest {
+                    manifests.pop()
+                } else {
+                    let cutoff = Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
+                    manifests.retain(|o| o.last_modified.is_none_or(|t| t >= cutoff));
+                    if manifests.is_empty() {
+                        None
+                    } else {
+                        let index = rand::random_range(0..manifests.len());
+                        Some(manifests.swap_remove(index))
+                    }
+                };
+                chosen.ok_or_else(|| VerifyError::NoBackup(prefix.clone()))?.key
+            }
+        };
+        let bytes = read_all(&self.store, &key).await?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| VerifyError::BadManifest { key: key.clone(), problem: e.to_string() })?;
+        Ok((key, manifest))
+    }
+
+    async fn verify(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
+        let (_, manifest) = self.select(&selection).await?;
+        let config = &self.config;
+        let mut report = Report {
+            version: 1,
+            result: String::new(),
+            backup_key: manifest.key.clone(),
+            backup_id: manifest.backup_id.clone(),
+            database: manifest.database.clone(),
+            backup_started_at: manifest.started_at,
+            verified_at: Utc::now(),
+            size_bytes: manifest.size_bytes,
+            tables: manifest.tables.len(),
+            rows: manifest.total_rows(),
+            download_ms: 0,
+            restore_ms: 0,
+            checks_ms: 0,
+            rto_ms: 0,
+            rto_target_ms: config.rto.as_millis() as u64,
+            rto_met: false,
+            backup_age_hours: 0.0,
+            rpo_target_hours: config.rpo.as_secs() / 3600,
+            rpo_met: false,
+            scratch_database: None,
+            scratch_dropped: false,
+            checks: Vec::new(),
+            failures: Vec::new(),
+            report_key: String::new(),
+        };
+
+        let started = Instant::now();
+        let file = tempfile::NamedTempFile::new().map_err(|e| VerifyError::Io(e.to_string()))?;
+        let (size, sha256) = download(&self.store, &manifest.key, file.path()).await?;
+        report.download_ms = started.elapsed().as_millis() as u64;
+        report.check(
+            "size matches the manifest",
+            size == manifest.size_bytes,
+            format!("{size} bytes, manifest {}", manifest.size_bytes),
+        );
+        report.check(
+            "sha256 matches the manifest",
+            sha256 == manifest.sha256,
+            format!("{sha256}, manifest {}", manifest.sha256),
+        );
+
+        if report.passed() {
+            let staging: DbCredentials = self.secrets.get_json(&config.staging_secret_arn).await?;
+            let scratch = format!(
+                "restore_test_{}_{}",
+                report.verified_at.format("%Y%m%d%H%M%S"),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            let admin = staging.connect(config.database_timeout).await?;
+            admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await.map_err(DbError::query)?;
+            report.scratch_database = Some(scratch.clone());
+            let mut target = staging.clone();
+            target.dbname = scratch.clone();
+
+            let budget = deadline
+                .and_then(|d| d.checked_duration_since(Instant::now()))
+                .map(|d| d.saturating_sub(Duration::from_secs(60)));
+            let work = self.restore_and_check(&target, file.path(), &manifest, &mut report);
+            let finished = match budget {
+                None => {
+                    work.await;
+                    true
+                }
+                Some(budget) => tokio::time::timeout(budget, work).await.is_ok(),
+            };
+            if !finished {
+                report.failures.push("the restore did not finish before the Lambda deadline".to_owned());
+            }
+            // Always, whatever happened above.
+            let dropped =
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await;
+            report.scratch_dropped = dropped.is_ok();
+            if let Err(err) = dropped {
+                report.failures.push(format!(
+                    "scratch database {scratch} could not be dropped: {}",
+                    ops_shared::postgres::describe(&err)
+                ));
+            }
+        }
+
+        report.rto_ms = started.elapsed().as_millis() as u64;
+        report.rto_met = report.rto_ms <= report.rto_target_ms;
+        if !report.rto_met {
+            report.failures.push(format!("RTO {} ms exceeds the target of {} ms", report.rto_ms, report.rto_target_ms));
+        }
+        let age = Utc::now().signed_duration_since(manifest.started_at);
+        report.backup_age_hours = age.num_seconds().max(0) as f64 / 3600.0;
+        report.rpo_met = report.backup_age_hours <= report.rpo_target_hours as f64;
+        if !report.rpo_met {
+            report.failures.push(format!(
+                "the backup is {:.1} h old, beyond the RPO of {} h",
+                report.backup_age_hours, report.rpo_target_hours
+            ));
+        }
+        report.result = if report.passed() { "passed" } else { "failed" }.to_owned();
+        Ok(report)
+    }
+
+    async fn restore_and_check(
+        &self,
+        target: &DbCredentials,
+        dump: &std::path::Path,
+        manifest: &Manifest,
+        report: &mut Report,
+    ) {
+        let restore_started = Instant::now();
+        let restored = pg_restore(&self.config.pg_restore_path, target, dump).await;
+        report.restore_ms = restore_started.elapsed().as_millis() as u64;
+        if let Err(problem) = restored {
+            report.check("pg_restore succeeds", false, problem);
+            return;
+        }
+        report.check("pg_restore succeeds", true, String::new());
+        let checks_started = Instant::now();
+        match target.connect(self.config.database_timeout).await {
+            Err(err) => report.check("restored database accepts connections", false, err.to_string()),
+            Ok(client) => {
+                let mut mismatches = Vec::new();
+                for table in &manifest.tables {
+                    let sql = format!(
+                        "SELECT count(*) FROM ONLY {}.{}",
+                        quote_ident(&table.schema),
+                        quote_ident(&table.table)
+                    );
+                    match client.query_one(&sql, &[]).await {
+                        Ok(row) => {
+                            let rows: i64 = row.get(0);
+                            if rows != table.rows {
+                                mismatches.push(format!(
+                                    "{}.{}: manifest {}, restored {rows}",
+                                    table.schema, table.table, table.rows
+                                ));
+                            }
+                        }
+                        Err(err) => mismatches.push(format!(
+                            "{}.{}: {}",
+                            table.schema,
+                            table.table,
+                            ops_shared::postgres::describe(&err)
+                        )),
+                    }
+                }
+                let detail = if mismatches.is_empty() {
+                    format!("{} tables", manifest.tables.len())
+                } else {
+                    mismatches.join(", ")
+                };
+                report.check("row counts match the manifest", mismatches.is_empty(), detail);
+                for query in &self.config.validation_queries {
+                    let (passed, detail) =
+                        run_validation(&client, query, manifest.started_at, report.rpo_target_hours).await;
+                    report.check(&query.name, passed, detail);
+                }
+            }
+        }
+        report.checks_ms = checks_started.elapsed().as_millis() as u64;
+    }
+}
+
+impl Report {
+    fn check(&mut self, name: &str, passed: bool, detail: String) {
+        if !passed {
+            self.failures.push(if detail.is_empty() { name.to_owned() } else { format!("{name}: {detail}") });
+        }
+        self.checks.push(Check { name: name.to_owned(), passed, detail });
+    }
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, VerifyError> {
+    let body = store.get(key).await?;
+    let bytes = body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Streams the object to `path`, returning its size and SHA-256.
+async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) -> Result<(u64, String), VerifyError> {
+    let mut body = store.get(key).await?;
+    let mut file = tokio::fs::File::create(path).await.map_err(|e| VerifyError::Io(e.to_string()))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0_u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {e}")))?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(|e| VerifyError::Io(e.to_string()))?;
+    }
+    file.flush().await.map_err(|e| VerifyError::Io(e.to_string()))?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// `pg_restore` into `target` in one transaction, stopping at the first error.
+pub async fn pg_restore(program: &str, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+    let output = tokio::process::Command::new(program)
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--no-password"])
+        .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
+        .args(["--dbname", &target.dbname])
+        .arg(dump)
+        .env("PGPASSWORD", &target.password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(format!("{program} exited {}: {}", output.status, ops_shared::alert::cut_at_char(stderr.trim(), 4000)))
+    }
+}
+
+async fn run_validation(
+    client: &tokio_postgres::Client,
+    query: &ValidationQuery,
+    backup_started_at: DateTime<Utc>,
+    rpo_hours: u64,
+) -> (bool, String) {
+    let sql = query
+        .sql
+        .replace(":backup_started_at", &format!("{}::timestamptz", quote_literal(&backup_started_at.to_rfc3339())))
+        .replace(":rpo_hours", &rpo_hours.to_string());
+    match client.query_one(&sql, &[]).await {
+        Ok(row) => match row.try_get::<_, Option<bool>>(0) {
+            Ok(Some(true)) => (true, String::new()),
+            Ok(Some(false)) => (false, "returned false".to_owned()),
+            Ok(None) => (false, "returned NULL".to_owned()),
+            Err(_) => (false, "did not return a boolean".to_owned()),
+        },
+        Err(err) => (false, ops_shared::postgres::describe(&err)),
+    }
+}

@@ -1,0 +1,159 @@
+//! One consistent dump: a transaction exports its snapshot, row counts are taken in it, and
+//! `pg_dump --snapshot` streams the same snapshot into an S3 multipart upload, hashed on the way.
+
+use std::process::Stdio;
+
+use ops_shared::backup::TableCount;
+use ops_shared::objects::{ObjectStore, UploadedPart};
+use ops_shared::postgres::{DbCredentials, DbError, quote_ident};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_postgres::Client;
+
+use crate::error::BackupError;
+
+/// S3 allows at most this many parts in one upload.
+pub const MAX_PARTS: u32 = 10_000;
+/// How much of pg_dump's stderr is kept for the error message.
+const STDERR_LIMIT: usize = 16 * 1024;
+
+/// Opens a read-only repeatable-read transaction and exports its snapshot. The transaction
+/// stays open (and the snapshot valid) as long as `client` does nothing else.
+pub async fn export_snapshot(client: &Client) -> Result<String, DbError> {
+    client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(DbError::query)?;
+    let row = client.query_one("SELECT pg_export_snapshot()", &[]).await.map_err(DbError::query)?;
+    Ok(row.get(0))
+}
+
+/// Row counts of every user table, in the exported snapshot's transaction.
+pub async fn count_rows(client: &Client) -> Result<Vec<TableCount>, DbError> {
+    let tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(DbError::query)?;
+    let mut counts = Vec::with_capacity(tables.len());
+    for row in tables {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let sql = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&schema), quote_ident(&table));
+        let rows: i64 = client.query_one(&sql, &[]).await.map_err(DbError::query)?.get(0);
+        counts.push(TableCount { schema, table, rows });
+    }
+    Ok(counts)
+}
+
+/// What a finished stream produced.
+#[derive(Debug, Clone)]
+pub struct Streamed {
+    pub size: u64,
+    pub sha256: String,
+    pub parts: Vec<UploadedPart>,
+}
+
+/// Reads up to `size` bytes; fewer only at the end of the stream.
+async fn read_part<R: AsyncRead + Unpin>(reader: &mut R, size: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0_u8; size];
+    let mut filled = 0;
+    while filled < size {
+        let n = reader.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Streams `reader` into the multipart upload: part N uploads while part N+1 is read, so at
+/// most two parts are in memory.
+pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
+    store: &S,
+    key: &str,
+    upload_id: &str,
+    reader: &mut R,
+    part_size: usize,
+) -> Result<Streamed, BackupError> {
+    let mut hasher = Sha256::new();
+    let mut size = 0_u64;
+    let mut parts = Vec::new();
+    let mut buf = read_part(reader, part_size).await.map_err(|e| BackupError::Stream(e.to_string()))?;
+    if buf.is_empty() {
+        return Err(BackupError::EmptyDump);
+    }
+    let mut number = 1_u32;
+    loop {
+        if number > MAX_PARTS {
+            return Err(BackupError::TooManyParts { parts: MAX_PARTS, part_mib: part_size / (1024 * 1024) });
+        }
+        hasher.update(&buf);
+        size += buf.len() as u64;
+        let upload = store.upload_part(key, upload_id, number as i32, buf);
+        let (uploaded, next) = tokio::join!(upload, read_part(reader, part_size));
+        parts.push(uploaded?);
+        buf = next.map_err(|e| BackupError::Stream(e.to_string()))?;
+        if buf.is_empty() {
+            break;
+        }
+        number += 1;
+    }
+    Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts })
+}
+
+/// Runs pg_dump on `snapshot` and streams its output into the upload. A non-zero exit, an
+/// error on stderr or an empty output is a failure, whatever was uploaded.
+pub async fn dump_to_upload<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    upload_id: &str,
+    pg_dump: &str,
+    creds: &DbCredentials,
+    snapshot: &str,
+    part_size: usize,
+) -> Result<(Streamed, Vec<String>), BackupError> {
+    let mut child = tokio::process::Command::new(pg_dump)
+        .args(["--format=custom", "--no-password", "--snapshot", snapshot])
+        .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
+        .args(["--dbname", &creds.dbname])
+        .env("PGPASSWORD", &creds.password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGAPPNAME", "cineview-ops-backup")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BackupError::PgDumpUnusable(format!("cannot start {pg_dump}: {e}")))?;
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(BackupError::PgDumpUnusable("pg_dump's output pipes are missing".into()));
+    };
+    let stderr_task = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        while let Ok(n) = stderr.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            if kept.len() < STDERR_LIMIT {
+                kept.extend_from_slice(&chunk[..n.min(STDERR_LIMIT - kept.len())]);
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    });
+    let streamed = stream_parts(store, key, upload_id, &mut stdout, part_size).await;
+    let status = child.wait().await.map_err(|e| BackupError::Stream(e.to_string()))?;
+    let stderr = stderr_task.await.unwrap_or_default();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error") || l.contains("FATAL")).collect();
+    if !status.success() || !errors.is_empty() {
+        let stderr =
+            if stderr.trim().is_empty() { "no message on stderr".to_owned() } else { stderr.trim().to_owned() };
+        return Err(BackupError::PgDumpFailed { status: status.to_string(), stderr });
+    }
+    let streamed = streamed?;
+    let warnings = stderr.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+    Ok((streamed, warnings))
+}

@@ -1,0 +1,41 @@
+use ops_shared::FunctionError;
+use ops_shared::objects::ObjectError;
+use ops_shared::postgres::DbError;
+use ops_shared::secrets::SecretError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot read the database: {0}")]
+    Database(#[from] DbError),
+    #[error("pg_dump {pg_dump} is older than the server ({server}); use pg_dump {server} or newer")]
+    PgDumpTooOld { pg_dump: u32, server: u32 },
+    #[error("{0}")]
+    PgDumpUnusable(String),
+    #[error("pg_dump failed ({status}): {stderr}")]
+    PgDumpFailed { status: String, stderr: String },
+    #[error("pg_dump produced no output")]
+    EmptyDump,
+    #[error("the dump exceeds {parts} parts of {part_mib} MiB; raise PART_SIZE_MIB")]
+    TooManyParts { parts: u32, part_mib: usize },
+    #[error("cannot read pg_dump's output: {0}")]
+    Stream(String),
+    #[error(transparent)]
+    Storage(#[from] ObjectError),
+    #[error("the backup did not finish within its time budget of {seconds} s (Lambda deadline less the margin)")]
+    OutOfTime { seconds: u64 },
+}
+
+impl FunctionError for BackupError {
+    fn kind(&self) -> &'static str {
+        match self {
+            BackupError::PgDumpTooOld { .. } | BackupError::PgDumpUnusable(_) => "Configuration",
+            BackupError::OutOfTime { .. } => "Timeout",
+            BackupError::InvalidRequest(_) => "InvalidEvent",
+            _ => "BackupFailed",
+        }
+    }
+}

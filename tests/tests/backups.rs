@@ -1,0 +1,394 @@
+//! scheduled-backup and restore-verifier against moto and the real PostgreSQL server.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ops_shared::backup::{Manifest, manifest_key};
+use ops_shared::objects::{ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::postgres::DbCredentials;
+use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
+use ops_testkit::aws::{Aws, Inbox, unique};
+use ops_testkit::names;
+use ops_testkit::pg::Seed;
+use restore_verifier::{Selection, Verifier, VerifierConfig, default_validation_queries};
+use scheduled_backup::{Backup, BackupConfig, BackupError};
+
+const MIB: usize = 1024 * 1024;
+
+struct Fixture {
+    aws: Aws,
+    prefix: String,
+    alerts: Inbox,
+    topic: String,
+    secrets: Arc<SecretCache>,
+}
+
+async fn fixture() -> Fixture {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let topic = aws.create_topic(&unique("backup-alerts")).await;
+    let alerts = aws.subscribe_queue(&topic).await;
+    let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
+    Fixture { prefix: format!("{}/", unique("backups")), aws, alerts, topic, secrets }
+}
+
+impl Fixture {
+    /// A fresh seeded database and a secret holding its credentials.
+    async fn database(&self, seed: Seed) -> (String, DbCredentials) {
+        let name = unique("db").replace('-', "_");
+        let creds = ops_testkit::shared().pg.create_seeded_database(&name, seed).expect("seeded database");
+        (self.secret(&creds).await, creds)
+    }
+
+    async fn secret(&self, creds: &DbCredentials) -> String {
+        let name = unique("db-secret");
+        let value = serde_json::to_string(creds).expect("json");
+        self.aws.secrets.create_secret().name(&name).secret_string(value).send().await.expect("secret");
+        name
+    }
+
+    fn store(&self) -> S3Objects {
+        S3Objects::new(self.aws.s3.clone(), names::backup_bucket())
+    }
+
+    fn backup_config(&self, secret: &str) -> BackupConfig {
+        BackupConfig {
+            database_secret_arn: secret.to_owned(),
+            bucket: names::backup_bucket(),
+            prefix: self.prefix.clone(),
+            pg_dump_path: ops_testkit::shared().pg.bin_dir.join("pg_dump").display().to_string(),
+            part_size: 5 * MIB,
+            rpo: Duration::from_secs(24 * 3600),
+            supabase: None,
+            deadline_margin: Duration::from_secs(30),
+            database_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn backup<S: ObjectStore>(&self, store: S, config: BackupConfig) -> Backup<S, SnsAlertPublisher> {
+        Backup {
+            store,
+            alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
+            secrets: Arc::clone(&self.secrets),
+            http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+            config,
+        }
+    }
+
+    fn verifier(&self) -> Verifier<S3Objects, SnsAlertPublisher> {
+        Verifier {
+            store: self.store(),
+            alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
+            secrets: Arc::clone(&self.secrets),
+            config: VerifierConfig {
+                bucket: names::backup_bucket(),
+                prefix: self.prefix.clone(),
+                staging_secret_arn: names::STAGING_DATABASE_SECRET.to_owned(),
+                pg_restore_path: ops_testkit::shared().pg.bin_dir.join("pg_restore").display().to_string(),
+                rto: Duration::from_secs(30 * 60),
+                rpo: Duration::from_secs(24 * 3600),
+                validation_queries: default_validation_queries(),
+                report_prefix: format!("{}reports/", self.prefix),
+                retention: Duration::from_secs(30 * 24 * 3600),
+                database_timeout: Duration::from_secs(5),
+            },
+        }
+    }
+
+    async fn objects(&self) -> Vec<ObjectInfo> {
+        self.store().list(&self.prefix).await.expect("list")
+    }
+
+    async fn open_uploads(&self) -> usize {
+        let out = self
+            .aws
+            .s3
+            .list_multipart_uploads()
+            .bucket(names::backup_bucket())
+            .prefix(&self.prefix)
+            .send()
+            .await
+            .expect("list uploads");
+        out.uploads().len()
+    }
+
+    async fn download(&self, key: &str) -> Vec<u8> {
+        self.store().get(key).await.expect("get").collect().await.expect("body").to_vec()
+    }
+
+    /// A failed backup: a critical alert naming the reason, no manifest, no object, no upload.
+    async fn assert_failed_cleanly(&self, err: &BackupError, reason: &str) {
+        assert!(err.to_string().contains(reason), "{err}");
+        let objects = self.objects().await;
+        assert!(objects.is_empty(), "nothing may be left behind: {objects:?}");
+        assert_eq!(self.open_uploads().await, 0, "the multipart upload must be aborted");
+        let notes = self.alerts.receive(1, Duration::from_secs(3)).await;
+        assert_eq!(notes.len(), 1);
+        let alert = notes[0].alert();
+        assert_eq!(alert.severity, Severity::Critical);
+        assert!(alert.summary.contains(reason), "{}", alert.summary);
+    }
+}
+
+fn scratch_databases() -> String {
+    ops_testkit::shared()
+        .pg
+        .psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'restore_test_%'")
+        .expect("list databases")
+}
+
+fn pg_restore_list(path: &std::path::Path) -> String {
+    let output = std::process::Command::new(ops_testkit::shared().pg.bin_dir.join("pg_restore"))
+        .arg("--list")
+        .arg(path)
+        .output()
+        .expect("pg_restore");
+    assert!(output.status.success(), "pg_restore --list refused the dump: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_writes_is_consistent_and_restores() {
+    let f = fixture().await;
+    // Big enough for several 5 MiB parts.
+    let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 60, audit_entries: 5_000 }).await;
+
+    // Keep inserting while the dump runs.
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let writing = Arc::clone(&writing);
+        let creds = creds.clone();
+        tokio::spawn(async move {
+            let client = creds.connect(Duration::from_secs(5)).await.expect("writer connects");
+            let mut inserted = 0_u64;
+            while writing.load(Ordering::Relaxed) {
+                client
+                    .batch_execute("INSERT INTO public.audit_log (action) VALUES ('concurrent'); INSERT INTO public.analyses (user_id, image_url, result, created_at) SELECT id, 'x', '{}', now() FROM auth.users LIMIT 1")
+                    .await
+                    .expect("insert");
+                inserted += 1;
+            }
+            inserted
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let backup = f.backup(f.store(), f.backup_config(&secret));
+    let (manifest, summary) = backup.run(Some("pre-deploy".into()), None).await.expect("backup");
+    writing.store(false, Ordering::Relaxed);
+    let inserted = writer.await.expect("writer");
+    assert!(inserted > 0, "rows were inserted during the backup");
+
+    // The object: exactly as the manifest says, and pg_restore accepts it.
+    let bytes = f.download(&manifest.key).await;
+    assert_eq!(bytes.len() as u64, manifest.size_bytes);
+    assert_eq!(hex_sha256(&bytes), manifest.sha256);
+    assert!(manifest.parts >= 2, "multipart: {} parts", manifest.parts);
+    assert!(manifest.key.starts_with(&f.prefix) && manifest.key.ends_with(".dump"));
+    assert!(manifest.backup_id.starts_with("pre-deploy-"));
+    let file = tempfile::NamedTempFile::new().expect("temp");
+    std::fs::write(file.path(), &bytes).expect("write");
+    let listing = pg_restore_list(file.path());
+    assert!(listing.contains("TABLE DATA public analyses"), "{listing}");
+    let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
+    assert_eq!(stored, manifest);
+    assert_eq!(summary.size_bytes, manifest.size_bytes);
+
+    // Row counts are those of the dump's snapshot, not of the live (still growing) database.
+    let live: i64 = ops_testkit::shared()
+        .pg
+        .psql(&creds.dbname, "SELECT count(*) FROM public.audit_log")
+        .expect("count")
+        .parse()
+        .expect("number");
+    let counted = manifest.tables.iter().find(|t| t.table == "audit_log").expect("audit_log counted").rows;
+    assert!(counted >= 5_000 && counted < live, "snapshot count {counted}, live {live}");
+    assert_eq!(f.open_uploads().await, 0);
+
+    // The verifier restores it, row counts match exactly, and the scratch database is gone.
+    let report = f.verifier().run(Selection::Latest, None).await.expect("verification ran");
+    assert!(report.passed(), "{:#?}", report.failures);
+    assert_eq!(report.backup_key, manifest.key);
+    assert!(report.checks.iter().any(|c| c.name == "row counts match the manifest" && c.passed));
+    assert!(report.rto_met && report.rpo_met && report.rto_ms > 0);
+    assert!(report.scratch_dropped);
+    assert_eq!(scratch_databases(), "", "no scratch database is left");
+    let filed = f.objects().await;
+    assert!(filed.iter().any(|o| o.key == report.report_key), "report filed under {}", report.report_key);
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].attribute("severity"), Some("info"));
+    assert!(notes[0].alert().title.starts_with("Backup/restore successful"));
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_failed_backup() {
+    let f = fixture().await;
+    let mut creds = ops_testkit::shared().pg.superuser("app");
+    creds.port = ops_testkit::process::free_port().expect("port");
+    let secret = f.secret(&creds).await;
+    let err = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
+    f.assert_failed_cleanly(&err, "unreachable").await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_failed_backup() {
+    let f = fixture().await;
+    let mut creds = ops_testkit::shared().pg.superuser("app");
+    creds.password = "not-the-password".into();
+    let secret = f.secret(&creds).await;
+    let err = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
+    f.assert_failed_cleanly(&err, "refused the credentials").await;
+}
+
+/// A stand-in `pg_dump` script around the real one.
+fn wrapper(body: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pg_dump");
+    let real = ops_testkit::shared().pg.bin_dir.join("pg_dump");
+    std::fs::write(&path, format!("#!/bin/sh\nREAL='{}'\n{body}\n", real.display())).expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, path.display().to_string())
+}
+
+#[tokio::test]
+async fn pg_dump_killed_mid_stream_is_a_failed_backup() {
+    let f = fixture().await;
+    let (secret, _) = f.database(Seed::SMALL).await;
+    let (_dir, script) = wrapper(
+        "if [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n\"$REAL\" \"$@\" | { head -c 20000; kill -9 $$; }",
+    );
+    let mut config = f.backup_config(&secret);
+    config.pg_dump_path = script;
+    let err = f.backup(f.store(), config).run(None, None).await.expect_err("must fail");
+    f.assert_failed_cleanly(&err, "pg_dump failed").await;
+}
+
+#[tokio::test]
+async fn pg_dump_older_than_the_server_is_refused_before_any_upload() {
+    let f = fixture().await;
+    let (secret, _) = f.database(Seed::SMALL).await;
+    let (_dir, script) =
+        wrapper("if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 14.11'; exit 0; fi\nexec \"$REAL\" \"$@\"");
+    let mut config = f.backup_config(&secret);
+    config.pg_dump_path = script;
+    let err = f.backup(f.store(), config).run(None, None).await.expect_err("must fail");
+    assert!(matches!(err, BackupError::PgDumpTooOld { pg_dump: 14, .. }), "{err:?}");
+    f.assert_failed_cleanly(&err, "pg_dump 14 is older than the server").await;
+}
+
+/// S3 as it is, except that it refuses every part: moto cannot be told to.
+struct RefusingParts(S3Objects);
+
+impl ObjectStore for RefusingParts {
+    async fn start_upload(&self, key: &str) -> Result<String, ObjectError> {
+        self.0.start_upload(key).await
+    }
+    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Vec<u8>) -> Result<UploadedPart, ObjectError> {
+        Err(ObjectError {
+            operation: "UploadPart",
+            key: key.to_owned(),
+            detail: format!("InternalError: part {number} refused"),
+        })
+    }
+    async fn complete_upload(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>) -> Result<(), ObjectError> {
+        self.0.complete_upload(key, upload_id, parts).await
+    }
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), ObjectError> {
+        self.0.abort_upload(key, upload_id).await
+    }
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), ObjectError> {
+        self.0.put(key, body, content_type).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectError> {
+        self.0.list(prefix).await
+    }
+    async fn get(&self, key: &str) -> Result<aws_sdk_s3::primitives::ByteStream, ObjectError> {
+        self.0.get(key).await
+    }
+}
+
+#[tokio::test]
+async fn s3_refusing_a_part_is_a_failed_backup() {
+    let f = fixture().await;
+    let (secret, _) = f.database(Seed::SMALL).await;
+    let err =
+        f.backup(RefusingParts(f.store()), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
+    f.assert_failed_cleanly(&err, "part 1 refused").await;
+}
+
+/// Backs up a small database and returns its manifest (draining the backup's own alerts).
+async fn small_backup(f: &Fixture) -> Manifest {
+    let (secret, _) = f.database(Seed::SMALL).await;
+    let (manifest, _) = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
+    manifest
+}
+
+async fn assert_detected(f: &Fixture, failure: &str) {
+    let report = f.verifier().run(Selection::Latest, None).await.expect("the test ran");
+    assert!(!report.passed());
+    assert!(report.failures.iter().any(|x| x.contains(failure)), "{:?}", report.failures);
+    assert_eq!(report.result, "failed");
+    assert_eq!(scratch_databases(), "", "the scratch database is dropped on failure too");
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].attribute("severity"), Some("critical"));
+    assert!(notes[0].alert().summary.contains(failure));
+}
+
+#[tokio::test]
+async fn the_verifier_detects_a_flipped_byte() {
+    let f = fixture().await;
+    let manifest = small_backup(&f).await;
+    let mut bytes = f.download(&manifest.key).await;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    f.store().put(&manifest.key, bytes, "application/octet-stream").await.expect("corrupt");
+    assert_detected(&f, "sha256 matches the manifest").await;
+}
+
+#[tokio::test]
+async fn the_verifier_detects_a_truncated_object() {
+    let f = fixture().await;
+    let manifest = small_backup(&f).await;
+    let bytes = f.download(&manifest.key).await;
+    f.store()
+        .put(&manifest.key, bytes[..bytes.len() - 100].to_vec(), "application/octet-stream")
+        .await
+        .expect("truncate");
+    assert_detected(&f, "size matches the manifest").await;
+}
+
+#[tokio::test]
+async fn the_verifier_detects_counts_that_disagree_and_still_drops_its_database() {
+    let f = fixture().await;
+    let mut manifest = small_backup(&f).await;
+    let users = manifest.tables.iter_mut().find(|t| t.table == "users").expect("users counted");
+    users.rows += 1;
+    let body = serde_json::to_vec(&manifest).expect("json");
+    f.store().put(&manifest_key(&manifest.key), body, "application/json").await.expect("tamper");
+    assert_detected(&f, "auth.users: manifest 51, restored 50").await;
+}
+
+#[tokio::test]
+async fn the_verifier_skips_backups_without_a_manifest() {
+    let f = fixture().await;
+    let manifest = small_backup(&f).await;
+    f.aws
+        .s3
+        .delete_object()
+        .bucket(names::backup_bucket())
+        .key(manifest_key(&manifest.key))
+        .send()
+        .await
+        .expect("delete");
+    let err = f.verifier().run(Selection::Latest, None).await.expect_err("no complete backup");
+    assert!(err.to_string().contains("no backup with a manifest"), "{err}");
+    let err = f.verifier().run(Selection::Key(manifest.key.clone()), None).await.expect_err("named, no manifest");
+    assert!(err.to_string().contains("has no manifest"), "{err}");
+}
