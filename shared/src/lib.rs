@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod scrub;
 pub mod secret_versions;
 pub mod secrets;
+pub mod state;
 pub mod telemetry;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};

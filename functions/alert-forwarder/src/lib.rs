@@ -1,43 +1,180 @@
-//! `alert-forwarder`.
+//! `alert-forwarder`: normalises our alerts, CloudWatch alarms and Sentry webhooks,
+//! de-duplicates them and tells ops in plain words on the ops topic (e-mail).
+
+pub mod config;
+pub mod format;
+pub mod forward;
+pub mod inbound;
+pub mod sentry;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::event::sns::SnsEvent;
+use base64::Engine;
 use lambda_runtime::Context;
-use ops_shared::{ConfigError, FunctionError, Handler, Startup};
+use ops_shared::state::{DynamoState, StateStore};
+use ops_shared::{ConfigError, FunctionError, Handler, SecretCache, SnsAlertPublisher, Startup};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+pub use config::{ForwarderConfig, InhibitRule};
+pub use forward::{Decision, ForwardError, Forwarder};
 
 pub const FUNCTION_NAME: &str = "alert-forwarder";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("alert-forwarder has no behaviour yet")]
-    NotBuilt,
-}
-
-impl FunctionError for Error {
-    fn kind(&self) -> &'static str {
-        "NotBuilt"
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
+/// The two triggers: SNS deliveries and Function URL requests (Sentry webhooks).
+#[derive(Debug)]
 pub enum Event {
     Sns(SnsEvent),
     FunctionUrl(Box<LambdaFunctionUrlRequest>),
 }
 
-pub struct Function;
-
-pub fn build(_startup: Startup) -> Result<Function, ConfigError> {
-    Ok(Function)
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if value.get("Records").is_some() {
+            serde_json::from_value(value)
+                .map(Event::Sns)
+                .map_err(|e| D::Error::custom(format!("malformed SNS event: {e}")))
+        } else if value.get("requestContext").is_some() {
+            serde_json::from_value(value)
+                .map(|r| Event::FunctionUrl(Box::new(r)))
+                .map_err(|e| D::Error::custom(format!("malformed Function URL request: {e}")))
+        } else {
+            Err(D::Error::custom("expected an SNS event (Records) or a Function URL request (requestContext)"))
+        }
+    }
 }
 
-impl Handler for Function {
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+}
+
+impl FunctionError for Error {
+    fn kind(&self) -> &'static str {
+        "ForwardFailed"
+    }
+}
+
+pub struct AlertForwarder<S> {
+    pub forwarder: Forwarder<S>,
+    pub secrets: Arc<SecretCache>,
+}
+
+fn response(status: i64, body: Value) -> Value {
+    json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string(), "isBase64Encoded": false})
+}
+
+impl<S: StateStore + 'static> AlertForwarder<S> {
+    /// SNS: every record is forwarded or the invocation fails, so SNS retries (no alert lost).
+    pub async fn handle_sns(&self, event: SnsEvent) -> Result<Value, Error> {
+        let mut decisions = Vec::new();
+        for record in &event.records {
+            let sns = &record.sns;
+            let alert = inbound::normalise(&sns.message, sns.subject.as_deref(), &sns.topic_arn);
+            let decision = self.forwarder.forward(&format!("sns:{}", sns.message_id), &alert).await?;
+            decisions.push(json!({"message_id": sns.message_id, "dedup_key": alert.dedup_key, "decision": decision}));
+        }
+        Ok(json!({"records": decisions}))
+    }
+
+    /// Sentry webhooks: verified, then forwarded; always an HTTP answer, never an exception.
+    pub async fn handle_webhook(&self, request: &LambdaFunctionUrlRequest) -> Value {
+        let config = &self.forwarder.config;
+        let method = request.request_context.http.method.as_deref().unwrap_or("POST");
+        if !method.eq_ignore_ascii_case("POST") {
+            return response(405, json!({"error": "only POST"}));
+        }
+        let raw = request.body.as_deref().unwrap_or_default();
+        let body = if request.is_base64_encoded {
+            match base64::engine::general_purpose::STANDARD.decode(raw) {
+                Ok(bytes) => bytes,
+                Err(_) => return response(400, json!({"error": "body is not valid base64"})),
+            }
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        if body.len() > config.max_body_bytes {
+            let refusal = sentry::Refusal::TooLarge(body.len());
+            return response(refusal.status(), json!({"error": refusal.message()}));
+        }
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let now = chrono::Utc::now().timestamp();
+        let verified = self.verify(header("sentry-hook-signature"), &body).await.and_then(|()| {
+            sentry::timestamp_fresh(
+                header("sentry-hook-timestamp").as_deref(),
+                now,
+                config.max_clock_skew.as_secs() as i64,
+            )
+        });
+        if let Err(refusal) = verified {
+            tracing::warn!(reason = %refusal.message(), "Sentry webhook refused");
+            return response(refusal.status(), json!({"error": refusal.message()}));
+        }
+        let request_id = header("request-id").unwrap_or_else(|| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&body))
+        });
+        let resource = header("sentry-hook-resource").unwrap_or_default();
+        match sentry::to_alert(&resource, &body, &request_id) {
+            Err(refusal) => response(refusal.status(), json!({"error": refusal.message()})),
+            Ok(None) => response(200, json!({"status": "ignored", "resource": resource})),
+            Ok(Some(alert)) => match self.forwarder.forward(&format!("sentry:{request_id}"), &alert).await {
+                Ok(decision) => response(202, json!({"status": decision})),
+                Err(err) => {
+                    tracing::error!(error = %err, "Sentry alert could not be forwarded");
+                    response(502, json!({"error": "could not forward the alert; retry"}))
+                }
+            },
+        }
+    }
+
+    async fn verify(&self, signature: Option<String>, body: &[u8]) -> Result<(), sentry::Refusal> {
+        let unauthorized = |why: &str| sentry::Refusal::Unauthorized(why.to_owned());
+        let signature = signature.ok_or_else(|| unauthorized("Sentry-Hook-Signature is missing"))?;
+        let arn = &self.forwarder.config.sentry_secret_arn;
+        let secret = self.secrets.get(arn).await.map_err(|_| unauthorized("the webhook secret is unavailable"))?;
+        if sentry::signature_valid(secret.value.trim().as_bytes(), body, &signature) {
+            return Ok(());
+        }
+        // The client secret may have been rotated since it was cached.
+        let fresh = self.secrets.refresh(arn).await.map_err(|_| unauthorized("the webhook secret is unavailable"))?;
+        if sentry::signature_valid(fresh.value.trim().as_bytes(), body, &signature) {
+            Ok(())
+        } else {
+            Err(unauthorized("signature does not match"))
+        }
+    }
+}
+
+impl<S: StateStore + 'static> Handler for AlertForwarder<S> {
     type Event = Event;
-    type Output = serde_json::Value;
+    type Output = Value;
     type Error = Error;
 
-    async fn handle(&self, _event: Self::Event, _ctx: Context) -> Result<serde_json::Value, Error> {
-        Err(Error::NotBuilt)
+    async fn handle(&self, event: Event, _ctx: Context) -> Result<Value, Error> {
+        match event {
+            Event::Sns(event) => self.handle_sns(event).await,
+            Event::FunctionUrl(request) => Ok(self.handle_webhook(&request).await),
+        }
     }
+}
+
+pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState>, ConfigError> {
+    let config = ForwarderConfig::from_env(&startup.env)?;
+    let http = ops_shared::http::client(Duration::from_secs(5))
+        .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_SECRET_ARN", format!("cannot build an HTTP client: {e}")))?;
+    let forwarder = Forwarder {
+        state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
+        ops: SnsAlertPublisher::new(startup.clients.sns.clone(), config.ops_topic_arn.clone()),
+        secrets: Arc::clone(&startup.secrets),
+        http,
+        config,
+    };
+    Ok(AlertForwarder { forwarder, secrets: startup.secrets })
 }

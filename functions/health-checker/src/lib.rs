@@ -1,39 +1,55 @@
-//! `health-checker`.
+//! `health-checker`: every minute, checks the app, the AI engine and the database
+//! concurrently; alerts after 3 failures in a row, resolves after 2 successes.
+
+pub mod check;
+pub mod config;
+pub mod run;
+pub mod tls;
+pub mod transitions;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use lambda_runtime::Context;
 use ops_shared::events::Trigger;
-use ops_shared::{ConfigError, FunctionError, Handler, Startup};
+use ops_shared::state::{DynamoState, StateStore};
+use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
+use serde::Deserialize;
+
+pub use check::{CheckResult, Class, Prober};
+pub use config::{HealthConfig, Target};
+pub use run::{HealthError, HealthRun, RunSummary};
 
 pub const FUNCTION_NAME: &str = "health-checker";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("health-checker has no behaviour yet")]
-    NotBuilt,
-}
-
-impl FunctionError for Error {
-    fn kind(&self) -> &'static str {
-        "NotBuilt"
-    }
-}
-
-#[derive(Debug, serde::Deserialize)]
+/// A manual invoke takes no parameters.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Request {}
+pub struct RunRequest {}
 
-pub struct Function;
+impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A> {
+    type Event = Trigger<RunRequest>;
+    type Output = RunSummary;
+    type Error = HealthError;
 
-pub fn build(_startup: Startup) -> Result<Function, ConfigError> {
-    Ok(Function)
+    async fn handle(&self, _event: Self::Event, _ctx: Context) -> Result<RunSummary, HealthError> {
+        self.run().await
+    }
 }
 
-impl Handler for Function {
-    type Event = Trigger<Request>;
-    type Output = serde_json::Value;
-    type Error = Error;
+/// The HTTP client health checks use: per-request timeouts, TLS details kept for expiry checks.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    ops_shared::http::builder(Duration::from_secs(60)).tls_info(true).build()
+}
 
-    async fn handle(&self, _event: Self::Event, _ctx: Context) -> Result<serde_json::Value, Error> {
-        Err(Error::NotBuilt)
-    }
+pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublisher>, ConfigError> {
+    let config = HealthConfig::from_env(&startup.env)?;
+    let http = http_client()
+        .map_err(|e| ConfigError::malformed("HEALTH_TARGETS", format!("cannot build an HTTP client: {e}")))?;
+    Ok(HealthRun {
+        prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
+        state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
+        alerts: startup.alerts,
+        config,
+    })
 }

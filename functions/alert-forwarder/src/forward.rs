@@ -1,0 +1,224 @@
+//! Routing: de-duplicate on the source's own id, suppress repeats of a `dedup_key` within the
+//! repeat interval (unless severity rises or it resolves), mute children of a firing parent,
+//! then publish to the ops topic. State changes are conditional writes, so concurrent
+//! deliveries of the same alert notify once.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ops_shared::SecretCache;
+use ops_shared::alert::{Alert, PublishError, Severity, SnsAlertPublisher, Status};
+use ops_shared::state::{StateError, StateStore};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::ForwarderConfig;
+use crate::format;
+
+pub const SOURCE: &str = "alert-forwarder";
+const SEEN: &str = "alert-forwarder#seen";
+const ALERTS: &str = "alert-forwarder#alert";
+const DAY: i64 = 24 * 3600;
+/// A claim older than this was left by a crashed invocation and may be taken over.
+const STALE_CLAIM_SECS: i64 = 300;
+const WRITE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("alert state for {0} kept changing under concurrent deliveries")]
+    Contended(String),
+}
+
+/// What happened to one inbound alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Sent,
+    /// The same delivery (SNS MessageId, Sentry Request-ID) was handled before.
+    Duplicate,
+    /// The same alert was sent within the repeat interval.
+    Repeat,
+    /// A firing parent mutes it.
+    Muted,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AlertRecord {
+    status: Option<Status>,
+    severity: Option<Severity>,
+    last_sent: i64,
+    muted: bool,
+    muted_children: usize,
+}
+
+pub struct Forwarder<S> {
+    pub state: S,
+    pub ops: SnsAlertPublisher,
+    pub secrets: Arc<SecretCache>,
+    pub http: reqwest::Client,
+    pub config: ForwarderConfig,
+}
+
+impl<S: StateStore> Forwarder<S> {
+    /// Handles one delivery. `Err` means nothing was sent and the delivery must be retried.
+    pub async fn forward(&self, source_id: &str, alert: &Alert) -> Result<Decision, ForwardError> {
+        let now = Utc::now().timestamp();
+        if !self.claim(source_id, now).await? {
+            return Ok(Decision::Duplicate);
+        }
+        match self.route(alert, now).await {
+            Ok(decision) => {
+                self.mark_done(source_id, now).await?;
+                tracing::info!(dedup_key = %alert.dedup_key, ?decision, "alert routed");
+                Ok(decision)
+            }
+            Err(err) => {
+                // Release the claim so the retry of this delivery is not taken for a duplicate.
+                if let Err(release) = self.state.delete(SEEN, source_id).await {
+                    tracing::error!(error = %release, "could not release the delivery claim");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn claim(&self, source_id: &str, now: i64) -> Result<bool, ForwardError> {
+        let claim = json!({"state": "claimed", "at": now});
+        if self.state.put(SEEN, source_id, &claim, None, now + DAY).await? {
+            return Ok(true);
+        }
+        match self.state.get(SEEN, source_id).await? {
+            None => Ok(self.state.put(SEEN, source_id, &claim, None, now + DAY).await?),
+            Some(item) => {
+                let stale = item.data["state"] == "claimed"
+                    && item.data["at"].as_i64().is_some_and(|at| now - at > STALE_CLAIM_SECS);
+                if stale {
+                    Ok(self.state.put(SEEN, source_id, &claim, Some(item.version), now + DAY).await?)
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    async fn mark_done(&self, source_id: &str, now: i64) -> Result<(), ForwardError> {
+        if let Some(item) = self.state.get(SEEN, source_id).await? {
+            self.state
+                .put(SEEN, source_id, &json!({"state": "done", "at": now}), Some(item.version), now + DAY)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn route(&self, alert: &Alert, now: i64) -> Result<Decision, ForwardError> {
+        let repeat = self.config.repeat_interval.as_secs() as i64;
+        let parent = self.firing_parent(alert, now).await?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = self.state.get(ALERTS, &alert.dedup_key).await?;
+            let (version, previous) = match &current {
+                Some(item) => {
+                    (Some(item.version), serde_json::from_value::<AlertRecord>(item.data.clone()).unwrap_or_default())
+                }
+                None => (None, AlertRecord::default()),
+            };
+            let changed = previous.status != Some(alert.status);
+            let escalated = alert.status == Status::Firing && previous.severity.is_some_and(|s| alert.severity > s);
+            let due = now - previous.last_sent >= repeat;
+            let muted = alert.status == Status::Firing && parent.is_some();
+            // A resolve of something ops never heard about (it was muted) stays quiet too.
+            let muted_resolve =
+                alert.status == Status::Resolved && previous.muted && previous.status == Some(Status::Firing);
+            let decision = if muted || muted_resolve {
+                Decision::Muted
+            } else if current.is_none() || changed || escalated || due {
+                Decision::Sent
+            } else {
+                Decision::Repeat
+            };
+            let record = AlertRecord {
+                status: Some(alert.status),
+                severity: Some(alert.severity),
+                last_sent: if decision == Decision::Sent { now } else { previous.last_sent },
+                muted: decision == Decision::Muted,
+                muted_children: previous.muted_children,
+            };
+            let data = serde_json::to_value(&record).unwrap_or_default();
+            if !self.state.put(ALERTS, &alert.dedup_key, &data, version, now + 30 * DAY).await? {
+                continue;
+            }
+            match decision {
+                Decision::Sent => {
+                    if let Err(err) = self.publish(alert, record.muted_children).await {
+                        // Restore the record so the retried delivery is not taken for a repeat.
+                        let restore = serde_json::to_value(&previous).unwrap_or_default();
+                        let written = version.unwrap_or(0) + 1;
+                        let rollback = if current.is_some() {
+                            self.state
+                                .put(ALERTS, &alert.dedup_key, &restore, Some(written), now + 30 * DAY)
+                                .await
+                                .map(|_| ())
+                        } else {
+                            self.state.delete(ALERTS, &alert.dedup_key).await
+                        };
+                        if let Err(rollback) = rollback {
+                            tracing::error!(error = %rollback, "could not restore the alert record after a failed publish");
+                        }
+                        return Err(err);
+                    }
+                }
+                Decision::Muted => {
+                    if let Some(parent) = &parent {
+                        tracing::info!(dedup_key = %alert.dedup_key, parent = %parent, "muted by a firing parent");
+                    }
+                }
+                Decision::Repeat | Decision::Duplicate => {}
+            }
+            return Ok(decision);
+        }
+        Err(ForwardError::Contended(alert.dedup_key.clone()))
+    }
+
+    /// The parent key of an inhibition rule that mutes `alert` and is firing now.
+    async fn firing_parent(&self, alert: &Alert, now: i64) -> Result<Option<String>, ForwardError> {
+        for rule in
+            self.config.inhibit_rules.iter().filter(|r| r.mutes(&alert.dedup_key) && r.parent != alert.dedup_key)
+        {
+            if let Some(item) = self.state.get(ALERTS, &rule.parent).await? {
+                let record: AlertRecord = serde_json::from_value(item.data).unwrap_or_default();
+                // A parent firing for longer than a day without news is not trusted to mute.
+                if record.status == Some(Status::Firing) && now - record.last_sent < DAY {
+                    return Ok(Some(rule.parent.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn publish(&self, alert: &Alert, muted_children: usize) -> Result<(), ForwardError> {
+        let subject = format::subject(alert);
+        let body = format::body(alert, muted_children);
+        self.ops.publish_raw(&subject, &body, alert).await?;
+        if let Some(secret) = &self.config.slack_secret_arn {
+            let url = match self.secrets.get(secret).await {
+                Ok(url) => url.value,
+                Err(err) => {
+                    tracing::error!(error = %err, "the Slack webhook secret is unreadable (e-mail was sent)");
+                    return Ok(());
+                }
+            };
+            let text = format!("*{subject}*\n{body}");
+            match self.http.post(url.trim()).json(&json!({"text": text})).send().await {
+                Ok(response) if response.status().is_success() => {}
+                Ok(response) => {
+                    tracing::error!(status = %response.status(), "Slack refused the notification (e-mail was sent)")
+                }
+                Err(err) => tracing::error!(error = %err, "Slack could not be reached (e-mail was sent)"),
+            }
+        }
+        Ok(())
+    }
+}

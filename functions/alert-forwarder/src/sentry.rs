@@ -1,0 +1,148 @@
+//! Sentry webhooks on the Function URL: HMAC-SHA256 of the raw body with the integration's
+//! client secret, compared in constant time; stale timestamps refused; issue and metric alerts
+//! made into our alert.
+
+use hmac::{Hmac, Mac};
+use ops_shared::alert::{Alert, Severity};
+use serde_json::Value;
+use sha2::Sha256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: missing or wrong signature, stale or missing timestamp.
+    Unauthorized(String),
+    /// 400: not JSON, or not a Sentry payload.
+    Malformed(String),
+    /// 413
+    TooLarge(usize),
+}
+
+impl Refusal {
+    pub fn status(&self) -> i64 {
+        match self {
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Malformed(_) => 400,
+            Refusal::TooLarge(_) => 413,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Unauthorized(why) | Refusal::Malformed(why) => why.clone(),
+            Refusal::TooLarge(bytes) => format!("body of {bytes} bytes is too large"),
+        }
+    }
+}
+
+/// True if `signature_hex` is the HMAC-SHA256 of `body` under `secret` (constant time).
+pub fn signature_valid(secret: &[u8], body: &[u8], signature_hex: &str) -> bool {
+    let Ok(signature) = hex::decode(signature_hex.trim()) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
+    mac.update(body);
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// The signature Sentry sends for `body` (for stand-ins and tests).
+pub fn sign(secret: &[u8], body: &[u8]) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
+    mac.update(body);
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The timestamp header must be within `max_skew_secs` of `now`.
+pub fn timestamp_fresh(header: Option<&str>, now: i64, max_skew_secs: i64) -> Result<(), Refusal> {
+    let raw = header.ok_or_else(|| Refusal::Unauthorized("Sentry-Hook-Timestamp is missing".into()))?;
+    let at: f64 =
+        raw.trim().parse().map_err(|_| Refusal::Unauthorized("Sentry-Hook-Timestamp is not a number".into()))?;
+    if (now as f64 - at).abs() > max_skew_secs as f64 {
+        return Err(Refusal::Unauthorized(format!("Sentry-Hook-Timestamp {raw} is stale")));
+    }
+    Ok(())
+}
+
+/// Issue alerts (`event_alert`) and metric alerts (`metric_alert`); other resources are
+/// acknowledged but not forwarded (`Ok(None)`).
+pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<Alert>, Refusal> {
+    let payload: Value =
+        serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("body is not JSON: {e}")))?;
+    let action = payload.get("action").and_then(Value::as_str).unwrap_or_default();
+    let data = payload.get("data").ok_or_else(|| Refusal::Malformed("no data object".into()))?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    match resource {
+        "event_alert" => {
+            let event = data.get("event").ok_or_else(|| Refusal::Malformed("event_alert without data.event".into()))?;
+            let rule = text(data.get("triggered_rule")).unwrap_or_else(|| "an issue alert rule".into());
+            let title = text(event.get("title")).unwrap_or_else(|| "Sentry issue".into());
+            let level = text(event.get("level")).unwrap_or_else(|| "error".into());
+            let severity = match level.as_str() {
+                "fatal" => Severity::Critical,
+                "error" | "warning" => Severity::Warning,
+                _ => Severity::Info,
+            };
+            let issue = text(event.get("issue_id")).unwrap_or_else(|| request_id.to_owned());
+            let mut alert = Alert::new("sentry", severity, format!("sentry:issue:{issue}"), format!("Sentry: {title}"))
+                .summary(format!("Sentry rule \"{rule}\" fired for {level} event \"{title}\"."))
+                .detail("rule", rule)
+                .detail("level", level);
+            if let Some(culprit) = text(event.get("culprit")) {
+                alert = alert.detail("culprit", culprit);
+            }
+            if let Some(url) = text(event.get("web_url")).or_else(|| text(event.get("url"))) {
+                alert = alert.link("event in Sentry", url);
+            }
+            Ok(Some(alert))
+        }
+        "metric_alert" => {
+            let metric = data.get("metric_alert");
+            let rule = metric
+                .and_then(|m| m.get("alert_rule"))
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .or_else(|| data.get("description_title").and_then(Value::as_str))
+                .unwrap_or("metric alert")
+                .to_owned();
+            let id = metric
+                .and_then(|m| m.get("id"))
+                .map(|v| v.to_string().trim_matches('"').to_owned())
+                .unwrap_or_else(|| rule.clone());
+            let (severity, resolved) = match action {
+                "critical" | "triggered" => (Severity::Critical, false),
+                "warning" => (Severity::Warning, false),
+                "resolved" => (Severity::Critical, true),
+                other => return Err(Refusal::Malformed(format!("unknown metric alert action {other:?}"))),
+            };
+            let description = text(data.get("description_text")).unwrap_or_else(|| format!("{rule} is {action}"));
+            let mut alert = Alert::new("sentry", severity, format!("sentry:metric:{id}"), format!("Sentry: {rule}"))
+                .summary(description)
+                .detail("rule", rule)
+                .detail("action", action.to_owned());
+            if let Some(url) = text(data.get("web_url")) {
+                alert = alert.link("alert in Sentry", url);
+            }
+            Ok(Some(if resolved { alert.resolved() } else { alert }))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_and_forgeries_do_not() {
+        let body = br#"{"action":"triggered"}"#;
+        let signature = sign(b"client-secret", body).expect("any key length");
+        assert!(signature_valid(b"client-secret", body, &signature));
+        assert!(!signature_valid(b"other-secret", body, &signature));
+        assert!(!signature_valid(b"client-secret", b"{}", &signature));
+        assert!(!signature_valid(b"client-secret", body, "not hex"));
+    }
+
+    #[test]
+    fn timestamps_must_be_fresh() {
+        assert!(timestamp_fresh(Some("1000"), 1100, 300).is_ok());
+        assert!(timestamp_fresh(Some("1000"), 2000, 300).is_err());
+        assert!(timestamp_fresh(None, 0, 300).is_err());
+    }
+}

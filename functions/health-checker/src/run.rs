@@ -1,0 +1,239 @@
+//! One health run: check every target concurrently, then fold each result into the target's
+//! state with a conditional write, and alert on what changed.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
+use ops_shared::state::{StateError, StateStore};
+use ops_shared::telemetry::{Metrics, Unit};
+use serde::Serialize;
+
+use crate::check::{CheckResult, Prober};
+use crate::config::{HealthConfig, Probe, Target};
+use crate::transitions::{LatencyLevel, TargetState, Thresholds, Transition, apply};
+
+pub const SOURCE: &str = "health-checker";
+const DAY: i64 = 24 * 3600;
+/// Conditional writes retried this often when overlapping runs race for a target.
+const WRITE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("state of target {0} kept changing under concurrent runs")]
+    Contended(String),
+    #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]
+    Incomplete(Vec<String>),
+}
+
+impl ops_shared::FunctionError for HealthError {
+    fn kind(&self) -> &'static str {
+        "DependencyFailure"
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub checked: usize,
+    pub up: usize,
+    pub elapsed_ms: u64,
+    pub results: Vec<CheckResult>,
+    pub alerts: Vec<String>,
+}
+
+pub struct HealthRun<S, A> {
+    pub prober: Prober,
+    pub state: S,
+    pub alerts: A,
+    pub config: HealthConfig,
+}
+
+fn key(target: &str) -> String {
+    format!("{SOURCE}#{target}")
+}
+
+impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
+    pub async fn run(&self) -> Result<RunSummary, HealthError> {
+        let started = Instant::now();
+        let results = join_all(self.config.targets.iter().map(|t| self.prober.check(t))).await;
+        let now = Utc::now();
+        let recorded = join_all(self.config.targets.iter().zip(&results).map(|(t, r)| self.record(t, r, now))).await;
+        let mut alerts = Vec::new();
+        let mut problems = Vec::new();
+        for (target, outcome) in self.config.targets.iter().zip(recorded) {
+            match outcome {
+                Ok(titles) => alerts.extend(titles),
+                Err(err) => problems.push(format!("{}: {err}", target.name)),
+            }
+        }
+        for result in &results {
+            Metrics::new("CineView/Ops")
+                .dimension("Target", &result.target)
+                .value("Up", if result.up() { 1.0 } else { 0.0 }, Unit::Count)
+                .value("LatencyMs", result.latency_ms as f64, Unit::Milliseconds)
+                .emit();
+        }
+        Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("Heartbeat", 1.0, Unit::Count).emit();
+        let summary = RunSummary {
+            checked: results.len(),
+            up: results.iter().filter(|r| r.up()).count(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            results,
+            alerts,
+        };
+        tracing::info!(checked = summary.checked, up = summary.up, ms = summary.elapsed_ms, "health run done");
+        if problems.is_empty() { Ok(summary) } else { Err(HealthError::Incomplete(problems)) }
+    }
+
+    /// Folds one result into the target's state; alerts only after this run's write won.
+    async fn record(
+        &self,
+        target: &Target,
+        result: &CheckResult,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, HealthError> {
+        let thresholds = Thresholds {
+            failures: self.config.failure_threshold,
+            successes: self.config.success_threshold,
+            reminder_secs: self.config.reminder.as_secs() as i64,
+            window_secs: self.config.latency_window.as_secs() as i64,
+            tls_warn_days: self.config.tls_warn_days,
+        };
+        let pk = key(&target.name);
+        let expires = now.timestamp() + 90 * DAY;
+        let mut attempt = 0;
+        let (before, written_version, transitions) = loop {
+            attempt += 1;
+            let current = self.state.get(&pk, "state").await?;
+            let (version, before) = match &current {
+                Some(item) => {
+                    (Some(item.version), serde_json::from_value::<TargetState>(item.data.clone()).unwrap_or_default())
+                }
+                None => (None, TargetState::default()),
+            };
+            let mut after = before.clone();
+            let transitions = apply(&mut after, result, target, now.timestamp(), &thresholds);
+            let data = serde_json::to_value(&after).unwrap_or_default();
+            if self.state.put(&pk, "state", &data, version, expires).await? {
+                break (before, version.unwrap_or(0) + 1, transitions);
+            }
+            if attempt >= WRITE_ATTEMPTS {
+                return Err(HealthError::Contended(target.name.clone()));
+            }
+        };
+
+        let day = format!("day#{}", now.format("%Y-%m-%d"));
+        let counters = [("checks", 1), ("up", i64::from(result.up()))];
+        self.state.increment(&pk, &day, &counters, now.timestamp() + self.config.availability_days * DAY).await?;
+
+        let mut titles = Vec::new();
+        for transition in &transitions {
+            let alert = self.alert_for(target, result, transition);
+            if let Err(err) = self.alerts.publish(&alert).await {
+                // Put the state back so the next run sees the change again and re-alerts.
+                let data = serde_json::to_value(&before).unwrap_or_default();
+                if let Err(rollback) = self.state.put(&pk, "state", &data, Some(written_version), expires).await {
+                    tracing::error!(target = %target.name, error = %rollback, "could not roll back after a failed alert");
+                }
+                return Err(err.into());
+            }
+            titles.push(alert.title);
+        }
+        Ok(titles)
+    }
+
+    fn alert_for(&self, target: &Target, result: &CheckResult, transition: &Transition) -> Alert {
+        let name = &target.name;
+        let where_ = match &target.probe {
+            Probe::Http { url, .. } => url.clone(),
+            Probe::Postgres { secret_arn } => format!("database from secret {secret_arn}"),
+        };
+        let availability = format!("{SOURCE}:{name}");
+        let alert = match transition {
+            Transition::Down { since, failures, error } => {
+                Alert::new(SOURCE, Severity::Critical, availability, format!("{name} is down"))
+                    .summary(format!(
+                        "{name} ({where_}) failed {failures} checks in a row since {}: {error}",
+                        at(*since)
+                    ))
+                    .detail("failures", *failures)
+                    .detail("since", at(*since))
+            }
+            Transition::StillDown { since, error } => {
+                Alert::new(SOURCE, Severity::Critical, availability, format!("{name} is still down"))
+                    .summary(format!(
+                        "{name} ({where_}) has been down for {} (since {}): {error}",
+                        duration(Utc::now().timestamp() - since),
+                        at(*since)
+                    ))
+                    .detail("since", at(*since))
+            }
+            Transition::Recovered { since, down_for_secs } => {
+                Alert::new(SOURCE, Severity::Critical, availability, format!("{name} recovered"))
+                    .resolved()
+                    .summary(format!(
+                        "{name} ({where_}) is back up after being down for {} (since {}).",
+                        duration(*down_for_secs),
+                        at(*since)
+                    ))
+                    .detail("down_for_seconds", *down_for_secs)
+                    .detail("since", at(*since))
+            }
+            Transition::Latency { level, p95_ms } => {
+                let severity = if *level == LatencyLevel::Critical { Severity::Critical } else { Severity::Warning };
+                Alert::new(SOURCE, severity, format!("{SOURCE}:{name}:latency"), format!("{name} is slow: P95 {p95_ms} ms"))
+                    .summary(format!(
+                        "{name} ({where_}) answers slowly: P95 {p95_ms} ms over {} min (warning above {} ms, critical above {} ms).",
+                        self.config.latency_window.as_secs() / 60,
+                        target.warn_ms,
+                        target.critical_ms
+                    ))
+                    .detail("p95_ms", *p95_ms)
+            }
+            Transition::LatencyResolved { p95_ms } => Alert::new(
+                SOURCE,
+                Severity::Warning,
+                format!("{SOURCE}:{name}:latency"),
+                format!("{name} latency is back to normal"),
+            )
+            .resolved()
+            .summary(format!("{name} ({where_}) P95 is {p95_ms} ms again."))
+            .detail("p95_ms", *p95_ms),
+            Transition::CertificateExpiring { days_left } => Alert::new(
+                SOURCE,
+                Severity::Warning,
+                format!("{SOURCE}:{name}:tls"),
+                format!("{name} certificate expires in {days_left} days"),
+            )
+            .summary(format!("The TLS certificate of {where_} expires in {days_left} days; renew it."))
+            .detail("days_left", *days_left),
+        };
+        let alert = alert
+            .detail("target", name.clone())
+            .detail("latency_ms", result.latency_ms)
+            .detail("last_result", result.detail.clone());
+        match &target.probe {
+            Probe::Http { url, .. } => alert.link("target", url.clone()),
+            Probe::Postgres { .. } => alert,
+        }
+    }
+}
+
+fn at(epoch: i64) -> String {
+    DateTime::<Utc>::from_timestamp(epoch, 0).map(ops_shared::alert::rfc3339).unwrap_or_else(|| epoch.to_string())
+}
+
+/// `1h 05m`, `4m 10s`, `12s`.
+pub fn duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
+}

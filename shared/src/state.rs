@@ -1,0 +1,164 @@
+//! Small JSON documents in the state table, written with optimistic concurrency: each item
+//! carries a version and a write succeeds only if the version is still the one read. That is
+//! what keeps two overlapping invocations from both acting on the same change.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use crate::aws::describe_sdk_error;
+
+#[derive(Debug, thiserror::Error)]
+#[error("state table {table}: {operation} {pk}/{sk} failed: {detail}")]
+pub struct StateError {
+    pub table: String,
+    pub operation: &'static str,
+    pub pk: String,
+    pub sk: String,
+    pub detail: String,
+}
+
+/// A document and the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub version: u64,
+    pub data: Value,
+}
+
+pub trait StateStore: Send + Sync {
+    fn get(&self, pk: &str, sk: &str) -> impl Future<Output = Result<Option<Versioned>, StateError>> + Send;
+    /// Writes `data` as version `expected + 1` (or 1 when `expected` is `None`, meaning the item
+    /// must not exist yet). `Ok(false)` when someone else wrote first.
+    fn put(
+        &self,
+        pk: &str,
+        sk: &str,
+        data: &Value,
+        expected: Option<u64>,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StateError>> + Send;
+    fn delete(&self, pk: &str, sk: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Adds to numeric counters (creating them at zero).
+    fn increment(
+        &self,
+        pk: &str,
+        sk: &str,
+        counters: &[(&str, i64)],
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoState {
+    client: Client,
+    table: String,
+}
+
+impl DynamoState {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoState { client, table: table.into() }
+    }
+
+    fn error(&self, operation: &'static str, pk: &str, sk: &str, detail: String) -> StateError {
+        StateError { table: self.table.clone(), operation, pk: pk.to_owned(), sk: sk.to_owned(), detail }
+    }
+
+    fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+        ])
+    }
+}
+
+impl StateStore for DynamoState {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Versioned>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", pk, sk, describe_sdk_error(&e)))?;
+        let Some(item) = out.item else { return Ok(None) };
+        let version = match item.get("version") {
+            Some(AttributeValue::N(n)) => {
+                n.parse().map_err(|_| self.error("GetItem", pk, sk, format!("bad version {n}")))?
+            }
+            _ => 0,
+        };
+        let data = match item.get("data") {
+            Some(AttributeValue::S(text)) => {
+                serde_json::from_str(text).map_err(|e| self.error("GetItem", pk, sk, format!("bad data: {e}")))?
+            }
+            _ => Value::Null,
+        };
+        Ok(Some(Versioned { version, data }))
+    }
+
+    async fn put(
+        &self,
+        pk: &str,
+        sk: &str,
+        data: &Value,
+        expected: Option<u64>,
+        expires_at: i64,
+    ) -> Result<bool, StateError> {
+        let mut item = Self::key(pk, sk);
+        item.insert("data".into(), AttributeValue::S(data.to_string()));
+        item.insert("version".into(), AttributeValue::N((expected.unwrap_or(0) + 1).to_string()));
+        item.insert("expires_at".into(), AttributeValue::N(expires_at.to_string()));
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(self.error("PutItem", pk, sk, describe_sdk_error(&err))),
+        }
+    }
+
+    async fn delete(&self, pk: &str, sk: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteItem", pk, sk, describe_sdk_error(&e)))?;
+        Ok(())
+    }
+
+    async fn increment(&self, pk: &str, sk: &str, counters: &[(&str, i64)], expires_at: i64) -> Result<(), StateError> {
+        let mut expression = String::from("SET expires_at = :expires_at ADD ");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .expression_attribute_values(":expires_at", AttributeValue::N(expires_at.to_string()));
+        for (i, (name, by)) in counters.iter().enumerate() {
+            if i > 0 {
+                expression.push_str(", ");
+            }
+            expression.push_str(&format!("#c{i} :c{i}"));
+            request = request
+                .expression_attribute_names(format!("#c{i}"), *name)
+                .expression_attribute_values(format!(":c{i}"), AttributeValue::N(by.to_string()));
+        }
+        request
+            .update_expression(expression)
+            .send()
+            .await
+            .map_err(|e| self.error("UpdateItem", pk, sk, describe_sdk_error(&e)))?;
+        Ok(())
+    }
+}
