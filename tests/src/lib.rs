@@ -2,6 +2,7 @@
 //! cannot run here, and helpers the integration tests and the demo share.
 
 pub mod aws;
+pub mod http_targets;
 pub mod moto;
 pub mod names;
 pub mod pg;
