@@ -1,0 +1,315 @@
+//! alert-forwarder against moto: what ops would receive, read from a queue subscribed to the
+//! ops topic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alert_forwarder::{AlertForwarder, Decision, Forwarder, ForwarderConfig, InhibitRule};
+use lambda_runtime::{Context, LambdaEvent};
+use ops_shared::lambda::Function;
+use ops_shared::state::DynamoState;
+use ops_shared::{Alert, Scrubber, SecretCache, Severity, SnsAlertPublisher};
+use ops_testkit::aws::{Aws, Inbox, Notification, unique};
+use ops_testkit::names;
+use serde_json::{Value, json};
+
+const SENTRY_SECRET: &str = "sentry-client-secret-for-tests";
+
+struct Fixture {
+    ops: Inbox,
+    function: Function<AlertForwarder<DynamoState>>,
+}
+
+async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fixture {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let topic = aws.create_topic(&unique("ops")).await;
+    let ops = aws.subscribe_queue(&topic).await;
+    let secret = unique("sentry-webhook");
+    aws.secrets.create_secret().name(&secret).secret_string(SENTRY_SECRET).send().await.expect("secret");
+    let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
+    let config = ForwarderConfig {
+        ops_topic_arn: ops_topic.unwrap_or(topic),
+        sentry_secret_arn: secret,
+        slack_secret_arn: None,
+        repeat_interval: Duration::from_secs(3600),
+        inhibit_rules: rules,
+        max_clock_skew: Duration::from_secs(300),
+        max_body_bytes: 256 * 1024,
+    };
+    let forwarder = Forwarder {
+        state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
+        ops: SnsAlertPublisher::new(aws.sns.clone(), config.ops_topic_arn.clone()),
+        secrets: Arc::clone(&secrets),
+        http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+        config,
+    };
+    let handler = AlertForwarder { forwarder, secrets };
+    Fixture { function: Function::new("alert-forwarder", handler, Scrubber::default()), ops }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(Vec::new(), None).await
+}
+
+/// An SNS delivery of `message` as Lambda receives it.
+fn sns_event(message_id: &str, message: &str, subject: Option<&str>) -> Value {
+    json!({"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:cineview-ops-alerts:sub",
+        "Sns": {
+            "Type": "Notification", "MessageId": message_id,
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:cineview-ops-alerts",
+            "Subject": subject, "Message": message, "Timestamp": "2026-11-26T03:05:12.400Z",
+            "SignatureVersion": "1", "Signature": "EXAMPLE", "SigningCertUrl": "https://example.com/cert.pem",
+            "UnsubscribeUrl": "https://example.com/unsubscribe", "MessageAttributes": {}
+        }
+    }]})
+}
+
+/// A Function URL request carrying a Sentry webhook, signed with `secret`.
+fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, request_id: &str) -> Value {
+    let signature = alert_forwarder::sentry::sign(secret.as_bytes(), body.as_bytes()).expect("sign");
+    json!({
+        "version": "2.0", "rawPath": "/", "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json", "sentry-hook-resource": resource,
+            "sentry-hook-timestamp": timestamp.to_string(), "sentry-hook-signature": signature,
+            "request-id": request_id
+        },
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc", "requestId": request_id, "routeKey": "$default", "stage": "$default",
+            "time": "26/Nov/2026:03:05:12 +0000", "timeEpoch": timestamp * 1000,
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "35.184.238.160", "userAgent": "Sentry"}
+        },
+        "body": body, "isBase64Encoded": false
+    })
+}
+
+impl Fixture {
+    async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
+        self.function.invoke(LambdaEvent::new(event, Context::default())).await
+    }
+
+    async fn webhook(&self, event: Value) -> (i64, Value) {
+        let answer = self.invoke(event).await.expect("the URL always answers");
+        let body = answer["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        (answer["statusCode"].as_i64().unwrap_or(0), body)
+    }
+
+    async fn one_notification(&self) -> Notification {
+        let notes = self.ops.receive(1, Duration::from_secs(3)).await;
+        assert_eq!(
+            notes.len(),
+            1,
+            "exactly one notification: {:?}",
+            notes.iter().map(|n| n.subject.clone()).collect::<Vec<_>>()
+        );
+        let note = notes.into_iter().next().expect("one");
+        let subject = note.subject.clone().unwrap_or_default();
+        assert!(subject.is_ascii() && subject.len() <= 99, "{subject:?}");
+        note
+    }
+
+    async fn nothing_published(&self) {
+        assert!(self.ops.receive(0, Duration::from_millis(300)).await.is_empty(), "nothing may reach ops");
+    }
+}
+
+fn sample_event(name: &str) -> Value {
+    let path = format!("{}/../events/alert-forwarder/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("sample event")).expect("json")
+}
+
+#[tokio::test]
+async fn a_cloudwatch_alarm_becomes_one_readable_critical_email() {
+    let f = fixture().await;
+    let mut event = sample_event("sns-cloudwatch-alarm.json");
+    event["Records"][0]["Sns"]["MessageId"] = json!(unique("cw"));
+    let alarm = unique("cineview-health-checker-errors");
+    let message = event["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .expect("message")
+        .replace("cineview-health-checker-errors", &alarm);
+    event["Records"][0]["Sns"]["Message"] = json!(message);
+    f.invoke(event).await.expect("forwarded");
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("critical"));
+    assert_eq!(note.subject.as_deref(), Some(format!("[CRITICAL] {alarm} is ALARM").as_str()));
+    assert!(note.message.starts_with(&format!("CRITICAL - firing: {alarm} is ALARM")), "{}", note.message);
+    assert!(
+        note.message.contains("Threshold Crossed") && note.message.contains("AWS/Lambda/Errors"),
+        "{}",
+        note.message
+    );
+    assert!(note.message.contains("console.aws.amazon.com/cloudwatch"));
+}
+
+#[tokio::test]
+async fn a_sentry_issue_alert_becomes_one_notification() {
+    let f = fixture().await;
+    let issue = unique("issue");
+    let body = json!({"action": "triggered", "data": {"event": {
+        "title": "TypeError: Cannot read properties of undefined (reading 'score')", "level": "error",
+        "issue_id": issue, "culprit": "app/api/analyze/route.ts", "web_url": "https://cineview.sentry.io/issues/123/"
+    }, "triggered_rule": "Error rate > 2%"}, "actor": {"type": "application", "name": "Sentry"}})
+    .to_string();
+    let (status, answer) = f
+        .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("warning"));
+    assert!(
+        note.subject.as_deref().is_some_and(|s| s.starts_with("[WARNING] Sentry: TypeError")),
+        "{:?}",
+        note.subject
+    );
+    assert!(
+        note.message.contains("Error rate > 2%") && note.message.contains("https://cineview.sentry.io/issues/123/")
+    );
+}
+
+#[tokio::test]
+async fn a_sentry_metric_alert_becomes_one_critical_notification_and_resolves() {
+    let f = fixture().await;
+    let rule = unique("rule");
+    let metric = |action: &str| {
+        json!({"action": action, "data": {"metric_alert": {"id": rule, "alert_rule": {"name": "P95 > 3000ms"}},
+            "description_text": "P95 transaction duration 3412ms in the last 5 minutes", "description_title": "P95 > 3000ms",
+            "web_url": "https://cineview.sentry.io/alerts/rules/details/1/"}})
+        .to_string()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (status, _) =
+        f.webhook(sentry_request("metric_alert", &metric("critical"), SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 202);
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("critical"));
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Sentry: P95 > 3000ms"));
+    let (status, _) =
+        f.webhook(sentry_request("metric_alert", &metric("resolved"), SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 202);
+    assert_eq!(f.one_notification().await.subject.as_deref(), Some("[RESOLVED] Sentry: P95 > 3000ms"));
+}
+
+#[tokio::test]
+async fn bad_webhooks_are_refused_and_nothing_is_published() {
+    let f = fixture().await;
+    let now = chrono::Utc::now().timestamp();
+    let body =
+        json!({"action": "critical", "data": {"metric_alert": {"id": "1", "alert_rule": {"name": "x"}}}}).to_string();
+
+    let (status, _) = f.webhook(sentry_request("metric_alert", &body, "forged-secret", now, &unique("req"))).await;
+    assert_eq!(status, 401, "forged signature");
+    let (status, answer) =
+        f.webhook(sentry_request("metric_alert", &body, SENTRY_SECRET, now - 3600, &unique("req"))).await;
+    assert_eq!(status, 401, "stale timestamp");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("stale")));
+    let (status, _) = f.webhook(sentry_request("metric_alert", "{not json", SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 400, "malformed JSON");
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    let (status, _) = f.webhook(sentry_request("metric_alert", &huge, SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 413, "oversized");
+    let mut unsigned = sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req"));
+    unsigned["headers"].as_object_mut().expect("headers").remove("sentry-hook-signature");
+    assert_eq!(f.webhook(unsigned).await.0, 401, "missing signature");
+    f.nothing_published().await;
+}
+
+#[tokio::test]
+async fn the_same_sns_message_delivered_a_thousand_times_notifies_once() {
+    use futures::StreamExt;
+    let f = fixture().await;
+    let alert = Alert::new("scheduled-backup", Severity::Critical, unique("backup"), "Database backup failed")
+        .summary("pg_dump exited 1");
+    let event = sns_event(&unique("msg"), &alert.to_body(), Some("[CRITICAL] Database backup failed"));
+    let outcomes: Vec<_> =
+        futures::stream::iter(0..1000).map(|_| f.invoke(event.clone())).buffer_unordered(16).collect().await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    let sent = outcomes.iter().filter(|o| o.as_ref().is_ok_and(|v| v["records"][0]["decision"] == "sent")).count();
+    assert_eq!(sent, 1);
+    f.one_notification().await;
+}
+
+#[tokio::test]
+async fn a_failed_publish_fails_the_invocation_and_the_retry_delivers() {
+    let broken = fixture_with(Vec::new(), Some(ops_testkit::stack::topic_arn(&unique("no-such-topic")))).await;
+    let alert = Alert::new("health-checker", Severity::Critical, unique("health-checker:app"), "app is down");
+    let event = sns_event(&unique("msg"), &alert.to_body(), None);
+    let err = broken.invoke(event.clone()).await.expect_err("SNS must retry");
+    assert_eq!(err.error_type, "ForwardFailed");
+    assert!(err.error_message.contains("NotFound"), "{}", err.error_message);
+
+    // SNS retries the same delivery once the topic works again: it is not taken for a duplicate.
+    let fixed = fixture().await;
+    let answer = fixed.invoke(event).await.expect("retry");
+    assert_eq!(answer["records"][0]["decision"], "sent");
+    fixed.one_notification().await;
+}
+
+#[tokio::test]
+async fn repeats_are_suppressed_unless_severity_rises_or_it_resolves() {
+    let f = fixture().await;
+    let key = unique("health-checker:ai-engine:latency");
+    let warning = Alert::new("health-checker", Severity::Warning, key.clone(), "ai-engine is slow");
+    let decide = |alert: &Alert| {
+        let event = sns_event(&unique("msg"), &alert.to_body(), None);
+        async { f.invoke(event).await.expect("forwarded")["records"][0]["decision"].clone() }
+    };
+    assert_eq!(decide(&warning).await, json!(Decision::Sent));
+    assert_eq!(decide(&warning).await, json!(Decision::Repeat));
+    let critical = Alert::new("health-checker", Severity::Critical, key.clone(), "ai-engine is very slow");
+    assert_eq!(decide(&critical).await, json!(Decision::Sent));
+    assert_eq!(decide(&critical.clone().resolved()).await, json!(Decision::Sent));
+    let notes = f.ops.receive(3, Duration::from_secs(3)).await;
+    let subjects: Vec<_> = notes.iter().filter_map(|n| n.subject.clone()).collect();
+    assert_eq!(
+        subjects,
+        vec!["[WARNING] ai-engine is slow", "[CRITICAL] ai-engine is very slow", "[RESOLVED] ai-engine is very slow"]
+    );
+}
+
+#[tokio::test]
+async fn a_firing_parent_mutes_its_children() {
+    let parent = unique("health-checker:database");
+    let child = unique("health-checker:app");
+    let f = fixture_with(vec![InhibitRule { parent: parent.clone(), children: vec![child.clone()] }], None).await;
+    let send = |alert: Alert| {
+        let event = sns_event(&unique("msg"), &alert.to_body(), None);
+        async { f.invoke(event).await.expect("forwarded")["records"][0]["decision"].clone() }
+    };
+    assert_eq!(
+        send(Alert::new("health-checker", Severity::Critical, parent.clone(), "database is down")).await,
+        json!("sent")
+    );
+    let latency = Alert::new("health-checker", Severity::Warning, format!("{child}:latency"), "app is slow");
+    assert_eq!(send(latency.clone()).await, json!("muted"));
+    assert_eq!(send(latency.resolved()).await, json!("muted"), "the resolve of a muted alert stays quiet too");
+    assert_eq!(
+        send(Alert::new("health-checker", Severity::Critical, parent, "database is down").resolved()).await,
+        json!("sent")
+    );
+    let subjects: Vec<_> =
+        f.ops.receive(2, Duration::from_secs(3)).await.into_iter().filter_map(|n| n.subject).collect();
+    assert_eq!(subjects, vec!["[CRITICAL] database is down", "[RESOLVED] database is down"]);
+}
+
+#[tokio::test]
+async fn unrecognised_messages_are_forwarded_with_their_text() {
+    let f = fixture().await;
+    let text = format!("disk 91% full on bastion {}", unique("host"));
+    f.invoke(sns_event(&unique("msg"), &text, Some("cron"))).await.expect("forwarded");
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("warning"));
+    assert!(note.message.contains(&text));
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_an_error_not_a_panic() {
+    let f = fixture().await;
+    for event in [json!({}), json!({"Records": "nope"}), json!([1])] {
+        let err = f.invoke(event.clone()).await.expect_err("refused");
+        assert_eq!(err.error_type, "InvalidEvent", "{event}");
+    }
+}
