@@ -19,7 +19,7 @@ pub fn body(alert: &Alert, muted_children: usize) -> String {
         out.push_str("\n\n");
     }
     out.push_str(&format!("Source:    {}\n", alert.source));
-    out.push_str(&format!("Since:     {}\n", alert.occurred_at));
+    out.push_str(&format!("At:        {}\n", alert.occurred_at));
     out.push_str(&format!("Severity:  {}\n", alert.severity));
     if !alert.details.is_empty() {
         out.push_str("\nDetails:\n");
@@ -61,6 +61,6 @@ mod tests {
         let text = body(&alert, 0);
         assert!(text.starts_with("CRITICAL - firing: app is down\n"));
         assert!(text.contains("  failures: 3\n") && text.contains("target: https://cineview.ai/api/health"));
-        assert!(text.contains("Since:"));
+        assert!(text.contains("At:"));
     }
 }

@@ -60,12 +60,8 @@ async fn main() -> ExitCode {
     demo.secret_rotation().await;
     demo.check_env();
     demo.backup_and_verify().await;
-    for (function, events) in [
-        ("health-checker", &["scheduled.json"][..]),
-        ("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"][..]),
-    ] {
-        demo.sample_events(function, events).await;
-    }
+    demo.outage_to_email().await;
+    demo.sample_events("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"]).await;
 
     let Demo { stack, problems, .. } = demo;
     drop(stack);
@@ -210,6 +206,76 @@ impl Demo {
 }
 
 impl Demo {
+    /// A target fails three times, then recovers: the health checker alerts, SNS delivers the
+    /// alerts to the forwarder (moto cannot invoke a Lambda, so the demo delivers them as SNS
+    /// does), and the forwarder e-mails ops. Prints the two e-mails from the ops topic.
+    async fn outage_to_email(&mut self) {
+        println!("== health-checker -> alert-forwarder -> ops e-mail");
+        let web = ops_testkit::http_targets::Targets::start(10).await;
+        let alerts = self.aws.subscribe_queue(&self.stack.alert_topic_arn).await;
+        let ops = self.aws.subscribe_queue(&self.stack.ops_topic_arn).await;
+        let targets =
+            json!([{"name": "app", "kind": "http", "url": web.url("/switch"), "timeout_ms": 2000}]).to_string();
+        let Some(mut checker) = self.start("health-checker", &[("HEALTH_TARGETS", targets)]).await else {
+            self.problems.push("health-checker did not start".into());
+            return;
+        };
+        let Some(mut forwarder) = self.start("alert-forwarder", &[]).await else {
+            self.problems.push("alert-forwarder did not start".into());
+            return;
+        };
+        let scheduled = std::fs::read_to_string(self.events_dir.join("health-checker/scheduled.json"))
+            .ok()
+            .and_then(|raw| serde_json::from_str::<Value>(&raw).ok())
+            .unwrap_or_else(|| json!({}));
+        for (minute, healthy) in [false, false, false, true, true].into_iter().enumerate() {
+            web.set_healthy(healthy);
+            let started = Instant::now();
+            let outcome = checker.invoke(&scheduled, INVOKE_TIMEOUT).await;
+            let up = match &outcome {
+                Outcome::Response(summary) => summary.get("up").and_then(Value::as_u64).unwrap_or(0),
+                other => {
+                    self.problems.push(format!("health run failed: {}", describe(other)));
+                    0
+                }
+            };
+            println!(
+                "  minute {}: app {} -> health run {} ms, {} of 1 up",
+                minute + 1,
+                if healthy { "healthy" } else { "answers HTTP 500" },
+                started.elapsed().as_millis(),
+                up
+            );
+            for note in alerts.receive(0, Duration::from_millis(200)).await {
+                let event = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+                    "EventSubscriptionArn": format!("{}:demo", self.stack.alert_topic_arn),
+                    "Sns": {"Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(),
+                        "TopicArn": self.stack.alert_topic_arn, "Subject": note.subject, "Message": note.message,
+                        "Timestamp": chrono::Utc::now().to_rfc3339(), "SignatureVersion": "1", "Signature": "",
+                        "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]});
+                let forwarded = forwarder.invoke(&event, INVOKE_TIMEOUT).await;
+                println!("    alert \"{}\" -> alert-forwarder: {}", note.alert().title, describe(&forwarded));
+            }
+        }
+        checker.stop();
+        forwarder.stop();
+        let emails = ops.receive(2, Duration::from_secs(3)).await;
+        for email in &emails {
+            println!(
+                "\n  ---- e-mail to ops (severity attribute: {}) ----",
+                email.attribute("severity").unwrap_or("?")
+            );
+            println!("  Subject: {}", email.subject.as_deref().unwrap_or(""));
+            for line in email.message.lines() {
+                println!("  {line}");
+            }
+        }
+        if emails.len() != 2 {
+            self.problems.push(format!("ops received {} e-mails, expected 2 (down, resolved)", emails.len()));
+        }
+        println!();
+    }
+
     /// Invokes `function` once with `events/<function>/<event>`.
     async fn invoke_sample(&mut self, function: &str, event: &str) -> Option<Value> {
         let path = self.events_dir.join(function).join(event);
