@@ -29,6 +29,27 @@ pub fn wait_for_port(port: u16, child: &mut Child, name: &str, limit: Duration) 
     Err(format!("{name} did not listen on 127.0.0.1:{port} within {limit:?}"))
 }
 
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// The parent-death signal fires when the *thread* that forked the child exits, not the
+/// process. All tied children are therefore forked by this one thread, which lives as long as
+/// the process, whichever (test, blocking-pool, runtime) thread asks.
+fn spawner() -> &'static Mutex<std::sync::mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let spawned = std::thread::Builder::new().name("process-spawner".into()).spawn(move || {
+            for (mut command, reply) in rx {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        if let Err(err) = spawned {
+            eprintln!("cannot start the process spawner thread: {err}");
+        }
+        Mutex::new(tx)
+    })
+}
+
 /// Spawns `command` so that the kernel kills it if this process dies (even by SIGKILL).
 pub fn spawn_tied(mut command: Command, log: Option<PathBuf>) -> std::io::Result<Child> {
     match log {
@@ -51,7 +72,10 @@ pub fn spawn_tied(mut command: Command, log: Option<PathBuf>) -> std::io::Result
             Ok(())
         });
     }
-    command.spawn()
+    let (reply, answer) = std::sync::mpsc::channel();
+    let sent = spawner().lock().map_err(|_| std::io::Error::other("spawner lock poisoned"))?.send((command, reply));
+    sent.map_err(|_| std::io::Error::other("the process spawner thread is gone"))?;
+    answer.recv().map_err(|_| std::io::Error::other("the process spawner thread is gone"))?
 }
 
 /// Stops a child: `signal` first, SIGKILL after `grace`.

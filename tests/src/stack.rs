@@ -117,19 +117,7 @@ static SHARED: OnceLock<Result<Stack, String>> = OnceLock::new();
 /// The test binary's stack, started on first use and stopped when the binary exits.
 pub fn shared() -> &'static Stack {
     let stack = SHARED.get_or_init(|| {
-        // The parent-death signal follows the spawning *thread*: start the servers from a
-        // thread that lives as long as the process, not from the first test's thread.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let keeper = std::thread::Builder::new().name("stack-keeper".into()).spawn(move || {
-            let _ = tx.send(Stack::start());
-            loop {
-                std::thread::park();
-            }
-        });
-        let started = match keeper {
-            Ok(_) => rx.recv().unwrap_or_else(|_| Err("the stack thread ended during start-up".to_owned())),
-            Err(err) => Err(format!("cannot spawn the stack thread: {err}")),
-        };
+        let started = Stack::start();
         at_exit(|| {
             if let Some(Ok(stack)) = SHARED.get() {
                 stack.shutdown();

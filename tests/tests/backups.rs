@@ -394,3 +394,75 @@ async fn the_verifier_skips_backups_without_a_manifest() {
     let err = f.verifier().run(Selection::Key(manifest.key.clone()), None).await.expect_err("named, no manifest");
     assert!(err.to_string().contains("has no manifest"), "{err}");
 }
+
+/// A stand-in of Supabase's `GET /v1/projects/{ref}/database/backups` that answers with
+/// `backups` to the right bearer token and 401 otherwise.
+async fn supabase_stand_in(token: &'static str, backups: serde_json::Value) -> String {
+    use axum::extract::Path;
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/v1/projects/{project}/database/backups",
+        axum::routing::get(move |Path(project): Path<String>, headers: HeaderMap| {
+            let backups = backups.clone();
+            async move {
+                let authorised = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}"));
+                if !authorised || project != "abcdefghijklmnop" {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"message": "Unauthorized"})));
+                }
+                (StatusCode::OK, axum::Json(serde_json::json!({"region": "us-east-1", "walg_enabled": true, "pitr_enabled": false, "backups": backups})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn platform_check(f: &Fixture, api_url: String, token: &str) -> String {
+    let (secret, _) = f.database(Seed::SMALL).await;
+    let token_secret = unique("supabase-token");
+    f.aws.secrets.create_secret().name(&token_secret).secret_string(token).send().await.expect("token secret");
+    let mut config = f.backup_config(&secret);
+    config.supabase = Some(scheduled_backup::config::SupabaseCheck {
+        project_ref: "abcdefghijklmnop".into(),
+        token_secret_arn: token_secret,
+        api_url,
+    });
+    let (_, summary) = f.backup(f.store(), config).run(None, None).await.expect("the backup itself succeeds");
+    summary.platform_backups
+}
+
+#[tokio::test]
+async fn fresh_platform_backups_raise_nothing() {
+    let f = fixture().await;
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(3)).format("%Y-%m-%d %H:%M:%S%.3f+00").to_string();
+    let url = supabase_stand_in(
+        "sbp_token",
+        serde_json::json!([{"is_physical_backup": true, "status": "COMPLETED", "inserted_at": recent}]),
+    )
+    .await;
+    let outcome = platform_check(&f, url, "sbp_token").await;
+    assert!(outcome.starts_with("fresh"), "{outcome}");
+    assert!(f.alerts.receive(0, Duration::from_millis(300)).await.is_empty());
+}
+
+#[tokio::test]
+async fn stale_or_unreadable_platform_backups_warn() {
+    let f = fixture().await;
+    let old = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
+    let url = supabase_stand_in(
+        "sbp_token",
+        serde_json::json!([{"status": "COMPLETED", "inserted_at": old}, {"status": "FAILED", "inserted_at": chrono::Utc::now().to_rfc3339()}]),
+    )
+    .await;
+    let outcome = platform_check(&f, url.clone(), "sbp_token").await;
+    assert!(outcome.contains("older than the 24 h RPO"), "{outcome}");
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].attribute("severity"), Some("warning"));
+
+    let outcome = platform_check(&f, url, "wrong-token").await;
+    assert!(outcome.contains("could not be checked") && outcome.contains("401"), "{outcome}");
+    assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
+}

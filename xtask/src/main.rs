@@ -17,6 +17,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
+  bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
   setup         only install the prerequisites";
 
 fn main() -> ExitCode {
@@ -26,6 +27,8 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["ci"] => ci(),
         ["setup"] => setup(),
+        ["bench"] => bench(false),
+        ["bench", "--quick"] => bench(true),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
         _ => Err(USAGE.to_owned()),
@@ -214,6 +217,29 @@ fn demo() -> Result<(), String> {
     let bin_dir = bin_dir.to_string_lossy();
     run(&bin_dir_program(&bin_dir, "demo"), &["--bin-dir", &bin_dir])
 }
+
+fn bench(quick: bool) -> Result<(), String> {
+    step("setup", setup)?;
+    let cargo = cargo();
+    // The functions alone first: built together with the bench, their features would be
+    // unified with the test kit's and the binaries would not be the ones that ship.
+    let mut build = vec!["build", "--release", "--locked", "--bins"];
+    for package in FUNCTIONS {
+        build.extend(["-p", package]);
+    }
+    step("build the release functions", || run(&cargo, &build))?;
+    step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))?;
+    let bin_dir = target_dir().join("release");
+    let bin_dir = bin_dir.to_string_lossy();
+    let mut args = vec!["--bin-dir", bin_dir.as_ref()];
+    if quick {
+        args.push("--quick");
+    }
+    run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
+}
+
+const FUNCTIONS: &[&str] =
+    &["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"];
 
 fn bin_dir_program(bin_dir: &str, name: &str) -> String {
     format!("{bin_dir}/{name}")

@@ -83,6 +83,9 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     pub async fn run(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
         match self.verify(selection, deadline).await {
             Ok(mut report) => {
+                if !report.passed() {
+                    tracing::warn!(backup = %report.backup_key, failures = ?report.failures, "restore test failed");
+                }
                 report.report_key = format!(
                     "{}{}/{}-{}.json",
                     normalise_prefix(&self.config.report_prefix),

@@ -1,0 +1,414 @@
+//! `cargo xtask bench`: the figures in BENCHMARKS.md, measured against the local stack with the
+//! release binaries run under the Lambda Runtime API emulator, each next to its baseline.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
+use ops_testkit::Stack;
+use ops_testkit::aws::Aws;
+use ops_testkit::http_targets::Targets;
+use ops_testkit::runtime_api::{LambdaProcess, Outcome};
+use ops_testkit::stack::APP_DATABASE;
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(900);
+
+struct Bench {
+    bin_dir: PathBuf,
+    stack: Stack,
+    aws: Aws,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bin_dir = match args.iter().position(|a| a == "--bin-dir").and_then(|i| args.get(i + 1)) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            eprintln!("usage: ops-bench --bin-dir <release binaries> [--quick]");
+            return ExitCode::FAILURE;
+        }
+    };
+    // (pgbench scale, rows of random payload, label): about half pgbench tables (which compress
+    // to almost nothing) and half random hex (which does not), so dumps span many parts.
+    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB.
+    let sizes: &[(u32, u32, &str)] = if args.iter().any(|a| a == "--quick") {
+        &[(1, 40_000, "20 MB"), (3, 200_000, "100 MB")]
+    } else {
+        &[(3, 200_000, "100 MB"), (33, 2_000_000, "1 GB")]
+    };
+    let stack = match tokio::task::spawn_blocking(Stack::start).await {
+        Ok(Ok(stack)) => stack,
+        Ok(Err(err)) => {
+            eprintln!("the local stack could not start: {err}");
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            eprintln!("the local stack could not start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let aws = Aws::new(&stack).await;
+    let bench = Bench { bin_dir, stack, aws };
+    println!(
+        "Benchmarks on {} cores, {}, release binaries, local stack (moto + PostgreSQL {})\n",
+        cores(),
+        chrono::Utc::now().format("%Y-%m-%d"),
+        bench.stack.pg.major
+    );
+    let result = async {
+        bench.cold_starts().await?;
+        bench.rotation().await?;
+        bench.health().await?;
+        bench.forwarder().await?;
+        for (scale, payload_rows, label) in sizes {
+            bench.backup(*scale, *payload_rows, label).await?;
+        }
+        Ok::<_, String>(())
+    }
+    .await;
+    drop(bench);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("benchmark failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn stats(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+    let p95 = samples.get(((samples.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    (mean, p95)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Bench {
+    async fn start(&self, function: &str, extra: &[(&str, String)]) -> Result<LambdaProcess, String> {
+        let mut env = self.stack.env();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        env.push(("RUST_LOG".into(), "warn".into()));
+        LambdaProcess::start(function, &self.bin_dir.join(function), &env, self.stack.root()).await
+    }
+
+    async fn invoke_ok(&self, process: &mut LambdaProcess, event: &Value) -> Result<(Value, Duration), String> {
+        let started = Instant::now();
+        match process.invoke(event, TIMEOUT).await {
+            Outcome::Response(value) => Ok((value, started.elapsed())),
+            other => Err(format!("invocation failed: {other:?}\n{}", process.logs())),
+        }
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        self.stack.pg.psql(db, sql)
+    }
+
+    async fn secret(&self, name: &str, creds: &DbCredentials) -> Result<(), String> {
+        let value = serde_json::to_string(creds).map_err(|e| e.to_string())?;
+        self.aws.secrets.create_secret().name(name).secret_string(value).send().await.map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+
+    /// Process start to first answer (init included), per function, and binary size.
+    async fn cold_starts(&self) -> Result<(), String> {
+        println!("## Cold start: process start to first answer (runtime init, config, clients, one invalid event)\n");
+        println!("| function | binary | first answer | peak RSS |\n|---|---|---|---|");
+        let targets = json!([{"name": "app", "kind": "http", "url": "http://127.0.0.1:9/"}]).to_string();
+        for function in ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"]
+        {
+            let size = std::fs::metadata(self.bin_dir.join(function)).map(|m| m.len()).unwrap_or(0);
+            let started = Instant::now();
+            let mut process = self.start(function, &[("HEALTH_TARGETS", targets.clone())]).await?;
+            let outcome = process.invoke(&json!({"not": "an event of this function"}), TIMEOUT).await;
+            let elapsed = started.elapsed();
+            if !matches!(outcome, Outcome::Error { .. }) {
+                return Err(format!("{function}: expected an InvalidEvent error, got {outcome:?}"));
+            }
+            let rss = process.peak_rss_kib().unwrap_or(0);
+            process.stop();
+            println!(
+                "| {function} | {:.1} MB | {:.0} ms | {:.1} MB |",
+                size as f64 / 1e6,
+                ms(elapsed),
+                rss as f64 / 1024.0
+            );
+        }
+        println!();
+        Ok(())
+    }
+
+    /// Time per rotation step (postgres-single-user), over several rotations.
+    async fn rotation(&self) -> Result<(), String> {
+        const ROTATIONS: usize = 5;
+        let secret = "bench-rotation";
+        let mut creds = self.stack.pg.superuser(APP_DATABASE);
+        creds.username = "bench_user".into();
+        creds.password = "bench-initial-password".into();
+        self.psql(
+            APP_DATABASE,
+            &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
+        )?;
+        self.secret(secret, &creds).await?;
+        self.aws
+            .secrets
+            .tag_resource()
+            .secret_id(secret)
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("rotation-strategy")
+                    .value("postgres-single-user")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let mut process = self.start("secret-rotation", &[]).await?;
+        let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
+        for _ in 0..ROTATIONS {
+            let token = self.aws.start_rotation(secret).await?;
+            for (i, step) in steps.iter().enumerate() {
+                let event = json!({"Step": step, "SecretId": secret, "ClientRequestToken": token});
+                let (_, took) = self.invoke_ok(&mut process, &event).await?;
+                times[i].push(ms(took));
+            }
+            self.aws.end_rotation(secret, &token).await?;
+        }
+        process.stop();
+        println!(
+            "## secret-rotation: time per step ({ROTATIONS} rotations, postgres-single-user, invoke round trip)\n"
+        );
+        println!("| step | mean | p95 |\n|---|---|---|");
+        for (step, samples) in steps.iter().zip(times.iter_mut()) {
+            let (mean, p95) = stats(samples);
+            println!("| {step} | {mean:.1} ms | {p95:.1} ms |");
+        }
+        println!();
+        Ok(())
+    }
+
+    /// One health run over the runbook's three targets (app, AI engine, database).
+    async fn health(&self) -> Result<(), String> {
+        const RUNS: usize = 30;
+        let web = Targets::start(10).await;
+        let targets = json!([
+            {"name": "app", "kind": "http", "url": web.url("/healthy")},
+            {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"), "body": [{"path": "status", "equals": "ok"}]},
+            {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::DATABASE_SECRET}
+        ])
+        .to_string();
+        let mut process = self.start("health-checker", &[("HEALTH_TARGETS", targets)]).await?;
+        let mut samples = Vec::new();
+        for _ in 0..RUNS {
+            let (_, took) = self.invoke_ok(&mut process, &json!({})).await?;
+            samples.push(ms(took));
+        }
+        process.stop();
+        let first = samples[0];
+        let (mean, p95) = stats(&mut samples[1..].to_vec());
+        println!("## health-checker: one run, 3 targets (app, AI engine, database), state in DynamoDB\n");
+        println!(
+            "| run | mean | p95 |\n|---|---|---|\n| first (cold clients) | {first:.1} ms | |\n| next {} | {mean:.1} ms | {p95:.1} ms |\n",
+            RUNS - 1
+        );
+        Ok(())
+    }
+
+    /// Per-record handling of distinct alerts and of duplicates.
+    async fn forwarder(&self) -> Result<(), String> {
+        const RECORDS: usize = 200;
+        let mut process = self.start("alert-forwarder", &[]).await?;
+        let record = |id: &str, key: &str| {
+            let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
+            json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
+                "Sns": {"Type": "Notification", "MessageId": id, "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
+                    "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z", "SignatureVersion": "1", "Signature": "",
+                    "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
+        };
+        let (mut distinct, mut duplicate) = (Vec::new(), Vec::new());
+        for i in 0..RECORDS {
+            let (_, took) =
+                self.invoke_ok(&mut process, &record(&uuid::Uuid::new_v4().to_string(), &format!("bench:{i}"))).await?;
+            distinct.push(ms(took));
+        }
+        let same = record("bench-duplicate", "bench:dup");
+        for _ in 0..RECORDS {
+            let (_, took) = self.invoke_ok(&mut process, &same).await?;
+            duplicate.push(ms(took));
+        }
+        process.stop();
+        let (d_mean, d_p95) = stats(&mut distinct);
+        let (u_mean, u_p95) = stats(&mut duplicate);
+        println!("## alert-forwarder: per SNS record ({RECORDS} each, invoke round trip)\n");
+        println!(
+            "| record | mean | p95 |\n|---|---|---|\n| new alert, e-mailed | {d_mean:.1} ms | {d_p95:.1} ms |\n| duplicate delivery | {u_mean:.1} ms | {u_p95:.1} ms |\n"
+        );
+        Ok(())
+    }
+
+    /// Our backup beside a raw `pg_dump -Fc > /dev/null`, and restore verification beside a
+    /// plain `pg_restore` of the same file.
+    async fn backup(&self, scale: u32, payload_rows: u32, label: &str) -> Result<(), String> {
+        let db = format!("bench_s{scale}");
+        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&db)))?;
+        let creds = self.stack.pg.superuser(&db);
+        let bin = &self.stack.pg.bin_dir;
+        let generated = Instant::now();
+        run(Command::new(bin.join("pgbench"))
+            .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])
+            .args(conn(&creds))
+            .env("PGPASSWORD", &creds.password))?;
+        self.psql(
+            &db,
+            &format!(
+                "CREATE TABLE payload AS SELECT i AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) \
+                 || md5(random()::text) || md5(random()::text) || md5(random()::text) AS data \
+                 FROM generate_series(1, {payload_rows}) AS i; ALTER TABLE payload ADD PRIMARY KEY (id)"
+            ),
+        )?;
+        let size: i64 =
+            self.psql(&db, "SELECT pg_database_size(current_database())")?.parse().map_err(|e| format!("{e}"))?;
+        println!(
+            "## Backup and restore of a {label} database (pgbench scale {scale} + {payload_rows} rows of random hex: {:.0} MB on disk, generated in {:.0} s)\n",
+            size as f64 / 1e6,
+            generated.elapsed().as_secs_f64()
+        );
+
+        let started = Instant::now();
+        run(Command::new(bin.join("pg_dump"))
+            .arg("-Fc")
+            .args(conn(&creds))
+            .env("PGPASSWORD", &creds.password)
+            .stdout(std::process::Stdio::null()))?;
+        let raw = started.elapsed();
+
+        let secret = format!("bench-db-{scale}");
+        self.secret(&secret, &creds).await?;
+        let prefix = format!("bench-{scale}/");
+        let extra = [("DATABASE_SECRET_ARN", secret.clone()), ("BACKUP_PREFIX", prefix.clone())];
+        let mut process = self.start("scheduled-backup", &extra).await?;
+        let (summary, ours) = self.invoke_ok(&mut process, &json!({})).await?;
+        let rss = process.peak_rss_kib().unwrap_or(0);
+        process.stop();
+        let dump_bytes = summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
+        // The same backup in the smallest parts S3 allows: every size then spans many parts,
+        // which shows whether memory follows the part size or the database.
+        let small_parts = [
+            ("DATABASE_SECRET_ARN", secret.clone()),
+            ("BACKUP_PREFIX", format!("bench-{scale}-5mib/")),
+            ("PART_SIZE_MIB", "5".into()),
+        ];
+        let mut process = self.start("scheduled-backup", &small_parts).await?;
+        let (_, ours_small) = self.invoke_ok(&mut process, &json!({})).await?;
+        let rss_small = process.peak_rss_kib().unwrap_or(0);
+        process.stop();
+        println!("| step | time | vs baseline | peak RSS |\n|---|---|---|---|");
+        println!("| `pg_dump -Fc > /dev/null` (baseline) | {:.1} s | 1.00 | |", raw.as_secs_f64());
+        println!(
+            "| scheduled-backup: snapshot, counts, dump streamed to S3 in 16 MiB parts ({} parts), SHA-256, manifest ({:.0} MB dump) | {:.1} s | {:.2} | {:.1} MB |",
+            dump_bytes.div_ceil(16 * 1024 * 1024),
+            dump_bytes as f64 / 1e6,
+            ours.as_secs_f64(),
+            ours.as_secs_f64() / raw.as_secs_f64(),
+            rss as f64 / 1024.0
+        );
+
+        println!(
+            "| the same with `PART_SIZE_MIB=5` ({} parts) | {:.1} s | {:.2} | {:.1} MB |",
+            dump_bytes.div_ceil(5 * 1024 * 1024),
+            ours_small.as_secs_f64(),
+            ours_small.as_secs_f64() / raw.as_secs_f64(),
+            rss_small as f64 / 1024.0
+        );
+
+        // Plain pg_restore of the same object, downloaded first.
+        let key = summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?.to_owned();
+        let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let bytes = self
+            .aws
+            .s3
+            .get_object()
+            .bucket(ops_testkit::names::backup_bucket())
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let body = bytes.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        std::fs::write(file.path(), &body).map_err(|e| e.to_string())?;
+        let scratch = format!("bench_restore_{scale}");
+        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&scratch)))?;
+        let target = self.stack.pg.superuser(&scratch);
+        let started = Instant::now();
+        run(Command::new(bin.join("pg_restore"))
+            .args(conn(&target))
+            .arg(file.path())
+            .env("PGPASSWORD", &target.password))?;
+        let plain = started.elapsed();
+        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&scratch)))?;
+
+        let mut verifier = self
+            .start(
+                "restore-verifier",
+                &[
+                    ("BACKUP_PREFIX", prefix),
+                    (
+                        "VALIDATION_QUERIES",
+                        "[{\"name\": \"accounts exist\", \"sql\": \"SELECT count(*) > 0 FROM pgbench_accounts\"}]"
+                            .into(),
+                    ),
+                ],
+            )
+            .await?;
+        let (report, verify) = self.invoke_ok(&mut verifier, &json!({"backup": key})).await?;
+        let verify_rss = verifier.peak_rss_kib().unwrap_or(0);
+        verifier.stop();
+        if report.get("result").and_then(Value::as_str) != Some("passed") {
+            return Err(format!("restore verification failed: {report}"));
+        }
+        println!(
+            "| `pg_restore` of the same file into an empty database (baseline) | {:.1} s | 1.00 | |",
+            plain.as_secs_f64()
+        );
+        println!(
+            "| restore-verifier: download, size + SHA-256, restore, row counts, queries, drop | {:.1} s | {:.2} | {:.1} MB |\n",
+            verify.as_secs_f64(),
+            verify.as_secs_f64() / plain.as_secs_f64(),
+            verify_rss as f64 / 1024.0
+        );
+        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&db)))?;
+        Ok(())
+    }
+}
+
+fn conn(creds: &DbCredentials) -> Vec<String> {
+    vec![
+        "-h".into(),
+        creds.host.clone(),
+        "-p".into(),
+        creds.port.to_string(),
+        "-U".into(),
+        creds.username.clone(),
+        "-d".into(),
+        creds.dbname.clone(),
+    ]
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
