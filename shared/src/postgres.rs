@@ -1,11 +1,42 @@
 //! Database credentials in AWS's RDS secret JSON and the one way to connect with them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls_improved::MakeRustlsConnect;
+
+/// TLS to the database, with libpq's `sslmode` meanings: `prefer` (the default, as in libpq)
+/// and `require` encrypt without authenticating the server; `verify-full` also checks the
+/// certificate chain (against `sslrootcert`, else the system roots) and the host name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_libpq(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
 
 /// A database secret as AWS's RDS rotation templates define it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +52,12 @@ pub struct DbCredentials {
     pub dbname: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masterarn: Option<String>,
+    /// Not in AWS's RDS template; defaults to `prefer`. Supabase: `verify-full` with its CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslmode: Option<SslMode>,
+    /// PEM of the CA that signs the server's certificate, for `verify-full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
 }
 
 fn default_engine() -> String {
@@ -55,6 +92,8 @@ pub enum DbError {
     Timeout { host: String, port: u16, seconds: u64 },
     #[error("database query failed: {0}")]
     Query(String),
+    #[error("TLS settings of the database secret are unusable: {0}")]
+    Tls(String),
 }
 
 impl DbError {
@@ -67,14 +106,23 @@ impl DbError {
 pub fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => err.to_string(),
+        None => crate::lambda::error_chain(err),
     }
 }
 
 impl DbCredentials {
+    pub fn ssl_mode(&self) -> SslMode {
+        self.sslmode.unwrap_or_default()
+    }
+
     pub fn config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
+            .ssl_mode(match self.ssl_mode() {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            })
             .host(&self.host)
             .port(self.port)
             .user(&self.username)
@@ -88,7 +136,8 @@ impl DbCredentials {
     /// Opens a connection; the connection task ends when the returned client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<Client, DbError> {
         let config = self.config(timeout);
-        let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
+        let tls = MakeRustlsConnect::new(tls_config(self.ssl_mode(), self.sslrootcert.as_deref())?);
+        let (client, connection) = match tokio::time::timeout(timeout, config.connect(tls)).await {
             Err(_) => {
                 return Err(DbError::Timeout { host: self.host.clone(), port: self.port, seconds: timeout.as_secs() });
             }
@@ -112,6 +161,105 @@ impl DbCredentials {
         } else {
             DbError::Unreachable { host: self.host.clone(), port: self.port, detail: describe(err) }
         }
+    }
+}
+
+/// Environment for libpq tools (`pg_dump`, `pg_restore`): password and TLS settings. Keep it
+/// alive while the tool runs: it owns the file `PGSSLROOTCERT` names.
+pub struct LibpqEnv {
+    pub vars: Vec<(&'static str, String)>,
+    pub root_cert: Option<tempfile::NamedTempFile>,
+}
+
+impl DbCredentials {
+    pub fn libpq_env(&self) -> Result<LibpqEnv, DbError> {
+        let mut env = vec![("PGPASSWORD", self.password.clone()), ("PGSSLMODE", self.ssl_mode().as_libpq().to_owned())];
+        let root = match &self.sslrootcert {
+            None => None,
+            Some(pem) => {
+                let file = tempfile::NamedTempFile::new()
+                    .map_err(|e| DbError::Tls(format!("cannot write sslrootcert: {e}")))?;
+                std::fs::write(file.path(), pem).map_err(|e| DbError::Tls(format!("cannot write sslrootcert: {e}")))?;
+                env.push(("PGSSLROOTCERT", file.path().display().to_string()));
+                Some(file)
+            }
+        };
+        Ok(LibpqEnv { vars: env, root_cert: root })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The rustls configuration for `mode`.
+pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::ClientConfig, DbError> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DbError::Tls(e.to_string()))?;
+    if mode != SslMode::VerifyFull {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match root_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| DbError::Tls(format!("sslrootcert is not PEM: {e}")))?;
+                roots.add(cert).map_err(|e| DbError::Tls(format!("sslrootcert: {e}")))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(DbError::Tls("verify-full needs a CA: set sslrootcert".to_owned()));
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// libpq's `prefer`/`require`: the connection is encrypted, the server is not authenticated
+/// (handshake signatures are still checked).
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

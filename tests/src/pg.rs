@@ -16,6 +16,8 @@ pub const SUPERUSER: &str = "postgres";
 
 pub struct Postgres {
     pub port: u16,
+    /// PEM of the CA that signed the server's TLS certificate (for `verify-full`).
+    pub ca_pem: String,
     pub bin_dir: PathBuf,
     pub major: u32,
     superuser_password: String,
@@ -109,6 +111,7 @@ impl Postgres {
         if !output.status.success() {
             return Err(format!("initdb failed: {}", String::from_utf8_lossy(&output.stderr)));
         }
+        let ca_pem = make_certificates(root, user)?;
         let major = std::fs::read_to_string(data_dir.join("PG_VERSION"))
             .ok()
             .and_then(|v| v.trim().parse().ok())
@@ -127,7 +130,11 @@ impl Postgres {
             "full_page_writes=off",
             "-c",
             "max_connections=200",
+            "-c",
+            "ssl=on",
         ]);
+        server.arg("-c").arg(format!("ssl_cert_file={}", root.join("server.crt").display()));
+        server.arg("-c").arg(format!("ssl_key_file={}", root.join("server.key").display()));
         as_service_user(&mut server, user);
         let mut child =
             spawn_tied(server, Some(root.join("postgres.log"))).map_err(|e| format!("cannot start postgres: {e}"))?;
@@ -135,8 +142,15 @@ impl Postgres {
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
             return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
         }
-        let pg =
-            Postgres { port, bin_dir, major, superuser_password: password, data_dir, child: Mutex::new(Some(child)) };
+        let pg = Postgres {
+            port,
+            ca_pem,
+            bin_dir,
+            major,
+            superuser_password: password,
+            data_dir,
+            child: Mutex::new(Some(child)),
+        };
         pg.wait_ready(Duration::from_secs(30))?;
         Ok(pg)
     }
@@ -163,6 +177,8 @@ impl Postgres {
             password: self.superuser_password.clone(),
             dbname: dbname.to_owned(),
             masterarn: None,
+            sslmode: None,
+            sslrootcert: None,
         }
     }
 
@@ -213,6 +229,81 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it, so TLS is real:
+/// `verify-full` against the CA works, against another CA fails. Returns the CA's PEM.
+fn make_certificates(root: &Path, user: Option<(u32, u32)>) -> Result<String, String> {
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .map_err(|e| format!("cannot run openssl: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!("openssl {}: {}", args[0], String::from_utf8_lossy(&output.stderr)))
+        }
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cineview-ops test CA",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    std::fs::write(
+        root.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    let key = root.join("server.key");
+    set_mode(&key, 0o600)?;
+    if let Some((uid, gid)) = user {
+        for file in ["server.key", "server.crt"] {
+            std::os::unix::fs::chown(root.join(file), Some(uid), Some(gid))
+                .map_err(|e| format!("chown {file}: {e}"))?;
+        }
+    }
+    std::fs::read_to_string(root.join("ca.crt")).map_err(|e| e.to_string())
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {

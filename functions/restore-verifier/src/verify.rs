@@ -400,12 +400,13 @@ async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) 
 
 /// `pg_restore` into `target` in one transaction, stopping at the first error.
 pub async fn pg_restore(program: &str, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+    let libpq = target.libpq_env().map_err(|e| e.to_string())?;
     let output = tokio::process::Command::new(program)
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--no-password"])
         .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
         .args(["--dbname", &target.dbname])
         .arg(dump)
-        .env("PGPASSWORD", &target.password)
+        .envs(libpq.vars.iter().cloned())
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -115,11 +115,12 @@ pub async fn dump_to_upload<S: ObjectStore>(
     snapshot: &str,
     part_size: usize,
 ) -> Result<(Streamed, Vec<String>), BackupError> {
+    let libpq = creds.libpq_env()?;
     let mut child = tokio::process::Command::new(pg_dump)
         .args(["--format=custom", "--no-password", "--snapshot", snapshot])
         .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
         .args(["--dbname", &creds.dbname])
-        .env("PGPASSWORD", &creds.password)
+        .envs(libpq.vars.iter().cloned())
         .env("PGCONNECT_TIMEOUT", "10")
         .env("PGAPPNAME", "cineview-ops-backup")
         .stdin(Stdio::null())
