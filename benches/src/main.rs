@@ -39,12 +39,8 @@ async fn main() -> ExitCode {
     } else {
         &[(3, 200_000, "100 MB"), (33, 2_000_000, "1 GB")]
     };
-    let stack = match tokio::task::spawn_blocking(Stack::start).await {
-        Ok(Ok(stack)) => stack,
-        Ok(Err(err)) => {
-            eprintln!("the local stack could not start: {err}");
-            return ExitCode::FAILURE;
-        }
+    let stack = match Stack::start_async().await {
+        Ok(stack) => stack,
         Err(err) => {
             eprintln!("the local stack could not start: {err}");
             return ExitCode::FAILURE;

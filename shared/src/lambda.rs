@@ -11,6 +11,7 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::alert::SnsAlertPublisher;
 use crate::aws::{AwsClients, load_sdk_config};
@@ -81,6 +82,13 @@ impl<H: Handler> Function<H> {
 
     /// One invocation, as the runtime drives it.
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {
+        // An ERROR-level span is enabled whatever RUST_LOG says, so every line logged during
+        // the invocation carries the request id (the runtime's own span is INFO).
+        let span = tracing::error_span!("invocation", requestId = %event.context.request_id, function = self.name);
+        self.invoke_in_span(event).instrument(span).await
+    }
+
+    async fn invoke_in_span(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {
         let (payload, ctx) = event.into_parts();
         let request_id = ctx.request_id.clone();
         let result = match serde_json::from_value::<H::Event>(payload) {

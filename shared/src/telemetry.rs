@@ -17,8 +17,17 @@ pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call more than once.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_to(filter, std::io::stdout);
+}
+
+/// [`init_logging`] with an explicit filter and destination (tests read what is written).
+pub fn init_logging_to<W>(filter: EnvFilter, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let _ = tracing_subscriber::fmt()
         .json()
+        .with_writer(writer)
         .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)

@@ -43,6 +43,11 @@ impl Stack {
         Ok(stack)
     }
 
+    /// [`Stack::start`] from async code, off the runtime's threads (it blocks for seconds).
+    pub async fn start_async() -> Result<Stack, String> {
+        tokio::task::spawn_blocking(Stack::start).await.map_err(|e| format!("the start-up task failed: {e}"))?
+    }
+
     pub fn root(&self) -> &std::path::Path {
         self.root.path()
     }

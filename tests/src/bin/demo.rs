@@ -35,12 +35,8 @@ async fn main() -> ExitCode {
     };
     println!("Starting the local stack (moto_server and PostgreSQL on 127.0.0.1)...");
     let started = Instant::now();
-    let stack = match tokio::task::spawn_blocking(Stack::start).await {
-        Ok(Ok(stack)) => stack,
-        Ok(Err(err)) => {
-            eprintln!("the local stack could not start: {err}");
-            return ExitCode::FAILURE;
-        }
+    let stack = match Stack::start_async().await {
+        Ok(stack) => stack,
         Err(err) => {
             eprintln!("the local stack could not start: {err}");
             return ExitCode::FAILURE;
