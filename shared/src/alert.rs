@@ -217,10 +217,6 @@ impl SnsAlertPublisher {
         SnsAlertPublisher { client, topic_arn: topic_arn.into() }
     }
 
-    pub fn topic_arn(&self) -> &str {
-        &self.topic_arn
-    }
-
     /// Publishes a ready-made message: the alert forwarder sends plain text, others JSON.
     pub async fn publish_raw(&self, subject: &str, body: &str, alert: &Alert) -> Result<(), PublishError> {
         use aws_sdk_sns::types::MessageAttributeValue;

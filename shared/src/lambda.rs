@@ -76,10 +76,6 @@ impl<H: Handler> Function<H> {
         Function { name, handler, scrubber }
     }
 
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
     /// One invocation, as the runtime drives it.
     pub async fn invoke(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {
         // An ERROR-level span is enabled whatever RUST_LOG says, so every line logged during

@@ -61,10 +61,6 @@ impl S3Objects {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         S3Objects { client, bucket: bucket.into() }
     }
-
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
 }
 
 fn failed<E>(operation: &'static str, key: &str) -> impl FnOnce(aws_sdk_s3::error::SdkError<E>) -> ObjectError

@@ -122,10 +122,6 @@ impl SecretCache {
         &self.scrubber
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// The AWSCURRENT value of `id` (name or ARN).
     pub async fn get(&self, id: &str) -> Result<SecretValue, SecretError> {
         self.get_stage(id, AWSCURRENT).await

@@ -21,7 +21,6 @@ pub struct Postgres {
     pub bin_dir: PathBuf,
     pub major: u32,
     superuser_password: String,
-    data_dir: PathBuf,
     child: Mutex<Option<Child>>,
 }
 
@@ -142,15 +141,8 @@ impl Postgres {
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
             return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
         }
-        let pg = Postgres {
-            port,
-            ca_pem,
-            bin_dir,
-            major,
-            superuser_password: password,
-            data_dir,
-            child: Mutex::new(Some(child)),
-        };
+        let pg =
+            Postgres { port, ca_pem, bin_dir, major, superuser_password: password, child: Mutex::new(Some(child)) };
         pg.wait_ready(Duration::from_secs(30))?;
         Ok(pg)
     }
@@ -180,10 +172,6 @@ impl Postgres {
             sslmode: None,
             sslrootcert: None,
         }
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
