@@ -1,6 +1,7 @@
 //! The local stack (moto_server and PostgreSQL on loopback), stand-ins for the services that
 //! cannot run here, and helpers the integration tests and the demo share.
 
+pub mod ai_engine;
 pub mod aws;
 pub mod http_targets;
 pub mod moto;

@@ -48,6 +48,7 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
         secret_rotation::Rotator::new(
             ops_shared::secret_versions::SecretsManagerVersions::new(aws.secrets.clone()),
             alerts.clone(),
+            ops_shared::http::client(Duration::from_secs(5)).expect("http"),
             secret_rotation::RotationConfig::default(),
         ),
     )

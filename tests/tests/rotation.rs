@@ -32,6 +32,7 @@ async fn fixture() -> Fixture {
     let rotator = Rotator::new(
         SecretsManagerVersions::new(aws.secrets.clone()),
         SnsAlertPublisher::new(aws.sns.clone(), topic),
+        ops_shared::http::client(Duration::from_secs(5)).expect("http"),
         RotationConfig::default(),
     );
     Fixture { function: Function::new("secret-rotation", rotator, Scrubber::default()), aws, alerts }

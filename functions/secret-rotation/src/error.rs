@@ -24,6 +24,8 @@ pub enum RotationError {
     NoPendingValue { secret: String, token: String },
     #[error("the pending credential of secret {secret} does not work: {problem}")]
     TestFailed { secret: String, problem: String },
+    #[error("the provider refused to {operation} for secret {secret}: {detail}")]
+    Upstream { secret: String, operation: String, detail: String },
     #[error("cannot change the database password for secret {secret}: {source}")]
     Database {
         secret: String,
@@ -48,7 +50,10 @@ impl FunctionError for RotationError {
             | RotationError::HostMismatch { .. } => "SecretConfiguration",
             RotationError::NoPendingValue { .. } => "RotationOutOfOrder",
             RotationError::TestFailed { .. } => "RotationTestFailed",
-            RotationError::Database { .. } | RotationError::Secret(_) | RotationError::Store(_) => "DependencyFailure",
+            RotationError::Database { .. }
+            | RotationError::Upstream { .. }
+            | RotationError::Secret(_)
+            | RotationError::Store(_) => "DependencyFailure",
         }
     }
 }

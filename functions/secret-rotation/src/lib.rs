@@ -1,6 +1,7 @@
 //! `secret-rotation`: the Secrets Manager rotation hook. One strategy per kind of secret,
 //! chosen by the secret's `rotation-strategy` tag.
 
+pub mod api_key;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -11,7 +11,10 @@ async fn main() -> ExitCode {
     ops_shared::lambda::run(FUNCTION_NAME, |startup| async move {
         let config = RotationConfig::from_env(&startup.env)?;
         let store = SecretsManagerVersions::new(startup.clients.secrets.clone());
-        Ok::<_, ops_shared::ConfigError>(Rotator::new(store, startup.alerts, config))
+        let http = ops_shared::http::client(std::time::Duration::from_secs(10)).map_err(|e| {
+            ops_shared::ConfigError::malformed("PASSWORD_LENGTH", format!("cannot build an HTTP client: {e}"))
+        })?;
+        Ok::<_, ops_shared::ConfigError>(Rotator::new(store, startup.alerts, http, config))
     })
     .await
 }

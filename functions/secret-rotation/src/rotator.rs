@@ -6,9 +6,10 @@ use std::time::Instant;
 use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::secret_versions::{SecretDescription, SecretVersions};
-use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError};
+use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError, SecretValue};
 use serde::Serialize;
 
+use crate::api_key::{self, AdminApi};
 use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
@@ -44,12 +45,13 @@ pub struct StepReport {
 pub struct Rotator<S, A> {
     store: S,
     alerts: A,
+    http: reqwest::Client,
     config: RotationConfig,
 }
 
 impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
-    pub fn new(store: S, alerts: A, config: RotationConfig) -> Self {
-        Rotator { store, alerts, config }
+    pub fn new(store: S, alerts: A, http: reqwest::Client, config: RotationConfig) -> Self {
+        Rotator { store, alerts, http, config }
     }
 
     /// Runs one step; logs one line per step, alerts critical on failure and info when a
@@ -120,10 +122,16 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         let outcome = match event.step {
             Step::Create => self.create(event, strategy).await?,
             Step::Set => self.set(event, strategy).await?,
-            Step::Test => self.test(event).await?,
+            Step::Test => self.test(event, strategy).await?,
             Step::Finish => self.finish(event, &description).await?,
         };
         Ok((name, outcome, Some(strategy)))
+    }
+
+    async fn pending_value(&self, event: &RotationEvent) -> Result<SecretValue, RotationError> {
+        let secret = &event.secret_id;
+        let value = self.store.value_of(secret, &event.token, AWSPENDING).await?;
+        value.ok_or_else(|| RotationError::NoPendingValue { secret: secret.clone(), token: event.token.clone() })
     }
 
     async fn current(&self, secret: &str) -> Result<DbCredentials, RotationError> {
@@ -132,21 +140,41 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     }
 
     async fn pending(&self, event: &RotationEvent) -> Result<DbCredentials, RotationError> {
-        let secret = &event.secret_id;
-        let value = self
-            .store
-            .value_of(secret, &event.token, AWSPENDING)
-            .await?
-            .ok_or_else(|| RotationError::NoPendingValue { secret: secret.clone(), token: event.token.clone() })?;
-        parse_credentials(secret, AWSPENDING, &value)
+        parse_credentials(&event.secret_id, AWSPENDING, &self.pending_value(event).await?)
+    }
+
+    async fn put_pending<T: serde::Serialize>(&self, event: &RotationEvent, pending: &T) -> Result<(), RotationError> {
+        let value = serde_json::to_string(pending).map_err(|e| RotationError::MalformedSecret {
+            secret: event.secret_id.clone(),
+            stage: AWSPENDING.to_owned(),
+            problem: e.to_string(),
+        })?;
+        self.store.put_pending(&event.secret_id, &event.token, &value, event.rotation_token.as_deref()).await?;
+        Ok(())
     }
 
     async fn create(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
-        let current = self.current(secret).await?;
+        let current = self.store.value_at(secret, AWSCURRENT).await?;
         if self.store.value_of(secret, &event.token, AWSPENDING).await?.is_some() {
             return Ok(Outcome::PendingExists);
         }
+        match strategy {
+            Strategy::HttpApiKey => self.create_api_key(event, &current).await?,
+            Strategy::PostgresSingleUser | Strategy::PostgresAlternatingUsers => {
+                self.create_password(event, strategy, &parse_credentials(secret, AWSCURRENT, &current)?).await?
+            }
+        }
+        Ok(Outcome::PendingCreated)
+    }
+
+    async fn create_password(
+        &self,
+        event: &RotationEvent,
+        strategy: Strategy,
+        current: &DbCredentials,
+    ) -> Result<(), RotationError> {
+        let secret = &event.secret_id;
         if strategy == Strategy::PostgresAlternatingUsers && current.masterarn.is_none() {
             return Err(RotationError::MalformedSecret {
                 secret: secret.clone(),
@@ -160,16 +188,35 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         if strategy == Strategy::PostgresAlternatingUsers {
             pending.username = pg::alternate_user(&current.username);
         }
-        let value = serde_json::to_string(&pending).map_err(|e| RotationError::MalformedSecret {
-            secret: secret.clone(),
-            stage: AWSPENDING.to_owned(),
-            problem: e.to_string(),
-        })?;
-        self.store.put_pending(secret, &event.token, &value, event.rotation_token.as_deref()).await?;
-        Ok(Outcome::PendingCreated)
+        self.put_pending(event, &pending).await
+    }
+
+    /// Finds the key an earlier attempt created for this token, or creates it.
+    async fn create_api_key(&self, event: &RotationEvent, current: &SecretValue) -> Result<(), RotationError> {
+        let secret = &event.secret_id;
+        let current = api_key::parse(secret, AWSCURRENT, current)?;
+        let token = self.store.value_at(&current.admin_secret_arn, AWSCURRENT).await?;
+        let admin = AdminApi { http: &self.http, secret, base: &current.admin_url, token: token.value.trim() };
+        let name = api_key::key_name(&event.token);
+        let (id, key) = match admin.find(&name).await? {
+            Some(existing) => existing,
+            None => admin.create(&name).await?,
+        };
+        let mut pending = current.clone();
+        pending.api_key = key;
+        pending.key_id = id;
+        self.put_pending(event, &pending).await
     }
 
     async fn set(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
+        match strategy {
+            Strategy::HttpApiKey => self.set_api_key(event).await,
+            Strategy::PostgresSingleUser => self.set_password(event, false).await,
+            Strategy::PostgresAlternatingUsers => self.set_password(event, true).await,
+        }
+    }
+
+    async fn set_password(&self, event: &RotationEvent, alternating: bool) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
         let timeout = self.config.database_timeout;
         let current = self.current(secret).await?;
@@ -181,44 +228,74 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         if already {
             return Ok(Outcome::AlreadySet);
         }
-        match strategy {
-            Strategy::PostgresSingleUser => {
-                let mut candidates = vec![current.clone()];
-                match self.store.value_at(secret, AWSPREVIOUS).await {
-                    Ok(previous) => {
-                        let previous = parse_credentials(secret, AWSPREVIOUS, &previous)?;
-                        pg::same_server(secret, &current, &previous)?;
-                        candidates.push(previous);
-                    }
-                    Err(SecretError::NotFound { .. }) => {}
-                    Err(other) => return Err(other.into()),
+        if !alternating {
+            let mut candidates = vec![current.clone()];
+            match self.store.value_at(secret, AWSPREVIOUS).await {
+                Ok(previous) => {
+                    let previous = parse_credentials(secret, AWSPREVIOUS, &previous)?;
+                    pg::same_server(secret, &current, &previous)?;
+                    candidates.push(previous);
                 }
-                pg::set_single_user(secret, &candidates, &pending, timeout).await?;
+                Err(SecretError::NotFound { .. }) => {}
+                Err(other) => return Err(other.into()),
             }
-            Strategy::PostgresAlternatingUsers => {
-                let master_arn = current.masterarn.clone().ok_or_else(|| RotationError::MalformedSecret {
+            pg::set_single_user(secret, &candidates, &pending, timeout).await?;
+        } else {
+            let master_arn = current.masterarn.clone().ok_or_else(|| RotationError::MalformedSecret {
+                secret: secret.clone(),
+                stage: AWSCURRENT.to_owned(),
+                problem: "postgres-alternating-users needs masterarn".to_owned(),
+            })?;
+            let master_value = self.store.value_at(&master_arn, AWSCURRENT).await?;
+            let master = parse_credentials(&master_arn, AWSCURRENT, &master_value)?;
+            if master.host != pending.host || master.port != pending.port {
+                return Err(RotationError::HostMismatch {
                     secret: secret.clone(),
-                    stage: AWSCURRENT.to_owned(),
-                    problem: "postgres-alternating-users needs masterarn".to_owned(),
-                })?;
-                let master_value = self.store.value_at(&master_arn, AWSCURRENT).await?;
-                let master = parse_credentials(&master_arn, AWSCURRENT, &master_value)?;
-                if master.host != pending.host || master.port != pending.port {
-                    return Err(RotationError::HostMismatch {
-                        secret: secret.clone(),
-                        pending: format!("{}:{}", pending.host, pending.port),
-                        current: format!("{}:{} (master)", master.host, master.port),
-                    });
-                }
-                pg::set_alternating_users(secret, &master, &pending, timeout).await?;
+                    pending: format!("{}:{}", pending.host, pending.port),
+                    current: format!("{}:{} (master)", master.host, master.port),
+                });
             }
+            pg::set_alternating_users(secret, &master, &pending, timeout).await?;
         }
         Ok(Outcome::Set)
     }
 
-    async fn test(&self, event: &RotationEvent) -> Result<Outcome, RotationError> {
-        let pending = self.pending(event).await?;
-        pg::test_login(&event.secret_id, &pending, self.config.database_timeout).await?;
+    /// Revokes the key two generations old (AWSPREVIOUS), never the current or pending one.
+    async fn set_api_key(&self, event: &RotationEvent) -> Result<Outcome, RotationError> {
+        let secret = &event.secret_id;
+        let current = api_key::parse(secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
+        let pending = api_key::parse(secret, AWSPENDING, &self.pending_value(event).await?)?;
+        if pending.admin_url != current.admin_url || pending.check_url != current.check_url {
+            return Err(RotationError::HostMismatch {
+                secret: secret.clone(),
+                pending: pending.admin_url.clone(),
+                current: current.admin_url.clone(),
+            });
+        }
+        let previous = match self.store.value_at(secret, AWSPREVIOUS).await {
+            Ok(value) => Some(api_key::parse(secret, AWSPREVIOUS, &value)?),
+            Err(SecretError::NotFound { .. }) => None,
+            Err(other) => return Err(other.into()),
+        };
+        match previous {
+            Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
+                let token = self.store.value_at(&current.admin_secret_arn, AWSCURRENT).await?;
+                let admin = AdminApi { http: &self.http, secret, base: &current.admin_url, token: token.value.trim() };
+                admin.delete(&old.key_id).await?;
+                Ok(Outcome::Set)
+            }
+            _ => Ok(Outcome::AlreadySet),
+        }
+    }
+
+    async fn test(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
+        if strategy == Strategy::HttpApiKey {
+            let pending = api_key::parse(&event.secret_id, AWSPENDING, &self.pending_value(event).await?)?;
+            api_key::key_works(&self.http, &event.secret_id, &pending.check_url, &pending.api_key).await?;
+        } else {
+            let pending = self.pending(event).await?;
+            pg::test_login(&event.secret_id, &pending, self.config.database_timeout).await?;
+        }
         Ok(Outcome::Tested)
     }
 

@@ -11,15 +11,17 @@ pub const STRATEGY_TAG: &str = "rotation-strategy";
 pub enum Strategy {
     PostgresSingleUser,
     PostgresAlternatingUsers,
+    HttpApiKey,
 }
 
 impl Strategy {
-    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users";
+    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users, http-api-key";
 
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::PostgresSingleUser => "postgres-single-user",
             Strategy::PostgresAlternatingUsers => "postgres-alternating-users",
+            Strategy::HttpApiKey => "http-api-key",
         }
     }
 
@@ -27,6 +29,7 @@ impl Strategy {
         match name {
             "postgres-single-user" => Some(Strategy::PostgresSingleUser),
             "postgres-alternating-users" => Some(Strategy::PostgresAlternatingUsers),
+            "http-api-key" => Some(Strategy::HttpApiKey),
             _ => None,
         }
     }
