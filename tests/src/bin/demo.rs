@@ -54,6 +54,7 @@ async fn main() -> ExitCode {
     let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new() };
 
     demo.secret_rotation().await;
+    demo.api_key_rotation().await;
     demo.check_env();
     demo.backup_and_verify().await;
     demo.outage_to_email().await;
@@ -202,6 +203,81 @@ impl Demo {
 }
 
 impl Demo {
+    /// The AI engine's API key rotated through its admin API (a local stand-in), step by step.
+    async fn api_key_rotation(&mut self) {
+        println!("== secret-rotation: rotating the AI engine API key (http-api-key)");
+        let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let (engine, initial) = ops_testkit::ai_engine::AiEngine::start(&admin_token).await;
+        let secret = "cineview-demo-ai-engine-api";
+        let admin_secret = "cineview-demo-ai-engine-admin";
+        let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
+            "check_url": engine.check_url(), "admin_secret_arn": admin_secret});
+        let setup = async {
+            self.aws
+                .secrets
+                .create_secret()
+                .name(admin_secret)
+                .secret_string(&admin_token)
+                .send()
+                .await
+                .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+            self.aws
+                .secrets
+                .create_secret()
+                .name(secret)
+                .secret_string(value.to_string())
+                .tags(
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key("rotation-strategy")
+                        .value("http-api-key")
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+            self.aws.start_rotation(secret).await
+        };
+        let token = match setup.await {
+            Ok(token) => token,
+            Err(err) => {
+                self.problems.push(format!("API key rotation set-up failed: {err}"));
+                return;
+            }
+        };
+        let Some(mut process) = self.start("secret-rotation", &[]).await else {
+            self.problems.push("secret-rotation did not start".into());
+            return;
+        };
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let started = Instant::now();
+            let outcome = process
+                .invoke(&json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}), INVOKE_TIMEOUT)
+                .await;
+            println!("  {step:<13} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
+            if !matches!(outcome, Outcome::Response(_)) {
+                self.problems.push(format!("API key rotation step {step} failed"));
+            }
+        }
+        process.stop();
+        let current = read_stage(&self.aws.secrets, secret, AWSCURRENT)
+            .await
+            .ok()
+            .and_then(|v| serde_json::from_str::<Value>(&v.value).ok())
+            .and_then(|v| v.get("api_key").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let (new_works, old_works) = (engine.key_works(&current), engine.key_works(&initial.key));
+        println!(
+            "  upstream keys: {}; new key works: {}; previous key still works: {}",
+            engine.keys().iter().map(|k| k.id.as_str()).collect::<Vec<_>>().join(", "),
+            yes(new_works),
+            yes(old_works)
+        );
+        if !new_works || !old_works {
+            self.problems.push("the rotated API keys do not behave as expected".into());
+        }
+        println!();
+    }
+
     /// A target fails three times, then recovers: the health checker alerts, SNS delivers the
     /// alerts to the forwarder (moto cannot invoke a Lambda, so the demo delivers them as SNS
     /// does), and the forwarder e-mails ops. Prints the two e-mails from the ops topic.
