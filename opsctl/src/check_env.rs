@@ -31,7 +31,11 @@ pub struct Requirement {
 pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
     let req = |name: &str, shape, rotation| Requirement { secret: format!("{prefix}-{name}"), shape, rotation };
     vec![
-        req("supabase-service-role", Shape::ApiKeyJson(&[]), Some(("supabase-api-key", 90))),
+        req(
+            "supabase-service-role",
+            Shape::ApiKeyJson(&["key_id", "project_ref", "token_secret_arn"]),
+            Some(("supabase-api-key", 90)),
+        ),
         req(
             "ai-engine-api",
             Shape::ApiKeyJson(&["key_id", "admin_url", "check_url", "admin_secret_arn"]),

@@ -231,13 +231,17 @@ pub async fn provision_runbook_secrets(
         }
         value.to_string()
     };
-    let admin = format!("{prefix}-rotation-admin-credentials");
+    let admin = format!("{prefix}-ai-engine-admin-token");
+    let supabase_token = format!("{prefix}-supabase-access-token");
     // (name, value, rotation strategy and interval in days)
     type Entry<'a> = (String, String, Option<(&'a str, i64)>);
-    let entries: [Entry; 6] = [
+    let entries: [Entry; 7] = [
         (
             format!("{prefix}-supabase-service-role"),
-            api("sb_secret_local_fixture_0000000000", serde_json::json!({})),
+            api(
+                "sb_secret_local_fixture_0000000000",
+                serde_json::json!({"project_ref": "abcdefghijklmnopqrst", "token_secret_arn": supabase_token}),
+            ),
             Some(("supabase-api-key", 90)),
         ),
         (
@@ -254,6 +258,7 @@ pub async fn provision_runbook_secrets(
             Some(("google-api-key", 180)),
         ),
         (admin.clone(), uuid::Uuid::new_v4().simple().to_string(), None),
+        (supabase_token.clone(), format!("sbp_{}", uuid::Uuid::new_v4().simple()), None),
         (format!("{prefix}-database"), database.to_owned(), None),
         (format!("{prefix}-sentry-webhook"), uuid::Uuid::new_v4().simple().to_string(), None),
     ];

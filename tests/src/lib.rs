@@ -11,5 +11,6 @@ pub mod process;
 pub mod runtime_api;
 pub mod sentry_ingest;
 pub mod stack;
+pub mod supabase;
 
 pub use stack::{Stack, shared};

@@ -25,7 +25,8 @@ fn stack_resource_names_are_the_templates() {
         ("Name", format!("{}-supabase-service-role", names::PREFIX)),
         ("Name", format!("{}-ai-engine-api", names::PREFIX)),
         ("Name", format!("{}-gemini-api", names::PREFIX)),
-        ("Name", format!("{}-rotation-admin-credentials", names::PREFIX)),
+        ("Name", format!("{}-ai-engine-admin-token", names::PREFIX)),
+        ("Name", format!("{}-supabase-access-token", names::PREFIX)),
     ];
     for (property, name) in declared {
         let line = format!("{property}: !Sub {}", templated(&name));

@@ -1,89 +1,153 @@
-//! `http-api-key`: the AI engine's admin API. A key is created upstream under a name derived
-//! from the rotation token (so a retried step finds it instead of making another), and the key
-//! two generations old is revoked in setSecret, so the previous key works until the next one.
+//! API-key strategies. A key is created upstream under a name derived from the rotation token
+//! (so a retried step finds it instead of making another), the key two generations old is
+//! revoked in setSecret (so the previous key works until the next rotation), and testSecret
+//! calls the provider with the new key. Each provider supplies only those four calls.
 
 use std::time::Duration;
 
 use ops_shared::http::send_with_retry;
 use ops_shared::secrets::SecretValue;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 
 use crate::error::RotationError;
 
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
 
-/// The secret's JSON; unknown fields are kept through rotations.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct HttpApiKey {
+/// An API-key secret: `api_key`, `key_id`, and the provider's own fields, kept as they are.
+#[derive(Clone, PartialEq)]
+pub struct KeySecret {
     pub api_key: String,
     pub key_id: String,
-    pub admin_url: String,
-    pub check_url: String,
-    pub admin_secret_arn: String,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
+    pub fields: Map<String, Value>,
 }
 
 // Never print the key.
-impl std::fmt::Debug for HttpApiKey {
+impl std::fmt::Debug for KeySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpApiKey")
-            .field("key_id", &self.key_id)
-            .field("admin_url", &self.admin_url)
-            .finish_non_exhaustive()
+        f.debug_struct("KeySecret").field("key_id", &self.key_id).finish_non_exhaustive()
     }
 }
 
-pub fn parse(secret: &str, stage: &str, value: &SecretValue) -> Result<HttpApiKey, RotationError> {
-    let key: HttpApiKey = value.json(secret, stage).map_err(|e| RotationError::MalformedSecret {
-        secret: secret.to_owned(),
-        stage: stage.to_owned(),
-        problem: e.to_string(),
-    })?;
-    if key.admin_url.trim().is_empty() || key.check_url.trim().is_empty() || key.admin_secret_arn.trim().is_empty() {
-        return Err(RotationError::MalformedSecret {
+impl KeySecret {
+    pub fn parse(
+        secret: &str,
+        stage: &str,
+        value: &SecretValue,
+        required: &[&str],
+    ) -> Result<KeySecret, RotationError> {
+        let malformed = |problem: String| RotationError::MalformedSecret {
             secret: secret.to_owned(),
             stage: stage.to_owned(),
-            problem: "admin_url, check_url and admin_secret_arn must be set".to_owned(),
-        });
+            problem,
+        };
+        let mut fields: Map<String, Value> = value.json(secret, stage).map_err(|e| malformed(e.to_string()))?;
+        let mut take = |name: &str| match fields.remove(name) {
+            Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
+            _ => Err(malformed(format!("{name} is missing or empty"))),
+        };
+        let api_key = take("api_key")?;
+        let key_id = take("key_id")?;
+        let parsed = KeySecret { api_key, key_id, fields };
+        if let Some(missing) = required.iter().find(|name| parsed.field(name).is_none()) {
+            return Err(malformed(format!("{missing} is missing or empty")));
+        }
+        Ok(parsed)
     }
-    Ok(key)
+
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The same secret holding another key.
+    pub fn with_key(&self, key_id: String, api_key: String) -> KeySecret {
+        KeySecret { api_key, key_id, fields: self.fields.clone() }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut map = self.fields.clone();
+        map.insert("api_key".into(), Value::String(self.api_key.clone()));
+        map.insert("key_id".into(), Value::String(self.key_id.clone()));
+        Value::Object(map)
+    }
 }
 
-/// The upstream key name for a rotation token.
+/// The upstream key name for a rotation token (letters, digits and `_` only, as Supabase wants).
 pub fn key_name(token: &str) -> String {
-    format!("rotation-{token}")
+    let safe: String = token.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("rotation_{}", safe.to_ascii_lowercase())
 }
 
-#[derive(Deserialize)]
-struct Created {
-    id: String,
-    key: String,
+/// Which API and where; built from the secret's own fields.
+pub enum Provider<'a> {
+    /// The AI engine's admin API: `admin_url`, `check_url`.
+    AiEngine { admin_url: &'a str, check_url: &'a str },
+    /// Supabase's Management API: `project_ref`, `api_url` (default `https://api.supabase.com`),
+    /// `rest_url` (default `https://<ref>.supabase.co`).
+    Supabase { api_url: String, project_ref: &'a str, rest_url: String },
 }
 
-#[derive(Deserialize)]
-struct Listed {
-    keys: Vec<ListedKey>,
+pub const AI_ENGINE_FIELDS: &[&str] = &["admin_url", "check_url", "admin_secret_arn"];
+pub const SUPABASE_FIELDS: &[&str] = &["project_ref", "token_secret_arn"];
+
+impl<'a> Provider<'a> {
+    pub fn ai_engine(secret: &'a KeySecret) -> Option<Provider<'a>> {
+        Some(Provider::AiEngine { admin_url: secret.field("admin_url")?, check_url: secret.field("check_url")? })
+    }
+
+    pub fn supabase(secret: &'a KeySecret) -> Option<Provider<'a>> {
+        let project_ref = secret.field("project_ref")?;
+        Some(Provider::Supabase {
+            api_url: secret.field("api_url").unwrap_or("https://api.supabase.com").trim_end_matches('/').to_owned(),
+            project_ref,
+            rest_url: secret
+                .field("rest_url")
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("https://{project_ref}.supabase.co")),
+        })
+    }
+
+    /// The secret field naming the secret that holds the admin (management) token.
+    pub fn token_field(&self) -> &'static str {
+        match self {
+            Provider::AiEngine { .. } => "admin_secret_arn",
+            Provider::Supabase { .. } => "token_secret_arn",
+        }
+    }
+
+    fn keys_url(&self) -> String {
+        match self {
+            Provider::AiEngine { admin_url, .. } => format!("{}/api-keys", admin_url.trim_end_matches('/')),
+            Provider::Supabase { api_url, project_ref, .. } => format!("{api_url}/v1/projects/{project_ref}/api-keys"),
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct ListedKey {
-    id: String,
-    name: String,
-    key: String,
-}
-
-/// The admin API of one secret, authenticated with the admin token.
-pub struct AdminApi<'a> {
+/// The provider's key API, authenticated with its admin token.
+pub struct KeyApi<'a> {
     pub http: &'a reqwest::Client,
     pub secret: &'a str,
-    pub base: &'a str,
+    pub provider: Provider<'a>,
     pub token: &'a str,
 }
 
-impl AdminApi<'_> {
+#[derive(Deserialize)]
+struct UpstreamKey {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(alias = "api_key")]
+    key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AiEngineList {
+    keys: Vec<UpstreamKey>,
+}
+
+impl KeyApi<'_> {
     fn failed(&self, operation: &str, detail: impl std::fmt::Display) -> RotationError {
         RotationError::Upstream {
             secret: self.secret.to_owned(),
@@ -92,62 +156,82 @@ impl AdminApi<'_> {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.trim_end_matches('/'))
+    async fn send(
+        &self,
+        operation: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RotationError> {
+        send_with_retry(build, ATTEMPTS, BACKOFF)
+            .await
+            .map_err(|e| self.failed(operation, ops_shared::lambda::error_chain(&e)))
     }
 
-    /// The key created for `name`, if an earlier attempt made it: `(id, key)`.
+    /// The key an earlier attempt created under `name`: `(id, key)`.
     pub async fn find(&self, name: &str) -> Result<Option<(String, String)>, RotationError> {
-        let mut url = reqwest::Url::parse(&self.url("/api-keys")).map_err(|e| self.failed("list keys", e))?;
-        url.query_pairs_mut().append_pair("name", name);
-        let response = send_with_retry(|| self.http.get(url.clone()).bearer_auth(self.token), ATTEMPTS, BACKOFF)
-            .await
-            .map_err(|e| self.failed("list keys", ops_shared::lambda::error_chain(&e)))?;
-        if response.status() != reqwest::StatusCode::OK {
+        let mut url = reqwest::Url::parse(&self.provider.keys_url()).map_err(|e| self.failed("list keys", e))?;
+        match self.provider {
+            Provider::AiEngine { .. } => url.query_pairs_mut().append_pair("name", name),
+            Provider::Supabase { .. } => url.query_pairs_mut().append_pair("reveal", "true"),
+        };
+        let response = self.send("list keys", || self.http.get(url.clone()).bearer_auth(self.token)).await?;
+        if response.status() != StatusCode::OK {
             return Err(self.failed("list keys", format!("answered HTTP {}", response.status())));
         }
-        let listed: Listed =
-            response.json().await.map_err(|_| self.failed("list keys", "answered an unexpected body"))?;
-        Ok(listed.keys.into_iter().find(|k| k.name == name).map(|k| (k.id, k.key)))
+        let keys = match self.provider {
+            Provider::AiEngine { .. } => response.json::<AiEngineList>().await.map(|l| l.keys),
+            Provider::Supabase { .. } => response.json::<Vec<UpstreamKey>>().await,
+        }
+        .map_err(|_| self.failed("list keys", "answered an unexpected body"))?;
+        Ok(keys.into_iter().find(|k| k.name.as_deref() == Some(name)).and_then(|k| Some((k.id, k.key?))))
     }
 
     pub async fn create(&self, name: &str) -> Result<(String, String), RotationError> {
-        let url = self.url("/api-keys");
-        let body = serde_json::json!({ "name": name });
-        let response = send_with_retry(|| self.http.post(&url).json(&body).bearer_auth(self.token), ATTEMPTS, BACKOFF)
-            .await
-            .map_err(|e| self.failed("create a key", ops_shared::lambda::error_chain(&e)))?;
-        if response.status() != reqwest::StatusCode::CREATED {
+        let (url, body) = match self.provider {
+            Provider::AiEngine { .. } => (self.provider.keys_url(), json!({ "name": name })),
+            Provider::Supabase { .. } => (
+                format!("{}?reveal=true", self.provider.keys_url()),
+                json!({"type": "secret", "name": name, "secret_jwt_template": {"role": "service_role"}}),
+            ),
+        };
+        let response = self.send("create a key", || self.http.post(&url).json(&body).bearer_auth(self.token)).await?;
+        if !matches!(response.status(), StatusCode::CREATED | StatusCode::OK) {
             return Err(self.failed("create a key", format!("answered HTTP {}", response.status())));
         }
-        let created: Created =
+        let created: UpstreamKey =
             response.json().await.map_err(|_| self.failed("create a key", "answered an unexpected body"))?;
-        Ok((created.id, created.key))
+        let key = created.key.ok_or_else(|| self.failed("create a key", "answered without the key"))?;
+        Ok((created.id, key))
     }
 
     /// Revokes key `id`; one already gone is fine.
     pub async fn delete(&self, id: &str) -> Result<(), RotationError> {
-        let url = self.url(&format!("/api-keys/{id}"));
-        let response = send_with_retry(|| self.http.delete(&url).bearer_auth(self.token), ATTEMPTS, BACKOFF)
-            .await
-            .map_err(|e| self.failed("revoke a key", ops_shared::lambda::error_chain(&e)))?;
+        let url = format!("{}/{id}", self.provider.keys_url());
+        let response = self.send("revoke a key", || self.http.delete(&url).bearer_auth(self.token)).await?;
         match response.status() {
-            reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::OK | reqwest::StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             status => Err(self.failed("revoke a key", format!("answered HTTP {status}"))),
         }
     }
 }
 
-/// testSecret: `GET check_url` with the key answers 200.
-pub async fn key_works(http: &reqwest::Client, secret: &str, check_url: &str, key: &str) -> Result<(), RotationError> {
-    let response = send_with_retry(|| http.get(check_url).bearer_auth(key), ATTEMPTS, BACKOFF).await.map_err(|e| {
-        RotationError::TestFailed { secret: secret.to_owned(), problem: ops_shared::lambda::error_chain(&e) }
-    })?;
+/// testSecret: the provider accepts the new key (AI engine: `GET check_url` with a bearer
+/// token; Supabase: `GET <rest_url>/rest/v1/` with the `apikey` header).
+pub async fn key_works(
+    http: &reqwest::Client,
+    secret: &str,
+    provider: &Provider<'_>,
+    key: &str,
+) -> Result<(), RotationError> {
+    let failed = |problem: String| RotationError::TestFailed { secret: secret.to_owned(), problem };
+    let (url, header, value) = match provider {
+        Provider::AiEngine { check_url, .. } => ((*check_url).to_owned(), "authorization", format!("Bearer {key}")),
+        Provider::Supabase { rest_url, .. } => (format!("{rest_url}/rest/v1/"), "apikey", key.to_owned()),
+    };
+    let response = send_with_retry(|| http.get(&url).header(header, &value), ATTEMPTS, BACKOFF)
+        .await
+        .map_err(|e| failed(ops_shared::lambda::error_chain(&e)))?;
     match response.status() {
-        reqwest::StatusCode::OK => Ok(()),
-        status => Err(RotationError::TestFailed {
-            secret: secret.to_owned(),
-            problem: format!("{check_url} answered HTTP {status}"),
-        }),
+        StatusCode::OK => Ok(()),
+        status => Err(failed(format!("{url} answered HTTP {status}"))),
     }
 }

@@ -9,7 +9,7 @@ use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError, SecretValue};
 use serde::Serialize;
 
-use crate::api_key::{self, AdminApi};
+use crate::api_key::{self, KeyApi, KeySecret, Provider};
 use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
@@ -159,11 +159,10 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         if self.store.value_of(secret, &event.token, AWSPENDING).await?.is_some() {
             return Ok(Outcome::PendingExists);
         }
-        match strategy {
-            Strategy::HttpApiKey => self.create_api_key(event, &current).await?,
-            Strategy::PostgresSingleUser | Strategy::PostgresAlternatingUsers => {
-                self.create_password(event, strategy, &parse_credentials(secret, AWSCURRENT, &current)?).await?
-            }
+        if strategy.is_api_key() {
+            self.create_api_key(event, strategy, &current).await?;
+        } else {
+            self.create_password(event, strategy, &parse_credentials(secret, AWSCURRENT, &current)?).await?;
         }
         Ok(Outcome::PendingCreated)
     }
@@ -191,26 +190,74 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         self.put_pending(event, &pending).await
     }
 
+    fn key_secret(
+        &self,
+        strategy: Strategy,
+        secret: &str,
+        stage: &str,
+        value: &SecretValue,
+    ) -> Result<KeySecret, RotationError> {
+        let required =
+            if strategy == Strategy::SupabaseApiKey { api_key::SUPABASE_FIELDS } else { api_key::AI_ENGINE_FIELDS };
+        KeySecret::parse(secret, stage, value, required)
+    }
+
+    fn provider<'a>(strategy: Strategy, secret: &str, key: &'a KeySecret) -> Result<Provider<'a>, RotationError> {
+        let provider =
+            if strategy == Strategy::SupabaseApiKey { Provider::supabase(key) } else { Provider::ai_engine(key) };
+        provider.ok_or_else(|| RotationError::MalformedSecret {
+            secret: secret.to_owned(),
+            stage: AWSCURRENT.to_owned(),
+            problem: format!("the fields {} needs are missing", strategy.as_str()),
+        })
+    }
+
+    /// The provider's admin (management) token, from the secret the key secret names.
+    async fn admin_token(
+        &self,
+        secret: &str,
+        key: &KeySecret,
+        provider: &Provider<'_>,
+    ) -> Result<String, RotationError> {
+        let field = provider.token_field();
+        let arn = key.field(field).ok_or_else(|| RotationError::MalformedSecret {
+            secret: secret.to_owned(),
+            stage: AWSCURRENT.to_owned(),
+            problem: format!("{field} is missing"),
+        })?;
+        Ok(self.store.value_at(arn, AWSCURRENT).await?.value.trim().to_owned())
+    }
+
     /// Finds the key an earlier attempt created for this token, or creates it.
-    async fn create_api_key(&self, event: &RotationEvent, current: &SecretValue) -> Result<(), RotationError> {
+    async fn create_api_key(
+        &self,
+        event: &RotationEvent,
+        strategy: Strategy,
+        current: &SecretValue,
+    ) -> Result<(), RotationError> {
         let secret = &event.secret_id;
-        let current = api_key::parse(secret, AWSCURRENT, current)?;
-        let token = self.store.value_at(&current.admin_secret_arn, AWSCURRENT).await?;
-        let admin = AdminApi { http: &self.http, secret, base: &current.admin_url, token: token.value.trim() };
+        let current = self.key_secret(strategy, secret, AWSCURRENT, current)?;
+        if strategy == Strategy::SupabaseApiKey && current.api_key.starts_with("eyJ") {
+            return Err(RotationError::MalformedSecret {
+                secret: secret.clone(),
+                stage: AWSCURRENT.to_owned(),
+                problem: "it holds a legacy JWT service_role key, which cannot be rotated alone; migrate to a secret API key (sb_secret_...) and store that".to_owned(),
+            });
+        }
+        let provider = Self::provider(strategy, secret, &current)?;
+        let token = self.admin_token(secret, &current, &provider).await?;
+        let api = KeyApi { http: &self.http, secret, provider, token: &token };
         let name = api_key::key_name(&event.token);
-        let (id, key) = match admin.find(&name).await? {
+        let (id, key) = match api.find(&name).await? {
             Some(existing) => existing,
-            None => admin.create(&name).await?,
+            None => api.create(&name).await?,
         };
-        let mut pending = current.clone();
-        pending.api_key = key;
-        pending.key_id = id;
-        self.put_pending(event, &pending).await
+        self.put_pending(event, &current.with_key(id, key).to_json()).await
     }
 
     async fn set(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         match strategy {
-            Strategy::HttpApiKey => self.set_api_key(event).await,
+            Strategy::HttpApiKey | Strategy::SupabaseApiKey => self.set_api_key(event, strategy).await,
             Strategy::PostgresSingleUser => self.set_password(event, false).await,
             Strategy::PostgresAlternatingUsers => self.set_password(event, true).await,
         }
@@ -261,27 +308,29 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     }
 
     /// Revokes the key two generations old (AWSPREVIOUS), never the current or pending one.
-    async fn set_api_key(&self, event: &RotationEvent) -> Result<Outcome, RotationError> {
+    async fn set_api_key(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
-        let current = api_key::parse(secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
-        let pending = api_key::parse(secret, AWSPENDING, &self.pending_value(event).await?)?;
-        if pending.admin_url != current.admin_url || pending.check_url != current.check_url {
+        let current = self.key_secret(strategy, secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
+        let pending = self.key_secret(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
+        // Everything but the key must be the current value's: a pending value pointing at
+        // another provider or project must not make us revoke keys there.
+        if pending.fields != current.fields {
             return Err(RotationError::HostMismatch {
                 secret: secret.clone(),
-                pending: pending.admin_url.clone(),
-                current: current.admin_url.clone(),
+                pending: "a pending value with other provider fields".to_owned(),
+                current: "the current value's".to_owned(),
             });
         }
         let previous = match self.store.value_at(secret, AWSPREVIOUS).await {
-            Ok(value) => Some(api_key::parse(secret, AWSPREVIOUS, &value)?),
+            Ok(value) => Some(self.key_secret(strategy, secret, AWSPREVIOUS, &value)?),
             Err(SecretError::NotFound { .. }) => None,
             Err(other) => return Err(other.into()),
         };
         match previous {
             Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
-                let token = self.store.value_at(&current.admin_secret_arn, AWSCURRENT).await?;
-                let admin = AdminApi { http: &self.http, secret, base: &current.admin_url, token: token.value.trim() };
-                admin.delete(&old.key_id).await?;
+                let provider = Self::provider(strategy, secret, &current)?;
+                let token = self.admin_token(secret, &current, &provider).await?;
+                KeyApi { http: &self.http, secret, provider, token: &token }.delete(&old.key_id).await?;
                 Ok(Outcome::Set)
             }
             _ => Ok(Outcome::AlreadySet),
@@ -289,12 +338,14 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     }
 
     async fn test(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
-        if strategy == Strategy::HttpApiKey {
-            let pending = api_key::parse(&event.secret_id, AWSPENDING, &self.pending_value(event).await?)?;
-            api_key::key_works(&self.http, &event.secret_id, &pending.check_url, &pending.api_key).await?;
+        let secret = &event.secret_id;
+        if strategy.is_api_key() {
+            let pending = self.key_secret(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
+            let provider = Self::provider(strategy, secret, &pending)?;
+            api_key::key_works(&self.http, secret, &provider, &pending.api_key).await?;
         } else {
             let pending = self.pending(event).await?;
-            pg::test_login(&event.secret_id, &pending, self.config.database_timeout).await?;
+            pg::test_login(secret, &pending, self.config.database_timeout).await?;
         }
         Ok(Outcome::Tested)
     }

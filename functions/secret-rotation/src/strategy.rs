@@ -12,17 +12,23 @@ pub enum Strategy {
     PostgresSingleUser,
     PostgresAlternatingUsers,
     HttpApiKey,
+    SupabaseApiKey,
 }
 
 impl Strategy {
-    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users, http-api-key";
+    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users, http-api-key, supabase-api-key";
 
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::PostgresSingleUser => "postgres-single-user",
             Strategy::PostgresAlternatingUsers => "postgres-alternating-users",
             Strategy::HttpApiKey => "http-api-key",
+            Strategy::SupabaseApiKey => "supabase-api-key",
         }
+    }
+
+    pub fn is_api_key(self) -> bool {
+        matches!(self, Strategy::HttpApiKey | Strategy::SupabaseApiKey)
     }
 
     pub fn parse(name: &str) -> Option<Strategy> {
@@ -30,6 +36,7 @@ impl Strategy {
             "postgres-single-user" => Some(Strategy::PostgresSingleUser),
             "postgres-alternating-users" => Some(Strategy::PostgresAlternatingUsers),
             "http-api-key" => Some(Strategy::HttpApiKey),
+            "supabase-api-key" => Some(Strategy::SupabaseApiKey),
             _ => None,
         }
     }

@@ -1,0 +1,147 @@
+//! secret-rotation's `supabase-api-key` strategy against a stand-in of Supabase's Management
+//! API and a project's REST endpoint.
+
+use std::time::Duration;
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use ops_shared::lambda::Function;
+use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
+use ops_shared::{Scrubber, SnsAlertPublisher};
+use ops_testkit::aws::{Aws, Inbox, unique};
+use ops_testkit::supabase::Supabase;
+use secret_rotation::{RotationConfig, Rotator, StepReport};
+use serde_json::json;
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+const PROJECT: &str = "abcdefghijklmnopqrst";
+
+struct Fixture {
+    aws: Aws,
+    alerts: Inbox,
+    supabase: Supabase,
+    function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
+    secret: String,
+    initial_key: String,
+}
+
+async fn fixture(api_key: Option<&str>) -> Fixture {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let topic = aws.create_topic(&unique("supabase-alerts")).await;
+    let alerts = aws.subscribe_queue(&topic).await;
+    let token = format!("sbp_{}", uuid::Uuid::new_v4().simple());
+    let (supabase, initial) = Supabase::start(PROJECT, &token).await;
+    let token_secret = unique("supabase-management-token");
+    aws.secrets.create_secret().name(&token_secret).secret_string(&token).send().await.expect("token secret");
+    let secret = unique("supabase-service-role");
+    let key = api_key.map(str::to_owned).unwrap_or_else(|| initial.api_key.clone());
+    let value = json!({"api_key": key, "key_id": initial.id, "project_ref": PROJECT, "token_secret_arn": token_secret,
+        "api_url": supabase.base, "rest_url": supabase.base});
+    aws.secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(value.to_string())
+        .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value("supabase-api-key").build())
+        .send()
+        .await
+        .expect("secret");
+    let rotator = Rotator::new(
+        SecretsManagerVersions::new(aws.secrets.clone()),
+        SnsAlertPublisher::new(aws.sns.clone(), topic),
+        ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+        RotationConfig::default(),
+    );
+    Fixture {
+        function: Function::new("secret-rotation", rotator, Scrubber::default()),
+        aws,
+        alerts,
+        supabase,
+        secret,
+        initial_key: initial.api_key,
+    }
+}
+
+impl Fixture {
+    async fn step(&self, step: &str, token: &str) -> Result<StepReport, Diagnostic> {
+        let event = json!({"Step": step, "SecretId": self.secret, "ClientRequestToken": token});
+        self.function.invoke(LambdaEvent::new(event, Context::default())).await
+    }
+
+    async fn key(&self, stage: &str) -> String {
+        let value: serde_json::Value =
+            serde_json::from_str(&read_stage(&self.aws.secrets, &self.secret, stage).await.expect("stage").value)
+                .expect("json");
+        value["api_key"].as_str().expect("api_key").to_owned()
+    }
+
+    async fn rotate(&self, crash_after: usize) -> String {
+        let token = self.aws.start_rotation(&self.secret).await.expect("start");
+        for step in &STEPS[..crash_after] {
+            self.step(step, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
+        }
+        for step in STEPS {
+            self.step(step, &token).await.unwrap_or_else(|e| panic!("replayed {step}: {e:?}"));
+        }
+        self.aws.end_rotation(&self.secret, &token).await.expect("end");
+        token
+    }
+}
+
+#[tokio::test]
+async fn secret_keys_rotate_keeping_the_previous_one() {
+    let f = fixture(None).await;
+    f.rotate(4).await;
+    let first = f.key(AWSCURRENT).await;
+    assert!(first.starts_with("sb_secret_") && first != f.initial_key);
+    assert!(f.supabase.key_works(&first) && f.supabase.key_works(&f.initial_key));
+    assert_eq!(f.key(AWSPREVIOUS).await, f.initial_key);
+
+    // Crashes and replays: still one key per rotation, and the oldest is revoked.
+    for crash_after in 1..=3 {
+        let token = f.rotate(crash_after).await;
+        let name = secret_rotation::api_key::key_name(&token);
+        assert_eq!(f.supabase.keys().iter().filter(|k| k.name == name).count(), 1, "no orphan keys");
+        assert!(f.supabase.key_works(&f.key(AWSCURRENT).await));
+        assert!(f.supabase.key_works(&f.key(AWSPREVIOUS).await));
+        assert_eq!(f.supabase.keys().len(), 2, "current and previous only");
+    }
+    assert!(!f.supabase.key_works(&f.initial_key));
+    for note in f.alerts.receive(4, Duration::from_secs(3)).await {
+        for key in f.supabase.keys() {
+            assert!(!note.message.contains(&key.api_key), "no key value in alerts");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_jwt_service_role_key_is_refused_with_what_to_do() {
+    let legacy = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.signature";
+    let f = fixture(Some(legacy)).await;
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    let err = f.step("createSecret", &token).await.expect_err("refused");
+    assert_eq!(err.error_type, "SecretConfiguration");
+    assert!(err.error_message.contains("migrate to a secret API key"), "{}", err.error_message);
+    assert!(!err.error_message.contains(legacy));
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].attribute("severity"), Some("critical"));
+    assert_eq!(f.key(AWSCURRENT).await, legacy, "AWSCURRENT untouched");
+    assert_eq!(f.supabase.keys().len(), 1, "nothing created upstream");
+}
+
+#[tokio::test]
+async fn a_refused_management_token_changes_nothing() {
+    let f = fixture(None).await;
+    let token_secret: serde_json::Value =
+        serde_json::from_str(&read_stage(&f.aws.secrets, &f.secret, AWSCURRENT).await.expect("read").value)
+            .expect("json");
+    let arn = token_secret["token_secret_arn"].as_str().expect("arn");
+    f.aws.secrets.put_secret_value().secret_id(arn).secret_string("sbp_revoked").send().await.expect("break the token");
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    let err = f.step("createSecret", &token).await.expect_err("refused");
+    assert_eq!(err.error_type, "DependencyFailure");
+    assert!(err.error_message.contains("401"), "{}", err.error_message);
+    assert_eq!(f.key(AWSCURRENT).await, f.initial_key);
+    assert!(f.supabase.key_works(&f.initial_key));
+    assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
+}
