@@ -155,20 +155,8 @@ impl Bench {
             APP_DATABASE,
             &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
         )?;
-        self.secret(secret, &creds).await?;
-        self.aws
-            .secrets
-            .tag_resource()
-            .secret_id(secret)
-            .tags(
-                aws_sdk_secretsmanager::types::Tag::builder()
-                    .key("rotation-strategy")
-                    .value("postgres-single-user")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let value = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
+        self.aws.create_rotated_secret(secret, &value, "postgres-single-user").await?;
         let mut process = self.start("secret-rotation", &[]).await?;
         let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];

@@ -278,3 +278,18 @@ pub async fn provision_runbook_secrets(
     }
     Ok(())
 }
+
+impl Aws {
+    /// A secret holding `value`, tagged for rotation `strategy`.
+    pub async fn create_rotated_secret(&self, name: &str, value: &str, strategy: &str) -> Result<(), String> {
+        self.secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value(strategy).build())
+            .send()
+            .await
+            .map_err(|e| format!("create secret {name}: {}", ops_shared::aws::describe_sdk_error(&e)))?;
+        Ok(())
+    }
+}

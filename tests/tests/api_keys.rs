@@ -43,14 +43,7 @@ async fn fixture(http_timeout: Duration) -> Fixture {
     let secret = unique("ai-engine-api");
     let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
         "check_url": engine.check_url(), "admin_secret_arn": admin_secret, "owner": "ai-team"});
-    aws.secrets
-        .create_secret()
-        .name(&secret)
-        .secret_string(value.to_string())
-        .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value("http-api-key").build())
-        .send()
-        .await
-        .expect("secret");
+    aws.create_rotated_secret(&secret, &value.to_string(), "http-api-key").await.expect("secret");
     let rotator = Rotator::new(
         SecretsManagerVersions::new(aws.secrets.clone()),
         SnsAlertPublisher::new(aws.sns.clone(), topic),

@@ -58,15 +58,7 @@ async fn logs_in(creds: &DbCredentials) -> bool {
 
 impl Fixture {
     async fn create_secret(&self, name: &str, value: &str, strategy: &str) {
-        self.aws
-            .secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value(strategy).build())
-            .send()
-            .await
-            .expect("create secret");
+        self.aws.create_rotated_secret(name, value, strategy).await.expect("create secret");
     }
 
     async fn start_rotation(&self, secret: &str) -> String {

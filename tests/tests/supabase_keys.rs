@@ -37,14 +37,7 @@ async fn fixture(api_key: Option<&str>) -> Fixture {
     let key = api_key.map(str::to_owned).unwrap_or_else(|| initial.api_key.clone());
     let value = json!({"api_key": key, "key_id": initial.id, "project_ref": PROJECT, "token_secret_arn": token_secret,
         "api_url": supabase.base, "rest_url": supabase.base});
-    aws.secrets
-        .create_secret()
-        .name(&secret)
-        .secret_string(value.to_string())
-        .tags(aws_sdk_secretsmanager::types::Tag::builder().key("rotation-strategy").value("supabase-api-key").build())
-        .send()
-        .await
-        .expect("secret");
+    aws.create_rotated_secret(&secret, &value.to_string(), "supabase-api-key").await.expect("secret");
     let rotator = Rotator::new(
         SecretsManagerVersions::new(aws.secrets.clone()),
         SnsAlertPublisher::new(aws.sns.clone(), topic),

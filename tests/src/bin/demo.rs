@@ -137,19 +137,12 @@ impl Demo {
                 &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(initial)),
             )?;
             self.aws
-                .secrets
-                .create_secret()
-                .name(secret)
-                .secret_string(serde_json::to_string(&creds).map_err(|e| e.to_string())?)
-                .tags(
-                    aws_sdk_secretsmanager::types::Tag::builder()
-                        .key("rotation-strategy")
-                        .value("postgres-single-user")
-                        .build(),
+                .create_rotated_secret(
+                    secret,
+                    &serde_json::to_string(&creds).map_err(|e| e.to_string())?,
+                    "postgres-single-user",
                 )
-                .send()
-                .await
-                .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+                .await?;
             self.aws.start_rotation(secret).await
         };
         let token = match setup.await {
@@ -160,21 +153,7 @@ impl Demo {
             }
         };
         println!("  secret {secret} for role app_user; Secrets Manager staged version {token} as AWSPENDING");
-        let Some(mut process) = self.start("secret-rotation", &[]).await else {
-            self.problems.push("secret-rotation did not start".into());
-            return;
-        };
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            let started = Instant::now();
-            let outcome = process
-                .invoke(&json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}), INVOKE_TIMEOUT)
-                .await;
-            println!("  {step:<13} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
-            if !matches!(outcome, Outcome::Response(_)) {
-                self.problems.push(format!("rotation step {step} failed"));
-            }
-        }
-        process.stop();
+        self.rotate_through_binary(secret, &token).await;
         if let Err(err) = self.aws.end_rotation(secret, &token).await {
             self.problems.push(err);
         }
@@ -203,6 +182,25 @@ impl Demo {
 }
 
 impl Demo {
+    /// Drives the four rotation steps through the secret-rotation binary, as Secrets Manager does.
+    async fn rotate_through_binary(&mut self, secret: &str, token: &str) {
+        let Some(mut process) = self.start("secret-rotation", &[]).await else {
+            self.problems.push("secret-rotation did not start".into());
+            return;
+        };
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let started = Instant::now();
+            let outcome = process
+                .invoke(&json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}), INVOKE_TIMEOUT)
+                .await;
+            println!("  {step:<13} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
+            if !matches!(outcome, Outcome::Response(_)) {
+                self.problems.push(format!("rotation step {step} of {secret} failed"));
+            }
+        }
+        process.stop();
+    }
+
     /// The AI engine's API key rotated through its admin API (a local stand-in), step by step.
     async fn api_key_rotation(&mut self) {
         println!("== secret-rotation: rotating the AI engine API key (http-api-key)");
@@ -221,20 +219,7 @@ impl Demo {
                 .send()
                 .await
                 .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
-            self.aws
-                .secrets
-                .create_secret()
-                .name(secret)
-                .secret_string(value.to_string())
-                .tags(
-                    aws_sdk_secretsmanager::types::Tag::builder()
-                        .key("rotation-strategy")
-                        .value("http-api-key")
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+            self.aws.create_rotated_secret(secret, &value.to_string(), "http-api-key").await?;
             self.aws.start_rotation(secret).await
         };
         let token = match setup.await {
@@ -244,21 +229,7 @@ impl Demo {
                 return;
             }
         };
-        let Some(mut process) = self.start("secret-rotation", &[]).await else {
-            self.problems.push("secret-rotation did not start".into());
-            return;
-        };
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            let started = Instant::now();
-            let outcome = process
-                .invoke(&json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}), INVOKE_TIMEOUT)
-                .await;
-            println!("  {step:<13} -> {} ({} ms)", describe(&outcome), started.elapsed().as_millis());
-            if !matches!(outcome, Outcome::Response(_)) {
-                self.problems.push(format!("API key rotation step {step} failed"));
-            }
-        }
-        process.stop();
+        self.rotate_through_binary(secret, &token).await;
         let current = read_stage(&self.aws.secrets, secret, AWSCURRENT)
             .await
             .ok()
