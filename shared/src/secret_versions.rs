@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::Client;
 
 use crate::aws::{describe_sdk_error, sdk_error_code};
+use crate::scrub::Scrubber;
 use crate::secrets::{SecretError, SecretValue, read_stage};
 
 /// What DescribeSecret tells a rotation.
@@ -69,11 +70,19 @@ pub trait SecretVersions: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct SecretsManagerVersions {
     client: Client,
+    scrubber: Scrubber,
 }
 
 impl SecretsManagerVersions {
     pub fn new(client: Client) -> Self {
-        SecretsManagerVersions { client }
+        SecretsManagerVersions { client, scrubber: Scrubber::default() }
+    }
+
+    /// Registers every value read or written (old and new credentials alike) with `scrubber`,
+    /// so no Sentry event or error message can carry one.
+    pub fn with_scrubber(mut self, scrubber: Scrubber) -> Self {
+        self.scrubber = scrubber;
+        self
     }
 }
 
@@ -99,14 +108,19 @@ impl SecretVersions for SecretsManagerVersions {
         let result =
             self.client.get_secret_value().secret_id(secret).version_id(version).version_stage(stage).send().await;
         match result {
-            Ok(out) => Ok(out.secret_string.map(|value| SecretValue { version_id: out.version_id, value })),
+            Ok(out) => Ok(out.secret_string.map(|value| {
+                self.scrubber.register(&value);
+                SecretValue { version_id: out.version_id, value }
+            })),
             Err(err) if sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
             Err(err) => Err(SecretError::Unavailable { id: secret.to_owned(), detail: describe_sdk_error(&err) }),
         }
     }
 
     async fn value_at(&self, secret: &str, stage: &str) -> Result<SecretValue, SecretError> {
-        read_stage(&self.client, secret, stage).await
+        let value = read_stage(&self.client, secret, stage).await?;
+        self.scrubber.register(&value.value);
+        Ok(value)
     }
 
     async fn put_pending(

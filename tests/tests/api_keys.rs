@@ -27,6 +27,8 @@ struct Fixture {
     alerts: Inbox,
     engine: AiEngine,
     function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
+    /// The scrubber the rotation registers every value it reads or writes with.
+    scrubber: Scrubber,
     secret: String,
     /// Every key value seen, to prove none leaks into alerts or errors.
     initial_key: String,
@@ -44,14 +46,16 @@ async fn fixture(http_timeout: Duration) -> Fixture {
     let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
         "check_url": engine.check_url(), "admin_secret_arn": admin_secret, "owner": "ai-team"});
     aws.create_rotated_secret(&secret, &value.to_string(), "http-api-key").await.expect("secret");
+    let scrubber = Scrubber::default();
     let rotator = Rotator::new(
-        SecretsManagerVersions::new(aws.secrets.clone()),
+        SecretsManagerVersions::new(aws.secrets.clone()).with_scrubber(scrubber.clone()),
         SnsAlertPublisher::new(aws.sns.clone(), topic),
         ops_shared::http::client(http_timeout).expect("http"),
         RotationConfig::default(),
     );
     Fixture {
-        function: Function::new("secret-rotation", rotator, Scrubber::default()),
+        function: Function::new("secret-rotation", rotator, scrubber.clone()),
+        scrubber,
         aws,
         alerts,
         engine,
@@ -109,6 +113,9 @@ async fn rotations_keep_the_previous_key_and_revoke_the_one_two_generations_old(
     assert!(!f.engine.key_works(&f.initial_key), "the key two generations old is revoked");
     assert_eq!(f.engine.keys().len(), 2);
 
+    for key in [&f.initial_key, &first.api_key, &second.api_key] {
+        assert_eq!(f.scrubber.scrub_str(key), "[Filtered]", "every key the rotation handled is scrubbed from reports");
+    }
     let notes = f.alerts.receive(2, Duration::from_secs(3)).await;
     assert_eq!(notes.len(), 2, "an info alert per rotation");
     f.assert_no_key_in(&notes.iter().map(|n| n.message.clone()).collect::<Vec<_>>()).await;

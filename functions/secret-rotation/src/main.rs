@@ -10,7 +10,8 @@ use secret_rotation::{FUNCTION_NAME, RotationConfig, Rotator};
 async fn main() -> ExitCode {
     ops_shared::lambda::run(FUNCTION_NAME, |startup| async move {
         let config = RotationConfig::from_env(&startup.env)?;
-        let store = SecretsManagerVersions::new(startup.clients.secrets.clone());
+        let store =
+            SecretsManagerVersions::new(startup.clients.secrets.clone()).with_scrubber(startup.scrubber.clone());
         let http = ops_shared::http::client(std::time::Duration::from_secs(10)).map_err(|e| {
             ops_shared::ConfigError::malformed("PASSWORD_LENGTH", format!("cannot build an HTTP client: {e}"))
         })?;
