@@ -4,6 +4,7 @@
 pub mod ai_engine;
 pub mod aws;
 pub mod http_targets;
+pub mod logs;
 pub mod moto;
 pub mod names;
 pub mod pg;

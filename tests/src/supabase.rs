@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
+pub use crate::ai_engine::Fault;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretKey {
     pub id: String,
@@ -25,6 +27,8 @@ struct Project {
     token: String,
     keys: Vec<SecretKey>,
     next_id: usize,
+    faults: std::collections::VecDeque<Fault>,
+    management_requests: usize,
 }
 
 #[derive(Clone)]
@@ -46,6 +50,8 @@ impl Supabase {
             token: token.to_owned(),
             keys: vec![initial.clone()],
             next_id: 0,
+            faults: Default::default(),
+            management_requests: 0,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind Supabase");
         let stand_in = Supabase {
@@ -69,7 +75,33 @@ impl Supabase {
         self.keys().iter().any(|k| k.api_key == key)
     }
 
-    fn authorised(&self, project_ref: &str, headers: &HeaderMap) -> Result<(), StatusCode> {
+    pub fn queue_faults(&self, faults: &[Fault]) {
+        if let Ok(mut project) = self.project.lock() {
+            project.faults.extend(faults.iter().copied());
+        }
+    }
+
+    pub fn management_requests(&self) -> usize {
+        self.project.lock().map(|p| p.management_requests).unwrap_or(0)
+    }
+
+    /// Counts the request, applies a queued fault, checks the token and the project.
+    async fn authorised(&self, project_ref: &str, headers: &HeaderMap) -> Result<(), StatusCode> {
+        let fault = {
+            let Ok(mut project) = self.project.lock() else { return Err(StatusCode::INTERNAL_SERVER_ERROR) };
+            project.management_requests += 1;
+            project.faults.pop_front()
+        };
+        match fault {
+            Some(Fault::Hang) => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return Err(StatusCode::GATEWAY_TIMEOUT);
+            }
+            Some(Fault::Status(code)) => {
+                return Err(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+            None => {}
+        }
         let Ok(project) = self.project.lock() else { return Err(StatusCode::INTERNAL_SERVER_ERROR) };
         let expected = format!("Bearer {}", project.token);
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
@@ -93,7 +125,7 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = s.authorised(&project, &headers) {
+    if let Err(refused) = s.authorised(&project, &headers).await {
         return refused.into_response();
     }
     let reveal = q.get("reveal").is_some_and(|v| v == "true");
@@ -107,7 +139,7 @@ async fn create(
     Query(q): Query<HashMap<String, String>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(refused) = s.authorised(&project, &headers) {
+    if let Err(refused) = s.authorised(&project, &headers).await {
         return refused.into_response();
     }
     let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -132,7 +164,7 @@ async fn remove(
     Path((project, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = s.authorised(&project, &headers) {
+    if let Err(refused) = s.authorised(&project, &headers).await {
         return refused.into_response();
     }
     let Ok(mut project) = s.project.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };

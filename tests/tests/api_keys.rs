@@ -35,6 +35,7 @@ struct Fixture {
 }
 
 async fn fixture(http_timeout: Duration) -> Fixture {
+    ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("api-key-alerts")).await;
     let alerts = aws.subscribe_queue(&topic).await;
@@ -141,6 +142,7 @@ async fn a_crash_after_any_step_then_a_replay_leaves_exactly_one_new_key() {
         assert!(f.engine.key_works(&current.api_key));
     }
     assert_eq!(f.engine.keys().len(), 2, "current and previous only");
+    f.assert_no_key_in(&[]).await;
 }
 
 /// The step fails, one critical alert, AWSCURRENT unchanged and its key still working.

@@ -23,9 +23,11 @@ struct Fixture {
     function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
     secret: String,
     initial_key: String,
+    logs: ops_testkit::logs::Captured,
 }
 
-async fn fixture(api_key: Option<&str>) -> Fixture {
+async fn fixture(api_key: Option<&str>, http_timeout: Duration) -> Fixture {
+    let logs = ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("supabase-alerts")).await;
     let alerts = aws.subscribe_queue(&topic).await;
@@ -41,7 +43,7 @@ async fn fixture(api_key: Option<&str>) -> Fixture {
     let rotator = Rotator::new(
         SecretsManagerVersions::new(aws.secrets.clone()),
         SnsAlertPublisher::new(aws.sns.clone(), topic),
-        ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+        ops_shared::http::client(http_timeout).expect("http"),
         RotationConfig::default(),
     );
     Fixture {
@@ -51,10 +53,20 @@ async fn fixture(api_key: Option<&str>) -> Fixture {
         supabase,
         secret,
         initial_key: initial.api_key,
+        logs,
     }
 }
 
 impl Fixture {
+    /// No key value this project ever issued appears in any log line.
+    fn assert_no_key_logged(&self) {
+        let text = self.logs.text();
+        assert!(!text.is_empty(), "logs were captured");
+        for key in self.supabase.keys().iter().map(|k| k.api_key.clone()).chain([self.initial_key.clone()]) {
+            assert!(!text.contains(&key), "a key value was logged");
+        }
+    }
+
     async fn step(&self, step: &str, token: &str) -> Result<StepReport, Diagnostic> {
         let event = json!({"Step": step, "SecretId": self.secret, "ClientRequestToken": token});
         self.function.invoke(LambdaEvent::new(event, Context::default())).await
@@ -82,7 +94,7 @@ impl Fixture {
 
 #[tokio::test]
 async fn secret_keys_rotate_keeping_the_previous_one() {
-    let f = fixture(None).await;
+    let f = fixture(None, Duration::from_secs(5)).await;
     f.rotate(4).await;
     let first = f.key(AWSCURRENT).await;
     assert!(first.starts_with("sb_secret_") && first != f.initial_key);
@@ -99,6 +111,7 @@ async fn secret_keys_rotate_keeping_the_previous_one() {
         assert_eq!(f.supabase.keys().len(), 2, "current and previous only");
     }
     assert!(!f.supabase.key_works(&f.initial_key));
+    f.assert_no_key_logged();
     for note in f.alerts.receive(4, Duration::from_secs(3)).await {
         for key in f.supabase.keys() {
             assert!(!note.message.contains(&key.api_key), "no key value in alerts");
@@ -109,7 +122,7 @@ async fn secret_keys_rotate_keeping_the_previous_one() {
 #[tokio::test]
 async fn a_legacy_jwt_service_role_key_is_refused_with_what_to_do() {
     let legacy = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.signature";
-    let f = fixture(Some(legacy)).await;
+    let f = fixture(Some(legacy), Duration::from_secs(5)).await;
     let token = f.aws.start_rotation(&f.secret).await.expect("start");
     let err = f.step("createSecret", &token).await.expect_err("refused");
     assert_eq!(err.error_type, "SecretConfiguration");
@@ -124,7 +137,7 @@ async fn a_legacy_jwt_service_role_key_is_refused_with_what_to_do() {
 
 #[tokio::test]
 async fn a_refused_management_token_changes_nothing() {
-    let f = fixture(None).await;
+    let f = fixture(None, Duration::from_secs(5)).await;
     let token_secret: serde_json::Value =
         serde_json::from_str(&read_stage(&f.aws.secrets, &f.secret, AWSCURRENT).await.expect("read").value)
             .expect("json");
@@ -137,4 +150,34 @@ async fn a_refused_management_token_changes_nothing() {
     assert_eq!(f.key(AWSCURRENT).await, f.initial_key);
     assert!(f.supabase.key_works(&f.initial_key));
     assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn management_api_failures_are_retried_within_bounds() {
+    let f = fixture(None, Duration::from_secs(1)).await;
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+
+    let before = f.supabase.management_requests();
+    f.supabase.queue_faults(&[ops_testkit::supabase::Fault::Status(500); 3]);
+    let err = f.step("createSecret", &token).await.expect_err("500 for good");
+    assert_eq!(err.error_type, "DependencyFailure");
+    assert_eq!(f.supabase.management_requests() - before, 3, "three attempts, then a clear error");
+    assert!(err.error_message.contains("500"), "{}", err.error_message);
+
+    f.supabase.queue_faults(&[ops_testkit::supabase::Fault::Hang; 3]);
+    let started = std::time::Instant::now();
+    f.step("createSecret", &token).await.expect_err("hanging");
+    assert!(started.elapsed() < Duration::from_secs(8), "bounded: {:?}", started.elapsed());
+
+    f.supabase.queue_faults(&[ops_testkit::supabase::Fault::Status(429)]);
+    for step in STEPS {
+        f.step(step, &token).await.unwrap_or_else(|e| panic!("{step} after a 429: {e:?}"));
+    }
+    assert!(f.supabase.key_works(&f.key(AWSCURRENT).await));
+    assert_eq!(
+        read_stage(&f.aws.secrets, &f.secret, AWSCURRENT).await.expect("current").version_id.as_deref(),
+        Some(token.as_str())
+    );
+    assert_eq!(f.alerts.receive(3, Duration::from_secs(3)).await.len(), 3, "two critical alerts and one info");
+    f.assert_no_key_logged();
 }
