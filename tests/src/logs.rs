@@ -27,12 +27,18 @@ impl Captured {
 
 /// Installs the project's JSON logging at debug level into memory, once per test binary.
 pub fn capture() -> Captured {
+    capture_at("debug")
+}
+
+/// Like [`capture`] with another filter. The subscriber is global: the first call in a test
+/// binary sets the filter for all of it.
+pub fn capture_at(filter: &str) -> Captured {
     static CAPTURED: OnceLock<Captured> = OnceLock::new();
     CAPTURED
         .get_or_init(|| {
             let captured = Captured::default();
             let writer = captured.clone();
-            ops_shared::telemetry::init_logging_to(tracing_subscriber::EnvFilter::new("debug"), move || writer.clone());
+            ops_shared::telemetry::init_logging_to(tracing_subscriber::EnvFilter::new(filter), move || writer.clone());
             captured
         })
         .clone()

@@ -221,34 +221,32 @@ impl Drop for Postgres {
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it, so TLS is real:
 /// `verify-full` against the CA works, against another CA fails. Returns the CA's PEM.
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let output =
+        Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| format!("cannot run openssl: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("openssl {}: {}", args[0], String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// A self-signed CA (`ca.key`, `ca.crt`) in `dir`, named `name`; returns the certificate's PEM.
+pub fn make_ca(dir: &Path, name: &str) -> Result<String, String> {
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", &subject,
+        ],
+    )?;
+    std::fs::read_to_string(dir.join("ca.crt")).map_err(|e| e.to_string())
+}
+
 fn make_certificates(root: &Path, user: Option<(u32, u32)>) -> Result<String, String> {
-    let openssl = |args: &[&str]| -> Result<(), String> {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .map_err(|e| format!("cannot run openssl: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!("openssl {}: {}", args[0], String::from_utf8_lossy(&output.stderr)))
-        }
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=cineview-ops test CA",
-    ])?;
+    let ca_pem = make_ca(root, "cineview-ops test CA")?;
+    let openssl = |args: &[&str]| openssl(root, args);
     openssl(&[
         "req",
         "-newkey",
@@ -291,7 +289,7 @@ fn make_certificates(root: &Path, user: Option<(u32, u32)>) -> Result<String, St
                 .map_err(|e| format!("chown {file}: {e}"))?;
         }
     }
-    std::fs::read_to_string(root.join("ca.crt")).map_err(|e| e.to_string())
+    Ok(ca_pem)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {

@@ -35,29 +35,10 @@ async fn connections_are_encrypted_by_default_and_verified_when_asked() {
 async fn verify_full_refuses_a_server_signed_by_another_ca() {
     let pg = &ops_testkit::shared().pg;
     let dir = tempfile::tempdir().expect("temp");
-    let output = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other CA",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .expect("openssl");
-    assert!(output.status.success());
+    let other_ca = ops_testkit::pg::make_ca(dir.path(), "other CA").expect("another CA");
     let mut creds = pg.superuser("app");
     creds.sslmode = Some(SslMode::VerifyFull);
-    creds.sslrootcert = Some(std::fs::read_to_string(dir.path().join("other.crt")).expect("pem"));
+    creds.sslrootcert = Some(other_ca);
     let err = encrypted(&creds).await.expect_err("an untrusted server is refused");
     assert!(matches!(err, DbError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
