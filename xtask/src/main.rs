@@ -42,8 +42,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace `cargo xtask` was run in. Read at run time: cargo reuses an xtask binary built
+/// in another checkout of the same workspace, whose compile-time path would point there.
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let manifest_dir = manifest_dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> String {
