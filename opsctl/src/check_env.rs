@@ -41,7 +41,11 @@ pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
             Shape::ApiKeyJson(&["key_id", "admin_url", "check_url", "admin_secret_arn"]),
             Some(("http-api-key", 180)),
         ),
-        req("gemini-api", Shape::ApiKeyJson(&[]), Some(("google-api-key", 180))),
+        req(
+            "gemini-api",
+            Shape::ApiKeyJson(&["key_id", "project", "service_account_secret_arn"]),
+            Some(("google-api-key", 180)),
+        ),
         req("database", Shape::DatabaseJson, None),
         req("sentry-webhook", Shape::PlainString, None),
     ]

@@ -233,9 +233,10 @@ pub async fn provision_runbook_secrets(
     };
     let admin = format!("{prefix}-ai-engine-admin-token");
     let supabase_token = format!("{prefix}-supabase-access-token");
+    let google_account = format!("{prefix}-google-service-account");
     // (name, value, rotation strategy and interval in days)
     type Entry<'a> = (String, String, Option<(&'a str, i64)>);
-    let entries: [Entry; 7] = [
+    let entries: [Entry; 8] = [
         (
             format!("{prefix}-supabase-service-role"),
             api(
@@ -254,11 +255,21 @@ pub async fn provision_runbook_secrets(
         ),
         (
             format!("{prefix}-gemini-api"),
-            api("AIzaLocalFixture000000000000000", serde_json::json!({})),
+            api(
+                "AIzaLocalFixture000000000000000",
+                serde_json::json!({"project": "cineview-local", "service_account_secret_arn": google_account}),
+            ),
             Some(("google-api-key", 180)),
         ),
         (admin.clone(), uuid::Uuid::new_v4().simple().to_string(), None),
         (supabase_token.clone(), format!("sbp_{}", uuid::Uuid::new_v4().simple()), None),
+        (
+            google_account.clone(),
+            serde_json::json!({"type": "service_account", "client_email": format!("key-rotation@{prefix}.iam.gserviceaccount.com"),
+                "private_key": "local fixture, not a key"})
+            .to_string(),
+            None,
+        ),
         (format!("{prefix}-database"), database.to_owned(), None),
         (format!("{prefix}-sentry-webhook"), uuid::Uuid::new_v4().simple().to_string(), None),
     ];

@@ -3,6 +3,7 @@
 
 pub mod ai_engine;
 pub mod aws;
+pub mod google;
 pub mod http_targets;
 pub mod logs;
 pub mod moto;
@@ -15,3 +16,10 @@ pub mod stack;
 pub mod supabase;
 
 pub use stack::{Stack, shared};
+
+/// A file of the workspace cargo is running in. Read at run time: cargo may reuse a binary
+/// built in another checkout of the same sources, whose compile-time path points there.
+pub fn workspace_file(relative: &str) -> std::path::PathBuf {
+    let kit = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    std::path::Path::new(&kit).join("..").join(relative)
+}

@@ -221,7 +221,7 @@ impl Drop for Postgres {
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it, so TLS is real:
 /// `verify-full` against the CA works, against another CA fails. Returns the CA's PEM.
-fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
     let output =
         Command::new("openssl").args(args).current_dir(dir).output().map_err(|e| format!("cannot run openssl: {e}"))?;
     if output.status.success() {

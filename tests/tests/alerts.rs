@@ -117,7 +117,7 @@ impl Fixture {
 }
 
 fn sample_event(name: &str) -> Value {
-    let path = format!("{}/../events/alert-forwarder/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = ops_testkit::workspace_file(&format!("events/alert-forwarder/{name}"));
     serde_json::from_str(&std::fs::read_to_string(path).expect("sample event")).expect("json")
 }
 

@@ -3,7 +3,7 @@
 use ops_testkit::names;
 
 fn template() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).expect("template.yaml")
+    std::fs::read_to_string(ops_testkit::workspace_file("template.yaml")).expect("template.yaml")
 }
 
 /// `cineview-x` as the template writes it: `${NamePrefix}-x`.
@@ -27,6 +27,7 @@ fn stack_resource_names_are_the_templates() {
         ("Name", format!("{}-gemini-api", names::PREFIX)),
         ("Name", format!("{}-ai-engine-admin-token", names::PREFIX)),
         ("Name", format!("{}-supabase-access-token", names::PREFIX)),
+        ("Name", format!("{}-google-service-account", names::PREFIX)),
     ];
     for (property, name) in declared {
         let line = format!("{property}: !Sub {}", templated(&name));

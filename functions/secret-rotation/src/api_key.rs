@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::RotationError;
+use crate::google;
 
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
@@ -74,9 +75,10 @@ impl KeySecret {
     }
 }
 
-/// The upstream key name for a rotation token (letters, digits and `_` only, as Supabase wants).
+/// The upstream key name for a rotation token (letters, digits and `_` only, as Supabase wants;
+/// short enough for Google's 63-character key ids).
 pub fn key_name(token: &str) -> String {
-    let safe: String = token.chars().filter(char::is_ascii_alphanumeric).collect();
+    let safe: String = token.chars().filter(char::is_ascii_alphanumeric).take(54).collect();
     format!("rotation_{}", safe.to_ascii_lowercase())
 }
 
@@ -87,10 +89,18 @@ pub enum Provider<'a> {
     /// Supabase's Management API: `project_ref`, `api_url` (default `https://api.supabase.com`),
     /// `rest_url` (default `https://<ref>.supabase.co`).
     Supabase { api_url: String, project_ref: &'a str, rest_url: String },
+    /// Google's API Keys API v2: `project`, `api_url` (default `https://apikeys.googleapis.com`),
+    /// `check_url` (default Gemini's model list), `token_url` (default the key file's).
+    Google { api_url: String, project: &'a str, check_url: String, token_url: Option<&'a str> },
 }
 
 pub const AI_ENGINE_FIELDS: &[&str] = &["admin_url", "check_url", "admin_secret_arn"];
 pub const SUPABASE_FIELDS: &[&str] = &["project_ref", "token_secret_arn"];
+pub const GOOGLE_FIELDS: &[&str] = &["project", "service_account_secret_arn"];
+
+fn base_url(secret: &KeySecret, field: &str, default: &str) -> String {
+    secret.field(field).unwrap_or(default).trim_end_matches('/').to_owned()
+}
 
 impl<'a> Provider<'a> {
     pub fn ai_engine(secret: &'a KeySecret) -> Option<Provider<'a>> {
@@ -100,7 +110,7 @@ impl<'a> Provider<'a> {
     pub fn supabase(secret: &'a KeySecret) -> Option<Provider<'a>> {
         let project_ref = secret.field("project_ref")?;
         Some(Provider::Supabase {
-            api_url: secret.field("api_url").unwrap_or("https://api.supabase.com").trim_end_matches('/').to_owned(),
+            api_url: base_url(secret, "api_url", "https://api.supabase.com"),
             project_ref,
             rest_url: secret
                 .field("rest_url")
@@ -109,11 +119,22 @@ impl<'a> Provider<'a> {
         })
     }
 
-    /// The secret field naming the secret that holds the admin (management) token.
+    pub fn google(secret: &'a KeySecret) -> Option<Provider<'a>> {
+        Some(Provider::Google {
+            api_url: base_url(secret, "api_url", google::DEFAULT_API_URL),
+            project: secret.field("project")?,
+            check_url: base_url(secret, "check_url", google::DEFAULT_CHECK_URL),
+            token_url: secret.field("token_url"),
+        })
+    }
+
+    /// The secret field naming the secret that holds the admin token (for Google, the
+    /// service-account key file the token is issued for).
     pub fn token_field(&self) -> &'static str {
         match self {
             Provider::AiEngine { .. } => "admin_secret_arn",
             Provider::Supabase { .. } => "token_secret_arn",
+            Provider::Google { .. } => "service_account_secret_arn",
         }
     }
 
@@ -121,6 +142,9 @@ impl<'a> Provider<'a> {
         match self {
             Provider::AiEngine { admin_url, .. } => format!("{}/api-keys", admin_url.trim_end_matches('/')),
             Provider::Supabase { api_url, project_ref, .. } => format!("{api_url}/v1/projects/{project_ref}/api-keys"),
+            Provider::Google { api_url, project, .. } => {
+                format!("{api_url}/v2/projects/{project}/locations/global/keys")
+            }
         }
     }
 }
@@ -130,7 +154,9 @@ pub struct KeyApi<'a> {
     pub http: &'a reqwest::Client,
     pub secret: &'a str,
     pub provider: Provider<'a>,
-    pub token: &'a str,
+    pub token: String,
+    /// How long a long-running operation (Google) may take before the step gives up.
+    pub operation_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -169,31 +195,34 @@ impl KeyApi<'_> {
     /// The key an earlier attempt created under `name`: `(id, key)`.
     pub async fn find(&self, name: &str) -> Result<Option<(String, String)>, RotationError> {
         let mut url = reqwest::Url::parse(&self.provider.keys_url()).map_err(|e| self.failed("list keys", e))?;
-        match self.provider {
+        match &self.provider {
+            Provider::Google { api_url, .. } => return self.google_find(api_url, name).await,
             Provider::AiEngine { .. } => url.query_pairs_mut().append_pair("name", name),
             Provider::Supabase { .. } => url.query_pairs_mut().append_pair("reveal", "true"),
         };
-        let response = self.send("list keys", || self.http.get(url.clone()).bearer_auth(self.token)).await?;
+        let response = self.send("list keys", || self.http.get(url.clone()).bearer_auth(&self.token)).await?;
         if response.status() != StatusCode::OK {
             return Err(self.failed("list keys", format!("answered HTTP {}", response.status())));
         }
-        let keys = match self.provider {
-            Provider::AiEngine { .. } => response.json::<AiEngineList>().await.map(|l| l.keys),
-            Provider::Supabase { .. } => response.json::<Vec<UpstreamKey>>().await,
+        let keys = if matches!(self.provider, Provider::AiEngine { .. }) {
+            response.json::<AiEngineList>().await.map(|l| l.keys)
+        } else {
+            response.json::<Vec<UpstreamKey>>().await
         }
         .map_err(|_| self.failed("list keys", "answered an unexpected body"))?;
         Ok(keys.into_iter().find(|k| k.name.as_deref() == Some(name)).and_then(|k| Some((k.id, k.key?))))
     }
 
     pub async fn create(&self, name: &str) -> Result<(String, String), RotationError> {
-        let (url, body) = match self.provider {
+        let (url, body) = match &self.provider {
+            Provider::Google { api_url, .. } => return self.google_create(api_url, name).await,
             Provider::AiEngine { .. } => (self.provider.keys_url(), json!({ "name": name })),
             Provider::Supabase { .. } => (
                 format!("{}?reveal=true", self.provider.keys_url()),
                 json!({"type": "secret", "name": name, "secret_jwt_template": {"role": "service_role"}}),
             ),
         };
-        let response = self.send("create a key", || self.http.post(&url).json(&body).bearer_auth(self.token)).await?;
+        let response = self.send("create a key", || self.http.post(&url).json(&body).bearer_auth(&self.token)).await?;
         if !matches!(response.status(), StatusCode::CREATED | StatusCode::OK) {
             return Err(self.failed("create a key", format!("answered HTTP {}", response.status())));
         }
@@ -205,8 +234,11 @@ impl KeyApi<'_> {
 
     /// Revokes key `id`; one already gone is fine.
     pub async fn delete(&self, id: &str) -> Result<(), RotationError> {
+        if let Provider::Google { api_url, .. } = &self.provider {
+            return self.google_delete(api_url, id).await;
+        }
         let url = format!("{}/{id}", self.provider.keys_url());
-        let response = self.send("revoke a key", || self.http.delete(&url).bearer_auth(self.token)).await?;
+        let response = self.send("revoke a key", || self.http.delete(&url).bearer_auth(&self.token)).await?;
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             status => Err(self.failed("revoke a key", format!("answered HTTP {status}"))),
@@ -214,8 +246,101 @@ impl KeyApi<'_> {
     }
 }
 
+/// Google addresses a key by the id given at creation, so a retry looks it up directly.
+impl KeyApi<'_> {
+    async fn google_find(&self, api_url: &str, name: &str) -> Result<Option<(String, String)>, RotationError> {
+        let url = format!("{}/{}", self.provider.keys_url(), google::key_id(name));
+        let response = self.send("look up a key", || self.http.get(&url).bearer_auth(&self.token)).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => {
+                let key: Map<String, Value> =
+                    response.json().await.map_err(|_| self.failed("look up a key", "answered an unexpected body"))?;
+                let key_name = self.key_resource(&key, "look up a key")?;
+                Ok(Some((key_name.to_owned(), self.google_key_string(api_url, key_name).await?)))
+            }
+            _ => Err(self.failed("look up a key", google::refusal(response).await)),
+        }
+    }
+
+    /// Creates the key restricted to the Generative Language API and waits for the operation.
+    async fn google_create(&self, api_url: &str, name: &str) -> Result<(String, String), RotationError> {
+        let operation = "create a key";
+        let mut url = reqwest::Url::parse(&self.provider.keys_url()).map_err(|e| self.failed(operation, e))?;
+        url.query_pairs_mut().append_pair("keyId", &google::key_id(name));
+        let body = json!({"displayName": name, "restrictions": {"apiTargets": [{"service": google::GEMINI_SERVICE}]}});
+        let response =
+            self.send(operation, || self.http.post(url.clone()).json(&body).bearer_auth(&self.token)).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            // An earlier attempt created it after all.
+            StatusCode::CONFLICT => {
+                return self
+                    .google_find(api_url, name)
+                    .await?
+                    .ok_or_else(|| self.failed(operation, "answered 409 for a key it then could not find"));
+            }
+            _ => return Err(self.failed(operation, google::refusal(response).await)),
+        }
+        let pending: google::Operation =
+            response.json().await.map_err(|_| self.failed(operation, "answered an unexpected body"))?;
+        let key = google::wait(self.http, api_url, &self.token, pending, self.operation_timeout)
+            .await
+            .map_err(|e| self.failed(operation, e))?;
+        let key_name = self.key_resource(&key, operation)?;
+        Ok((key_name.to_owned(), self.google_key_string(api_url, key_name).await?))
+    }
+
+    fn key_resource<'k>(&self, key: &'k Map<String, Value>, operation: &str) -> Result<&'k str, RotationError> {
+        key.get("name")
+            .and_then(Value::as_str)
+            .filter(|name| google::is_key_name(name))
+            .ok_or_else(|| self.failed(operation, "answered without a key resource name"))
+    }
+
+    async fn google_key_string(&self, api_url: &str, key_name: &str) -> Result<String, RotationError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct KeyString {
+            key_string: String,
+        }
+        let url = format!("{api_url}/v2/{key_name}/keyString");
+        let response = self.send("read the key string", || self.http.get(&url).bearer_auth(&self.token)).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self.failed("read the key string", google::refusal(response).await));
+        }
+        let key: KeyString =
+            response.json().await.map_err(|_| self.failed("read the key string", "answered an unexpected body"))?;
+        Ok(key.key_string)
+    }
+
+    async fn google_delete(&self, api_url: &str, id: &str) -> Result<(), RotationError> {
+        let operation = "revoke a key";
+        if !google::is_key_name(id) {
+            return Err(
+                self.failed(operation, format!("{id} is not a key name (projects/<p>/locations/global/keys/<id>)"))
+            );
+        }
+        let url = format!("{api_url}/v2/{id}");
+        let response = self.send(operation, || self.http.delete(&url).bearer_auth(&self.token)).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::OK => {
+                let pending: google::Operation =
+                    response.json().await.map_err(|_| self.failed(operation, "answered an unexpected body"))?;
+                google::wait(self.http, api_url, &self.token, pending, self.operation_timeout)
+                    .await
+                    .map_err(|e| self.failed(operation, e))?;
+                Ok(())
+            }
+            _ => Err(self.failed(operation, google::refusal(response).await)),
+        }
+    }
+}
+
 /// testSecret: the provider accepts the new key (AI engine: `GET check_url` with a bearer
-/// token; Supabase: `GET <rest_url>/rest/v1/` with the `apikey` header).
+/// token; Supabase: `GET <rest_url>/rest/v1/` with the `apikey` header; Google: Gemini's model
+/// list with the key in `x-goog-api-key`, which keeps it out of URLs and so out of error texts).
 pub async fn key_works(
     http: &reqwest::Client,
     secret: &str,
@@ -226,6 +351,7 @@ pub async fn key_works(
     let (url, header, value) = match provider {
         Provider::AiEngine { check_url, .. } => ((*check_url).to_owned(), "authorization", format!("Bearer {key}")),
         Provider::Supabase { rest_url, .. } => (format!("{rest_url}/rest/v1/"), "apikey", key.to_owned()),
+        Provider::Google { check_url, .. } => (check_url.clone(), "x-goog-api-key", key.to_owned()),
     };
     let response = send_with_retry(|| http.get(&url).header(header, &value), ATTEMPTS, BACKOFF)
         .await

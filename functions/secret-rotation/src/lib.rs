@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod google;
 pub mod postgres;
 pub mod rotator;
 pub mod strategy;

@@ -13,6 +13,7 @@ use crate::api_key::{self, KeyApi, KeySecret, Provider};
 use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
+use crate::google;
 use crate::postgres::{self as pg, parse_credentials};
 use crate::strategy::Strategy;
 
@@ -197,14 +198,20 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         stage: &str,
         value: &SecretValue,
     ) -> Result<KeySecret, RotationError> {
-        let required =
-            if strategy == Strategy::SupabaseApiKey { api_key::SUPABASE_FIELDS } else { api_key::AI_ENGINE_FIELDS };
+        let required = match strategy {
+            Strategy::SupabaseApiKey => api_key::SUPABASE_FIELDS,
+            Strategy::GoogleApiKey => api_key::GOOGLE_FIELDS,
+            _ => api_key::AI_ENGINE_FIELDS,
+        };
         KeySecret::parse(secret, stage, value, required)
     }
 
     fn provider<'a>(strategy: Strategy, secret: &str, key: &'a KeySecret) -> Result<Provider<'a>, RotationError> {
-        let provider =
-            if strategy == Strategy::SupabaseApiKey { Provider::supabase(key) } else { Provider::ai_engine(key) };
+        let provider = match strategy {
+            Strategy::SupabaseApiKey => Provider::supabase(key),
+            Strategy::GoogleApiKey => Provider::google(key),
+            _ => Provider::ai_engine(key),
+        };
         provider.ok_or_else(|| RotationError::MalformedSecret {
             secret: secret.to_owned(),
             stage: AWSCURRENT.to_owned(),
@@ -212,20 +219,29 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         })
     }
 
-    /// The provider's admin (management) token, from the secret the key secret names.
-    async fn admin_token(
-        &self,
-        secret: &str,
-        key: &KeySecret,
-        provider: &Provider<'_>,
-    ) -> Result<String, RotationError> {
+    /// The provider's key API, authenticated with the admin (management) token from the secret
+    /// the key secret names; for Google, a token issued to the service account stored there.
+    async fn key_api<'a>(
+        &'a self,
+        secret: &'a str,
+        key: &'a KeySecret,
+        provider: Provider<'a>,
+    ) -> Result<KeyApi<'a>, RotationError> {
         let field = provider.token_field();
         let arn = key.field(field).ok_or_else(|| RotationError::MalformedSecret {
             secret: secret.to_owned(),
             stage: AWSCURRENT.to_owned(),
             problem: format!("{field} is missing"),
         })?;
-        Ok(self.store.value_at(arn, AWSCURRENT).await?.value.trim().to_owned())
+        let stored = self.store.value_at(arn, AWSCURRENT).await?.value;
+        let token = match &provider {
+            Provider::Google { token_url, .. } => {
+                let account = google::ServiceAccount::parse(arn, &stored)?;
+                google::access_token(&self.http, arn, &account, *token_url).await?
+            }
+            _ => stored.trim().to_owned(),
+        };
+        Ok(KeyApi { http: &self.http, secret, provider, token, operation_timeout: self.config.operation_timeout })
     }
 
     /// Finds the key an earlier attempt created for this token, or creates it.
@@ -245,8 +261,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             });
         }
         let provider = Self::provider(strategy, secret, &current)?;
-        let token = self.admin_token(secret, &current, &provider).await?;
-        let api = KeyApi { http: &self.http, secret, provider, token: &token };
+        let api = self.key_api(secret, &current, provider).await?;
         let name = api_key::key_name(&event.token);
         let (id, key) = match api.find(&name).await? {
             Some(existing) => existing,
@@ -257,7 +272,9 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
 
     async fn set(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         match strategy {
-            Strategy::HttpApiKey | Strategy::SupabaseApiKey => self.set_api_key(event, strategy).await,
+            Strategy::HttpApiKey | Strategy::SupabaseApiKey | Strategy::GoogleApiKey => {
+                self.set_api_key(event, strategy).await
+            }
             Strategy::PostgresSingleUser => self.set_password(event, false).await,
             Strategy::PostgresAlternatingUsers => self.set_password(event, true).await,
         }
@@ -329,8 +346,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         match previous {
             Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
                 let provider = Self::provider(strategy, secret, &current)?;
-                let token = self.admin_token(secret, &current, &provider).await?;
-                KeyApi { http: &self.http, secret, provider, token: &token }.delete(&old.key_id).await?;
+                self.key_api(secret, &current, provider).await?.delete(&old.key_id).await?;
                 Ok(Outcome::Set)
             }
             _ => Ok(Outcome::AlreadySet),

@@ -13,10 +13,12 @@ pub enum Strategy {
     PostgresAlternatingUsers,
     HttpApiKey,
     SupabaseApiKey,
+    GoogleApiKey,
 }
 
 impl Strategy {
-    pub const NAMES: &'static str = "postgres-single-user, postgres-alternating-users, http-api-key, supabase-api-key";
+    pub const NAMES: &'static str =
+        "postgres-single-user, postgres-alternating-users, http-api-key, supabase-api-key, google-api-key";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -24,11 +26,12 @@ impl Strategy {
             Strategy::PostgresAlternatingUsers => "postgres-alternating-users",
             Strategy::HttpApiKey => "http-api-key",
             Strategy::SupabaseApiKey => "supabase-api-key",
+            Strategy::GoogleApiKey => "google-api-key",
         }
     }
 
     pub fn is_api_key(self) -> bool {
-        matches!(self, Strategy::HttpApiKey | Strategy::SupabaseApiKey)
+        matches!(self, Strategy::HttpApiKey | Strategy::SupabaseApiKey | Strategy::GoogleApiKey)
     }
 
     pub fn parse(name: &str) -> Option<Strategy> {
@@ -37,6 +40,7 @@ impl Strategy {
             "postgres-alternating-users" => Some(Strategy::PostgresAlternatingUsers),
             "http-api-key" => Some(Strategy::HttpApiKey),
             "supabase-api-key" => Some(Strategy::SupabaseApiKey),
+            "google-api-key" => Some(Strategy::GoogleApiKey),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: starts the local stack, runs every function binary through the Lambda
 //! Runtime API with the sample events in `events/`, prints what happened, stops everything.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     let aws = Aws::new(&stack).await;
-    let events_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let events_dir = ops_testkit::workspace_file("events");
     let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new() };
 
     demo.secret_rotation().await;
