@@ -6,16 +6,18 @@ use ops_shared::Env;
 use ops_shared::config::SentryConfig;
 use ops_shared::postgres::DbCredentials;
 use ops_shared::secret_versions::{SecretDescription, SecretVersions};
-use ops_shared::secrets::AWSCURRENT;
-use serde_json::Value;
+use ops_shared::secrets::{AWSCURRENT, SecretValue};
+use secret_rotation::RotationError;
+use secret_rotation::api_key::KeySecret;
+use secret_rotation::strategy::Strategy;
 
 /// What a secret's value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// AWS's RDS JSON (`engine, host, port, username, password, dbname`).
     DatabaseJson,
-    /// JSON with a non-empty `api_key` and these further non-empty fields.
-    ApiKeyJson(&'static [&'static str]),
+    /// API-key JSON as the rotation strategy reads it.
+    ApiKeyJson(Strategy),
     PlainString,
 }
 
@@ -24,28 +26,16 @@ pub struct Requirement {
     pub secret: String,
     pub shape: Shape,
     /// Required `rotation-strategy` tag and longest rotation interval, if it must rotate.
-    pub rotation: Option<(&'static str, u32)>,
+    pub rotation: Option<(Strategy, u32)>,
 }
 
 /// The runbook's secrets under `prefix` (section 1.2 and 1.6, plus what the functions read).
 pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
     let req = |name: &str, shape, rotation| Requirement { secret: format!("{prefix}-{name}"), shape, rotation };
     vec![
-        req(
-            "supabase-service-role",
-            Shape::ApiKeyJson(&["key_id", "project_ref", "token_secret_arn"]),
-            Some(("supabase-api-key", 90)),
-        ),
-        req(
-            "ai-engine-api",
-            Shape::ApiKeyJson(&["key_id", "admin_url", "check_url", "admin_secret_arn"]),
-            Some(("http-api-key", 180)),
-        ),
-        req(
-            "gemini-api",
-            Shape::ApiKeyJson(&["key_id", "project", "service_account_secret_arn"]),
-            Some(("google-api-key", 180)),
-        ),
+        req("supabase-service-role", Shape::ApiKeyJson(Strategy::SupabaseApiKey), Some((Strategy::SupabaseApiKey, 90))),
+        req("ai-engine-api", Shape::ApiKeyJson(Strategy::HttpApiKey), Some((Strategy::HttpApiKey, 180))),
+        req("gemini-api", Shape::ApiKeyJson(Strategy::GoogleApiKey), Some((Strategy::GoogleApiKey, 180))),
         req("database", Shape::DatabaseJson, None),
         req("sentry-webhook", Shape::PlainString, None),
     ]
@@ -150,7 +140,7 @@ async fn check_secret(store: &impl SecretVersions, requirement: &Requirement, re
 fn check_rotation(
     name: &str,
     d: &SecretDescription,
-    strategy: &str,
+    strategy: Strategy,
     max_days: u32,
     problems: &mut Vec<String>,
 ) -> String {
@@ -158,7 +148,8 @@ fn check_rotation(
         problems.push(format!("{name}: rotation is not enabled (runbook: every {max_days} days)"));
         return "off".to_owned();
     }
-    match d.tags.get("rotation-strategy") {
+    let strategy = strategy.as_str();
+    match d.tags.get(secret_rotation::strategy::STRATEGY_TAG) {
         Some(tag) if tag == strategy => {}
         Some(tag) => problems.push(format!("{name}: rotation-strategy is {tag:?}, expected {strategy:?}")),
         None => problems.push(format!("{name}: no rotation-strategy tag (expected {strategy:?})")),
@@ -201,23 +192,13 @@ fn shape_problem(shape: Shape, value: &str) -> Option<String> {
                 err.classify_message()
             )),
         },
-        Shape::ApiKeyJson(fields) => {
-            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(value) else {
-                return Some("not a JSON object with an api_key".to_owned());
-            };
-            let text = |key: &str| map.get(key).and_then(Value::as_str).filter(|v| !v.trim().is_empty());
-            let key = match text("api_key") {
-                None => return Some("api_key is missing or empty".to_owned()),
-                Some(key) => key,
-            };
-            if key.starts_with("eyJ") {
-                return Some(
-                    "holds a legacy JWT key, which cannot be rotated alone: migrate to a secret API key (sb_secret_...)"
-                        .to_owned(),
-                );
+        Shape::ApiKeyJson(strategy) => {
+            let value = SecretValue { version_id: None, value: value.to_owned() };
+            match KeySecret::parse(strategy, "", AWSCURRENT, &value) {
+                Ok(_) => None,
+                Err(RotationError::MalformedSecret { problem, .. }) => Some(problem),
+                Err(other) => Some(other.to_string()),
             }
-            let missing: Vec<&str> = fields.iter().copied().filter(|f| text(f).is_none()).collect();
-            (!missing.is_empty()).then(|| format!("missing or empty: {}", missing.join(", ")))
         }
     }
 }

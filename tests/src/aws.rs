@@ -257,7 +257,8 @@ pub async fn provision_runbook_secrets(
             format!("{prefix}-gemini-api"),
             api(
                 "AIzaLocalFixture000000000000000",
-                serde_json::json!({"project": "cineview-local", "service_account_secret_arn": google_account}),
+                serde_json::json!({"project": "cineview-local", "service_account_secret_arn": google_account,
+                    "key_id": "projects/cineview-local/locations/global/keys/initial"}),
             ),
             Some(("google-api-key", 180)),
         ),
@@ -290,7 +291,30 @@ pub async fn provision_runbook_secrets(
     Ok(())
 }
 
+/// The steps of a rotation, in the order Secrets Manager calls them.
+pub const ROTATION_STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
 impl Aws {
+    /// Drives one rotation of `secret` through `step` as Secrets Manager would, except that the
+    /// function dies after the first `crash_after` steps and the whole rotation is replayed
+    /// (0: no crash). Returns the rotation's token; panics naming a step that failed.
+    pub async fn rotate_with<F, Fut, T, E>(&self, secret: &str, crash_after: usize, step: F) -> String
+    where
+        F: Fn(&'static str, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: std::fmt::Debug,
+    {
+        let token = self.start_rotation(secret).await.expect("start the rotation");
+        for name in &ROTATION_STEPS[..crash_after] {
+            step(name, token.clone()).await.unwrap_or_else(|e| panic!("{name} before the crash: {e:?}"));
+        }
+        for name in ROTATION_STEPS {
+            step(name, token.clone()).await.unwrap_or_else(|e| panic!("{name} (crash after {crash_after}): {e:?}"));
+        }
+        self.end_rotation(secret, &token).await.expect("end the rotation");
+        token
+    }
+
     /// A secret holding `value`, tagged for rotation `strategy`.
     pub async fn create_rotated_secret(&self, name: &str, value: &str, strategy: &str) -> Result<(), String> {
         self.secrets

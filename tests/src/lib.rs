@@ -10,6 +10,7 @@ pub mod moto;
 pub mod names;
 pub mod pg;
 pub mod process;
+pub mod rotation;
 pub mod runtime_api;
 pub mod sentry_ingest;
 pub mod stack;

@@ -2,14 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use ops_shared::lambda::Function;
-use ops_shared::secret_versions::SecretsManagerVersions;
+use lambda_runtime::Diagnostic;
 use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
-use ops_shared::{Scrubber, SnsAlertPublisher};
 use ops_testkit::ai_engine::{AiEngine, Fault};
-use ops_testkit::aws::{Aws, Inbox, unique};
-use secret_rotation::{RotationConfig, Rotator, StepReport};
+use ops_testkit::aws::{Aws, ROTATION_STEPS, unique};
+use ops_testkit::rotation::RotationUnderTest;
+use secret_rotation::RotationConfig;
 use serde_json::json;
 
 /// The parts of the secret the tests look at.
@@ -20,69 +18,37 @@ struct Key {
     owner: Option<String>,
 }
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-
 struct Fixture {
-    aws: Aws,
-    alerts: Inbox,
+    rotation: RotationUnderTest,
     engine: AiEngine,
-    function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
-    /// The scrubber the rotation registers every value it reads or writes with.
-    scrubber: Scrubber,
-    secret: String,
     /// Every key value seen, to prove none leaks into alerts or errors.
     initial_key: String,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = RotationUnderTest;
+    fn deref(&self) -> &RotationUnderTest {
+        &self.rotation
+    }
 }
 
 async fn fixture(http_timeout: Duration) -> Fixture {
     ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
-    let topic = aws.create_topic(&unique("api-key-alerts")).await;
-    let alerts = aws.subscribe_queue(&topic).await;
     let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
     let (engine, initial) = AiEngine::start(&admin_token).await;
     let admin_secret = unique("ai-engine-admin");
     aws.secrets.create_secret().name(&admin_secret).secret_string(&admin_token).send().await.expect("admin secret");
-    let secret = unique("ai-engine-api");
     let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
         "check_url": engine.check_url(), "admin_secret_arn": admin_secret, "owner": "ai-team"});
-    aws.create_rotated_secret(&secret, &value.to_string(), "http-api-key").await.expect("secret");
-    let scrubber = Scrubber::default();
-    let rotator = Rotator::new(
-        SecretsManagerVersions::new(aws.secrets.clone()).with_scrubber(scrubber.clone()),
-        SnsAlertPublisher::new(aws.sns.clone(), topic),
-        ops_shared::http::client(http_timeout).expect("http"),
-        RotationConfig::default(),
-    );
-    Fixture {
-        function: Function::new("secret-rotation", rotator, scrubber.clone()),
-        scrubber,
-        aws,
-        alerts,
-        engine,
-        secret,
-        initial_key: initial.key,
-    }
+    let rotation =
+        RotationUnderTest::new("ai-engine-api", &value, "http-api-key", http_timeout, RotationConfig::default()).await;
+    Fixture { rotation, engine, initial_key: initial.key }
 }
 
 impl Fixture {
-    async fn step(&self, step: &str, token: &str) -> Result<StepReport, Diagnostic> {
-        let event = json!({"Step": step, "SecretId": self.secret, "ClientRequestToken": token});
-        self.function.invoke(LambdaEvent::new(event, Context::default())).await
-    }
-
-    async fn rotate(&self) -> String {
-        let token = self.aws.start_rotation(&self.secret).await.expect("start");
-        for step in STEPS {
-            self.step(step, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
-        }
-        self.aws.end_rotation(&self.secret, &token).await.expect("end");
-        token
-    }
-
     async fn stage(&self, stage: &str) -> Key {
-        serde_json::from_str(&read_stage(&self.aws.secrets, &self.secret, stage).await.expect("stage").value)
-            .expect("json")
+        self.rotation.stage(stage).await
     }
 
     /// Every alert body received so far must hold none of the keys ever issued.
@@ -100,7 +66,7 @@ impl Fixture {
 #[tokio::test]
 async fn rotations_keep_the_previous_key_and_revoke_the_one_two_generations_old() {
     let f = fixture(Duration::from_secs(5)).await;
-    f.rotate().await;
+    f.rotate(0).await;
     let first = f.stage(AWSCURRENT).await;
     assert_ne!(first.api_key, f.initial_key);
     assert!(f.engine.key_works(&first.api_key), "the new key works");
@@ -108,7 +74,7 @@ async fn rotations_keep_the_previous_key_and_revoke_the_one_two_generations_old(
     assert_eq!(f.stage(AWSPREVIOUS).await.api_key, f.initial_key);
     assert_eq!(first.owner.as_deref(), Some("ai-team"), "other fields are kept");
 
-    f.rotate().await;
+    f.rotate(0).await;
     let second = f.stage(AWSCURRENT).await;
     assert!(f.engine.key_works(&second.api_key) && f.engine.key_works(&first.api_key));
     assert!(!f.engine.key_works(&f.initial_key), "the key two generations old is revoked");
@@ -126,14 +92,7 @@ async fn rotations_keep_the_previous_key_and_revoke_the_one_two_generations_old(
 async fn a_crash_after_any_step_then_a_replay_leaves_exactly_one_new_key() {
     let f = fixture(Duration::from_secs(5)).await;
     for crash_after in 1..=4 {
-        let token = f.aws.start_rotation(&f.secret).await.expect("start");
-        for step in &STEPS[..crash_after] {
-            f.step(step, &token).await.expect("before the crash");
-        }
-        for step in STEPS {
-            f.step(step, &token).await.unwrap_or_else(|e| panic!("replayed {step} after {crash_after}: {e:?}"));
-        }
-        f.aws.end_rotation(&f.secret, &token).await.expect("end");
+        let token = f.rotate(crash_after).await;
         let named: Vec<_> =
             f.engine.keys().into_iter().filter(|k| k.name == secret_rotation::api_key::key_name(&token)).collect();
         assert_eq!(named.len(), 1, "one upstream key per rotation, no orphans (crash after {crash_after})");
@@ -186,7 +145,7 @@ async fn provider_failures_are_retried_within_bounds_and_reported() {
     // 429 then 200: retried and done.
     f.engine.queue_faults(&[Fault::Status(429)]);
     f.step("createSecret", &token).await.expect("succeeds after a 429");
-    for step in &STEPS[1..] {
+    for step in &ROTATION_STEPS[1..] {
         f.step(step, &token).await.expect("rest of the rotation");
     }
     assert!(f.engine.key_works(&f.stage(AWSCURRENT).await.api_key));

@@ -3,19 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use lambda_runtime::Diagnostic;
 use ops_shared::config::SentryConfig;
-use ops_shared::lambda::Function;
-use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
-use ops_shared::{Env, Scrubber, SnsAlertPublisher};
-use ops_testkit::aws::{Aws, Inbox, unique};
+use ops_shared::{Env, Scrubber};
+use ops_testkit::aws::{Aws, ROTATION_STEPS, unique};
 use ops_testkit::google::{Fault, GEMINI_SERVICE, Google};
+use ops_testkit::rotation::RotationUnderTest;
 use ops_testkit::sentry_ingest::SentryIngest;
-use secret_rotation::{RotationConfig, Rotator, StepReport};
+use secret_rotation::RotationConfig;
 use serde_json::json;
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 const PROJECT: &str = "cineview-prod";
 
 #[derive(serde::Deserialize)]
@@ -25,20 +23,22 @@ struct Key {
 }
 
 struct Fixture {
-    aws: Aws,
-    alerts: Inbox,
+    rotation: RotationUnderTest,
     google: Google,
-    function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
-    secret: String,
     account_secret: String,
     logs: ops_testkit::logs::Captured,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = RotationUnderTest;
+    fn deref(&self) -> &RotationUnderTest {
+        &self.rotation
+    }
 }
 
 async fn fixture(http_timeout: Duration) -> Fixture {
     let logs = ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
-    let topic = aws.create_topic(&unique("gemini-alerts")).await;
-    let alerts = aws.subscribe_queue(&topic).await;
     let (google, initial) = Google::start(PROJECT).await;
     let account_secret = unique("google-key-rotation-account");
     aws.secrets
@@ -48,51 +48,17 @@ async fn fixture(http_timeout: Duration) -> Fixture {
         .send()
         .await
         .expect("service-account secret");
-    let secret = unique("gemini-api");
     // The key file's own token_uri points at the stand-in; api_url and check_url are overridden.
     let value = json!({"api_key": initial.key_string, "key_id": initial.name, "project": PROJECT,
         "service_account_secret_arn": account_secret, "api_url": google.base, "check_url": google.check_url()});
-    aws.create_rotated_secret(&secret, &value.to_string(), "google-api-key").await.expect("secret");
-    let scrubber = Scrubber::default();
     let config = RotationConfig { operation_timeout: Duration::from_secs(2), ..RotationConfig::default() };
-    let rotator = Rotator::new(
-        SecretsManagerVersions::new(aws.secrets.clone()).with_scrubber(scrubber.clone()),
-        SnsAlertPublisher::new(aws.sns.clone(), topic),
-        ops_shared::http::client(http_timeout).expect("http"),
-        config,
-    );
-    Fixture {
-        function: Function::new("secret-rotation", rotator, scrubber),
-        aws,
-        alerts,
-        google,
-        secret,
-        account_secret,
-        logs,
-    }
+    let rotation = RotationUnderTest::new("gemini-api", &value, "google-api-key", http_timeout, config).await;
+    Fixture { rotation, google, account_secret, logs }
 }
 
 impl Fixture {
-    async fn step(&self, step: &str, token: &str) -> Result<StepReport, Diagnostic> {
-        let event = json!({"Step": step, "SecretId": self.secret, "ClientRequestToken": token});
-        self.function.invoke(LambdaEvent::new(event, Context::default())).await
-    }
-
-    async fn rotate(&self, crash_after: usize) -> String {
-        let token = self.aws.start_rotation(&self.secret).await.expect("start");
-        for step in &STEPS[..crash_after] {
-            self.step(step, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
-        }
-        for step in STEPS {
-            self.step(step, &token).await.unwrap_or_else(|e| panic!("replayed {step}: {e:?}"));
-        }
-        self.aws.end_rotation(&self.secret, &token).await.expect("end");
-        token
-    }
-
     async fn stage(&self, stage: &str) -> Key {
-        serde_json::from_str(&read_stage(&self.aws.secrets, &self.secret, stage).await.expect("stage").value)
-            .expect("json")
+        self.rotation.stage(stage).await
     }
 
     /// No key string, private key or access token appears in `texts` or in any log line.
@@ -201,7 +167,7 @@ async fn provider_failures_are_bounded_reported_and_change_nothing() {
 
     // 429 then 200: retried; the replay finds the key the unfinished operation made.
     f.google.queue_faults(&[Fault::Status(429)]);
-    for step in STEPS {
+    for step in ROTATION_STEPS {
         f.step(step, &token).await.unwrap_or_else(|e| panic!("{step} after a 429: {e:?}"));
     }
     let key_id = secret_rotation::google::key_id(&secret_rotation::api_key::key_name(&token));

@@ -38,10 +38,16 @@ async fn check_env_lists_each_problem_of_a_broken_stack() {
         async move { secrets.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put") }
     };
     // A legacy JWT service-role key, a malformed database secret, an empty webhook secret,
-    // rotation turned off on one API key and a missing secret.
+    // rotation turned off on one API key, a Gemini key_id that is not a resource name and a
+    // missing secret.
     put(format!("{prefix}-supabase-service-role"), r#"{"api_key":"eyJhbGciOiJIUzI1NiJ9.legacy"}"#).await;
     put(format!("{prefix}-database"), r#"{"host":"db","password":"hunter2-is-not-shown"#).await;
     put(format!("{prefix}-sentry-webhook"), "  ").await;
+    put(
+        format!("{prefix}-gemini-api"),
+        r#"{"api_key":"AIzaLocal","key_id":"f81d4fae-7dec","project":"p","service_account_secret_arn":"sa"}"#,
+    )
+    .await;
     aws.secrets.cancel_rotate_secret().secret_id(format!("{prefix}-gemini-api")).send().await.expect("cancel rotation");
     aws.secrets
         .delete_secret()
@@ -61,6 +67,7 @@ async fn check_env_lists_each_problem_of_a_broken_stack() {
         "-database: not database JSON",
         "-sentry-webhook: the value is empty",
         "-gemini-api: rotation is not enabled",
+        "-gemini-api: key_id is not the key's resource name",
         "-ai-engine-api: cannot be described",
     ];
     for problem in expect {

@@ -9,12 +9,11 @@ use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, read_stage};
 use ops_shared::{Scrubber, Severity, SnsAlertPublisher};
-use ops_testkit::aws::{Aws, Inbox, unique};
+use ops_testkit::aws::{Aws, Inbox, ROTATION_STEPS, unique};
 use ops_testkit::stack::APP_DATABASE;
 use secret_rotation::{RotationConfig, Rotator, StepReport};
 use serde_json::{Value, json};
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Rotation = Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>;
@@ -70,13 +69,10 @@ impl Fixture {
         self.function.invoke(LambdaEvent::new(event, Context::default())).await
     }
 
-    async fn rotate(&self, secret: &str) -> String {
-        let token = self.start_rotation(secret).await;
-        for step in STEPS {
-            self.step(step, secret, &token).await.unwrap_or_else(|e| panic!("{step} failed: {e:?}"));
-        }
-        self.aws.end_rotation(secret, &token).await.expect("end rotation");
-        token
+    async fn rotate(&self, secret: &str, crash_after: usize) -> String {
+        self.aws
+            .rotate_with(secret, crash_after, |step, token| async move { self.step(step, secret, &token).await })
+            .await
     }
 
     async fn stage(&self, secret: &str, stage: &str) -> DbCredentials {
@@ -122,7 +118,7 @@ async fn single_user_rotation_changes_the_password_and_keeps_the_old_value_as_pr
     let old = credentials(&user, "initial-password-1");
     f.create_secret(&secret, &rds_json(&old), "postgres-single-user").await;
 
-    let token = f.rotate(&secret).await;
+    let token = f.rotate(&secret, 0).await;
 
     let current = f.stage(&secret, AWSCURRENT).await;
     assert_ne!(current.password, old.password);
@@ -157,7 +153,7 @@ async fn alternating_users_keep_the_previous_user_working() {
     first.masterarn = Some(master_secret.clone());
     f.create_secret(&secret, &rds_json(&first), "postgres-alternating-users").await;
 
-    f.rotate(&secret).await;
+    f.rotate(&secret, 0).await;
     let second = f.stage(&secret, AWSCURRENT).await;
     assert_eq!(second.username, format!("{user}_clone"));
     assert!(logs_in(&second).await, "the clone logs in with the new password");
@@ -172,7 +168,7 @@ async fn alternating_users_keep_the_previous_user_working() {
         .expect("membership");
     assert_eq!(member, "t", "the clone is granted the original role");
 
-    f.rotate(&secret).await;
+    f.rotate(&secret, 0).await;
     let third = f.stage(&secret, AWSCURRENT).await;
     assert_eq!(third.username, user, "users alternate back");
     assert_ne!(third.password, first.password);
@@ -188,15 +184,7 @@ async fn a_crash_after_any_step_then_a_full_replay_ends_valid() {
         create_role(&user, "initial-password-3");
         let secret = unique("db-crash");
         f.create_secret(&secret, &rds_json(&credentials(&user, "initial-password-3")), "postgres-single-user").await;
-        let token = f.start_rotation(&secret).await;
-        for step in &STEPS[..crash_after] {
-            f.step(step, &secret, &token).await.expect("step before the crash");
-        }
-        for step in STEPS {
-            f.step(step, &secret, &token)
-                .await
-                .unwrap_or_else(|e| panic!("replayed {step} after crash at {crash_after}: {e:?}"));
-        }
+        let token = f.rotate(&secret, crash_after).await;
         let current = f.stage(&secret, AWSCURRENT).await;
         assert!(logs_in(&current).await, "AWSCURRENT authenticates after a crash after step {crash_after}");
         let version = read_stage(&f.aws.secrets, &secret, AWSCURRENT).await.expect("current").version_id;
@@ -212,7 +200,7 @@ async fn each_step_twice_in_a_row_changes_nothing_the_second_time() {
     let secret = unique("db-twice");
     f.create_secret(&secret, &rds_json(&credentials(&user, "initial-password-4")), "postgres-single-user").await;
     let token = f.start_rotation(&secret).await;
-    for step in STEPS {
+    for step in ROTATION_STEPS {
         f.step(step, &secret, &token).await.expect("first run");
         let after_first = f.snapshot(&secret).await;
         let second = f.step(step, &secret, &token).await.expect("second run");

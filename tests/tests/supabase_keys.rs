@@ -3,58 +3,48 @@
 
 use std::time::Duration;
 
-use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use ops_shared::lambda::Function;
-use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
-use ops_shared::{Scrubber, SnsAlertPublisher};
-use ops_testkit::aws::{Aws, Inbox, unique};
+use ops_testkit::aws::{Aws, ROTATION_STEPS, unique};
+use ops_testkit::rotation::RotationUnderTest;
 use ops_testkit::supabase::Supabase;
-use secret_rotation::{RotationConfig, Rotator, StepReport};
+use secret_rotation::RotationConfig;
 use serde_json::json;
 
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 const PROJECT: &str = "abcdefghijklmnopqrst";
 
 struct Fixture {
-    aws: Aws,
-    alerts: Inbox,
+    rotation: RotationUnderTest,
     supabase: Supabase,
-    function: Function<Rotator<SecretsManagerVersions, SnsAlertPublisher>>,
-    secret: String,
     initial_key: String,
     logs: ops_testkit::logs::Captured,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = RotationUnderTest;
+    fn deref(&self) -> &RotationUnderTest {
+        &self.rotation
+    }
 }
 
 async fn fixture(api_key: Option<&str>, http_timeout: Duration) -> Fixture {
     let logs = ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
-    let topic = aws.create_topic(&unique("supabase-alerts")).await;
-    let alerts = aws.subscribe_queue(&topic).await;
     let token = format!("sbp_{}", uuid::Uuid::new_v4().simple());
     let (supabase, initial) = Supabase::start(PROJECT, &token).await;
     let token_secret = unique("supabase-management-token");
     aws.secrets.create_secret().name(&token_secret).secret_string(&token).send().await.expect("token secret");
-    let secret = unique("supabase-service-role");
     let key = api_key.map(str::to_owned).unwrap_or_else(|| initial.api_key.clone());
     let value = json!({"api_key": key, "key_id": initial.id, "project_ref": PROJECT, "token_secret_arn": token_secret,
         "api_url": supabase.base, "rest_url": supabase.base});
-    aws.create_rotated_secret(&secret, &value.to_string(), "supabase-api-key").await.expect("secret");
-    let rotator = Rotator::new(
-        SecretsManagerVersions::new(aws.secrets.clone()),
-        SnsAlertPublisher::new(aws.sns.clone(), topic),
-        ops_shared::http::client(http_timeout).expect("http"),
+    let rotation = RotationUnderTest::new(
+        "supabase-service-role",
+        &value,
+        "supabase-api-key",
+        http_timeout,
         RotationConfig::default(),
-    );
-    Fixture {
-        function: Function::new("secret-rotation", rotator, Scrubber::default()),
-        aws,
-        alerts,
-        supabase,
-        secret,
-        initial_key: initial.api_key,
-        logs,
-    }
+    )
+    .await;
+    Fixture { rotation, supabase, initial_key: initial.api_key, logs }
 }
 
 impl Fixture {
@@ -67,28 +57,9 @@ impl Fixture {
         }
     }
 
-    async fn step(&self, step: &str, token: &str) -> Result<StepReport, Diagnostic> {
-        let event = json!({"Step": step, "SecretId": self.secret, "ClientRequestToken": token});
-        self.function.invoke(LambdaEvent::new(event, Context::default())).await
-    }
-
     async fn key(&self, stage: &str) -> String {
-        let value: serde_json::Value =
-            serde_json::from_str(&read_stage(&self.aws.secrets, &self.secret, stage).await.expect("stage").value)
-                .expect("json");
+        let value: serde_json::Value = self.rotation.stage(stage).await;
         value["api_key"].as_str().expect("api_key").to_owned()
-    }
-
-    async fn rotate(&self, crash_after: usize) -> String {
-        let token = self.aws.start_rotation(&self.secret).await.expect("start");
-        for step in &STEPS[..crash_after] {
-            self.step(step, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
-        }
-        for step in STEPS {
-            self.step(step, &token).await.unwrap_or_else(|e| panic!("replayed {step}: {e:?}"));
-        }
-        self.aws.end_rotation(&self.secret, &token).await.expect("end");
-        token
     }
 }
 
@@ -170,7 +141,7 @@ async fn management_api_failures_are_retried_within_bounds() {
     assert!(started.elapsed() < Duration::from_secs(8), "bounded: {:?}", started.elapsed());
 
     f.supabase.queue_faults(&[ops_testkit::supabase::Fault::Status(429)]);
-    for step in STEPS {
+    for step in ROTATION_STEPS {
         f.step(step, &token).await.unwrap_or_else(|e| panic!("{step} after a 429: {e:?}"));
     }
     assert!(f.supabase.key_works(&f.key(AWSCURRENT).await));

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::RotationError;
 use crate::google;
+use crate::strategy::Strategy;
 
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
@@ -33,11 +34,13 @@ impl std::fmt::Debug for KeySecret {
 }
 
 impl KeySecret {
+    /// A secret of API-key `strategy`, with everything checked that can be known without asking
+    /// the provider (`opsctl check-env` runs the same checks). Problems name fields, never values.
     pub fn parse(
+        strategy: Strategy,
         secret: &str,
         stage: &str,
         value: &SecretValue,
-        required: &[&str],
     ) -> Result<KeySecret, RotationError> {
         let malformed = |problem: String| RotationError::MalformedSecret {
             secret: secret.to_owned(),
@@ -50,10 +53,24 @@ impl KeySecret {
             _ => Err(malformed(format!("{name} is missing or empty"))),
         };
         let api_key = take("api_key")?;
+        if strategy == Strategy::SupabaseApiKey && api_key.starts_with("eyJ") {
+            return Err(malformed("holds a legacy JWT key (service_role), which cannot be rotated alone: migrate to a secret API key (sb_secret_...) and store that".to_owned()));
+        }
         let key_id = take("key_id")?;
+        if strategy == Strategy::GoogleApiKey && !google::is_key_name(&key_id) {
+            return Err(malformed(
+                "key_id is not the key's resource name, projects/<project>/locations/global/keys/<id>".to_owned(),
+            ));
+        }
         let parsed = KeySecret { api_key, key_id, fields };
-        if let Some(missing) = required.iter().find(|name| parsed.field(name).is_none()) {
-            return Err(malformed(format!("{missing} is missing or empty")));
+        let required = match strategy {
+            Strategy::SupabaseApiKey => SUPABASE_FIELDS,
+            Strategy::GoogleApiKey => GOOGLE_FIELDS,
+            _ => AI_ENGINE_FIELDS,
+        };
+        let missing: Vec<&str> = required.iter().copied().filter(|name| parsed.field(name).is_none()).collect();
+        if !missing.is_empty() {
+            return Err(malformed(format!("missing or empty: {}", missing.join(", "))));
         }
         Ok(parsed)
     }

@@ -191,21 +191,6 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         self.put_pending(event, &pending).await
     }
 
-    fn key_secret(
-        &self,
-        strategy: Strategy,
-        secret: &str,
-        stage: &str,
-        value: &SecretValue,
-    ) -> Result<KeySecret, RotationError> {
-        let required = match strategy {
-            Strategy::SupabaseApiKey => api_key::SUPABASE_FIELDS,
-            Strategy::GoogleApiKey => api_key::GOOGLE_FIELDS,
-            _ => api_key::AI_ENGINE_FIELDS,
-        };
-        KeySecret::parse(secret, stage, value, required)
-    }
-
     fn provider<'a>(strategy: Strategy, secret: &str, key: &'a KeySecret) -> Result<Provider<'a>, RotationError> {
         let provider = match strategy {
             Strategy::SupabaseApiKey => Provider::supabase(key),
@@ -252,14 +237,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         current: &SecretValue,
     ) -> Result<(), RotationError> {
         let secret = &event.secret_id;
-        let current = self.key_secret(strategy, secret, AWSCURRENT, current)?;
-        if strategy == Strategy::SupabaseApiKey && current.api_key.starts_with("eyJ") {
-            return Err(RotationError::MalformedSecret {
-                secret: secret.clone(),
-                stage: AWSCURRENT.to_owned(),
-                problem: "it holds a legacy JWT service_role key, which cannot be rotated alone; migrate to a secret API key (sb_secret_...) and store that".to_owned(),
-            });
-        }
+        let current = KeySecret::parse(strategy, secret, AWSCURRENT, current)?;
         let provider = Self::provider(strategy, secret, &current)?;
         let api = self.key_api(secret, &current, provider).await?;
         let name = api_key::key_name(&event.token);
@@ -327,8 +305,8 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     /// Revokes the key two generations old (AWSPREVIOUS), never the current or pending one.
     async fn set_api_key(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
-        let current = self.key_secret(strategy, secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
-        let pending = self.key_secret(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
+        let current = KeySecret::parse(strategy, secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
+        let pending = KeySecret::parse(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
         // Everything but the key must be the current value's: a pending value pointing at
         // another provider or project must not make us revoke keys there.
         if pending.fields != current.fields {
@@ -339,7 +317,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             });
         }
         let previous = match self.store.value_at(secret, AWSPREVIOUS).await {
-            Ok(value) => Some(self.key_secret(strategy, secret, AWSPREVIOUS, &value)?),
+            Ok(value) => Some(KeySecret::parse(strategy, secret, AWSPREVIOUS, &value)?),
             Err(SecretError::NotFound { .. }) => None,
             Err(other) => return Err(other.into()),
         };
@@ -356,7 +334,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     async fn test(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
         if strategy.is_api_key() {
-            let pending = self.key_secret(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
+            let pending = KeySecret::parse(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
             let provider = Self::provider(strategy, secret, &pending)?;
             api_key::key_works(&self.http, secret, &provider, &pending.api_key).await?;
         } else {
