@@ -55,6 +55,7 @@ async fn main() -> ExitCode {
 
     demo.secret_rotation().await;
     demo.api_key_rotation().await;
+    demo.gemini_key_rotation().await;
     demo.check_env();
     demo.backup_and_verify().await;
     demo.outage_to_email().await;
@@ -206,27 +207,66 @@ impl Demo {
         println!("== secret-rotation: rotating the AI engine API key (http-api-key)");
         let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
         let (engine, initial) = ops_testkit::ai_engine::AiEngine::start(&admin_token).await;
-        let secret = "cineview-demo-ai-engine-api";
         let admin_secret = "cineview-demo-ai-engine-admin";
         let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
             "check_url": engine.check_url(), "admin_secret_arn": admin_secret});
+        let credential = (admin_secret, admin_token.as_str());
+        let Some(current) = self.rotate_key("cineview-demo-ai-engine-api", &value, "http-api-key", credential).await
+        else {
+            return;
+        };
+        let keys: Vec<String> = engine.keys().into_iter().map(|k| k.id).collect();
+        self.report_keys(&keys, engine.key_works(&current), engine.key_works(&initial.key));
+    }
+
+    async fn gemini_key_rotation(&mut self) {
+        println!("== secret-rotation: rotating the Gemini API key (google-api-key)");
+        let (google, initial) = ops_testkit::google::Google::start("cineview-demo").await;
+        let account_secret = "cineview-demo-google-service-account";
+        let value = json!({"api_key": initial.key_string, "key_id": initial.name, "project": "cineview-demo",
+            "service_account_secret_arn": account_secret, "api_url": google.base, "check_url": google.check_url()});
+        let credential = (account_secret, google.service_account.as_str());
+        let Some(current) = self.rotate_key("cineview-demo-gemini-api", &value, "google-api-key", credential).await
+        else {
+            return;
+        };
+        let keys: Vec<String> = google
+            .live_keys()
+            .into_iter()
+            .map(|k| match k.services.as_slice() {
+                [] => format!("{} (unrestricted)", k.name),
+                services => format!("{} (only {})", k.name, services.join(", ")),
+            })
+            .collect();
+        self.report_keys(&keys, google.key_works(&current), google.key_works(&initial.key_string));
+    }
+
+    /// Creates the admin credential secret and the key secret, rotates the key through the
+    /// binary and returns the new AWSCURRENT key.
+    async fn rotate_key(
+        &mut self,
+        secret: &str,
+        value: &Value,
+        strategy: &str,
+        (credential_secret, credential): (&str, &str),
+    ) -> Option<String> {
         let setup = async {
             self.aws
                 .secrets
                 .create_secret()
-                .name(admin_secret)
-                .secret_string(&admin_token)
+                .name(credential_secret)
+                .secret_string(credential)
                 .send()
                 .await
                 .map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
-            self.aws.create_rotated_secret(secret, &value.to_string(), "http-api-key").await?;
+            self.aws.create_rotated_secret(secret, &value.to_string(), strategy).await?;
             self.aws.start_rotation(secret).await
         };
         let token = match setup.await {
             Ok(token) => token,
             Err(err) => {
-                self.problems.push(format!("API key rotation set-up failed: {err}"));
-                return;
+                self.problems.push(format!("{strategy} rotation set-up failed: {err}"));
+                return None;
             }
         };
         self.rotate_through_binary(secret, &token).await;
@@ -234,12 +274,14 @@ impl Demo {
             .await
             .ok()
             .and_then(|v| serde_json::from_str::<Value>(&v.value).ok())
-            .and_then(|v| v.get("api_key").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_default();
-        let (new_works, old_works) = (engine.key_works(&current), engine.key_works(&initial.key));
+            .and_then(|v| v.get("api_key").and_then(Value::as_str).map(str::to_owned));
+        Some(current.unwrap_or_default())
+    }
+
+    fn report_keys(&mut self, keys: &[String], new_works: bool, old_works: bool) {
         println!(
             "  upstream keys: {}; new key works: {}; previous key still works: {}",
-            engine.keys().iter().map(|k| k.id.as_str()).collect::<Vec<_>>().join(", "),
+            keys.join(", "),
             yes(new_works),
             yes(old_works)
         );
