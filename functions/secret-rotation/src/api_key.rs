@@ -15,8 +15,9 @@ use crate::error::RotationError;
 use crate::google;
 use crate::strategy::Strategy;
 
-const ATTEMPTS: u32 = 3;
-const BACKOFF: Duration = Duration::from_millis(200);
+/// Every provider call: at most this many attempts, waiting `BACKOFF`, then twice that.
+pub(crate) const ATTEMPTS: u32 = 3;
+pub(crate) const BACKOFF: Duration = Duration::from_millis(200);
 
 /// An API-key secret: `api_key`, `key_id`, and the provider's own fields, kept as they are.
 #[derive(Clone, PartialEq)]

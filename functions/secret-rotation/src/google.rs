@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::api_key::{ATTEMPTS, BACKOFF};
 use crate::error::RotationError;
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -22,8 +23,6 @@ pub const GEMINI_SERVICE: &str = "generativelanguage.googleapis.com";
 /// Managing API keys needs the cloud-platform scope.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GRANT_TYPE: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
-const ATTEMPTS: u32 = 3;
-const BACKOFF: Duration = Duration::from_millis(200);
 
 /// The fields of a service-account key file that the flow needs. No `Debug`: it holds the
 /// private key.
