@@ -194,7 +194,10 @@ fn shape_problem(shape: Shape, value: &str) -> Option<String> {
         },
         Shape::ApiKeyJson(strategy) => {
             let value = SecretValue { version_id: None, value: value.to_owned() };
-            match KeySecret::parse(strategy, "", AWSCURRENT, &value) {
+            let Some(service) = strategy.key_service() else {
+                return Some(format!("{} is not an API-key strategy", strategy.as_str()));
+            };
+            match KeySecret::parse(service, "", AWSCURRENT, &value) {
                 Ok(_) => None,
                 Err(RotationError::MalformedSecret { problem, .. }) => Some(problem),
                 Err(other) => Some(other.to_string()),

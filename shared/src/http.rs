@@ -17,22 +17,45 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     builder(timeout).build()
 }
 
-/// Sends the request `build` makes, retrying connection failures, timeouts, 429 and 5xx up to
-/// `attempts` times in all, waiting `backoff`, then twice that, and so on. The last response or
+/// Whether a request may be sent again when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads and deletes: sending twice does no harm, so timeouts and 5xx are retried too.
+    Idempotent,
+    /// Creates: only a request the server surely did not act on (no connection, 429) is sent
+    /// again; after a timeout, a lost connection or a 5xx the caller must look before retrying.
+    NotIdempotent,
+}
+
+/// True when the server may have acted on the request although it did not say so: a timeout,
+/// a connection lost after the request went out, or a 5xx.
+pub fn outcome_unknown(result: &Result<reqwest::Response, reqwest::Error>) -> bool {
+    match result {
+        Ok(response) => response.status().is_server_error(),
+        Err(err) => !err.is_connect() && !err.is_builder(),
+    }
+}
+
+/// Sends the request `build` makes up to `attempts` times in all, waiting `backoff`, then twice
+/// that, and so on, while the outcome is one `repeat` allows to retry. The last response or
 /// error is returned as it is.
-pub async fn send_with_retry<F>(build: F, attempts: u32, backoff: Duration) -> Result<reqwest::Response, reqwest::Error>
+pub async fn send_with_retry<F>(
+    build: F,
+    attempts: u32,
+    backoff: Duration,
+    repeat: Repeat,
+) -> Result<reqwest::Response, reqwest::Error>
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
     let mut attempt = 1;
     loop {
         let result = build().send().await;
-        let transient = match &result {
-            Ok(response) => {
-                response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS || response.status().is_server_error()
-            }
-            Err(err) => err.is_timeout() || err.is_connect(),
+        let refused_before_acting = match &result {
+            Ok(response) => response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            Err(err) => err.is_connect(),
         };
+        let transient = refused_before_acting || (repeat == Repeat::Idempotent && outcome_unknown(&result));
         if !transient || attempt >= attempts {
             return result;
         }

@@ -1,7 +1,8 @@
 //! A stand-in of the AI engine's admin API, as its contract says: `POST /admin/api-keys`
 //! -> 201 `{id, key}`, `GET /admin/api-keys?name=` -> `{keys: [...]}`, `DELETE
 //! /admin/api-keys/{id}` -> 204 (404 if gone), and `GET /v1/ping` with `Bearer <key>` -> 200
-//! or 401. Admin calls need the admin token. Faults can be queued for the next admin calls.
+//! or 401. Admin calls need the admin token. Faults can be queued for the next admin calls, and
+//! for what a create answers once it has made the key.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,11 +28,38 @@ pub enum Fault {
     Hang,
 }
 
+/// What a create does after it has stored the key, for a client that must not assume it failed.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterCreate {
+    /// The connection closes before any answer.
+    DropConnection,
+    Status(u16),
+    Hang,
+}
+
+/// The answer of a create that made its key: `made` unless a fault says otherwise.
+pub async fn answer_after_create(fault: Option<AfterCreate>, made: Response) -> Response {
+    match fault {
+        None => made,
+        Some(AfterCreate::Status(code)) => {
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY).into_response()
+        }
+        Some(AfterCreate::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        // Unwinding the connection's task closes its socket unanswered; resume_unwind skips the
+        // panic hook, so nothing is printed.
+        Some(AfterCreate::DropConnection) => std::panic::resume_unwind(Box::new("connection dropped by the stand-in")),
+    }
+}
+
 #[derive(Default)]
 struct Engine {
     admin_token: String,
     keys: Vec<ApiKey>,
     faults: VecDeque<Fault>,
+    after_create: VecDeque<AfterCreate>,
     admin_requests: usize,
     /// Ids are never reused, as upstream.
     next_id: usize,
@@ -85,6 +113,25 @@ impl AiEngine {
     pub fn queue_faults(&self, faults: &[Fault]) {
         if let Ok(mut engine) = self.engine.lock() {
             engine.faults.extend(faults.iter().copied());
+        }
+    }
+
+    /// A key made outside the rotation (as a second, concurrent create would).
+    pub fn create_key(&self, name: &str) -> ApiKey {
+        let Ok(mut engine) = self.engine.lock() else { panic!("stand-in state poisoned") };
+        engine.next_id += 1;
+        let key = ApiKey {
+            id: format!("key-{}", engine.next_id),
+            name: name.to_owned(),
+            key: format!("aie_{}", uuid::Uuid::new_v4().simple()),
+        };
+        engine.keys.push(key.clone());
+        key
+    }
+
+    pub fn queue_after_create(&self, faults: &[AfterCreate]) {
+        if let Ok(mut engine) = self.engine.lock() {
+            engine.after_create.extend(faults.iter().copied());
         }
     }
 
@@ -146,15 +193,10 @@ async fn create(
     let Some(name) = body.get("name").and_then(|n| n.as_str()) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let Ok(mut engine) = s.engine.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
-    engine.next_id += 1;
-    let key = ApiKey {
-        id: format!("key-{}", engine.next_id),
-        name: name.to_owned(),
-        key: format!("aie_{}", uuid::Uuid::new_v4().simple()),
-    };
-    engine.keys.push(key.clone());
-    (StatusCode::CREATED, axum::Json(json!({"id": key.id, "key": key.key}))).into_response()
+    let key = s.create_key(name);
+    let fault = s.engine.lock().ok().and_then(|mut engine| engine.after_create.pop_front());
+    answer_after_create(fault, (StatusCode::CREATED, axum::Json(json!({"id": key.id, "key": key.key}))).into_response())
+        .await
 }
 
 async fn remove(State(s): State<AiEngine>, headers: HeaderMap, Path(id): Path<String>) -> Response {

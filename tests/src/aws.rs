@@ -174,6 +174,19 @@ impl Aws {
         start_rotation(&self.secrets, secret, 90).await
     }
 
+    /// Writes `value` into the pending version `token`, as a hand-run PutSecretValue would.
+    pub async fn put_pending_value(&self, secret: &str, token: &str, value: &str) {
+        self.secrets
+            .put_secret_value()
+            .secret_id(secret)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(ops_shared::secrets::AWSPENDING)
+            .send()
+            .await
+            .expect("put the pending value");
+    }
+
     /// What Secrets Manager does after finishSecret succeeds: AWSPENDING leaves the new version.
     pub async fn end_rotation(&self, secret: &str, token: &str) -> Result<(), String> {
         end_rotation(&self.secrets, secret, token).await

@@ -10,8 +10,17 @@
 //!   `nextPageToken`), `GET|DELETE /v2/{key name}`, `GET /v2/{key name}/keyString`. Key names carry
 //!   the project number even when called with the project id, as Google's do. Errors are
 //!   `{error: {code, message, status}}`.
-//! - Gemini's `GET /v1beta/models` with the key in `x-goog-api-key` or `?key=`: 200 for a live
-//!   key allowed to call the Generative Language API, 400 `API_KEY_INVALID` otherwise.
+//!   `serviceAccountEmail` on the `Key` binds it to a service account ("API Keys API v2 REST
+//!   reference, projects.locations.keys", Key resource); bound keys' strings start `AQ.`,
+//!   standard ones `AIza`. `GET /v2/keys:lookupKey?keyString=` answers `{parent, name}` (the
+//!   reference, method keys.lookupKey; an unknown key string, which it leaves unspecified,
+//!   answers 404 here).
+//! - Gemini's `GET /v1beta/models` with the key in `x-goog-api-key` or `?key=` ("Using Gemini
+//!   API keys", ai.google.dev/gemini-api/docs/api-key): only authorization keys, bound to a
+//!   service account, are accepted; a standard key answers 403 `PERMISSION_DENIED` (the
+//!   announced September 2026 rule; the page's September 2026 revision keeps only the
+//!   refusal of unrestricted standard keys), an unknown or deleted key 400 `API_KEY_INVALID`,
+//!   a key not allowed the Generative Language API 403.
 //!
 //! Faults can be queued for the next token or API Keys calls.
 
@@ -41,7 +50,15 @@ pub struct GoogleKey {
     pub key_string: String,
     /// The services the key may call (`restrictions.apiTargets`); empty = unrestricted.
     pub services: Vec<String>,
+    /// `serviceAccountEmail`: the service account a bound (authorization) key acts as.
+    pub service_account: Option<String>,
     pub deleted: bool,
+}
+
+impl GoogleKey {
+    pub fn is_bound(&self) -> bool {
+        self.service_account.is_some()
+    }
 }
 
 struct PendingOperation {
@@ -93,14 +110,29 @@ pub fn rsa_key() -> Result<(String, Vec<u8>), String> {
     Ok((String::from_utf8_lossy(&read("key.pem")?).into_owned(), read("pub.der")?))
 }
 
+/// A new key string: `AQ.` for a key bound to a service account, `AIza` for a standard one.
+fn new_key_string(bound: bool) -> String {
+    if bound { format!("AQ.Ab8R{}", random_string(48)) } else { format!("AIza{}", random_string(35)) }
+}
+
 fn error(code: StatusCode, status: &str, message: &str) -> Response {
     (code, axum::Json(json!({"error": {"code": code.as_u16(), "message": message, "status": status}}))).into_response()
 }
 
 impl Google {
-    /// Serves on a free loopback port: project `project_id` (number 424242) with one
-    /// unrestricted key `initial`, made by hand as keys usually are before rotation starts.
+    /// Serves on a free loopback port: project `project_id` (number 424242) with one key
+    /// `initial` made by hand as keys usually are before rotation starts: bound to the
+    /// rotation's service account and restricted to Gemini, as AI Studio makes them.
     pub async fn start(project_id: &str) -> (Google, GoogleKey) {
+        Google::start_with(project_id, true).await
+    }
+
+    /// The same, with a standard (unbound, unrestricted) initial key, as made before 2026.
+    pub async fn start_with_standard_key(project_id: &str) -> (Google, GoogleKey) {
+        Google::start_with(project_id, false).await
+    }
+
+    async fn start_with(project_id: &str, bound: bool) -> (Google, GoogleKey) {
         let (private_key, public_key) = rsa_key().expect("an RSA key from openssl");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind Google");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -117,8 +149,9 @@ impl Google {
             name: format!("projects/{project_number}/locations/global/keys/initial"),
             key_id: "initial".into(),
             display_name: "Gemini (made by hand)".into(),
-            key_string: format!("AIza{}", random_string(35)),
-            services: Vec::new(),
+            key_string: new_key_string(bound),
+            services: if bound { vec![GEMINI_SERVICE.to_owned()] } else { Vec::new() },
+            service_account: bound.then(|| client_email.clone()),
             deleted: false,
         };
         let cloud = Cloud {
@@ -142,6 +175,7 @@ impl Google {
             .route("/v2/projects/{project}/locations/global/keys/{id}", get(show).delete(remove))
             .route("/v2/projects/{project}/locations/global/keys/{id}/keyString", get(key_string))
             .route("/v2/operations/{id}", get(operation))
+            .route("/v2/keys:lookupKey", get(lookup))
             .route("/v1beta/models", get(models))
             .with_state(google.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -166,10 +200,18 @@ impl Google {
     }
 
     /// What Gemini would answer: a live key allowed to call the Generative Language API.
+    /// The rotation's own service account (the key file's `client_email`).
+    pub fn client_email(&self) -> String {
+        self.cloud.lock().map(|c| c.client_email.clone()).unwrap_or_default()
+    }
+
+    /// Gemini accepts `key`: live, bound to a service account, allowed the Generative Language API.
     pub fn key_works(&self, key: &str) -> bool {
-        self.live_keys()
-            .iter()
-            .any(|k| k.key_string == key && (k.services.is_empty() || k.services.iter().any(|s| s == GEMINI_SERVICE)))
+        self.live_keys().iter().any(|k| {
+            k.key_string == key
+                && k.is_bound()
+                && (k.services.is_empty() || k.services.iter().any(|s| s == GEMINI_SERVICE))
+        })
     }
 
     pub fn queue_faults(&self, faults: &[Fault]) {
@@ -251,6 +293,9 @@ fn resource(key: &GoogleKey) -> Value {
     });
     if !targets.is_empty() {
         value["restrictions"] = json!({ "apiTargets": targets });
+    }
+    if let Some(account) = &key.service_account {
+        value["serviceAccountEmail"] = json!(account);
     }
     if key.deleted {
         value["deleteTime"] = json!("2026-11-26T00:00:01Z");
@@ -348,6 +393,10 @@ async fn create(
         .as_array()
         .map(|targets| targets.iter().filter_map(|t| t["service"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
+    let service_account = body["serviceAccountEmail"].as_str().filter(|a| !a.is_empty()).map(str::to_owned);
+    if service_account.as_ref().is_some_and(|a| !a.ends_with(".iam.gserviceaccount.com")) {
+        return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "serviceAccountEmail is not a service account.");
+    }
     let Ok(mut cloud) = g.cloud.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
     if cloud.keys.iter().any(|k| k.key_id == key_id) {
         return error(StatusCode::CONFLICT, "ALREADY_EXISTS", "A key with this keyId already exists.");
@@ -356,8 +405,9 @@ async fn create(
         name: format!("projects/{}/locations/global/keys/{key_id}", cloud.project_number),
         key_id,
         display_name: body["displayName"].as_str().unwrap_or_default().to_owned(),
-        key_string: format!("AIza{}", random_string(35)),
+        key_string: new_key_string(service_account.is_some()),
         services,
+        service_account,
         deleted: false,
     };
     let mut response = resource(&key);
@@ -449,11 +499,47 @@ async fn list(
     axum::Json(page).into_response()
 }
 
+/// `keys.lookupKey`: the project and resource name of a key string (deleted keys included,
+/// until purged).
+async fn lookup(State(g): State<Google>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    let project = g.cloud.lock().map(|c| c.project_id.clone()).unwrap_or_default();
+    if let Err(refused) = g.admit(&headers, &project).await {
+        return refused;
+    }
+    let wanted = query.get("keyString").map(String::as_str).unwrap_or_default();
+    let Ok(cloud) = g.cloud.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    match cloud.keys.iter().find(|k| k.key_string == wanted) {
+        Some(key) => axum::Json(json!({
+            "parent": format!("projects/{}/locations/global", cloud.project_number), "name": key.name
+        }))
+        .into_response(),
+        None => not_found(),
+    }
+}
+
 /// Gemini's model list: what a request with the key would get.
 async fn models(State(g): State<Google>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
     let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).or(query.get("key").map(String::as_str));
-    if !key.is_some_and(|k| g.key_works(k)) {
-        return error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.");
+    let known = key.and_then(|k| g.keys().into_iter().find(|known| known.key_string == k && !known.deleted));
+    match known {
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+            );
+        }
+        Some(key) if !key.is_bound() => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "Standard API keys are no longer accepted by the Gemini API; use an authorization key bound to a service account.",
+            );
+        }
+        Some(key) if !g.key_works(&key.key_string) => {
+            return error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "Requests to this API are blocked for this key.");
+        }
+        Some(_) => {}
     }
     axum::Json(json!({"models": [
         {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash", "supportedGenerationMethods": ["generateContent"]}

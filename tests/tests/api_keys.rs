@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use lambda_runtime::Diagnostic;
 use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
-use ops_testkit::ai_engine::{AiEngine, Fault};
+use ops_testkit::ai_engine::{AfterCreate, AiEngine, Fault};
 use ops_testkit::aws::{Aws, ROTATION_STEPS, unique};
 use ops_testkit::rotation::RotationUnderTest;
 use secret_rotation::RotationConfig;
@@ -149,4 +149,60 @@ async fn provider_failures_are_retried_within_bounds_and_reported() {
         f.step(step, &token).await.expect("rest of the rotation");
     }
     assert!(f.engine.key_works(&f.stage(AWSCURRENT).await.api_key));
+}
+
+#[tokio::test]
+async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
+    let f = fixture(Duration::from_secs(1)).await;
+    for fault in [AfterCreate::Status(503), AfterCreate::DropConnection, AfterCreate::Hang] {
+        f.engine.queue_after_create(&[fault]);
+        let token = f.rotate(4).await;
+        let named: Vec<_> =
+            f.engine.keys().into_iter().filter(|k| k.name == secret_rotation::api_key::key_name(&token)).collect();
+        assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
+        assert_eq!(named[0].key, f.stage(AWSCURRENT).await.api_key);
+    }
+    assert_eq!(f.engine.keys().len(), 2, "current and previous only");
+}
+
+#[tokio::test]
+async fn two_live_keys_under_the_rotation_name_become_one() {
+    let f = fixture(Duration::from_secs(5)).await;
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    let name = secret_rotation::api_key::key_name(&token);
+    let first = f.engine.create_key(&name);
+    let second = f.engine.create_key(&name);
+    for step in ROTATION_STEPS {
+        f.step(step, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
+    }
+    let named: Vec<_> = f.engine.keys().into_iter().filter(|k| k.name == name).collect();
+    assert_eq!(named.len(), 1, "the duplicate was revoked");
+    assert_eq!(named[0].id, first.id, "the first one is kept");
+    assert!(!f.engine.key_works(&second.key));
+    assert_eq!(f.stage(AWSCURRENT).await.api_key, first.key);
+}
+
+#[tokio::test]
+async fn finish_refuses_to_promote_a_version_without_a_value() {
+    let f = fixture(Duration::from_secs(5)).await;
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    // createSecret fails (the admin API is down for good); a replay drives the other steps.
+    f.engine.queue_faults(&[Fault::Status(500); 3]);
+    f.step("createSecret", &token).await.expect_err("create fails");
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        let err = f.step(step, &token).await.expect_err(step);
+        assert_eq!(err.error_type, "RotationOutOfOrder", "{step}: {err:?}");
+    }
+    let notes = f.alerts.receive(4, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 4, "a critical alert per failed step");
+    assert!(notes.iter().all(|n| n.attribute("severity") == Some("critical")));
+    let current = read_stage(&f.aws.secrets, &f.secret, AWSCURRENT).await.expect("current");
+    assert_ne!(current.version_id.as_deref(), Some(token.as_str()), "AWSCURRENT did not move");
+    assert_eq!(f.stage(AWSCURRENT).await.api_key, f.initial_key);
+
+    // A pending value of the wrong shape is refused the same way.
+    f.aws.put_pending_value(&f.secret, &token, "{\"api_key\": \"\"}").await;
+    let err = f.step("finishSecret", &token).await.expect_err("malformed pending value");
+    assert_eq!(err.error_type, "SecretConfiguration", "{err:?}");
+    assert_eq!(f.stage(AWSCURRENT).await.api_key, f.initial_key);
 }

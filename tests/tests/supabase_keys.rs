@@ -6,7 +6,7 @@ use std::time::Duration;
 use ops_shared::secrets::{AWSCURRENT, AWSPREVIOUS, read_stage};
 use ops_testkit::aws::{Aws, ROTATION_STEPS, unique};
 use ops_testkit::rotation::RotationUnderTest;
-use ops_testkit::supabase::Supabase;
+use ops_testkit::supabase::{AfterCreate, Supabase};
 use secret_rotation::RotationConfig;
 use serde_json::json;
 
@@ -35,7 +35,7 @@ async fn fixture(api_key: Option<&str>, http_timeout: Duration) -> Fixture {
     aws.secrets.create_secret().name(&token_secret).secret_string(&token).send().await.expect("token secret");
     let key = api_key.map(str::to_owned).unwrap_or_else(|| initial.api_key.clone());
     let value = json!({"api_key": key, "key_id": initial.id, "project_ref": PROJECT, "token_secret_arn": token_secret,
-        "api_url": supabase.base, "rest_url": supabase.base});
+        "api_url": supabase.base, "project_url": supabase.base});
     let rotation = RotationUnderTest::new(
         "supabase-service-role",
         &value,
@@ -82,6 +82,8 @@ async fn secret_keys_rotate_keeping_the_previous_one() {
         assert_eq!(f.supabase.keys().len(), 2, "current and previous only");
     }
     assert!(!f.supabase.key_works(&f.initial_key));
+    assert_eq!(f.supabase.revealed_listings(), 0, "no other key's plaintext was asked for");
+    assert_eq!(f.supabase.all_keys().len(), 5, "legacy and publishable keys untouched");
     f.assert_no_key_logged();
     for note in f.alerts.receive(4, Duration::from_secs(3)).await {
         for key in f.supabase.keys() {
@@ -151,4 +153,31 @@ async fn management_api_failures_are_retried_within_bounds() {
     );
     assert_eq!(f.alerts.receive(3, Duration::from_secs(3)).await.len(), 3, "two critical alerts and one info");
     f.assert_no_key_logged();
+}
+
+#[tokio::test]
+async fn the_key_is_tested_whether_or_not_the_data_api_is_on() {
+    let f = fixture(None, Duration::from_secs(5)).await;
+    f.supabase.set_data_api(false);
+    f.rotate(4).await;
+    let current = f.key(AWSCURRENT).await;
+    assert!(current != f.initial_key && f.supabase.key_works(&current));
+}
+
+#[tokio::test]
+async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
+    let f = fixture(None, Duration::from_secs(1)).await;
+    let faults = [AfterCreate::DropConnection, AfterCreate::Status(503), AfterCreate::Hang];
+    for fault in faults {
+        f.supabase.queue_after_create(&[fault]);
+        let token = f.rotate(4).await;
+        let name = secret_rotation::api_key::key_name(&token);
+        let named: Vec<_> = f.supabase.keys().into_iter().filter(|k| k.name == name).collect();
+        assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
+        assert_eq!(named[0].api_key, f.key(AWSCURRENT).await, "the secret holds that key");
+    }
+    // The grace rule: the current key and the previous one, nothing else.
+    let live: Vec<String> = f.supabase.keys().into_iter().map(|k| k.api_key).collect();
+    assert_eq!(live.len(), 2, "{} live secret keys", live.len());
+    assert!(live.contains(&f.key(AWSCURRENT).await) && live.contains(&f.key(AWSPREVIOUS).await));
 }

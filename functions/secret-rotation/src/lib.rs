@@ -5,8 +5,8 @@ pub mod api_key;
 pub mod config;
 pub mod error;
 pub mod event;
-pub mod google;
 pub mod postgres;
+pub mod providers;
 pub mod rotator;
 pub mod strategy;
 

@@ -9,13 +9,13 @@ use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError, SecretValue};
 use serde::Serialize;
 
-use crate::api_key::{self, KeyApi, KeySecret, Provider};
+use crate::api_key::{self, KeySecret};
 use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
-use crate::google;
 use crate::postgres::{self as pg, parse_credentials};
-use crate::strategy::Strategy;
+use crate::providers::{self, Admin, KeyProvider, Upstream};
+use crate::strategy::{KeyService, Strategy};
 
 pub const SOURCE: &str = "secret-rotation";
 
@@ -124,7 +124,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             Step::Create => self.create(event, strategy).await?,
             Step::Set => self.set(event, strategy).await?,
             Step::Test => self.test(event, strategy).await?,
-            Step::Finish => self.finish(event, &description).await?,
+            Step::Finish => self.finish(event, strategy, &description).await?,
         };
         Ok((name, outcome, Some(strategy)))
     }
@@ -160,8 +160,8 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         if self.store.value_of(secret, &event.token, AWSPENDING).await?.is_some() {
             return Ok(Outcome::PendingExists);
         }
-        if strategy.is_api_key() {
-            self.create_api_key(event, strategy, &current).await?;
+        if let Some(service) = strategy.key_service() {
+            self.create_api_key(event, service, &current).await?;
         } else {
             self.create_password(event, strategy, &parse_credentials(secret, AWSCURRENT, &current)?).await?;
         }
@@ -191,70 +191,41 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         self.put_pending(event, &pending).await
     }
 
-    fn provider<'a>(strategy: Strategy, secret: &str, key: &'a KeySecret) -> Result<Provider<'a>, RotationError> {
-        let provider = match strategy {
-            Strategy::SupabaseApiKey => Provider::supabase(key),
-            Strategy::GoogleApiKey => Provider::google(key),
-            _ => Provider::ai_engine(key),
-        };
-        provider.ok_or_else(|| RotationError::MalformedSecret {
-            secret: secret.to_owned(),
-            stage: AWSCURRENT.to_owned(),
-            problem: format!("the fields {} needs are missing", strategy.as_str()),
-        })
+    fn upstream<'a>(&'a self, secret: &'a str) -> Upstream<'a> {
+        Upstream { http: &self.http, secret, operation_timeout: self.config.operation_timeout }
     }
 
-    /// The provider's key API, authenticated with the admin (management) token from the secret
-    /// the key secret names; for Google, a token issued to the service account stored there.
-    async fn key_api<'a>(
-        &'a self,
-        secret: &'a str,
-        key: &'a KeySecret,
-        provider: Provider<'a>,
-    ) -> Result<KeyApi<'a>, RotationError> {
-        let field = provider.token_field();
+    /// The admin credential of `provider`, from the secret the key secret names.
+    async fn admin(&self, secret: &str, key: &KeySecret, provider: &dyn KeyProvider) -> Result<Admin, RotationError> {
+        let field = provider.admin_field();
         let arn = key.field(field).ok_or_else(|| RotationError::MalformedSecret {
             secret: secret.to_owned(),
             stage: AWSCURRENT.to_owned(),
             problem: format!("{field} is missing"),
         })?;
         let stored = self.store.value_at(arn, AWSCURRENT).await?.value;
-        let token = match &provider {
-            Provider::Google { token_url, .. } => {
-                let account = google::ServiceAccount::parse(arn, &stored)?;
-                google::access_token(&self.http, arn, &account, *token_url).await?
-            }
-            _ => stored.trim().to_owned(),
-        };
-        Ok(KeyApi { http: &self.http, secret, provider, token, operation_timeout: self.config.operation_timeout })
+        provider.admin(&stored, arn).await
     }
 
     /// Finds the key an earlier attempt created for this token, or creates it.
     async fn create_api_key(
         &self,
         event: &RotationEvent,
-        strategy: Strategy,
+        service: KeyService,
         current: &SecretValue,
     ) -> Result<(), RotationError> {
         let secret = &event.secret_id;
-        let current = KeySecret::parse(strategy, secret, AWSCURRENT, current)?;
-        let provider = Self::provider(strategy, secret, &current)?;
-        let api = self.key_api(secret, &current, provider).await?;
-        let name = api_key::key_name(&event.token);
-        let (id, key) = match api.find(&name).await? {
-            Some(existing) => existing,
-            None => api.create(&name).await?,
-        };
+        let current = KeySecret::parse(service, secret, AWSCURRENT, current)?;
+        let provider = providers::for_service(service, self.upstream(secret), &current)?;
+        let admin = self.admin(secret, &current, provider.as_ref()).await?;
+        let (id, key) = api_key::obtain(provider.as_ref(), &admin, &api_key::key_name(&event.token)).await?;
         self.put_pending(event, &current.with_key(id, key).to_json()).await
     }
 
     async fn set(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
-        match strategy {
-            Strategy::HttpApiKey | Strategy::SupabaseApiKey | Strategy::GoogleApiKey => {
-                self.set_api_key(event, strategy).await
-            }
-            Strategy::PostgresSingleUser => self.set_password(event, false).await,
-            Strategy::PostgresAlternatingUsers => self.set_password(event, true).await,
+        match strategy.key_service() {
+            Some(service) => self.set_api_key(event, service).await,
+            None => self.set_password(event, strategy == Strategy::PostgresAlternatingUsers).await,
         }
     }
 
@@ -303,10 +274,10 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     }
 
     /// Revokes the key two generations old (AWSPREVIOUS), never the current or pending one.
-    async fn set_api_key(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
+    async fn set_api_key(&self, event: &RotationEvent, service: KeyService) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
-        let current = KeySecret::parse(strategy, secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
-        let pending = KeySecret::parse(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
+        let current = KeySecret::parse(service, secret, AWSCURRENT, &self.store.value_at(secret, AWSCURRENT).await?)?;
+        let pending = KeySecret::parse(service, secret, AWSPENDING, &self.pending_value(event).await?)?;
         // Everything but the key must be the current value's: a pending value pointing at
         // another provider or project must not make us revoke keys there.
         if pending.fields != current.fields {
@@ -317,14 +288,15 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             });
         }
         let previous = match self.store.value_at(secret, AWSPREVIOUS).await {
-            Ok(value) => Some(KeySecret::parse(strategy, secret, AWSPREVIOUS, &value)?),
+            Ok(value) => Some(KeySecret::parse(service, secret, AWSPREVIOUS, &value)?),
             Err(SecretError::NotFound { .. }) => None,
             Err(other) => return Err(other.into()),
         };
         match previous {
             Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
-                let provider = Self::provider(strategy, secret, &current)?;
-                self.key_api(secret, &current, provider).await?.delete(&old.key_id).await?;
+                let provider = providers::for_service(service, self.upstream(secret), &current)?;
+                let admin = self.admin(secret, &current, provider.as_ref()).await?;
+                provider.revoke(&admin, &old.key_id).await?;
                 Ok(Outcome::Set)
             }
             _ => Ok(Outcome::AlreadySet),
@@ -333,10 +305,9 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
 
     async fn test(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
-        if strategy.is_api_key() {
-            let pending = KeySecret::parse(strategy, secret, AWSPENDING, &self.pending_value(event).await?)?;
-            let provider = Self::provider(strategy, secret, &pending)?;
-            api_key::key_works(&self.http, secret, &provider, &pending.api_key).await?;
+        if let Some(service) = strategy.key_service() {
+            let pending = KeySecret::parse(service, secret, AWSPENDING, &self.pending_value(event).await?)?;
+            providers::for_service(service, self.upstream(secret), &pending)?.check(&pending.api_key).await?;
         } else {
             let pending = self.pending(event).await?;
             pg::test_login(secret, &pending, self.config.database_timeout).await?;
@@ -344,7 +315,19 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         Ok(Outcome::Tested)
     }
 
-    async fn finish(&self, event: &RotationEvent, description: &SecretDescription) -> Result<Outcome, RotationError> {
+    /// Moves AWSCURRENT to the pending version, but only to a value the strategy can read: a
+    /// replayed or manual finishSecret after a failed createSecret must not break the secret.
+    async fn finish(
+        &self,
+        event: &RotationEvent,
+        strategy: Strategy,
+        description: &SecretDescription,
+    ) -> Result<Outcome, RotationError> {
+        let pending = self.pending_value(event).await?;
+        match strategy.key_service() {
+            Some(service) => drop(KeySecret::parse(service, &event.secret_id, AWSPENDING, &pending)?),
+            None => drop(parse_credentials(&event.secret_id, AWSPENDING, &pending)?),
+        }
         match description.version_with(AWSCURRENT) {
             Some(current) => self.store.move_current(&event.secret_id, &event.token, current).await?,
             None => {

@@ -16,6 +16,24 @@ pub enum Strategy {
     GoogleApiKey,
 }
 
+/// Where an API-key strategy's keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyService {
+    AiEngine,
+    Supabase,
+    Google,
+}
+
+impl KeyService {
+    pub fn strategy(self) -> Strategy {
+        match self {
+            KeyService::AiEngine => Strategy::HttpApiKey,
+            KeyService::Supabase => Strategy::SupabaseApiKey,
+            KeyService::Google => Strategy::GoogleApiKey,
+        }
+    }
+}
+
 impl Strategy {
     pub const NAMES: &'static str =
         "postgres-single-user, postgres-alternating-users, http-api-key, supabase-api-key, google-api-key";
@@ -30,8 +48,14 @@ impl Strategy {
         }
     }
 
-    pub fn is_api_key(self) -> bool {
-        matches!(self, Strategy::HttpApiKey | Strategy::SupabaseApiKey | Strategy::GoogleApiKey)
+    /// The service an API-key strategy rotates keys at; `None` for database strategies.
+    pub fn key_service(self) -> Option<KeyService> {
+        match self {
+            Strategy::HttpApiKey => Some(KeyService::AiEngine),
+            Strategy::SupabaseApiKey => Some(KeyService::Supabase),
+            Strategy::GoogleApiKey => Some(KeyService::Google),
+            Strategy::PostgresSingleUser | Strategy::PostgresAlternatingUsers => None,
+        }
     }
 
     pub fn parse(name: &str) -> Option<Strategy> {

@@ -1,18 +1,23 @@
-//! Google's OAuth2 service-account flow (a JWT signed with the account's RSA key, exchanged
-//! for a bearer access token) and the long-running operations of the API Keys API v2.
+//! Google's API Keys API v2 for Gemini keys: the OAuth2 service-account flow (a JWT signed
+//! with the account's RSA key, exchanged for a bearer access token), keys created with a
+//! caller-chosen `keyId` (so a retry finds them), long-running operations polled with a bound.
+//! Gemini accepts only authorization keys, bound to a service account (`serviceAccountEmail`
+//! on the `Key`), restricted here to the Generative Language API.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ops_shared::http::send_with_retry;
+use futures::future::BoxFuture;
+use ops_shared::http::{Repeat, send_with_retry};
 use reqwest::StatusCode;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api_key::{ATTEMPTS, BACKOFF};
+use super::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyProvider, Upstream, base_url};
+use crate::api_key::KeySecret;
 use crate::error::RotationError;
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -114,6 +119,7 @@ pub async fn access_token(
         || http.post(url).header("content-type", "application/x-www-form-urlencoded").body(body.clone()),
         ATTEMPTS,
         BACKOFF,
+        Repeat::Idempotent,
     )
     .await
     .map_err(|e| failed(ops_shared::lambda::error_chain(&e.without_url())))?;
@@ -189,7 +195,7 @@ pub async fn wait(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
         let url = format!("{api_url}/v2/{}", operation.name);
-        let response = send_with_retry(|| http.get(&url).bearer_auth(token), ATTEMPTS, BACKOFF)
+        let response = send_with_retry(|| http.get(&url).bearer_auth(token), ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
             .map_err(|e| ops_shared::lambda::error_chain(&e))?;
         if response.status() != StatusCode::OK {
@@ -221,6 +227,180 @@ pub fn is_key_name(name: &str) -> bool {
 pub fn key_id(name: &str) -> String {
     let id: String = name.replace('_', "-").chars().take(63).collect();
     id.trim_end_matches('-').to_owned()
+}
+
+pub const FIELDS: &[&str] = &["project", "service_account_secret_arn"];
+
+/// A Google API key whose `api_key` is a standard key (`AIza...`), which Gemini refuses since
+/// September 2026; keys bound to a service account start with `AQ.`.
+pub fn is_standard_key(key: &str) -> bool {
+    key.starts_with("AIza")
+}
+
+pub struct Google<'a> {
+    upstream: Upstream<'a>,
+    api_url: String,
+    keys_url: String,
+    check_url: String,
+    token_url: Option<&'a str>,
+    /// The service account new keys are bound to; the managing account's own when unset.
+    bind_to: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyString {
+    key_string: String,
+}
+
+impl<'a> Google<'a> {
+    pub fn new(upstream: Upstream<'a>, secret: &'a KeySecret) -> Option<Google<'a>> {
+        let api_url = base_url(secret, "api_url", DEFAULT_API_URL);
+        let project = secret.field("project")?;
+        Some(Google {
+            upstream,
+            keys_url: format!("{api_url}/v2/projects/{project}/locations/global/keys"),
+            api_url,
+            check_url: base_url(secret, "check_url", DEFAULT_CHECK_URL),
+            token_url: secret.field("token_url"),
+            bind_to: secret.field("service_account_email"),
+        })
+    }
+
+    fn key_resource<'k>(&self, key: &'k Map<String, Value>, operation: &str) -> Result<&'k str, RotationError> {
+        key.get("name")
+            .and_then(Value::as_str)
+            .filter(|name| is_key_name(name))
+            .ok_or_else(|| self.upstream.failed(operation, "answered without a key resource name"))
+    }
+
+    async fn key_string(&self, admin: &Admin, key_name: &str) -> Result<String, RotationError> {
+        let operation = "read the key string";
+        let url = format!("{}/v2/{key_name}/keyString", self.api_url);
+        let response =
+            self.upstream.send(operation, || self.upstream.http.get(&url).bearer_auth(&admin.bearer)).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self.upstream.failed(operation, refusal(response).await));
+        }
+        let key: KeyString =
+            response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
+        Ok(key.key_string)
+    }
+
+    async fn wait(
+        &self,
+        admin: &Admin,
+        operation: &str,
+        response: reqwest::Response,
+    ) -> Result<Map<String, Value>, RotationError> {
+        let pending: Operation =
+            response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
+        wait(self.upstream.http, &self.api_url, &admin.bearer, pending, self.upstream.operation_timeout)
+            .await
+            .map_err(|e| self.upstream.failed(operation, e))
+    }
+}
+
+impl KeyProvider for Google<'_> {
+    fn admin_field(&self) -> &'static str {
+        "service_account_secret_arn"
+    }
+
+    fn admin<'a>(&'a self, stored: &'a str, source: &'a str) -> Call<'a, Admin> {
+        Box::pin(async move {
+            let account = ServiceAccount::parse(source, stored)?;
+            let bearer = access_token(self.upstream.http, source, &account, self.token_url).await?;
+            Ok(Admin { bearer, account: Some(account.client_email) })
+        })
+    }
+
+    /// Google addresses a key by the id given at creation, so a retry looks it up directly.
+    fn find<'a>(&'a self, admin: &'a Admin, name: &'a str) -> Call<'a, Vec<Found>> {
+        Box::pin(async move {
+            let operation = "look up a key";
+            let url = format!("{}/{}", self.keys_url, key_id(name));
+            let response =
+                self.upstream.send(operation, || self.upstream.http.get(&url).bearer_auth(&admin.bearer)).await?;
+            match response.status() {
+                StatusCode::NOT_FOUND => Ok(Vec::new()),
+                StatusCode::OK => {
+                    let key: Map<String, Value> = response
+                        .json()
+                        .await
+                        .map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
+                    // A key deleted within the last 30 days is still readable but no longer works.
+                    if key.get("deleteTime").is_some_and(|t| !t.is_null()) {
+                        return Err(self
+                            .upstream
+                            .failed(operation, format!("key {} was deleted; start a new rotation", key_id(name))));
+                    }
+                    Ok(vec![Found { id: self.key_resource(&key, operation)?.to_owned(), key: None }])
+                }
+                _ => Err(self.upstream.failed(operation, refusal(response).await)),
+            }
+        })
+    }
+
+    fn reveal<'a>(&'a self, admin: &'a Admin, found: &'a Found) -> Call<'a, String> {
+        Box::pin(async move { self.key_string(admin, &found.id).await })
+    }
+
+    /// Creates the key bound to the service account, restricted to the Generative Language API,
+    /// and waits for the operation.
+    fn create<'a>(&'a self, admin: &'a Admin, name: &'a str) -> BoxFuture<'a, Result<(String, String), CreateError>> {
+        Box::pin(async move {
+            let operation = "create a key";
+            let account = self.bind_to.or(admin.account.as_deref()).unwrap_or_default();
+            let body = json!({"displayName": name, "serviceAccountEmail": account,
+                "restrictions": {"apiTargets": [{"service": GEMINI_SERVICE}]}});
+            let request = || {
+                self.upstream
+                    .http
+                    .post(&self.keys_url)
+                    .query(&[("keyId", key_id(name))])
+                    .json(&body)
+                    .bearer_auth(&admin.bearer)
+            };
+            let response = self.upstream.send_create(request, &[StatusCode::OK, StatusCode::CONFLICT]).await?;
+            if response.status() == StatusCode::CONFLICT {
+                // An earlier attempt created it after all: the caller finds it.
+                return Err(CreateError::Unknown(self.upstream.failed(operation, "answered 409: the key id exists")));
+            }
+            if !response.status().is_success() {
+                return Err(CreateError::Refused(self.upstream.failed(operation, refusal(response).await)));
+            }
+            // An operation that does not finish in time may still create the key.
+            let key = self.wait(admin, operation, response).await.map_err(CreateError::Unknown)?;
+            let key_name = self.key_resource(&key, operation).map_err(CreateError::Unknown)?;
+            let key_string = self.key_string(admin, key_name).await.map_err(CreateError::Unknown)?;
+            Ok((key_name.to_owned(), key_string))
+        })
+    }
+
+    fn revoke<'a>(&'a self, admin: &'a Admin, id: &'a str) -> Call<'a, ()> {
+        Box::pin(async move {
+            let operation = "revoke a key";
+            if !is_key_name(id) {
+                return Err(self
+                    .upstream
+                    .failed(operation, format!("{id} is not a key name (projects/<p>/locations/global/keys/<id>)")));
+            }
+            let url = format!("{}/v2/{id}", self.api_url);
+            let response =
+                self.upstream.send(operation, || self.upstream.http.delete(&url).bearer_auth(&admin.bearer)).await?;
+            match response.status() {
+                StatusCode::NOT_FOUND => Ok(()),
+                StatusCode::OK => self.wait(admin, operation, response).await.map(|_| ()),
+                _ => Err(self.upstream.failed(operation, refusal(response).await)),
+            }
+        })
+    }
+
+    /// Gemini's model list with the key in `x-goog-api-key`, which keeps it out of URLs and so
+    /// out of error texts.
+    fn check<'a>(&'a self, key: &'a str) -> Call<'a, ()> {
+        Box::pin(async move { self.upstream.check(&self.check_url, "x-goog-api-key", key).await })
+    }
 }
 
 #[cfg(test)]

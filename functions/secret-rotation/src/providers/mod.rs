@@ -1,0 +1,149 @@
+//! The services an API key lives at. Each implements [`KeyProvider`]; [`for_service`] is the
+//! one place that picks one.
+
+pub mod ai_engine;
+pub mod google;
+pub mod supabase;
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use ops_shared::http::{Repeat, send_with_retry};
+
+use crate::api_key::KeySecret;
+use crate::error::RotationError;
+use crate::strategy::KeyService;
+
+/// Every provider call: at most this many attempts, waiting `BACKOFF`, then twice that.
+pub const ATTEMPTS: u32 = 3;
+pub const BACKOFF: Duration = Duration::from_millis(200);
+
+pub type Call<'a, T> = BoxFuture<'a, Result<T, RotationError>>;
+
+/// A live key found upstream. `key` is its plaintext where the listing carries it.
+pub struct Found {
+    pub id: String,
+    pub key: Option<String>,
+}
+
+/// A failed create: `Refused` surely made nothing; after `Unknown` (a timeout, a lost
+/// connection, a 5xx, a 409) the key may exist, so the caller looks it up before trying again.
+pub enum CreateError {
+    Refused(RotationError),
+    Unknown(RotationError),
+}
+
+/// The credentials of the admin API: a bearer token and, for Google, the service account it
+/// was issued to.
+pub struct Admin {
+    pub bearer: String,
+    pub account: Option<String>,
+}
+
+/// What the rotation needs of a key service. Keys are created under a name derived from the
+/// rotation token; no call repeats a create whose outcome is unknown.
+pub trait KeyProvider: Send + Sync {
+    /// The secret field naming the secret that holds the admin credential.
+    fn admin_field(&self) -> &'static str;
+    /// The admin credential from the value stored in secret `source`.
+    fn admin<'a>(&'a self, stored: &'a str, source: &'a str) -> Call<'a, Admin>;
+    /// The live keys named `name`, oldest first.
+    fn find<'a>(&'a self, admin: &'a Admin, name: &'a str) -> Call<'a, Vec<Found>>;
+    /// The plaintext of one found key.
+    fn reveal<'a>(&'a self, admin: &'a Admin, found: &'a Found) -> Call<'a, String>;
+    /// Creates a key named `name`: `(id, key)`.
+    fn create<'a>(&'a self, admin: &'a Admin, name: &'a str) -> BoxFuture<'a, Result<(String, String), CreateError>>;
+    /// Revokes key `id`; one already gone is fine.
+    fn revoke<'a>(&'a self, admin: &'a Admin, id: &'a str) -> Call<'a, ()>;
+    /// testSecret: the service accepts `key`.
+    fn check<'a>(&'a self, key: &'a str) -> Call<'a, ()>;
+}
+
+/// The provider of `service`, addressed by the secret's own fields.
+pub fn for_service<'a>(
+    service: KeyService,
+    upstream: Upstream<'a>,
+    secret: &'a KeySecret,
+) -> Result<Box<dyn KeyProvider + 'a>, RotationError> {
+    let missing = || upstream.malformed(format!("the fields {} needs are missing", service.strategy().as_str()));
+    Ok(match service {
+        KeyService::AiEngine => Box::new(ai_engine::AiEngine::new(upstream, secret).ok_or_else(missing)?),
+        KeyService::Supabase => Box::new(supabase::Supabase::new(upstream, secret).ok_or_else(missing)?),
+        KeyService::Google => Box::new(google::Google::new(upstream, secret).ok_or_else(missing)?),
+    })
+}
+
+/// How every provider reaches its service: the one HTTP client, the secret being rotated (for
+/// error messages) and how long a long-running operation may take.
+#[derive(Clone, Copy)]
+pub struct Upstream<'a> {
+    pub http: &'a reqwest::Client,
+    pub secret: &'a str,
+    pub operation_timeout: Duration,
+}
+
+impl Upstream<'_> {
+    pub fn failed(&self, operation: &str, detail: impl std::fmt::Display) -> RotationError {
+        RotationError::Upstream {
+            secret: self.secret.to_owned(),
+            operation: operation.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn malformed(&self, problem: String) -> RotationError {
+        RotationError::MalformedSecret {
+            secret: self.secret.to_owned(),
+            stage: ops_shared::secrets::AWSCURRENT.to_owned(),
+            problem,
+        }
+    }
+
+    /// An idempotent call (read, delete), retried within the bounds.
+    pub async fn send(
+        &self,
+        operation: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RotationError> {
+        send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
+            .await
+            .map_err(|e| self.failed(operation, ops_shared::lambda::error_chain(&e.without_url())))
+    }
+
+    /// A create: repeated only where the service surely did not act on it. An answer of
+    /// `expected` status is returned; anything else is a [`CreateError`] saying whether a key
+    /// may have been made.
+    pub async fn send_create(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        expected: &[reqwest::StatusCode],
+    ) -> Result<reqwest::Response, CreateError> {
+        let operation = "create a key";
+        let result = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::NotIdempotent).await;
+        let unknown = ops_shared::http::outcome_unknown(&result);
+        let error = match result {
+            Ok(response) if expected.contains(&response.status()) => return Ok(response),
+            Ok(response) => self.failed(operation, format!("answered HTTP {}", response.status())),
+            Err(err) => self.failed(operation, ops_shared::lambda::error_chain(&err.without_url())),
+        };
+        Err(if unknown { CreateError::Unknown(error) } else { CreateError::Refused(error) })
+    }
+
+    /// testSecret's request: `GET url` with the key in `header`; 200 means the key works.
+    pub async fn check(&self, url: &str, header: &str, value: &str) -> Result<(), RotationError> {
+        let failed = |problem: String| RotationError::TestFailed { secret: self.secret.to_owned(), problem };
+        let response =
+            send_with_retry(|| self.http.get(url).header(header, value), ATTEMPTS, BACKOFF, Repeat::Idempotent)
+                .await
+                .map_err(|e| failed(ops_shared::lambda::error_chain(&e.without_url())))?;
+        match response.status() {
+            reqwest::StatusCode::OK => Ok(()),
+            status => Err(failed(format!("{url} answered HTTP {status}"))),
+        }
+    }
+}
+
+/// A base URL from the secret's field `field`, else `default`, without a trailing slash.
+pub fn base_url(secret: &KeySecret, field: &str, default: &str) -> String {
+    secret.field(field).unwrap_or(default).trim_end_matches('/').to_owned()
+}
