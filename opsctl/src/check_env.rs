@@ -9,7 +9,9 @@ use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, SecretValue};
 use secret_rotation::RotationError;
 use secret_rotation::api_key::KeySecret;
-use secret_rotation::strategy::Strategy;
+use secret_rotation::providers::google::{self, Google};
+use secret_rotation::providers::{KeyProvider, Upstream};
+use secret_rotation::strategy::{KeyService, Strategy};
 
 /// What a secret's value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +76,18 @@ impl Report {
     }
 }
 
-pub async fn check(store: &impl SecretVersions, env: &Env, requirements: &[Requirement]) -> Report {
+/// Checks `requirements` in `store`; API keys whose service can say which key a key string is
+/// (Google) are asked through `http`.
+pub async fn check(
+    store: &impl SecretVersions,
+    http: &reqwest::Client,
+    env: &Env,
+    requirements: &[Requirement],
+) -> Report {
     let mut report = Report::default();
     check_environment(env, &mut report.problems);
     for requirement in requirements {
-        check_secret(store, requirement, &mut report).await;
+        check_secret(store, http, requirement, &mut report).await;
     }
     report
 }
@@ -97,7 +106,12 @@ fn check_environment(env: &Env, problems: &mut Vec<String>) {
     }
 }
 
-async fn check_secret(store: &impl SecretVersions, requirement: &Requirement, report: &mut Report) {
+async fn check_secret(
+    store: &impl SecretVersions,
+    http: &reqwest::Client,
+    requirement: &Requirement,
+    report: &mut Report,
+) {
     let name = &requirement.secret;
     let description = match store.describe(name).await {
         Ok(description) => description,
@@ -127,6 +141,10 @@ async fn check_secret(store: &impl SecretVersions, requirement: &Requirement, re
             }
             None => match requirement.shape {
                 Shape::DatabaseJson => "database JSON",
+                Shape::ApiKeyJson(Strategy::GoogleApiKey) => {
+                    report.problems.extend(gemini_key_problems(store, http, name, &value).await);
+                    "API key JSON"
+                }
                 Shape::ApiKeyJson(_) => "API key JSON",
                 Shape::PlainString => "string",
             },
@@ -135,6 +153,48 @@ async fn check_secret(store: &impl SecretVersions, requirement: &Requirement, re
     if report.problems.len() == before {
         report.rows.push(Row { secret: name.clone(), rotation, shape });
     }
+}
+
+/// A Gemini key must be bound to a service account (Gemini refuses standard keys), and
+/// `api_key` and `key_id` must be the same key, as Google's `keys.lookupKey` tells.
+async fn gemini_key_problems(
+    store: &impl SecretVersions,
+    http: &reqwest::Client,
+    name: &str,
+    value: &SecretValue,
+) -> Vec<String> {
+    let Ok(secret) = KeySecret::parse(KeyService::Google, name, AWSCURRENT, value) else { return Vec::new() };
+    let rotate_now = format!(
+        "Gemini refuses standard keys: rotate the secret now (aws secretsmanager rotate-secret --secret-id {name}) to replace it with a key bound to a service account"
+    );
+    if google::is_standard_key(&secret.api_key) {
+        return vec![format!("{name}: api_key is a standard Google API key (AIza...). {rotate_now}")];
+    }
+    let upstream = Upstream { http, secret: name, operation_timeout: std::time::Duration::from_secs(30) };
+    let Some(service) = Google::new(upstream, &secret) else { return Vec::new() };
+    let identity = async {
+        let arn = secret.field(service.admin_field()).unwrap_or_default();
+        let stored = store.value_at(arn, AWSCURRENT).await?;
+        let admin = service.admin(&stored.value, arn).await?;
+        service.identify(&admin, &secret.api_key).await
+    };
+    let identity = match identity.await {
+        Ok(identity) => identity,
+        Err(err) => return vec![format!("{name}: cannot ask Google which key api_key is: {err}")],
+    };
+    let mut problems = Vec::new();
+    if identity.name != secret.key_id {
+        problems.push(format!(
+            "{name}: api_key and key_id are different keys (api_key is {}, key_id says {}): store the pair the key came with",
+            identity.name, secret.key_id
+        ));
+    }
+    if identity.deleted {
+        problems.push(format!("{name}: api_key belongs to a deleted key. {rotate_now}"));
+    } else if identity.service_account.is_none() {
+        problems.push(format!("{name}: api_key is a standard key, not bound to a service account. {rotate_now}"));
+    }
+    problems
 }
 
 fn check_rotation(

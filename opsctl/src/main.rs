@@ -22,7 +22,14 @@ async fn main() -> ExitCode {
     let region = env.or("AWS_REGION", "us-east-1");
     let sdk = ops_shared::aws::load_sdk_config(&region, env.get("AWS_ENDPOINT_URL")).await;
     let store = SecretsManagerVersions::new(aws_sdk_secretsmanager::Client::new(&sdk));
-    let report = check_env::check(&store, &env, &check_env::runbook_requirements(prefix)).await;
+    let http = match ops_shared::http::client(std::time::Duration::from_secs(10)) {
+        Ok(http) => http,
+        Err(err) => {
+            eprintln!("opsctl: cannot set up HTTPS: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(prefix)).await;
     print!("{}", report.render());
     if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -269,7 +269,7 @@ pub async fn provision_runbook_secrets(
         (
             format!("{prefix}-gemini-api"),
             api(
-                "AIzaLocalFixture000000000000000",
+                "AQ.LocalFixture000000000000000",
                 serde_json::json!({"project": "cineview-local", "service_account_secret_arn": google_account,
                     "key_id": "projects/cineview-local/locations/global/keys/initial"}),
             ),

@@ -569,6 +569,48 @@ impl Google {
         }
     }
 
+    /// Points the runbook's Gemini secret under `prefix` (and the service-account secret it
+    /// names) at `key` of this stand-in, as an operator's secrets point at Google.
+    pub async fn point_runbook_secrets(
+        &self,
+        secrets: &aws_sdk_secretsmanager::Client,
+        prefix: &str,
+        key: &GoogleKey,
+    ) -> Result<(), String> {
+        let project = self.cloud.lock().map(|c| c.project_id.clone()).map_err(|e| e.to_string())?;
+        let account = format!("{prefix}-google-service-account");
+        let gemini = json!({"api_key": key.key_string, "key_id": key.name, "project": project,
+            "service_account_secret_arn": account, "api_url": self.base, "check_url": self.check_url()});
+        for (name, value) in
+            [(format!("{prefix}-gemini-api"), gemini.to_string()), (account.clone(), self.service_account.clone())]
+        {
+            secrets
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|e| format!("put {name}: {}", ops_shared::aws::describe_sdk_error(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// A key the project holds besides the initial one (made by hand, say), bound or standard.
+    pub fn add_key(&self, key_id: &str, bound: bool) -> GoogleKey {
+        let Ok(mut cloud) = self.cloud.lock() else { panic!("stand-in state poisoned") };
+        let key = GoogleKey {
+            name: format!("projects/{}/locations/global/keys/{key_id}", cloud.project_number),
+            key_id: key_id.to_owned(),
+            display_name: key_id.to_owned(),
+            key_string: new_key_string(bound),
+            services: vec![GEMINI_SERVICE.to_owned()],
+            service_account: bound.then(|| cloud.client_email.clone()),
+            deleted: false,
+        };
+        cloud.keys.push(key.clone());
+        key
+    }
+
     /// An access token as the token endpoint would issue one, for test-side API calls.
     pub fn issue_access_token(&self) -> String {
         let token = format!("ya29.test-{}", random_string(40));

@@ -3,7 +3,8 @@
 use ops_shared::Env;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_testkit::aws::{Aws, provision_runbook_secrets, unique};
-use opsctl::check_env::{check, runbook_requirements};
+use ops_testkit::google::Google;
+use opsctl::check_env::{Report, check, runbook_requirements};
 
 fn good_env(dsn: &str) -> Env {
     Env::from_pairs([("AWS_REGION", "us-east-1"), ("SENTRY_DSN", dsn), ("SENTRY_ENVIRONMENT", "production")])
@@ -11,15 +12,26 @@ fn good_env(dsn: &str) -> Env {
 
 const DSN: &str = "https://0123456789abcdef@o1.ingest.sentry.io/42";
 
-#[tokio::test]
-async fn check_env_passes_on_a_correct_stack_and_prints_a_table() {
+/// The runbook's secrets under a fresh prefix, the Gemini one pointing at a Google stand-in.
+async fn provisioned(label: &str) -> (Aws, String, Google, ops_testkit::google::GoogleKey) {
     let aws = Aws::new(ops_testkit::shared()).await;
-    let prefix = unique("good");
+    let prefix = unique(label);
     let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
     provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+    let (google, key) = Google::start("cineview-prod").await;
+    google.point_runbook_secrets(&aws.secrets, &prefix, &key).await.expect("point at the stand-in");
+    (aws, prefix, google, key)
+}
 
-    let report =
-        check(&SecretsManagerVersions::new(aws.secrets.clone()), &good_env(DSN), &runbook_requirements(&prefix)).await;
+async fn check_stack(aws: &Aws, env: &Env, prefix: &str) -> Report {
+    let http = ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http");
+    check(&SecretsManagerVersions::new(aws.secrets.clone()), &http, env, &runbook_requirements(prefix)).await
+}
+
+#[tokio::test]
+async fn check_env_passes_on_a_correct_stack_and_prints_a_table() {
+    let (aws, prefix, _google, _key) = provisioned("good").await;
+    let report = check_stack(&aws, &good_env(DSN), &prefix).await;
     assert!(report.is_ok(), "{:?}", report.problems);
     let table = report.render();
     assert_eq!(report.rows.len(), 5);
@@ -29,10 +41,7 @@ async fn check_env_passes_on_a_correct_stack_and_prints_a_table() {
 
 #[tokio::test]
 async fn check_env_lists_each_problem_of_a_broken_stack() {
-    let aws = Aws::new(ops_testkit::shared()).await;
-    let prefix = unique("broken");
-    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
-    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+    let (aws, prefix, _google, _key) = provisioned("broken").await;
     let put = |name: String, value: &'static str| {
         let secrets = aws.secrets.clone();
         async move { secrets.put_secret_value().secret_id(name).secret_string(value).send().await.expect("put") }
@@ -58,7 +67,7 @@ async fn check_env_lists_each_problem_of_a_broken_stack() {
         .expect("delete");
 
     let env = Env::from_pairs([("AWS_REGION", "us-east-1"), ("SENTRY_DSN", "")]);
-    let report = check(&SecretsManagerVersions::new(aws.secrets.clone()), &env, &runbook_requirements(&prefix)).await;
+    let report = check_stack(&aws, &env, &prefix).await;
     let text = report.render();
     let expect = [
         "SENTRY_DSN is not set",
@@ -79,14 +88,44 @@ async fn check_env_lists_each_problem_of_a_broken_stack() {
 
 #[tokio::test]
 async fn check_env_refuses_a_cadence_longer_than_the_runbook_allows() {
-    let aws = Aws::new(ops_testkit::shared()).await;
-    let prefix = unique("slow");
-    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
-    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("provision");
+    let (aws, prefix, _google, _key) = provisioned("slow").await;
     let secret = format!("{prefix}-supabase-service-role");
     let token = ops_testkit::aws::start_rotation(&aws.secrets, &secret, 365).await.expect("rotation");
     aws.end_rotation(&secret, &token).await.expect("end");
-    let report =
-        check(&SecretsManagerVersions::new(aws.secrets.clone()), &good_env(DSN), &runbook_requirements(&prefix)).await;
+    let report = check_stack(&aws, &good_env(DSN), &prefix).await;
     assert_eq!(report.problems, vec![format!("{secret}: rotates every 365 days, the runbook asks for at most 90")]);
+}
+
+#[tokio::test]
+async fn check_env_asks_google_which_key_the_gemini_secret_holds() {
+    let (aws, prefix, google, key) = provisioned("gemini").await;
+    let gemini = format!("{prefix}-gemini-api");
+    let repoint = |key: ops_testkit::google::GoogleKey, key_id: String| {
+        let (google, secrets, prefix) = (google.clone(), aws.secrets.clone(), prefix.clone());
+        async move {
+            google
+                .point_runbook_secrets(&secrets, &prefix, &ops_testkit::google::GoogleKey { name: key_id, ..key })
+                .await
+                .expect("repoint")
+        }
+    };
+
+    // key_id names another key of the project than the one api_key is.
+    let other = google.add_key("other-key", true);
+    repoint(key.clone(), other.name.clone()).await;
+    let report = check_stack(&aws, &good_env(DSN), &prefix).await;
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].starts_with(&format!("{gemini}: api_key and key_id are different keys")));
+    assert!(!report.render().contains(&key.key_string), "the key string is never shown");
+
+    // A standard key: named as such, with what to do.
+    let standard = google.add_key("made-in-2025", false);
+    repoint(standard.clone(), standard.name.clone()).await;
+    let report = check_stack(&aws, &good_env(DSN), &prefix).await;
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("standard") && report.problems[0].contains("rotate-secret --secret-id"));
+
+    // The right pair: no problem.
+    repoint(key.clone(), key.name.clone()).await;
+    assert!(check_stack(&aws, &good_env(DSN), &prefix).await.is_ok());
 }

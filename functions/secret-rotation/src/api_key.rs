@@ -45,15 +45,13 @@ impl KeySecret {
             _ => Err(malformed(format!("{name} is missing or empty"))),
         };
         let api_key = take("api_key")?;
+        if service == KeyService::Supabase && api_key.starts_with("eyJ") {
+            return Err(malformed("holds a legacy JWT key (service_role), which cannot be rotated alone: migrate to a secret API key (sb_secret_...) and store that".to_owned()));
+        }
         let key_id = take("key_id")?;
         let required = match service {
             KeyService::AiEngine => providers::ai_engine::FIELDS,
-            KeyService::Supabase => {
-                if api_key.starts_with("eyJ") {
-                    return Err(malformed("holds a legacy JWT key (service_role), which cannot be rotated alone: migrate to a secret API key (sb_secret_...) and store that".to_owned()));
-                }
-                providers::supabase::FIELDS
-            }
+            KeyService::Supabase => providers::supabase::FIELDS,
             KeyService::Google => {
                 if !providers::google::is_key_name(&key_id) {
                     return Err(malformed(

@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
     demo.secret_rotation().await;
     demo.api_key_rotation().await;
     demo.gemini_key_rotation().await;
-    demo.check_env();
+    demo.check_env().await;
     demo.backup_and_verify().await;
     demo.outage_to_email().await;
     demo.sample_events("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"]).await;
@@ -431,9 +431,14 @@ impl Demo {
         println!();
     }
 
-    /// `opsctl check-env` against the stack, as ops would run it before a deploy.
-    fn check_env(&mut self) {
+    /// `opsctl check-env` against the stack, as ops would run it before a deploy. The Gemini
+    /// secret points at a Google stand-in, which check-env asks which key it holds.
+    async fn check_env(&mut self) {
         println!("== opsctl check-env");
+        let (google, key) = ops_testkit::google::Google::start("cineview-local").await;
+        if let Err(err) = google.point_runbook_secrets(&self.aws.secrets, ops_testkit::names::PREFIX, &key).await {
+            self.problems.push(format!("cannot point the Gemini secret at the stand-in: {err}"));
+        }
         let output = std::process::Command::new(self.bin_dir.join("opsctl"))
             .arg("check-env")
             .env_clear()

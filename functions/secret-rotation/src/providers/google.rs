@@ -301,6 +301,56 @@ impl<'a> Google<'a> {
     }
 }
 
+/// What Google says of a key string: its resource name and, for a bound key, its service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIdentity {
+    pub name: String,
+    pub service_account: Option<String>,
+    pub deleted: bool,
+}
+
+impl Google<'_> {
+    /// `keys.lookupKey` then `keys.get`: which key `key_string` is, whether it is bound to a
+    /// service account and whether it was deleted. The key string travels in the query, as the
+    /// API wants; errors never carry the URL.
+    pub async fn identify(&self, admin: &Admin, key_string: &str) -> Result<KeyIdentity, RotationError> {
+        #[derive(Deserialize)]
+        struct Lookup {
+            #[serde(default)]
+            name: String,
+        }
+        let operation = "look up the key string";
+        let url = format!("{}/v2/keys:lookupKey", self.api_url);
+        let request = || self.upstream.http.get(&url).query(&[("keyString", key_string)]).bearer_auth(&admin.bearer);
+        let response = self.upstream.send(operation, request).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self.upstream.failed(operation, refusal(response).await));
+        }
+        let found: Lookup =
+            response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
+        if !is_key_name(&found.name) {
+            return Err(self.upstream.failed(operation, "knows no live key with this key string (purged?)"));
+        }
+        let operation = "read the key";
+        let url = format!("{}/v2/{}", self.api_url, found.name);
+        let response =
+            self.upstream.send(operation, || self.upstream.http.get(&url).bearer_auth(&admin.bearer)).await?;
+        let key: Map<String, Value> = match response.status() {
+            StatusCode::OK => {
+                response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?
+            }
+            StatusCode::NOT_FOUND => Map::new(),
+            _ => return Err(self.upstream.failed(operation, refusal(response).await)),
+        };
+        let text = |field: &str| key.get(field).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+        Ok(KeyIdentity {
+            service_account: text("serviceAccountEmail"),
+            deleted: key.is_empty() || text("deleteTime").is_some(),
+            name: found.name,
+        })
+    }
+}
+
 impl KeyProvider for Google<'_> {
     fn admin_field(&self) -> &'static str {
         "service_account_secret_arn"
