@@ -13,6 +13,7 @@ pub mod process;
 pub mod rotation;
 pub mod runtime_api;
 pub mod sentry_ingest;
+pub mod slack;
 pub mod stack;
 pub mod supabase;
 

@@ -21,21 +21,28 @@ struct Fixture {
 }
 
 async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fixture {
+    fixture_configured(ops_topic, |config| config.inhibit_rules = rules).await
+}
+
+/// The forwarder with the test defaults, changed by `adjust` (which may name secrets created
+/// through the `Aws` it is given).
+async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut ForwarderConfig)) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("ops")).await;
     let ops = aws.subscribe_queue(&topic).await;
     let secret = unique("sentry-webhook");
     aws.secrets.create_secret().name(&secret).secret_string(SENTRY_SECRET).send().await.expect("secret");
     let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
-    let config = ForwarderConfig {
+    let mut config = ForwarderConfig {
         ops_topic_arn: ops_topic.unwrap_or(topic),
         sentry_secret_arn: secret,
         slack_secret_arn: None,
         repeat_interval: Duration::from_secs(3600),
-        inhibit_rules: rules,
+        inhibit_rules: Vec::new(),
         max_clock_skew: Duration::from_secs(300),
-        max_body_bytes: 256 * 1024,
+        max_body_bytes: alert_forwarder::config::MAX_BODY_BYTES,
     };
+    adjust(&mut config);
     let forwarder = Forwarder {
         state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
         ops: SnsAlertPublisher::new(aws.sns.clone(), config.ops_topic_arn.clone()),
@@ -208,7 +215,7 @@ async fn bad_webhooks_are_refused_and_nothing_is_published() {
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("stale")));
     let (status, _) = f.webhook(sentry_request("metric_alert", "{not json", SENTRY_SECRET, now, &unique("req"))).await;
     assert_eq!(status, 400, "malformed JSON");
-    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(alert_forwarder::config::MAX_BODY_BYTES));
     let (status, _) = f.webhook(sentry_request("metric_alert", &huge, SENTRY_SECRET, now, &unique("req"))).await;
     assert_eq!(status, 413, "oversized");
     let mut unsigned = sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req"));
@@ -312,4 +319,91 @@ async fn a_malformed_event_is_an_error_not_a_panic() {
         let err = f.invoke(event.clone()).await.expect_err("refused");
         assert_eq!(err.error_type, "InvalidEvent", "{event}");
     }
+}
+
+/// A metric alert as Sentry's "Metric Alerts" webhook page shows it (ids as strings, status a
+/// number), for incident `incident` of rule `rule`.
+fn metric_alert(action: &str, incident: &str, rule: &str, status: u8, closed: Option<&str>) -> String {
+    json!({"action": action, "actor": {"id": "sentry", "name": "Sentry", "type": "application"},
+        "data": {"description_text": "P95 3412ms in the last 5 minutes", "description_title": rule,
+            "metric_alert": {"alert_rule": {"id": "7", "name": rule, "aggregate": "p95(transaction.duration)"},
+                "date_closed": closed, "date_detected": "2026-11-26T03:00:00.000000Z",
+                "date_started": "2026-11-26T03:00:00.000000Z", "id": incident, "identifier": "12",
+                "status": status, "title": rule},
+            "web_url": "https://cineview.sentry.io/alerts/1/"},
+        "installation": {"uuid": "a8e5d37a-696c-4c54-adb5-b3f28d64c7de"}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_sentry_redelivery_is_one_notification_even_after_the_repeat_interval() {
+    // Repeats are never suppressed here: only the delivery key can tell a redelivery.
+    let f = fixture_configured(None, |config| config.repeat_interval = Duration::ZERO).await;
+    let (incident, rule) = (unique("incident"), unique("P95 > 3000ms"));
+    let now = chrono::Utc::now().timestamp();
+    let critical = metric_alert("critical", &incident, &rule, 20, None);
+    // Sentry sends each attempt with a fresh Request-ID (uuid4 hex).
+    for attempt in 0..3 {
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let (status, answer) =
+            f.webhook(sentry_request("metric_alert", &critical, SENTRY_SECRET, now + attempt, &request_id)).await;
+        assert_eq!(status, 202, "{answer}");
+        let expected = if attempt == 0 { "sent" } else { "duplicate" };
+        assert_eq!(answer["status"], expected, "attempt {attempt}");
+    }
+    // A real change of state on the same incident is not a duplicate.
+    let resolved = metric_alert("resolved", &incident, &rule, 2, Some("2026-11-26T03:20:00.000000Z"));
+    let (_, answer) = f.webhook(sentry_request("metric_alert", &resolved, SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(answer["status"], "sent");
+    let subjects: Vec<_> =
+        f.ops.receive(2, Duration::from_secs(3)).await.into_iter().filter_map(|n| n.subject).collect();
+    assert_eq!(subjects, vec![format!("[CRITICAL] Sentry: {rule}"), format!("[RESOLVED] Sentry: {rule}")]);
+}
+
+#[tokio::test]
+async fn a_sentry_issue_alert_far_above_sns_limits_is_forwarded_truncated() {
+    let f = fixture().await;
+    let title = format!("RangeError: {}", "stack too deep ".repeat(20_000));
+    let frames: Vec<Value> =
+        (0..3000).map(|i| json!({"filename": format!("app/lib/{i}.ts"), "function": "recurse", "lineno": i})).collect();
+    let body = json!({"action": "triggered", "data": {"event": {
+        "event_id": uuid::Uuid::new_v4().simple().to_string(), "issue_id": unique("issue"), "title": title,
+        "level": "fatal", "exception": {"values": [{"stacktrace": {"frames": frames}}]}
+    }, "triggered_rule": "Any fatal error"}})
+    .to_string();
+    assert!(body.len() > 300 * 1024, "{} bytes", body.len());
+    let (status, answer) = f
+        .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let note = f.one_notification().await;
+    assert!(note.message.len() <= 256 * 1024, "{} bytes reached SNS", note.message.len());
+    assert!(note.message.contains("RangeError: stack too deep"));
+    assert_eq!(note.attribute("severity"), Some("critical"));
+}
+
+#[tokio::test]
+async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_links() {
+    let slack = ops_testkit::slack::Slack::start().await;
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let slack_secret = unique("slack-webhook");
+    aws.secrets.create_secret().name(&slack_secret).secret_string(&slack.url).send().await.expect("slack secret");
+    let f = fixture_configured(None, |config| config.slack_secret_arn = Some(slack_secret)).await;
+    let body = json!({"action": "triggered", "data": {"event": {
+        "event_id": uuid::Uuid::new_v4().simple().to_string(), "issue_id": unique("issue"), "level": "error",
+        "title": "<!channel> pay here <https://evil.example|https://cineview.ai/billing> & now"
+    }, "triggered_rule": "<!here> rule"}})
+    .to_string();
+    let (status, _) = f
+        .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
+        .await;
+    assert_eq!(status, 202);
+    f.one_notification().await;
+    let texts = slack.texts();
+    assert_eq!(texts.len(), 1, "one Slack message");
+    let text = &texts[0];
+    assert!(!text.contains("<!channel>") && !text.contains("<!here>") && !text.contains("<https://"), "{text}");
+    assert!(
+        text.contains("&lt;!channel&gt; pay here &lt;https://evil.example|https://cineview.ai/billing&gt; &amp; now")
+    );
 }

@@ -21,6 +21,10 @@ impl InhibitRule {
     }
 }
 
+/// The largest request a Function URL passes on: Lambda's 6 MB synchronous payload. Sentry's
+/// issue alerts carry the whole event and can be far above SNS's 256 KB.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
     pub ops_topic_arn: String,
@@ -44,7 +48,7 @@ impl ForwarderConfig {
             ),
             inhibit_rules: env.json_or("INHIBIT_RULES", Vec::new())?,
             max_clock_skew: Duration::from_secs(env.parse_in_range("SENTRY_MAX_SKEW_SECONDS", 300_u64, 10..=3600)?),
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: MAX_BODY_BYTES,
         })
     }
 }

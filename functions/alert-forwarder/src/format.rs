@@ -47,6 +47,12 @@ pub fn body(alert: &Alert, muted_children: usize) -> String {
     out
 }
 
+/// Text as Slack wants it in a message: `&`, `<` and `>` escaped, so alert text cannot
+/// mention `<!channel>` or forge a link.
+pub fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +68,10 @@ mod tests {
         assert!(text.starts_with("CRITICAL - firing: app is down\n"));
         assert!(text.contains("  failures: 3\n") && text.contains("target: https://cineview.ai/api/health"));
         assert!(text.contains("At:"));
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_link() {
+        assert_eq!(slack_escape("<!channel> a & b <https://x|y>"), "&lt;!channel&gt; a &amp; b &lt;https://x|y&gt;");
     }
 }

@@ -38,7 +38,7 @@ pub enum ForwardError {
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Sent,
-    /// The same delivery (SNS MessageId, Sentry Request-ID) was handled before.
+    /// The same delivery (SNS MessageId, the Sentry payload's delivery key) was handled before.
     Duplicate,
     /// The same alert was sent within the repeat interval.
     Repeat,
@@ -210,7 +210,7 @@ impl<S: StateStore> Forwarder<S> {
                     return Ok(());
                 }
             };
-            let text = format!("*{subject}*\n{body}");
+            let text = format!("*{}*\n{}", format::slack_escape(&subject), format::slack_escape(&body));
             match self.http.post(url.trim()).json(&json!({"text": text})).send().await {
                 Ok(response) if response.status().is_success() => {}
                 Ok(response) => {

@@ -116,15 +116,11 @@ impl<S: StateStore + 'static> AlertForwarder<S> {
             tracing::warn!(reason = %refusal.message(), "Sentry webhook refused");
             return response(refusal.status(), json!({"error": refusal.message()}));
         }
-        let request_id = header("request-id").unwrap_or_else(|| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&body))
-        });
         let resource = header("sentry-hook-resource").unwrap_or_default();
-        match sentry::to_alert(&resource, &body, &request_id) {
+        match sentry::to_alert(&resource, &body) {
             Err(refusal) => response(refusal.status(), json!({"error": refusal.message()})),
             Ok(None) => response(200, json!({"status": "ignored", "resource": resource})),
-            Ok(Some(alert)) => match self.forwarder.forward(&format!("sentry:{request_id}"), &alert).await {
+            Ok(Some(delivery)) => match self.forwarder.forward(&delivery.key, &delivery.alert).await {
                 Ok(decision) => response(202, json!({"status": decision})),
                 Err(err) => {
                     tracing::error!(error = %err, "Sentry alert could not be forwarded");

@@ -1,6 +1,7 @@
 //! Sentry webhooks on the Function URL: HMAC-SHA256 of the raw body with the integration's
 //! client secret, compared in constant time; stale timestamps refused; issue and metric alerts
-//! made into our alert.
+//! made into our alert, with a delivery key taken from the payload: Sentry sends a fresh
+//! `Request-ID` on every attempt, so that header cannot tell a redelivery from a new alert.
 
 use hmac::{Hmac, Mac};
 use ops_shared::alert::{Alert, Severity};
@@ -60,9 +61,42 @@ pub fn timestamp_fresh(header: Option<&str>, now: i64, max_skew_secs: i64) -> Re
     Ok(())
 }
 
+/// An alert Sentry sent, and the key that is the same for every delivery of it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub alert: Alert,
+    pub key: String,
+}
+
+/// The delivery key: the resource, the action, the alert's own ids and its state and time, so
+/// that a redelivery matches and a change of state (critical, then resolved) does not. Without
+/// those ids, the body's own hash.
+fn delivery_key(resource: &str, action: &str, parts: &[Option<String>], body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hash = Sha256::new();
+    if parts.iter().any(Option::is_none) {
+        hash.update(body);
+    } else {
+        for part in [Some(resource.to_owned()), Some(action.to_owned())].iter().chain(parts).flatten() {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+    }
+    format!("sentry:{}", &hex::encode(hash.finalize())[..40])
+}
+
+/// A JSON value as text: ids arrive as strings, statuses as numbers.
+fn scalar(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
 /// Issue alerts (`event_alert`) and metric alerts (`metric_alert`); other resources are
 /// acknowledged but not forwarded (`Ok(None)`).
-pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<Alert>, Refusal> {
+pub fn to_alert(resource: &str, body: &[u8]) -> Result<Option<Delivery>, Refusal> {
     let payload: Value =
         serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("body is not JSON: {e}")))?;
     let action = payload.get("action").and_then(Value::as_str).unwrap_or_default();
@@ -79,7 +113,9 @@ pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<
                 "error" | "warning" => Severity::Warning,
                 _ => Severity::Info,
             };
-            let issue = text(event.get("issue_id")).unwrap_or_else(|| request_id.to_owned());
+            let issue = scalar(event.get("issue_id"));
+            let key = delivery_key(resource, action, &[Some(rule.clone()), scalar(event.get("event_id"))], body);
+            let issue = issue.unwrap_or_else(|| key.clone());
             let mut alert = Alert::new("sentry", severity, format!("sentry:issue:{issue}"), format!("Sentry: {title}"))
                 .summary(format!("Sentry rule \"{rule}\" fired for {level} event \"{title}\"."))
                 .detail("rule", rule)
@@ -90,7 +126,7 @@ pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<
             if let Some(url) = text(event.get("web_url")).or_else(|| text(event.get("url"))) {
                 alert = alert.link("event in Sentry", url);
             }
-            Ok(Some(alert))
+            Ok(Some(Delivery { alert, key }))
         }
         "metric_alert" => {
             let metric = data.get("metric_alert");
@@ -101,10 +137,11 @@ pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<
                 .or_else(|| data.get("description_title").and_then(Value::as_str))
                 .unwrap_or("metric alert")
                 .to_owned();
-            let id = metric
-                .and_then(|m| m.get("id"))
-                .map(|v| v.to_string().trim_matches('"').to_owned())
-                .unwrap_or_else(|| rule.clone());
+            let incident = metric.and_then(|m| m.get("id"));
+            let id = scalar(incident).unwrap_or_else(|| rule.clone());
+            let field = |name: &str| metric.and_then(|m| m.get(name));
+            let since = scalar(field("date_closed")).or_else(|| scalar(field("date_detected")));
+            let key = delivery_key(resource, action, &[scalar(incident), scalar(field("status")), since], body);
             let (severity, resolved) = match action {
                 "critical" | "triggered" => (Severity::Critical, false),
                 "warning" => (Severity::Warning, false),
@@ -119,7 +156,7 @@ pub fn to_alert(resource: &str, body: &[u8], request_id: &str) -> Result<Option<
             if let Some(url) = text(data.get("web_url")) {
                 alert = alert.link("alert in Sentry", url);
             }
-            Ok(Some(if resolved { alert.resolved() } else { alert }))
+            Ok(Some(Delivery { alert: if resolved { alert.resolved() } else { alert }, key }))
         }
         _ => Ok(None),
     }
