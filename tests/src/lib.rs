@@ -3,6 +3,7 @@
 
 pub mod ai_engine;
 pub mod aws;
+pub mod aws_examples;
 pub mod google;
 pub mod http_targets;
 pub mod logs;

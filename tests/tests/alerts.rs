@@ -407,3 +407,75 @@ async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_link
         text.contains("&lt;!channel&gt; pay here &lt;https://evil.example|https://cineview.ai/billing&gt; &amp; now")
     );
 }
+
+/// AWS's example SNS event `name`, each record given its own MessageId and AlarmName (AWS's
+/// files reuse one of each) so the deliveries are distinct and independent of other tests.
+fn aws_example(name: &str) -> (Value, Vec<String>) {
+    let mut event = ops_testkit::aws_examples::event(name);
+    let mut alarms = Vec::new();
+    for record in event["Records"].as_array_mut().expect("Records") {
+        record["Sns"]["MessageId"] = json!(unique("aws-example"));
+        let alarm = unique("EXAMPLE");
+        let message =
+            record["Sns"]["Message"].as_str().expect("Message").replace("\"EXAMPLE\"", &format!("\"{alarm}\""));
+        record["Sns"]["Message"] = json!(message);
+        alarms.push(alarm);
+    }
+    (event, alarms)
+}
+
+#[tokio::test]
+async fn aws_example_alarm_notifications_become_notifications() {
+    let f = fixture().await;
+    let (single, alarms) = aws_example("example-cloudwatch-alarm-sns-payload-single-metric.json");
+    let answer = f.invoke(single).await.expect("forwarded");
+    assert_eq!(answer["records"][0]["decision"], "sent");
+    let note = f.one_notification().await;
+    assert_eq!(note.subject.as_deref(), Some(format!("[CRITICAL] {} is ALARM", alarms[0]).as_str()));
+    assert!(note.message.contains("AWS/EC2/NetworkOut") && note.message.contains("Threshold Crossed"));
+
+    let (multiple, alarms) = aws_example("example-cloudwatch-alarm-sns-payload-multiple-metrics.json");
+    let answer = f.invoke(multiple).await.expect("forwarded");
+    assert_eq!(answer["records"].as_array().map(Vec::len), Some(2));
+    let notes = f.ops.receive(2, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 2, "one per record");
+    for (note, alarm) in notes.iter().zip(&alarms) {
+        assert!(note.message.contains(alarm.as_str()) && note.message.contains("metric math expression"));
+    }
+
+    let (plain, _) = aws_example("example-sns-event.json");
+    f.invoke(plain).await.expect("forwarded");
+    let note = f.one_notification().await;
+    assert!(
+        note.message.contains("Hello\r\nworld!") && note.subject.as_deref().is_some_and(|s| s.contains("Greetings"))
+    );
+}
+
+/// A composite alarm's SNS message: the schema of "Notifying users on alarm changes" (CloudWatch
+/// User Guide), with `TriggeringChildren` as objects and `Region` as a display name, as real
+/// ones carry them.
+#[tokio::test]
+async fn a_composite_alarm_names_its_rule_and_the_child_that_fired() {
+    let f = fixture().await;
+    let name = unique("cineview-backend-degraded");
+    let child = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:cineview-health-checker-errors";
+    let message = json!({
+        "AlarmName": name, "AlarmDescription": "", "AWSAccountId": "123456789012",
+        "NewStateValue": "ALARM",
+        "NewStateReason": format!("{child} transitioned to ALARM at Wednesday 26 November, 2026 03:05:12 UTC"),
+        "StateChangeTime": "2026-11-26T03:05:12.640+0000", "Region": "US East (N. Virginia)",
+        "AlarmArn": format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"),
+        "OKActions": [], "AlarmActions": ["arn:aws:sns:us-east-1:123456789012:cineview-ops-alerts"],
+        "InsufficientDataActions": [], "OldStateValue": "OK",
+        "AlarmRule": "ALARM(cineview-health-checker-errors) OR ALARM(cineview-backup-missing)",
+        "TriggeringChildren": [{"Arn": child, "State": {"Value": "ALARM", "Timestamp": "2026-11-26T03:05:12.640+0000"}}]
+    });
+    f.invoke(sns_event(&unique("msg"), &message.to_string(), Some(&format!("ALARM: \"{name}\""))))
+        .await
+        .expect("forwarded");
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("critical"));
+    assert!(note.message.contains("composite alarm: ALARM(cineview-health-checker-errors)"), "{}", note.message);
+    assert!(note.message.contains(&format!("{child} (ALARM)")), "{}", note.message);
+    assert!(note.message.contains("  region: us-east-1\n"), "{}", note.message);
+}

@@ -5,8 +5,11 @@ use ops_shared::alert::{Alert, Severity, cut_at_char};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A CloudWatch alarm notification; every field optional, as real ones vary (metric math
-/// alarms have no MetricName, descriptions are often null).
+/// A CloudWatch alarm notification ("Notifying users on alarm changes", the SNS schemas for
+/// metric and composite alarms); every field but the name and state optional, as real ones
+/// vary: metric math alarms have no MetricName, descriptions are often null, composite alarms
+/// carry `AlarmRule` and `TriggeringChildren` instead of `Trigger`, and `Region` is the
+/// region's display name.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CloudWatchAlarm {
@@ -28,6 +31,11 @@ pub struct CloudWatchAlarm {
     pub account_id: Option<String>,
     #[serde(default)]
     pub trigger: Option<Value>,
+    #[serde(default)]
+    pub alarm_rule: Option<String>,
+    /// ARNs as the schema says, or `{Arn, State: {Value, Timestamp}}` as real messages carry.
+    #[serde(default)]
+    pub triggering_children: Option<Vec<Value>>,
 }
 
 /// Our alert JSON, a CloudWatch alarm, or unrecognised text.
@@ -49,18 +57,16 @@ pub fn from_cloudwatch(alarm: &CloudWatchAlarm) -> Alert {
         "OK" => (Severity::Critical, true),
         _ => (Severity::Warning, false), // INSUFFICIENT_DATA and anything new
     };
-    let region = alarm
-        .alarm_arn
-        .as_deref()
-        .and_then(|arn| arn.split(':').nth(3))
-        .filter(|r| !r.is_empty())
-        .unwrap_or("us-east-1");
+    // The ARN's region code; the message's `Region` is a display name ("US East (N. Virginia)").
+    let arn_region = alarm.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).filter(|r| !r.is_empty());
+    let region = arn_region.unwrap_or("us-east-1");
     let trigger = alarm.trigger.as_ref();
     let metric = trigger
         .and_then(|t| t.get("MetricName"))
         .and_then(Value::as_str)
         .map(|m| format!("{}/{m}", trigger.and_then(|t| t.get("Namespace")).and_then(Value::as_str).unwrap_or("?")))
         .or_else(|| trigger.and_then(|t| t.get("Metrics")).map(|_| "metric math expression".to_owned()))
+        .or_else(|| alarm.alarm_rule.as_ref().map(|rule| format!("composite alarm: {rule}")))
         .unwrap_or_else(|| "unknown metric".to_owned());
     let mut summary = alarm.new_state_reason.clone().unwrap_or_else(|| format!("{name} is {state}"));
     if let Some(description) = alarm.alarm_description.as_deref().filter(|d| !d.trim().is_empty()) {
@@ -71,7 +77,7 @@ pub fn from_cloudwatch(alarm: &CloudWatchAlarm) -> Alert {
         .detail("alarm", name.clone())
         .detail("state", format!("{} -> {state}", alarm.old_state_value.as_deref().unwrap_or("?")))
         .detail("metric", metric)
-        .detail("region", alarm.region.clone().unwrap_or_else(|| region.to_owned()))
+        .detail("region", arn_region.map(str::to_owned).or_else(|| alarm.region.clone()).unwrap_or_default())
         .link(
             "alarm in the CloudWatch console",
             format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#alarmsV2:alarm/{name}"),
@@ -81,6 +87,22 @@ pub fn from_cloudwatch(alarm: &CloudWatchAlarm) -> Alert {
     }
     if let Some(at) = &alarm.state_change_time {
         alert = alert.detail("state_changed_at", at.clone());
+    }
+    let children: Vec<String> = alarm
+        .triggering_children
+        .iter()
+        .flatten()
+        .filter_map(|child| match child {
+            Value::String(arn) => Some(arn.clone()),
+            other => {
+                let arn = other.get("Arn")?.as_str()?;
+                let state = other.get("State").and_then(|s| s.get("Value")).and_then(Value::as_str).unwrap_or("?");
+                Some(format!("{arn} ({state})"))
+            }
+        })
+        .collect();
+    if !children.is_empty() {
+        alert = alert.detail("triggered_by", children.join(", "));
     }
     if resolved { alert.resolved() } else { alert }
 }
