@@ -60,6 +60,7 @@ async fn main() -> ExitCode {
         bench.rotation().await?;
         bench.health().await?;
         bench.forwarder().await?;
+        bench.sentry_webhook().await?;
         for (scale, payload_rows, label) in sizes {
             bench.backup(*scale, *payload_rows, label).await?;
         }
@@ -85,6 +86,11 @@ fn stats(samples: &mut [f64]) -> (f64, f64) {
     let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
     let p95 = samples.get(((samples.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
     (mean, p95)
+}
+
+/// The `q`-quantile (0..=1) of sorted `samples`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -260,6 +266,81 @@ impl Bench {
         println!("## alert-forwarder: per SNS record ({RECORDS} each, invoke round trip)\n");
         println!(
             "| record | mean | p95 |\n|---|---|---|\n| new alert, e-mailed | {d_mean:.1} ms | {d_p95:.1} ms |\n| duplicate delivery | {u_mean:.1} ms | {u_p95:.1} ms |\n"
+        );
+        Ok(())
+    }
+
+    /// Time to answer a Sentry webhook on the Function URL, which Sentry wants within 1 s:
+    /// from process start (cold) and on a warm process, each a new signed metric alert.
+    async fn sentry_webhook(&self) -> Result<(), String> {
+        const COLD: usize = 5;
+        const WARM: usize = 300;
+        let secret = ops_shared::secrets::read_stage(
+            &self.aws.secrets,
+            ops_testkit::names::SENTRY_WEBHOOK_SECRET,
+            ops_shared::secrets::AWSCURRENT,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .value;
+        let request = |incident: usize| -> Result<Value, String> {
+            let body = json!({"action": "critical", "data": {"metric_alert": {"id": incident.to_string(),
+                "alert_rule": {"id": "7", "name": "P95 > 3000ms"}, "status": 20, "date_detected": "2026-11-26T03:00:00Z"},
+                "description_text": "P95 3412ms", "web_url": "https://sentry.io/alerts/1/"}})
+            .to_string();
+            let signature = alert_forwarder::sentry::sign(secret.trim().as_bytes(), body.as_bytes())
+                .ok_or("cannot sign with the webhook secret")?;
+            let now = chrono::Utc::now().timestamp();
+            Ok(json!({"version": "2.0", "rawPath": "/", "rawQueryString": "",
+                "headers": {"content-type": "application/json", "sentry-hook-resource": "metric_alert",
+                    "sentry-hook-timestamp": now.to_string(), "sentry-hook-signature": signature,
+                    "request-id": uuid::Uuid::new_v4().simple().to_string()},
+                "requestContext": {"accountId": "anonymous", "apiId": "bench", "domainName": "bench.lambda-url.us-east-1.on.aws",
+                    "domainPrefix": "bench", "requestId": uuid::Uuid::new_v4().to_string(), "routeKey": "$default", "stage": "$default",
+                    "time": "26/Nov/2026:03:05:12 +0000", "timeEpoch": now * 1000,
+                    "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "35.184.238.160", "userAgent": "Sentry"}},
+                "body": body, "isBase64Encoded": false}))
+        };
+        let answered = |answer: &Value| answer.get("statusCode").and_then(Value::as_i64) == Some(202);
+        let base = uuid::Uuid::new_v4().as_u128() as usize % 1_000_000_000;
+        let mut cold = Vec::new();
+        for i in 0..COLD {
+            let started = Instant::now();
+            let mut process = self.start("alert-forwarder", &[]).await?;
+            let (answer, _) = self.invoke_ok(&mut process, &request(base + i)?).await?;
+            cold.push(ms(started.elapsed()));
+            process.stop();
+            if !answered(&answer) {
+                return Err(format!("the webhook was not accepted: {answer}"));
+            }
+        }
+        let mut process = self.start("alert-forwarder", &[]).await?;
+        let mut warm = Vec::new();
+        for i in 0..WARM {
+            let (answer, took) = self.invoke_ok(&mut process, &request(base + COLD + i)?).await?;
+            if !answered(&answer) {
+                return Err(format!("the webhook was not accepted: {answer}"));
+            }
+            warm.push(ms(took));
+        }
+        process.stop();
+        cold.sort_by(f64::total_cmp);
+        warm.sort_by(f64::total_cmp);
+        println!(
+            "## alert-forwarder: answering a Sentry webhook (Sentry waits 1 s; verify, route, e-mail, answer)
+"
+        );
+        println!("| process | p50 | p99 | max |\n|---|---|---|---|");
+        println!(
+            "| cold: process start to answer ({COLD} starts) | {:.1} ms | | {:.1} ms |",
+            quantile(&cold, 0.5),
+            quantile(&cold, 1.0)
+        );
+        println!(
+            "| warm ({WARM} webhooks) | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+            quantile(&warm, 0.5),
+            quantile(&warm, 0.99),
+            quantile(&warm, 1.0)
         );
         Ok(())
     }

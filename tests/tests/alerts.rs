@@ -73,7 +73,10 @@ fn sns_event(message_id: &str, message: &str, subject: Option<&str>) -> Value {
     }]})
 }
 
-/// A Function URL request carrying a Sentry webhook, signed with `secret`.
+/// A Function URL request carrying a Sentry webhook, signed with `secret`, with the headers of
+/// Sentry's "Webhooks" page (integration platform): `Request-ID`, `Sentry-Hook-Resource`,
+/// `Sentry-Hook-Timestamp` (Unix seconds) and `Sentry-Hook-Signature` (HMAC-SHA256 of the body
+/// with the client secret, hex).
 fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, request_id: &str) -> Value {
     let signature = alert_forwarder::sentry::sign(secret.as_bytes(), body.as_bytes()).expect("sign");
     json!({

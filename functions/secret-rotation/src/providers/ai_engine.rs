@@ -94,17 +94,7 @@ impl KeyProvider for AiEngine<'_> {
     }
 
     fn revoke<'a>(&'a self, admin: &'a Admin, id: &'a str) -> Call<'a, ()> {
-        Box::pin(async move {
-            let url = format!("{}/{id}", self.keys_url);
-            let response = self
-                .upstream
-                .send("revoke a key", || self.upstream.http.delete(&url).bearer_auth(&admin.bearer))
-                .await?;
-            match response.status() {
-                StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
-                status => Err(self.upstream.failed("revoke a key", format!("answered HTTP {status}"))),
-            }
-        })
+        Box::pin(async move { self.upstream.delete_key(&self.keys_url, id, &admin.bearer).await })
     }
 
     fn check<'a>(&'a self, key: &'a str) -> Call<'a, ()> {

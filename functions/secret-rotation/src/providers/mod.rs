@@ -129,6 +129,22 @@ impl Upstream<'_> {
         Err(if unknown { CreateError::Unknown(error) } else { CreateError::Refused(error) })
     }
 
+    /// `DELETE {keys_url}/{id}`; a key already gone (404) is fine. `id` comes from the secret,
+    /// so it must be one path segment: a tampered value cannot aim the DELETE elsewhere.
+    pub async fn delete_key(&self, keys_url: &str, id: &str, bearer: &str) -> Result<(), RotationError> {
+        let operation = "revoke a key";
+        let segment = !id.is_empty() && id != ".." && !id.contains(['/', '?', '#', '%', '\\']);
+        if !segment {
+            return Err(self.failed(operation, format!("key id {id:?} is not a single path segment")));
+        }
+        let url = format!("{keys_url}/{id}");
+        let response = self.send(operation, || self.http.delete(&url).bearer_auth(bearer)).await?;
+        match response.status() {
+            reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::OK | reqwest::StatusCode::NOT_FOUND => Ok(()),
+            status => Err(self.failed(operation, format!("answered HTTP {status}"))),
+        }
+    }
+
     /// testSecret's request: `GET url` with the key in `header`; 200 means the key works.
     pub async fn check(&self, url: &str, header: &str, value: &str) -> Result<(), RotationError> {
         let failed = |problem: String| RotationError::TestFailed { secret: self.secret.to_owned(), problem };
@@ -146,4 +162,19 @@ impl Upstream<'_> {
 /// A base URL from the secret's field `field`, else `default`, without a trailing slash.
 pub fn base_url(secret: &KeySecret, field: &str, default: &str) -> String {
     secret.field(field).unwrap_or(default).trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_id_cannot_aim_the_delete_elsewhere() {
+        let http = reqwest::Client::new();
+        let upstream = Upstream { http: &http, secret: "s", operation_timeout: Duration::from_secs(1) };
+        for id in ["../admin", "a/b", "x?all=true", "", "..", "%2e%2e"] {
+            let err = upstream.delete_key("http://127.0.0.1:9/keys", id, "t").await.expect_err(id).to_string();
+            assert!(err.contains("not a single path segment"), "{id}: {err}");
+        }
+    }
 }
