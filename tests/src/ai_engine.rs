@@ -60,6 +60,8 @@ struct Engine {
     keys: Vec<ApiKey>,
     faults: VecDeque<Fault>,
     after_create: VecDeque<AfterCreate>,
+    /// The name of every create request received.
+    create_requests: Vec<String>,
     admin_requests: usize,
     /// Ids are never reused, as upstream.
     next_id: usize,
@@ -129,6 +131,11 @@ impl AiEngine {
         key
     }
 
+    /// How many create requests named `name` arrived.
+    pub fn create_requests(&self, name: &str) -> usize {
+        self.engine.lock().map(|e| e.create_requests.iter().filter(|n| *n == name).count()).unwrap_or(0)
+    }
+
     pub fn queue_after_create(&self, faults: &[AfterCreate]) {
         if let Ok(mut engine) = self.engine.lock() {
             engine.after_create.extend(faults.iter().copied());
@@ -193,6 +200,9 @@ async fn create(
     let Some(name) = body.get("name").and_then(|n| n.as_str()) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    if let Ok(mut engine) = s.engine.lock() {
+        engine.create_requests.push(name.to_owned());
+    }
     let key = s.create_key(name);
     let fault = s.engine.lock().ok().and_then(|mut engine| engine.after_create.pop_front());
     answer_after_create(fault, (StatusCode::CREATED, axum::Json(json!({"id": key.id, "key": key.key}))).into_response())

@@ -51,6 +51,8 @@ struct Project {
     next_id: usize,
     faults: VecDeque<Fault>,
     after_create: VecDeque<AfterCreate>,
+    /// The name of every create request received.
+    create_requests: Vec<String>,
     management_requests: usize,
     /// Listings asked with `reveal=true`, which hand every secret key's plaintext to the caller.
     revealed_listings: usize,
@@ -96,6 +98,7 @@ impl Supabase {
             next_id: 0,
             faults: VecDeque::new(),
             after_create: VecDeque::new(),
+            create_requests: Vec::new(),
             management_requests: 0,
             revealed_listings: 0,
             data_api_enabled: true,
@@ -133,6 +136,11 @@ impl Supabase {
         if let Ok(mut project) = self.project.lock() {
             project.faults.extend(faults.iter().copied());
         }
+    }
+
+    /// How many create requests named `name` arrived.
+    pub fn create_requests(&self, name: &str) -> usize {
+        self.project.lock().map(|p| p.create_requests.iter().filter(|n| *n == name).count()).unwrap_or(0)
     }
 
     pub fn queue_after_create(&self, faults: &[AfterCreate]) {
@@ -269,6 +277,7 @@ async fn create(
     }
     let (key, fault) = {
         let Ok(mut project) = s.project.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+        project.create_requests.push(name.clone());
         project.next_id += 1;
         let prefix = if kind == KeyType::Secret { "sb_secret_" } else { "sb_publishable_" };
         let key =

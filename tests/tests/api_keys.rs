@@ -160,6 +160,8 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
         let named: Vec<_> =
             f.engine.keys().into_iter().filter(|k| k.name == secret_rotation::api_key::key_name(&token)).collect();
         assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
+        let name = secret_rotation::api_key::key_name(&token);
+        assert_eq!(f.engine.create_requests(&name), 1, "the create was not repeated after {fault:?}");
         assert_eq!(named[0].key, f.stage(AWSCURRENT).await.api_key);
     }
     assert_eq!(f.engine.keys().len(), 2, "current and previous only");

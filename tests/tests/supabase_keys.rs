@@ -174,6 +174,7 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
         let name = secret_rotation::api_key::key_name(&token);
         let named: Vec<_> = f.supabase.keys().into_iter().filter(|k| k.name == name).collect();
         assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
+        assert_eq!(f.supabase.create_requests(&name), 1, "the create was not repeated after {fault:?}");
         assert_eq!(named[0].api_key, f.key(AWSCURRENT).await, "the secret holds that key");
     }
     // The grace rule: the current key and the previous one, nothing else.
