@@ -233,9 +233,12 @@ impl Demo {
         let keys: Vec<String> = google
             .live_keys()
             .into_iter()
-            .map(|k| match k.services.as_slice() {
-                [] => format!("{} (unrestricted)", k.name),
-                services => format!("{} (only {})", k.name, services.join(", ")),
+            .map(|k| {
+                let bound = k.service_account.as_deref().map(|a| format!("bound to {a}")).unwrap_or("standard".into());
+                match k.services.as_slice() {
+                    [] => format!("{} ({bound}, unrestricted)", k.name),
+                    services => format!("{} ({bound}, only {})", k.name, services.join(", ")),
+                }
             })
             .collect();
         self.report_keys(&keys, google.key_works(&current), google.key_works(&initial.key_string));
