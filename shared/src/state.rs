@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::aws::describe_sdk_error;
@@ -48,6 +50,91 @@ pub trait StateStore: Send + Sync {
         counters: &[(&str, i64)],
         expires_at: i64,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// A change [`update`] wrote: the record before and after, and the version now stored.
+#[derive(Debug, Clone)]
+pub struct Committed<T, D> {
+    pub before: T,
+    pub after: T,
+    /// What `decide` concluded, besides the new record.
+    pub decision: D,
+    /// `None` when the record did not exist before.
+    pub previous_version: Option<u64>,
+}
+
+impl<T, D> Committed<T, D> {
+    pub fn version(&self) -> u64 {
+        self.previous_version.unwrap_or(0) + 1
+    }
+}
+
+/// Reads the record at `pk`/`sk`, lets `decide` compute the new one from it, and writes it
+/// only if nobody wrote in between; on a lost race it reads and decides again, at most
+/// `attempts` times (`Ok(None)` when every attempt lost). `decide` may run several times.
+///
+/// A record missing or unreadable as `T` counts as `T::default()` and is overwritten: the
+/// state is derived from what the functions observe and is learned again, while refusing it
+/// would stop alerts for that key for good. An unreadable one is logged.
+pub async fn update<S, T, D>(
+    store: &S,
+    (pk, sk): (&str, &str),
+    expires_at: i64,
+    attempts: usize,
+    mut decide: impl FnMut(&T) -> (T, D),
+) -> Result<Option<Committed<T, D>>, StateError>
+where
+    S: StateStore,
+    T: Default + Serialize + DeserializeOwned,
+{
+    for _ in 0..attempts {
+        let current = store.get(pk, sk).await?;
+        let previous_version = current.as_ref().map(|item| item.version);
+        let before = match current {
+            None => T::default(),
+            Some(item) => serde_json::from_value(item.data).unwrap_or_else(|err| {
+                tracing::warn!(pk, sk, error = %err, "unreadable state record; starting it afresh");
+                T::default()
+            }),
+        };
+        let (after, decision) = decide(&before);
+        let data = to_data(&after, pk, sk)?;
+        if store.put(pk, sk, &data, previous_version, expires_at).await? {
+            return Ok(Some(Committed { before, after, decision, previous_version }));
+        }
+    }
+    Ok(None)
+}
+
+/// Undoes `committed` after what it should have caused (an alert, say) failed: the record goes
+/// back to what it was unless someone wrote since, or away if it did not exist before.
+pub async fn roll_back<S, T, D>(
+    store: &S,
+    (pk, sk): (&str, &str),
+    expires_at: i64,
+    committed: &Committed<T, D>,
+) -> Result<(), StateError>
+where
+    S: StateStore,
+    T: Serialize,
+{
+    match committed.previous_version {
+        None => store.delete(pk, sk).await,
+        Some(_) => {
+            let data = to_data(&committed.before, pk, sk)?;
+            store.put(pk, sk, &data, Some(committed.version()), expires_at).await.map(|_| ())
+        }
+    }
+}
+
+fn to_data(record: &impl Serialize, pk: &str, sk: &str) -> Result<Value, StateError> {
+    serde_json::to_value(record).map_err(|e| StateError {
+        table: String::new(),
+        operation: "serialise",
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+        detail: e.to_string(),
+    })
 }
 
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use ops_shared::SecretCache;
 use ops_shared::alert::{Alert, PublishError, Severity, SnsAlertPublisher, Status};
-use ops_shared::state::{StateError, StateStore};
+use ops_shared::state::{self, StateError, StateStore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -61,6 +61,25 @@ pub struct Forwarder<S> {
     pub secrets: Arc<SecretCache>,
     pub http: reqwest::Client,
     pub config: ForwarderConfig,
+}
+
+/// Whether `alert` goes to ops, given what was recorded of its key: a new key, a change of
+/// status or a rise in severity is sent, so is a repeat once the interval has passed; a firing
+/// alert with a firing parent is muted, and so is the resolve of an alert ops never heard of.
+fn decide(alert: &Alert, previous: &AlertRecord, has_firing_parent: bool, now: i64, repeat_secs: i64) -> Decision {
+    let first = previous.status.is_none();
+    let changed = previous.status != Some(alert.status);
+    let escalated = alert.status == Status::Firing && previous.severity.is_some_and(|s| alert.severity > s);
+    let due = now - previous.last_sent >= repeat_secs;
+    let muted = alert.status == Status::Firing && has_firing_parent;
+    let muted_resolve = alert.status == Status::Resolved && previous.muted && previous.status == Some(Status::Firing);
+    if muted || muted_resolve {
+        Decision::Muted
+    } else if first || changed || escalated || due {
+        Decision::Sent
+    } else {
+        Decision::Repeat
+    }
 }
 
 impl<S: StateStore> Forwarder<S> {
@@ -117,28 +136,10 @@ impl<S: StateStore> Forwarder<S> {
     async fn route(&self, alert: &Alert, now: i64) -> Result<Decision, ForwardError> {
         let repeat = self.config.repeat_interval.as_secs() as i64;
         let parent = self.firing_parent(alert, now).await?;
-        for _ in 0..WRITE_ATTEMPTS {
-            let current = self.state.get(ALERTS, &alert.dedup_key).await?;
-            let (version, previous) = match &current {
-                Some(item) => {
-                    (Some(item.version), serde_json::from_value::<AlertRecord>(item.data.clone()).unwrap_or_default())
-                }
-                None => (None, AlertRecord::default()),
-            };
-            let changed = previous.status != Some(alert.status);
-            let escalated = alert.status == Status::Firing && previous.severity.is_some_and(|s| alert.severity > s);
-            let due = now - previous.last_sent >= repeat;
-            let muted = alert.status == Status::Firing && parent.is_some();
-            // A resolve of something ops never heard about (it was muted) stays quiet too.
-            let muted_resolve =
-                alert.status == Status::Resolved && previous.muted && previous.status == Some(Status::Firing);
-            let decision = if muted || muted_resolve {
-                Decision::Muted
-            } else if current.is_none() || changed || escalated || due {
-                Decision::Sent
-            } else {
-                Decision::Repeat
-            };
+        let key = (ALERTS, alert.dedup_key.as_str());
+        let expires = now + 30 * DAY;
+        let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |previous: &AlertRecord| {
+            let decision = decide(alert, previous, parent.is_some(), now, repeat);
             let record = AlertRecord {
                 status: Some(alert.status),
                 severity: Some(alert.severity),
@@ -146,40 +147,28 @@ impl<S: StateStore> Forwarder<S> {
                 muted: decision == Decision::Muted,
                 muted_children: previous.muted_children,
             };
-            let data = serde_json::to_value(&record).unwrap_or_default();
-            if !self.state.put(ALERTS, &alert.dedup_key, &data, version, now + 30 * DAY).await? {
-                continue;
-            }
-            match decision {
-                Decision::Sent => {
-                    if let Err(err) = self.publish(alert, record.muted_children).await {
-                        // Restore the record so the retried delivery is not taken for a repeat.
-                        let restore = serde_json::to_value(&previous).unwrap_or_default();
-                        let written = version.unwrap_or(0) + 1;
-                        let rollback = if current.is_some() {
-                            self.state
-                                .put(ALERTS, &alert.dedup_key, &restore, Some(written), now + 30 * DAY)
-                                .await
-                                .map(|_| ())
-                        } else {
-                            self.state.delete(ALERTS, &alert.dedup_key).await
-                        };
-                        if let Err(rollback) = rollback {
-                            tracing::error!(error = %rollback, "could not restore the alert record after a failed publish");
-                        }
-                        return Err(err);
+            (record, decision)
+        })
+        .await?
+        .ok_or_else(|| ForwardError::Contended(alert.dedup_key.clone()))?;
+        match committed.decision {
+            Decision::Sent => {
+                if let Err(err) = self.publish(alert, committed.after.muted_children).await {
+                    // Restore the record so the retried delivery is not taken for a repeat.
+                    if let Err(rollback) = state::roll_back(&self.state, key, expires, &committed).await {
+                        tracing::error!(error = %rollback, "could not restore the alert record after a failed publish");
                     }
+                    return Err(err);
                 }
-                Decision::Muted => {
-                    if let Some(parent) = &parent {
-                        tracing::info!(dedup_key = %alert.dedup_key, parent = %parent, "muted by a firing parent");
-                    }
-                }
-                Decision::Repeat | Decision::Duplicate => {}
             }
-            return Ok(decision);
+            Decision::Muted => {
+                if let Some(parent) = &parent {
+                    tracing::info!(dedup_key = %alert.dedup_key, parent = %parent, "muted by a firing parent");
+                }
+            }
+            Decision::Repeat | Decision::Duplicate => {}
         }
-        Err(ForwardError::Contended(alert.dedup_key.clone()))
+        Ok(committed.decision)
     }
 
     /// The parent key of an inhibition rule that mutes `alert` and is firing now.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
-use ops_shared::state::{StateError, StateStore};
+use ops_shared::state::{self, StateError, StateStore};
 use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
 
@@ -106,38 +106,24 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
         };
         let pk = key(&target.name);
         let expires = now.timestamp() + 90 * DAY;
-        let mut attempt = 0;
-        let (before, written_version, transitions) = loop {
-            attempt += 1;
-            let current = self.state.get(&pk, "state").await?;
-            let (version, before) = match &current {
-                Some(item) => {
-                    (Some(item.version), serde_json::from_value::<TargetState>(item.data.clone()).unwrap_or_default())
-                }
-                None => (None, TargetState::default()),
-            };
+        let committed = state::update(&self.state, (&pk, "state"), expires, WRITE_ATTEMPTS, |before: &TargetState| {
             let mut after = before.clone();
             let transitions = apply(&mut after, result, target, now.timestamp(), &thresholds);
-            let data = serde_json::to_value(&after).unwrap_or_default();
-            if self.state.put(&pk, "state", &data, version, expires).await? {
-                break (before, version.unwrap_or(0) + 1, transitions);
-            }
-            if attempt >= WRITE_ATTEMPTS {
-                return Err(HealthError::Contended(target.name.clone()));
-            }
-        };
+            (after, transitions)
+        })
+        .await?
+        .ok_or_else(|| HealthError::Contended(target.name.clone()))?;
 
         let day = format!("day#{}", now.format("%Y-%m-%d"));
         let counters = [("checks", 1), ("up", i64::from(result.up()))];
         self.state.increment(&pk, &day, &counters, now.timestamp() + self.config.availability_days * DAY).await?;
 
         let mut titles = Vec::new();
-        for transition in &transitions {
+        for transition in &committed.decision {
             let alert = self.alert_for(target, result, transition);
             if let Err(err) = self.alerts.publish(&alert).await {
                 // Put the state back so the next run sees the change again and re-alerts.
-                let data = serde_json::to_value(&before).unwrap_or_default();
-                if let Err(rollback) = self.state.put(&pk, "state", &data, Some(written_version), expires).await {
+                if let Err(rollback) = state::roll_back(&self.state, (&pk, "state"), expires, &committed).await {
                     tracing::error!(target = %target.name, error = %rollback, "could not roll back after a failed alert");
                 }
                 return Err(err.into());
