@@ -200,9 +200,20 @@ pub struct PublishError {
     pub detail: String,
 }
 
-/// Where alerts go. Implemented by SNS in production and by a recorder in unit tests.
+/// Where alerts go. Implemented by SNS in production and by a recorder in tests.
 pub trait AlertSink: Send + Sync {
-    fn publish(&self, alert: &Alert) -> impl std::future::Future<Output = Result<(), PublishError>> + Send;
+    /// Publishes `alert` as a ready-made message: the alert forwarder sends plain text.
+    fn publish_message(
+        &self,
+        subject: &str,
+        body: &str,
+        alert: &Alert,
+    ) -> impl std::future::Future<Output = Result<(), PublishError>> + Send;
+
+    /// Publishes `alert` as its JSON body (what every function sends the forwarder).
+    fn publish(&self, alert: &Alert) -> impl std::future::Future<Output = Result<(), PublishError>> + Send {
+        async move { self.publish_message(&alert.subject(), &alert.to_body(), alert).await }
+    }
 }
 
 /// Publishes alerts to an SNS topic with `severity` and `source` message attributes.
@@ -217,8 +228,10 @@ impl SnsAlertPublisher {
         SnsAlertPublisher { client, topic_arn: topic_arn.into() }
     }
 
-    /// Publishes a ready-made message: the alert forwarder sends plain text, others JSON.
-    pub async fn publish_raw(&self, subject: &str, body: &str, alert: &Alert) -> Result<(), PublishError> {
+}
+
+impl AlertSink for SnsAlertPublisher {
+    async fn publish_message(&self, subject: &str, body: &str, alert: &Alert) -> Result<(), PublishError> {
         use aws_sdk_sns::types::MessageAttributeValue;
         let attribute = |value: &str| {
             MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| PublishError {
@@ -242,12 +255,6 @@ impl SnsAlertPublisher {
                 detail: describe_sdk_error(&err),
             })?;
         Ok(())
-    }
-}
-
-impl AlertSink for SnsAlertPublisher {
-    async fn publish(&self, alert: &Alert) -> Result<(), PublishError> {
-        self.publish_raw(&alert.subject(), &alert.to_body(), alert).await
     }
 }
 

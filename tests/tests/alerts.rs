@@ -17,7 +17,7 @@ const SENTRY_SECRET: &str = "sentry-client-secret-for-tests";
 
 struct Fixture {
     ops: Inbox,
-    function: Function<AlertForwarder<DynamoState>>,
+    function: Function<AlertForwarder<DynamoState, SnsAlertPublisher>>,
 }
 
 async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fixture {

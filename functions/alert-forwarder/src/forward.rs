@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ops_shared::SecretCache;
-use ops_shared::alert::{Alert, PublishError, Severity, SnsAlertPublisher, Status};
+use ops_shared::alert::{Alert, AlertSink, PublishError, Severity, Status};
 use ops_shared::state::{self, StateError, StateStore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -55,9 +55,10 @@ struct AlertRecord {
     muted_children: usize,
 }
 
-pub struct Forwarder<S> {
+pub struct Forwarder<S, A> {
     pub state: S,
-    pub ops: SnsAlertPublisher,
+    /// The ops topic.
+    pub ops: A,
     pub secrets: Arc<SecretCache>,
     pub http: reqwest::Client,
     pub config: ForwarderConfig,
@@ -82,7 +83,7 @@ fn decide(alert: &Alert, previous: &AlertRecord, has_firing_parent: bool, now: i
     }
 }
 
-impl<S: StateStore> Forwarder<S> {
+impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
     /// Handles one delivery. `Err` means nothing was sent and the delivery must be retried.
     pub async fn forward(&self, source_id: &str, alert: &Alert) -> Result<Decision, ForwardError> {
         let now = Utc::now().timestamp();
@@ -190,7 +191,7 @@ impl<S: StateStore> Forwarder<S> {
     async fn publish(&self, alert: &Alert, muted_children: usize) -> Result<(), ForwardError> {
         let subject = format::subject(alert);
         let body = format::body(alert, muted_children);
-        self.ops.publish_raw(&subject, &body, alert).await?;
+        self.ops.publish_message(&subject, &body, alert).await?;
         if let Some(secret) = &self.config.slack_secret_arn {
             let url = match self.secrets.get(secret).await {
                 Ok(url) => url.value,

@@ -15,7 +15,7 @@ use aws_lambda_events::event::sns::SnsEvent;
 use base64::Engine;
 use lambda_runtime::Context;
 use ops_shared::state::{DynamoState, StateStore};
-use ops_shared::{ConfigError, FunctionError, Handler, SecretCache, SnsAlertPublisher, Startup};
+use ops_shared::{AlertSink, ConfigError, FunctionError, Handler, SecretCache, SnsAlertPublisher, Startup};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
@@ -61,8 +61,8 @@ impl FunctionError for Error {
     }
 }
 
-pub struct AlertForwarder<S> {
-    pub forwarder: Forwarder<S>,
+pub struct AlertForwarder<S, A> {
+    pub forwarder: Forwarder<S, A>,
     pub secrets: Arc<SecretCache>,
 }
 
@@ -70,7 +70,7 @@ fn response(status: i64, body: Value) -> Value {
     json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string(), "isBase64Encoded": false})
 }
 
-impl<S: StateStore + 'static> AlertForwarder<S> {
+impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
     /// SNS: every record is forwarded or the invocation fails, so SNS retries (no alert lost).
     pub async fn handle_sns(&self, event: SnsEvent) -> Result<Value, Error> {
         let mut decisions = Vec::new();
@@ -148,7 +148,7 @@ impl<S: StateStore + 'static> AlertForwarder<S> {
     }
 }
 
-impl<S: StateStore + 'static> Handler for AlertForwarder<S> {
+impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder<S, A> {
     type Event = Event;
     type Output = Value;
     type Error = Error;
@@ -161,7 +161,7 @@ impl<S: StateStore + 'static> Handler for AlertForwarder<S> {
     }
 }
 
-pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState>, ConfigError> {
+pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState, SnsAlertPublisher>, ConfigError> {
     let config = ForwarderConfig::from_env(&startup.env)?;
     let http = ops_shared::http::client(Duration::from_secs(5))
         .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_SECRET_ARN", format!("cannot build an HTTP client: {e}")))?;
