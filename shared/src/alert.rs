@@ -227,7 +227,6 @@ impl SnsAlertPublisher {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
         SnsAlertPublisher { client, topic_arn: topic_arn.into() }
     }
-
 }
 
 impl AlertSink for SnsAlertPublisher {

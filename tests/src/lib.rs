@@ -7,6 +7,7 @@ pub mod aws_examples;
 pub mod google;
 pub mod http_targets;
 pub mod logs;
+pub mod memory;
 pub mod moto;
 pub mod names;
 pub mod pg;
