@@ -89,9 +89,23 @@ struct Entry {
     fetched: Instant,
 }
 
+/// Where the cache reads the time: the system's monotonic clock, or one a test moves.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
 pub struct SecretCache {
     client: Client,
     ttl: Duration,
+    clock: Box<dyn Clock>,
     entries: Mutex<HashMap<(String, String), Entry>>,
     scrubber: Scrubber,
     fallback: EnvFallback,
@@ -102,6 +116,7 @@ impl SecretCache {
         SecretCache {
             client,
             ttl: DEFAULT_TTL,
+            clock: Box::new(SystemClock),
             entries: Mutex::new(HashMap::new()),
             scrubber,
             fallback: EnvFallback::default(),
@@ -110,6 +125,11 @@ impl SecretCache {
 
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
         self
     }
 
@@ -140,13 +160,13 @@ impl SecretCache {
         let key = (id.to_owned(), stage.to_owned());
         let mut entries = self.entries.lock().await;
         if let Some(entry) = entries.get(&key)
-            && entry.fetched.elapsed() < self.ttl
+            && self.clock.now().saturating_duration_since(entry.fetched) < self.ttl
         {
             return Ok(entry.value.clone());
         }
         let value = read_stage(&self.client, id, stage).await?;
         self.scrubber.register(&value.value);
-        entries.insert(key, Entry { value: value.clone(), fetched: Instant::now() });
+        entries.insert(key, Entry { value: value.clone(), fetched: self.clock.now() });
         Ok(value)
     }
 

@@ -3,9 +3,11 @@
 //! milliseconds, without moto. The moto tests stay as contract tests of the real adapters.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ops_shared::alert::{Alert, AlertSink, PublishError};
+use ops_shared::secrets::Clock;
 use ops_shared::state::{StateError, StateStore, Versioned};
 use serde_json::Value;
 
@@ -138,5 +140,29 @@ impl AlertSink for RecordingAlerts {
             published.push(Published { subject: subject.to_owned(), body: body.to_owned(), alert: alert.clone() });
         }
         Ok(())
+    }
+}
+
+/// A clock that moves only when told, shared by its clones.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<Instant>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock(Arc::new(Mutex::new(Instant::now())))
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut now) = self.0.lock() {
+            *now += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.0.lock().map(|now| *now).unwrap_or_else(|_| Instant::now())
     }
 }

@@ -17,7 +17,10 @@ async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-ttl");
     aws.secrets.create_secret().name(&name).secret_string("first").send().await.expect("create");
-    let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default()).with_ttl(Duration::from_millis(400));
+    let clock = ops_testkit::memory::ManualClock::default();
+    let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default())
+        .with_ttl(Duration::from_secs(300))
+        .with_clock(clock.clone());
 
     assert_eq!(cache.get(&name).await.expect("read").value, "first");
     put_current(&aws, &name, "second").await;
@@ -26,7 +29,9 @@ async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
         "first",
         "within the TTL the cached value is served"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    clock.advance(Duration::from_secs(299));
+    assert_eq!(cache.get(&name).await.expect("cached read").value, "first", "still within the TTL");
+    clock.advance(Duration::from_secs(1));
     assert_eq!(cache.get(&name).await.expect("read after TTL").value, "second");
 }
 
