@@ -15,6 +15,7 @@ pub mod runtime_api;
 pub mod sentry_ingest;
 pub mod stack;
 pub mod supabase;
+pub mod supabase_schema;
 
 pub use stack::{Stack, shared};
 

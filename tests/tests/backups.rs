@@ -543,3 +543,130 @@ async fn stale_or_unreadable_platform_backups_warn() {
     assert!(outcome.contains("could not be checked") && outcome.contains("401"), "{outcome}");
     assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
 }
+
+/// The Supabase-shaped database's checks, as `VALIDATION_QUERIES` would give them.
+fn supabase_checks() -> Vec<restore_verifier::ValidationQuery> {
+    ops_testkit::supabase_schema::validation_queries()
+        .into_iter()
+        .map(|(name, sql)| restore_verifier::ValidationQuery { name, sql })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_supabase_shaped_postgres_17_database_backs_up_and_restores_with_every_check_passing() {
+    let f = fixture_on(17).await;
+    let name = unique("supabase").replace('-', "_");
+    ops_testkit::supabase_schema::create_database(f.pg(), &name).expect("Supabase-shaped database");
+    let secret = f.secret(&f.pg().superuser(&name)).await;
+    let (manifest, _) = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
+    let counted = |schema: &str, table: &str| {
+        manifest.tables.iter().find(|t| t.schema == schema && t.table == table).map(|t| t.rows)
+    };
+    assert_eq!(counted("auth", "users"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
+    assert_eq!(counted("public", "documents"), Some(1));
+    assert_eq!(counted("storage", "objects"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
+
+    let mut verifier = f.verifier();
+    verifier.config.validation_queries = supabase_checks();
+    let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
+    assert!(report.passed(), "{:#?}", report.failures);
+    for (check, _) in ops_testkit::supabase_schema::validation_queries() {
+        assert!(
+            report.checks.iter().any(|c| c.name == check && c.passed),
+            "{check} did not pass: {:#?}",
+            report.checks
+        );
+    }
+    assert!(!scratch_left(&f, &report));
+}
+
+#[tokio::test]
+async fn a_restore_needing_a_role_the_staging_server_lacks_names_the_role() {
+    let f = fixture_on(17).await;
+    let name = unique("roles").replace('-', "_");
+    let role = unique("analyst").replace('-', "_");
+    let pg = f.pg();
+    pg.psql("postgres", &format!("CREATE DATABASE {name}")).expect("database");
+    pg.psql(
+        &name,
+        &format!(
+            "CREATE ROLE {role} NOLOGIN; CREATE TABLE public.reports (id int PRIMARY KEY, body text); \
+             INSERT INTO public.reports VALUES (1, 'q3'); ALTER TABLE public.reports ENABLE ROW LEVEL SECURITY; \
+             CREATE POLICY analysts_read ON public.reports FOR SELECT TO {role} USING (true)"
+        ),
+    )
+    .expect("a policy for the role");
+    let secret = f.secret(&pg.superuser(&name)).await;
+    f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
+    // The staging server no longer has the role the dump's policy names.
+    pg.psql("postgres", &format!("ALTER ROLE {role} RENAME TO {role}_renamed")).expect("rename role");
+
+    let mut verifier = f.verifier();
+    verifier.config.validation_queries =
+        vec![restore_verifier::ValidationQuery { name: "reports".into(), sql: "SELECT true".into() }];
+    let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
+    assert!(!report.passed());
+    let failure = report.failures.iter().find(|x| x.starts_with("pg_restore succeeds")).expect("pg_restore failed");
+    assert!(failure.contains(&format!("the staging server has no role \"{role}\"")), "{failure}");
+    assert!(!scratch_left(&f, &report));
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].alert().summary.contains(&format!("no role \"{role}\"")), "{}", notes[0].alert().summary);
+}
+
+/// The first bytes of an ELF file's machine field: 0xB7 is AArch64.
+fn elf_machine(path: &std::path::Path) -> u16 {
+    let bytes = std::fs::read(path).expect("read ELF");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arm64_layer_backs_up_and_restores_postgres_17_over_verified_tls_under_emulation() {
+    let arm64 = ops_testkit::pg::arm64_tools_dir().expect("the arm64 layer");
+    let tools = PgTools::open(&arm64).expect("arm64 tools");
+    assert_eq!(tools.majors(), &[15, 17]);
+    let pg_dump = tools.pick(Tool::PgDump, 17).expect("pg_dump 17");
+    assert_eq!(elf_machine(pg_dump.program()), 0xB7, "the layer's pg_dump is an arm64 binary");
+
+    let mut f = fixture_on(17).await;
+    let pg = f.pg();
+    let verify_full = |mut creds: DbCredentials, ca: &str| {
+        creds.sslmode = Some(ops_shared::postgres::SslMode::VerifyFull);
+        creds.sslrootcert = Some(ca.to_owned());
+        creds
+    };
+    let name = unique("arm64").replace('-', "_");
+    let creds = verify_full(pg.create_seeded_database(&name, Seed::SMALL).expect("database"), &pg.ca_pem);
+    let secret = f.secret(&creds).await;
+    f.staging_secret = f.secret(&verify_full(pg.superuser("postgres"), &pg.ca_pem)).await;
+
+    let started = std::time::Instant::now();
+    let mut config = f.backup_config(&secret);
+    config.pg_tools_dir = arm64.display().to_string();
+    let (manifest, _) = f.backup(f.store(), config).run(None, None).await.expect("backup by the arm64 pg_dump");
+    assert!(manifest.pg_dump_version.starts_with("pg_dump (PostgreSQL) 17."), "{}", manifest.pg_dump_version);
+    let report = f.verifier_with(arm64.display().to_string()).run(Selection::Latest, None).await.expect("ran");
+    assert!(report.passed(), "{:#?}", report.failures);
+    println!("emulated arm64 round trip (backup and restore test): {:.1} s", started.elapsed().as_secs_f64());
+
+    // The layer's libpq verifies the server: a CA that did not sign it is refused.
+    let dir = tempfile::tempdir().expect("temp");
+    let other_ca = ops_testkit::pg::make_ca(dir.path(), "other CA").expect("another CA");
+    for (ca, expected_ok) in [(pg.ca_pem.as_str(), true), (other_ca.as_str(), false)] {
+        let creds = verify_full(pg.superuser(&name), ca);
+        let libpq = creds.libpq_env().expect("libpq env");
+        let output = pg_dump
+            .command()
+            .args(["--schema-only", "--no-password", "--host", &creds.host, "--port", &creds.port.to_string()])
+            .args(["--username", &creds.username, "--dbname", &creds.dbname])
+            .envs(libpq.vars.iter().cloned())
+            .output()
+            .await
+            .expect("run the arm64 pg_dump");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.success(), expected_ok, "{stderr}");
+        if !expected_ok {
+            assert!(stderr.contains("certificate verify failed"), "{stderr}");
+        }
+    }
+}
