@@ -186,7 +186,15 @@ pub fn build(work: &Path, arch: Arch) -> Result<Built, String> {
     }
     let arch_dir = work.join(arch.deb);
     let debs = arch_dir.join("debs");
-    let versions = download(&config, arch, &debs)?;
+    // Kept lists go stale when the mirror replaces a version: refresh them once and retry.
+    let versions = match download(&config, arch, &debs) {
+        Ok(versions) => versions,
+        Err(_) if lists_present => {
+            run("apt-get", &["update", "-q"], Some(&config), None)?;
+            download(&config, arch, &debs)?
+        }
+        Err(err) => return Err(err),
+    };
 
     let extracted = arch_dir.join("extracted");
     fresh_dir(&extracted)?;

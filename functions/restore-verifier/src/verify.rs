@@ -436,9 +436,9 @@ pub async fn pg_restore(tool: &PgTool, target: &DbCredentials, dump: &std::path:
     let stderr = String::from_utf8_lossy(&output.stderr);
     let cause = match missing_role(&stderr) {
         Some(role) => format!(
-            "the staging server has no role {role:?}, which the dump refers to (policies or grants); create the \
-             roles of the source database on the staging server first (README: staging server for Supabase \
-             dumps). "
+            "the staging server has no role {role:?}, which the dump refers to (in a row-level security policy, \
+             for one); create the source database's roles on the staging server first (README: \"Staging server \
+             for a Supabase dump\"). "
         ),
         None => String::new(),
     };
