@@ -57,28 +57,20 @@ pub fn target_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("{} is not in a cargo target directory", exe.display()))
 }
 
-fn setup_output(path: PathBuf, what: &str) -> Result<PathBuf, String> {
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!("{what} is missing ({}): run `cargo xtask setup` once", path.display()))
-    }
+/// `path` if it exists, else what is missing and the command that makes it.
+fn built_by(path: PathBuf, what: &str, command: &str) -> Result<PathBuf, String> {
+    if path.exists() { Ok(path) } else { Err(format!("{what} is missing ({}): run `{command}`", path.display())) }
 }
 
 /// `pg_dump` and `pg_restore` 15 and 17 for this machine, as the Lambda layer lays them out
 /// (`<dir>/<major>/bin`, their own loader in `<dir>/lib`).
 pub fn tools_dir() -> Result<PathBuf, String> {
-    setup_output(target_dir()?.join("pg-layer/amd64/layer/pgtools"), "the PostgreSQL client tools")
+    built_by(target_dir()?.join("pg-layer/amd64/layer/pgtools"), "the PostgreSQL client tools", "cargo xtask setup")
 }
 
 /// The arm64 layer's tools, built by `cargo xtask pg-layer`; they run here under qemu.
 pub fn arm64_tools_dir() -> Result<PathBuf, String> {
-    let dir = target_dir()?.join("pg-layer/arm64/layer/pgtools");
-    if dir.exists() {
-        Ok(dir)
-    } else {
-        Err(format!("the arm64 tools layer is missing ({}): run `cargo xtask pg-layer`", dir.display()))
-    }
+    built_by(target_dir()?.join("pg-layer/arm64/layer/pgtools"), "the arm64 tools layer", "cargo xtask pg-layer")
 }
 
 /// Which server to start.
@@ -94,9 +86,11 @@ impl Server {
     fn bin_dir(self) -> Result<PathBuf, String> {
         match self {
             Server::Debian => find_bin_dir(),
-            Server::Pg17 => {
-                setup_output(target_dir()?.join("pg-server-17/package/native/bin"), "the PostgreSQL 17 server")
-            }
+            Server::Pg17 => built_by(
+                target_dir()?.join("pg-server-17/package/native/bin"),
+                "the PostgreSQL 17 server",
+                "cargo xtask setup",
+            ),
         }
     }
 }
