@@ -273,6 +273,7 @@ fn arm64_emulation() -> Result<(), String> {
     let conf = Path::new("/usr/lib/binfmt.d/qemu-aarch64.conf");
     if !conf.exists() {
         println!("==> installing qemu-user-static with apt-get");
+        run("apt-get", &["update", "-qq"])?;
         let status = Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends", "qemu-user-static"])
             .env("DEBIAN_FRONTEND", "noninteractive")
