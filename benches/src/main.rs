@@ -351,7 +351,7 @@ impl Bench {
         let db = format!("bench_s{scale}");
         self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&db)))?;
         let creds = self.stack.pg.superuser(&db);
-        let bin = &self.stack.pg.bin_dir;
+        let bin = ops_testkit::pg::find_bin_dir()?;
         let generated = Instant::now();
         run(Command::new(bin.join("pgbench"))
             .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])

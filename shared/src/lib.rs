@@ -9,6 +9,7 @@ pub mod events;
 pub mod http;
 pub mod lambda;
 pub mod objects;
+pub mod pgtools;
 pub mod postgres;
 pub mod scrub;
 pub mod secret_versions;

@@ -273,28 +273,6 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The major version a PostgreSQL client tool reports (`pg_dump (PostgreSQL) 15.18 ...` -> 15).
-pub async fn tool_major_version(path: &str) -> Result<(u32, String), String> {
-    let output = tokio::process::Command::new(path)
-        .arg("--version")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {path}: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !output.status.success() {
-        return Err(format!("{path} --version failed ({})", output.status));
-    }
-    let major = text
-        .split(')')
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|version| version.split('.').next())
-        .and_then(|major| major.parse().ok())
-        .ok_or_else(|| format!("{path} --version printed {text:?}, not a PostgreSQL version"))?;
-    Ok((major, text))
-}
-
 /// The server's major version and full version string.
 pub async fn server_version(client: &Client) -> Result<(u32, String), DbError> {
     let row = client

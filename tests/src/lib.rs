@@ -18,6 +18,7 @@ pub mod sentry_ingest;
 pub mod slack;
 pub mod stack;
 pub mod supabase;
+pub mod supabase_schema;
 
 pub use stack::{Stack, shared};
 

@@ -1,5 +1,7 @@
-//! A PostgreSQL server (15 or newer) in a temp dir on a free loopback port, run as the
-//! `postgres` user when we are root (initdb and postgres refuse to run as root).
+//! A PostgreSQL server in a temp dir on a free loopback port, run as the `postgres` user when
+//! we are root (initdb and postgres refuse to run as root): Debian's PostgreSQL 15, or the
+//! PostgreSQL 17 server `cargo xtask setup` unpacks from npm. The client tools the functions
+//! run are those `cargo xtask setup` builds, laid out as the Lambda layer is.
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
@@ -18,13 +20,14 @@ pub struct Postgres {
     pub port: u16,
     /// PEM of the CA that signed the server's TLS certificate (for `verify-full`).
     pub ca_pem: String,
-    pub bin_dir: PathBuf,
     pub major: u32,
+    /// Debian's psql (15): talks to either server.
+    psql: PathBuf,
     superuser_password: String,
     child: Mutex<Option<Child>>,
 }
 
-/// The directory holding initdb, postgres, pg_dump and pg_restore (`PG_BIN` overrides).
+/// Debian's directory holding initdb, postgres and psql (`PG_BIN` overrides).
 pub fn find_bin_dir() -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var("PG_BIN") {
         return Ok(PathBuf::from(dir));
@@ -42,6 +45,54 @@ pub fn find_bin_dir() -> Result<PathBuf, String> {
     versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
         "no PostgreSQL server found under /usr/lib/postgresql; run `cargo xtask demo` once to install it".to_owned()
     })
+}
+
+/// The cargo target directory these binaries were built in (`cargo xtask setup` puts the
+/// PostgreSQL 17 server and the client tools there).
+pub fn target_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    exe.ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not in a cargo target directory", exe.display()))
+}
+
+/// `path` if it exists, else what is missing and the command that makes it.
+fn built_by(path: PathBuf, what: &str, command: &str) -> Result<PathBuf, String> {
+    if path.exists() { Ok(path) } else { Err(format!("{what} is missing ({}): run `{command}`", path.display())) }
+}
+
+/// `pg_dump` and `pg_restore` 15 and 17 for this machine, as the Lambda layer lays them out
+/// (`<dir>/<major>/bin`, their own loader in `<dir>/lib`).
+pub fn tools_dir() -> Result<PathBuf, String> {
+    built_by(target_dir()?.join("pg-layer/amd64/layer/pgtools"), "the PostgreSQL client tools", "cargo xtask setup")
+}
+
+/// The arm64 layer's tools, built by `cargo xtask pg-layer`; they run here under qemu.
+pub fn arm64_tools_dir() -> Result<PathBuf, String> {
+    built_by(target_dir()?.join("pg-layer/arm64/layer/pgtools"), "the arm64 tools layer", "cargo xtask pg-layer")
+}
+
+/// Which server to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Debian's newest (15 on Debian 12).
+    Debian,
+    /// PostgreSQL 17 from npm.
+    Pg17,
+}
+
+impl Server {
+    fn bin_dir(self) -> Result<PathBuf, String> {
+        match self {
+            Server::Debian => find_bin_dir(),
+            Server::Pg17 => built_by(
+                target_dir()?.join("pg-server-17/package/native/bin"),
+                "the PostgreSQL 17 server",
+                "cargo xtask setup",
+            ),
+        }
+    }
 }
 
 /// uid and gid of the `postgres` system user, when we run as root.
@@ -71,8 +122,10 @@ fn as_service_user(command: &mut Command, user: Option<(u32, u32)>) {
 
 impl Postgres {
     /// initdb in `root` (created by the caller, removed by the caller) and start the server.
-    pub fn start(root: &Path) -> Result<Postgres, String> {
-        let bin_dir = find_bin_dir()?;
+    pub fn start(root: &Path, server: Server) -> Result<Postgres, String> {
+        let bin_dir = server.bin_dir()?;
+        let psql = find_bin_dir()?.join("psql");
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let user = service_user()?;
         let data_dir = root.join("data");
         let socket_dir = root.join("sock");
@@ -141,8 +194,7 @@ impl Postgres {
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
             return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
         }
-        let pg =
-            Postgres { port, ca_pem, bin_dir, major, superuser_password: password, child: Mutex::new(Some(child)) };
+        let pg = Postgres { port, ca_pem, major, psql, superuser_password: password, child: Mutex::new(Some(child)) };
         pg.wait_ready(Duration::from_secs(30))?;
         Ok(pg)
     }
@@ -176,7 +228,7 @@ impl Postgres {
 
     /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, String> {
-        let output = Command::new(self.bin_dir.join("psql"))
+        let output = Command::new(&self.psql)
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER])
             .args(["-p", &self.port.to_string(), "-d", dbname, "-c", sql])
             .env("PGPASSWORD", &self.superuser_password)

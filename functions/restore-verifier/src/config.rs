@@ -28,7 +28,8 @@ pub struct VerifierConfig {
     pub bucket: String,
     pub prefix: String,
     pub staging_secret_arn: String,
-    pub pg_restore_path: String,
+    /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `ops_shared::pgtools`).
+    pub pg_tools_dir: String,
     pub rto: Duration,
     pub rpo: Duration,
     pub validation_queries: Vec<ValidationQuery>,
@@ -48,7 +49,7 @@ impl VerifierConfig {
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: env.or("BACKUP_PREFIX", "backups/"),
             staging_secret_arn: env.required("STAGING_DATABASE_SECRET_ARN")?,
-            pg_restore_path: env.or("PG_RESTORE_PATH", "pg_restore"),
+            pg_tools_dir: env.or("PG_TOOLS_DIR", ops_shared::pgtools::DEFAULT_DIR),
             rto: Duration::from_secs(env.parse_in_range("RTO_MINUTES", 30_u64, 1..=24 * 60)? * 60),
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),
             validation_queries,

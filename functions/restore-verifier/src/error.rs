@@ -1,5 +1,6 @@
 use ops_shared::FunctionError;
 use ops_shared::objects::ObjectError;
+use ops_shared::pgtools::ToolsError;
 use ops_shared::postgres::DbError;
 use ops_shared::secrets::SecretError;
 
@@ -21,6 +22,8 @@ pub enum VerifyError {
     Database(#[from] DbError),
     #[error(transparent)]
     Storage(#[from] ObjectError),
+    #[error(transparent)]
+    Tools(#[from] ToolsError),
     #[error("local file: {0}")]
     Io(String),
     #[error("restore test failed: {0}")]
@@ -33,6 +36,7 @@ impl FunctionError for VerifyError {
             VerifyError::InvalidRequest(_) => "InvalidEvent",
             VerifyError::NoBackup(_) | VerifyError::NoManifest(_) | VerifyError::BadManifest { .. } => "NoUsableBackup",
             VerifyError::Failed(_) => "RestoreTestFailed",
+            VerifyError::Tools(_) => "Configuration",
             _ => "DependencyFailure",
         }
     }

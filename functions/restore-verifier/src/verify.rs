@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, manifest_key, normalise_prefix};
 use ops_shared::objects::ObjectStore;
-use ops_shared::postgres::{DbCredentials, DbError, quote_ident, quote_literal};
+use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
+use ops_shared::postgres::{DbCredentials, DbError, quote_ident, quote_literal, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
@@ -253,6 +254,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             );
             let admin = staging.connect(config.database_timeout).await?;
+            let pg_restore = pick_pg_restore(&config.pg_tools_dir, &admin, &manifest).await?;
             admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await.map_err(DbError::query)?;
             report.scratch_database = Some(scratch.clone());
             let mut target = staging.clone();
@@ -261,7 +263,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
             let budget = deadline
                 .and_then(|d| d.checked_duration_since(Instant::now()))
                 .map(|d| d.saturating_sub(Duration::from_secs(60)));
-            let work = self.restore_and_check(&target, file.path(), &manifest, &mut report);
+            let work = self.restore_and_check(&pg_restore, &target, file.path(), &manifest, &mut report);
             let finished = match budget {
                 None => {
                     work.await;
@@ -304,13 +306,14 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
 
     async fn restore_and_check(
         &self,
+        pg_restore_tool: &PgTool,
         target: &DbCredentials,
         dump: &std::path::Path,
         manifest: &Manifest,
         report: &mut Report,
     ) {
         let restore_started = Instant::now();
-        let restored = pg_restore(&self.config.pg_restore_path, target, dump).await;
+        let restored = pg_restore(pg_restore_tool, target, dump).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -398,10 +401,24 @@ async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) 
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// pg_restore of the oldest major that reads the dump (the major of the pg_dump that wrote
+/// it) and suits the staging server (at least its major).
+async fn pick_pg_restore(
+    dir: &str,
+    staging: &tokio_postgres::Client,
+    manifest: &Manifest,
+) -> Result<PgTool, VerifyError> {
+    let (staging_major, _) = server_version(staging).await?;
+    let dump_major = major_of(&manifest.pg_dump_version).unwrap_or(staging_major);
+    Ok(PgTools::open(dir)?.pick(Tool::PgRestore, staging_major.max(dump_major))?)
+}
+
 /// `pg_restore` into `target` in one transaction, stopping at the first error.
-pub async fn pg_restore(program: &str, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+pub async fn pg_restore(tool: &PgTool, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+    let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
-    let output = tokio::process::Command::new(program)
+    let output = tool
+        .command()
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--no-password"])
         .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
         .args(["--dbname", &target.dbname])
@@ -414,11 +431,25 @@ pub async fn pg_restore(program: &str, target: &DbCredentials, dump: &std::path:
         .await
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if output.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!("{program} exited {}: {}", output.status, ops_shared::alert::cut_at_char(stderr.trim(), 4000)))
+        return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let cause = match missing_role(&stderr) {
+        Some(role) => format!(
+            "the staging server has no role {role:?}, which the dump refers to (in a row-level security policy, \
+             for one); create the source database's roles on the staging server first (README: \"Staging server \
+             for a Supabase dump\"). "
+        ),
+        None => String::new(),
+    };
+    Err(format!("{cause}{program} exited {}: {}", output.status, ops_shared::alert::cut_at_char(stderr.trim(), 4000)))
+}
+
+/// The role named in `role "<name>" does not exist`, PostgreSQL's message for a missing role.
+fn missing_role(stderr: &str) -> Option<&str> {
+    let (_, rest) = stderr.split_once("role \"")?;
+    let (role, rest) = rest.split_once('"')?;
+    rest.trim_start().starts_with("does not exist").then_some(role)
 }
 
 async fn run_validation(
@@ -439,5 +470,18 @@ async fn run_validation(
             Err(_) => (false, "did not return a boolean".to_owned()),
         },
         Err(err) => (false, ops_shared::postgres::describe(&err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_role_is_named() {
+        let stderr = "pg_restore: error: could not execute query: ERROR:  role \"authenticated\" does not exist\nCommand was: CREATE POLICY";
+        assert_eq!(missing_role(stderr), Some("authenticated"));
+        assert_eq!(missing_role("ERROR:  role \"x\" already exists"), None);
+        assert_eq!(missing_role("ERROR:  relation \"t\" does not exist"), None);
     }
 }

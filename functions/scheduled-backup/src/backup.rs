@@ -7,7 +7,8 @@ use chrono::Utc;
 use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::backup::{Manifest, dump_key, manifest_key};
 use ops_shared::objects::ObjectStore;
-use ops_shared::postgres::{DbCredentials, server_version, tool_major_version};
+use ops_shared::pgtools::{PgTools, Tool};
+use ops_shared::postgres::{DbCredentials, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
@@ -102,11 +103,9 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         let creds: DbCredentials = self.secrets.get_json(&config.database_secret_arn).await?;
         let client = creds.connect(config.database_timeout).await?;
         let (server_major, server_version) = server_version(&client).await?;
-        let (dump_major, pg_dump_version) =
-            tool_major_version(&config.pg_dump_path).await.map_err(BackupError::PgDumpUnusable)?;
-        if dump_major < server_major {
-            return Err(BackupError::PgDumpTooOld { pg_dump: dump_major, server: server_major });
-        }
+        // Checked before anything is uploaded: pg_dump must be at least the server's major.
+        let pg_dump = PgTools::open(&config.pg_tools_dir)?.pick(Tool::PgDump, server_major)?;
+        let pg_dump_version = pg_dump.version().await?;
         let budget = match deadline {
             None => None,
             Some(deadline) => match deadline
@@ -131,15 +130,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         let work = async {
             let (counts, dumped) = tokio::join!(
                 count_rows(&client),
-                dump_to_upload(
-                    &self.store,
-                    &key,
-                    &upload_id,
-                    &config.pg_dump_path,
-                    &creds,
-                    &snapshot,
-                    config.part_size
-                )
+                dump_to_upload(&self.store, &key, &upload_id, &pg_dump, &creds, &snapshot, config.part_size)
             );
             Ok::<_, BackupError>((counts?, dumped?))
         };

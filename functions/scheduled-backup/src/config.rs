@@ -8,7 +8,8 @@ pub struct BackupConfig {
     pub database_secret_arn: String,
     pub bucket: String,
     pub prefix: String,
-    pub pg_dump_path: String,
+    /// pg_dump of every major, `<dir>/<major>/bin/pg_dump` (see `ops_shared::pgtools`).
+    pub pg_tools_dir: String,
     pub part_size: usize,
     pub rpo: Duration,
     pub supabase: Option<SupabaseCheck>,
@@ -42,7 +43,7 @@ impl BackupConfig {
             database_secret_arn: env.required("DATABASE_SECRET_ARN")?,
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: env.or("BACKUP_PREFIX", "backups/"),
-            pg_dump_path: env.or("PG_DUMP_PATH", "pg_dump"),
+            pg_tools_dir: env.or("PG_TOOLS_DIR", ops_shared::pgtools::DEFAULT_DIR),
             // S3 parts are 5 MiB to 5 GiB.
             part_size: env.parse_in_range("PART_SIZE_MIB", 16, 5..=5120)? * MIB,
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),

@@ -5,6 +5,7 @@ use std::process::Stdio;
 
 use ops_shared::backup::TableCount;
 use ops_shared::objects::{ObjectStore, UploadedPart};
+use ops_shared::pgtools::PgTool;
 use ops_shared::postgres::{DbCredentials, DbError, quote_ident};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -110,13 +111,14 @@ pub async fn dump_to_upload<S: ObjectStore>(
     store: &S,
     key: &str,
     upload_id: &str,
-    pg_dump: &str,
+    pg_dump: &PgTool,
     creds: &DbCredentials,
     snapshot: &str,
     part_size: usize,
 ) -> Result<(Streamed, Vec<String>), BackupError> {
     let libpq = creds.libpq_env()?;
-    let mut child = tokio::process::Command::new(pg_dump)
+    let mut child = pg_dump
+        .command()
         .args(["--format=custom", "--no-password", "--snapshot", snapshot])
         .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
         .args(["--dbname", &creds.dbname])
@@ -128,9 +130,9 @@ pub async fn dump_to_upload<S: ObjectStore>(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| BackupError::PgDumpUnusable(format!("cannot start {pg_dump}: {e}")))?;
+        .map_err(|e| BackupError::Stream(format!("cannot start {}: {e}", pg_dump.program().display())))?;
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(BackupError::PgDumpUnusable("pg_dump's output pipes are missing".into()));
+        return Err(BackupError::Stream("pg_dump's output pipes are missing".into()));
     };
     let stderr_task = tokio::spawn(async move {
         let mut kept = Vec::new();

@@ -1,5 +1,6 @@
 use ops_shared::FunctionError;
 use ops_shared::objects::ObjectError;
+use ops_shared::pgtools::ToolsError;
 use ops_shared::postgres::DbError;
 use ops_shared::secrets::SecretError;
 
@@ -11,10 +12,8 @@ pub enum BackupError {
     Secret(#[from] SecretError),
     #[error("cannot read the database: {0}")]
     Database(#[from] DbError),
-    #[error("pg_dump {pg_dump} is older than the server ({server}); use pg_dump {server} or newer")]
-    PgDumpTooOld { pg_dump: u32, server: u32 },
-    #[error("{0}")]
-    PgDumpUnusable(String),
+    #[error(transparent)]
+    Tools(#[from] ToolsError),
     #[error("pg_dump failed ({status}): {stderr}")]
     PgDumpFailed { status: String, stderr: String },
     #[error("pg_dump produced no output")]
@@ -32,7 +31,7 @@ pub enum BackupError {
 impl FunctionError for BackupError {
     fn kind(&self) -> &'static str {
         match self {
-            BackupError::PgDumpTooOld { .. } | BackupError::PgDumpUnusable(_) => "Configuration",
+            BackupError::Tools(_) => "Configuration",
             BackupError::OutOfTime { .. } => "Timeout",
             BackupError::InvalidRequest(_) => "InvalidEvent",
             _ => "BackupFailed",
