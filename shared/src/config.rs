@@ -14,6 +14,9 @@ pub enum ConfigError {
     Missing { var: String },
     #[error("configuration variable {var} is malformed: {problem}")]
     Malformed { var: String, problem: String },
+    /// Something the function builds at start-up failed, whatever the configuration says.
+    #[error("cannot set up {what}: {problem}")]
+    Setup { what: &'static str, problem: String },
 }
 
 impl ConfigError {
@@ -21,10 +24,11 @@ impl ConfigError {
         ConfigError::Malformed { var: var.to_owned(), problem: problem.to_string() }
     }
 
-    /// The variable this error is about.
-    pub fn var(&self) -> &str {
+    /// The variable this error is about, if it is about one.
+    pub fn var(&self) -> Option<&str> {
         match self {
-            ConfigError::Missing { var } | ConfigError::Malformed { var, .. } => var,
+            ConfigError::Missing { var } | ConfigError::Malformed { var, .. } => Some(var),
+            ConfigError::Setup { .. } => None,
         }
     }
 }
@@ -219,7 +223,7 @@ mod tests {
         ];
         for (overrides, var) in cases {
             let err = CommonConfig::from_env(&with(overrides)).expect_err("config must be refused");
-            assert_eq!(err.var(), *var);
+            assert_eq!(err.var(), Some(*var));
             assert!(err.to_string().contains(var), "{err} should name {var}");
         }
     }
@@ -233,7 +237,10 @@ mod tests {
     #[test]
     fn range_and_json_checks_name_the_variable() {
         let env = Env::from_pairs([("N", "0"), ("J", "{oops")]);
-        assert_eq!(env.parse_in_range("N", 5_u32, 1..=10).expect_err("out of range").var(), "N");
-        assert_eq!(env.json_or::<serde_json::Value>("J", serde_json::Value::Null).expect_err("bad json").var(), "J");
+        assert_eq!(env.parse_in_range("N", 5_u32, 1..=10).expect_err("out of range").var(), Some("N"));
+        assert_eq!(
+            env.json_or::<serde_json::Value>("J", serde_json::Value::Null).expect_err("bad json").var(),
+            Some("J")
+        );
     }
 }

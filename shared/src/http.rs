@@ -17,6 +17,12 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     builder(timeout).build()
 }
 
+/// Builds a client at a function's start-up: a failure (no TLS roots, say) is a start-up
+/// error that says so, not a complaint about some configuration variable.
+pub fn build_at_startup(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::ConfigError> {
+    builder.build().map_err(|e| crate::ConfigError::Setup { what: "the HTTPS client", problem: e.to_string() })
+}
+
 /// Whether a request may be sent again when its outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repeat {

@@ -248,6 +248,6 @@ mod tests {
             Some("dev-key")
         );
         let env = Env::from_pairs([("SECRETS_ENV_FALLBACK", "maybe")]);
-        assert_eq!(EnvFallback::from_env(&env).expect_err("malformed").var(), "SECRETS_ENV_FALLBACK");
+        assert_eq!(EnvFallback::from_env(&env).expect_err("malformed").var(), Some("SECRETS_ENV_FALLBACK"));
     }
 }

@@ -81,7 +81,7 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
         "health-checker",
         health_checker::HealthRun {
             prober: health_checker::Prober {
-                http: health_checker::http_client().expect("http"),
+                http: health_checker::http_client().build().expect("http"),
                 secrets: Arc::clone(&secrets),
             },
             state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
@@ -117,7 +117,7 @@ fn each_function_configuration_error_names_its_variable() {
     };
     let named = |result: Result<(), ops_shared::ConfigError>, var: &str| {
         let err = result.expect_err(var);
-        assert_eq!(err.var(), var);
+        assert_eq!(err.var(), Some(var));
         assert!(err.to_string().contains(var));
     };
     named(scheduled_backup::BackupConfig::from_env(&without("DATABASE_SECRET_ARN")).map(drop), "DATABASE_SECRET_ARN");

@@ -39,7 +39,7 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn prober(&self) -> Prober {
-        Prober { http: health_checker::http_client().expect("client"), secrets: Arc::clone(&self.secrets) }
+        Prober { http: health_checker::http_client().build().expect("client"), secrets: Arc::clone(&self.secrets) }
     }
 
     fn run(&self, targets: Vec<Target>) -> HealthRun<DynamoState, SnsAlertPublisher> {

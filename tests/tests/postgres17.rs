@@ -95,7 +95,7 @@ async fn the_health_check_of_postgres_17() {
         targets.push(target);
     }
     let prober = Prober {
-        http: health_checker::http_client().expect("client"),
+        http: health_checker::http_client().build().expect("client"),
         secrets: Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default())),
     };
     let healthy = prober.check(&targets[0]).await;

@@ -68,7 +68,7 @@ mod tests {
             let mut pairs = base.to_vec();
             pairs.retain(|(k, _)| *k != var);
             pairs.push((var, value));
-            assert_eq!(ForwarderConfig::from_env(&Env::from_pairs(pairs)).expect_err(var).var(), var);
+            assert_eq!(ForwarderConfig::from_env(&Env::from_pairs(pairs)).expect_err(var).var(), Some(var));
         }
         let rule = InhibitRule { parent: "db".into(), children: vec!["health-checker:app".into()] };
         assert!(rule.mutes("health-checker:app") && rule.mutes("health-checker:app:latency"));

@@ -163,8 +163,7 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder
 
 pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState, SnsAlertPublisher>, ConfigError> {
     let config = ForwarderConfig::from_env(&startup.env)?;
-    let http = ops_shared::http::client(Duration::from_secs(5))
-        .map_err(|e| ConfigError::malformed("SLACK_WEBHOOK_SECRET_ARN", format!("cannot build an HTTP client: {e}")))?;
+    let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(5)))?;
     let forwarder = Forwarder {
         state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
         ops: SnsAlertPublisher::new(startup.clients.sns.clone(), config.ops_topic_arn.clone()),

@@ -38,14 +38,14 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A
 }
 
 /// The HTTP client health checks use: per-request timeouts, TLS details kept for expiry checks.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    ops_shared::http::builder(Duration::from_secs(60)).tls_info(true).build()
+/// The probes' client: TLS details kept, to read certificate expiry.
+pub fn http_client() -> reqwest::ClientBuilder {
+    ops_shared::http::builder(Duration::from_secs(60)).tls_info(true)
 }
 
 pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublisher>, ConfigError> {
     let config = HealthConfig::from_env(&startup.env)?;
-    let http = http_client()
-        .map_err(|e| ConfigError::malformed("HEALTH_TARGETS", format!("cannot build an HTTP client: {e}")))?;
+    let http = ops_shared::http::build_at_startup(http_client())?;
     Ok(HealthRun {
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
         state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),

@@ -75,11 +75,11 @@ mod tests {
         {
             let mut pairs = base.to_vec();
             pairs.push((var, value));
-            assert_eq!(VerifierConfig::from_env(&Env::from_pairs(pairs)).expect_err(var).var(), var);
+            assert_eq!(VerifierConfig::from_env(&Env::from_pairs(pairs)).expect_err(var).var(), Some(var));
         }
         assert_eq!(
             VerifierConfig::from_env(&Env::from_pairs([("BACKUP_BUCKET", "b")])).expect_err("x").var(),
-            "STAGING_DATABASE_SECRET_ARN"
+            Some("STAGING_DATABASE_SECRET_ARN")
         );
     }
 }

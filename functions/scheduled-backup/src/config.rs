@@ -71,13 +71,13 @@ mod tests {
         assert_eq!(config.prefix, "backups/");
         assert!(config.supabase.is_none());
         for (var, value) in [("PART_SIZE_MIB", "4"), ("RPO_HOURS", "zero"), ("DEADLINE_MARGIN_SECONDS", "1")] {
-            assert_eq!(BackupConfig::from_env(&env(&[(var, value)])).expect_err(var).var(), var);
+            assert_eq!(BackupConfig::from_env(&env(&[(var, value)])).expect_err(var).var(), Some(var));
         }
         let err = BackupConfig::from_env(&env(&[("SUPABASE_PROJECT_REF", "abc")])).expect_err("token needed");
-        assert_eq!(err.var(), "SUPABASE_TOKEN_SECRET_ARN");
+        assert_eq!(err.var(), Some("SUPABASE_TOKEN_SECRET_ARN"));
         assert_eq!(
             BackupConfig::from_env(&Env::from_pairs([("BACKUP_BUCKET", "b")])).expect_err("db").var(),
-            "DATABASE_SECRET_ARN"
+            Some("DATABASE_SECRET_ARN")
         );
     }
 }

@@ -58,8 +58,7 @@ impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Backup<S, A> 
 /// Wires the function from the start-up state.
 pub fn build(startup: Startup) -> Result<Backup<S3Objects, SnsAlertPublisher>, ConfigError> {
     let config = BackupConfig::from_env(&startup.env)?;
-    let http = ops_shared::http::client(Duration::from_secs(10))
-        .map_err(|e| ConfigError::malformed("SUPABASE_API_URL", format!("cannot build an HTTP client: {e}")))?;
+    let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(10)))?;
     Ok(Backup {
         store: S3Objects::new(startup.clients.s3.clone(), config.bucket.clone()),
         alerts: startup.alerts,

@@ -49,7 +49,7 @@ mod tests {
             ("OPERATION_TIMEOUT_SECONDS", "0"),
         ] {
             let err = RotationConfig::from_env(&Env::from_pairs([(var, value)])).expect_err("refused");
-            assert_eq!(err.var(), var);
+            assert_eq!(err.var(), Some(var));
         }
         let config = RotationConfig::from_env(&Env::default()).expect("defaults");
         assert_eq!(config.password_length, 32);

@@ -10,10 +10,12 @@ pub mod providers;
 pub mod rotator;
 pub mod strategy;
 
+use std::time::Duration;
+
 use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use lambda_runtime::Context;
-use ops_shared::secret_versions::SecretVersions;
-use ops_shared::{AlertSink, Handler};
+use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
+use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 
 pub use config::RotationConfig;
 pub use error::RotationError;
@@ -31,4 +33,12 @@ impl<S: SecretVersions + 'static, A: AlertSink + 'static> Handler for Rotator<S,
         let event = RotationEvent::try_from(event)?;
         self.run(&event).await
     }
+}
+
+/// The function as Lambda runs it: configuration read, clients built once.
+pub fn build(startup: Startup) -> Result<Rotator<SecretsManagerVersions, SnsAlertPublisher>, ConfigError> {
+    let config = RotationConfig::from_env(&startup.env)?;
+    let store = SecretsManagerVersions::new(startup.clients.secrets.clone()).with_scrubber(startup.scrubber.clone());
+    let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(10)))?;
+    Ok(Rotator::new(store, startup.alerts, http, config))
 }
