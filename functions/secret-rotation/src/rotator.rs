@@ -65,41 +65,54 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             Ok((name, outcome, strategy)) => {
                 tracing::info!(secret = %name, step = event.step.as_str(), outcome = ?outcome, elapsed_ms, "rotation step done");
                 if outcome == Outcome::Finished {
-                    let alert = Alert::new(SOURCE, Severity::Info, format!("secret-rotation:{name}"), format!("Secret rotated: {name}"))
-                        .summary(format!("{name} was rotated ({}); the previous value stays valid as AWSPREVIOUS where the strategy allows.", strategy.map(Strategy::as_str).unwrap_or("")))
-                        .detail("secret", name.clone())
-                        .detail("version", event.token.clone())
-                        .resolved();
-                    if let Err(err) = self.alerts.publish(&alert).await {
-                        // The rotation itself succeeded; failing the step would make Secrets
-                        // Manager retry a finished rotation. Log loudly instead.
-                        tracing::error!(secret = %name, error = %err, "rotation completed but its info alert could not be published");
-                    }
+                    self.announce_rotation(event, &name, strategy).await;
                 }
                 Ok(StepReport { secret: name, step: event.step.as_str(), outcome, elapsed_ms })
             }
             Err(err) => {
                 tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, elapsed_ms, "rotation step failed");
-                let alert = Alert::new(
-                    SOURCE,
-                    Severity::Critical,
-                    format!("secret-rotation:{}", event.secret_id),
-                    format!("Secret rotation failed: {} ({})", event.secret_id, event.step.as_str()),
-                )
-                .summary(format!(
-                    "{} failed for secret {}: {err}. AWSCURRENT was not changed by this step; Secrets Manager will retry the rotation.",
-                    event.step.as_str(),
-                    event.secret_id
-                ))
-                .detail("secret", event.secret_id.clone())
-                .detail("step", event.step.as_str())
-                .detail("version", event.token.clone())
-                .detail("error_type", ops_shared::FunctionError::kind(&err));
-                if let Err(publish) = self.alerts.publish(&alert).await {
-                    tracing::error!(secret = %event.secret_id, error = %publish, "the failure alert could not be published either");
-                }
+                self.alert_failure(event, &err).await;
                 Err(err)
             }
+        }
+    }
+
+    /// The info alert of a completed rotation. A failure to publish it is logged, not returned:
+    /// failing the step would make Secrets Manager retry a finished rotation.
+    async fn announce_rotation(&self, event: &RotationEvent, name: &str, strategy: Option<Strategy>) {
+        let alert =
+            Alert::new(SOURCE, Severity::Info, format!("secret-rotation:{name}"), format!("Secret rotated: {name}"))
+                .summary(format!(
+                    "{name} was rotated ({}); the previous value stays valid as AWSPREVIOUS where the strategy allows.",
+                    strategy.map(Strategy::as_str).unwrap_or("")
+                ))
+                .detail("secret", name.to_owned())
+                .detail("version", event.token.clone())
+                .resolved();
+        if let Err(err) = self.alerts.publish(&alert).await {
+            tracing::error!(secret = %name, error = %err, "rotation completed but its info alert could not be published");
+        }
+    }
+
+    /// The critical alert of a failed step.
+    async fn alert_failure(&self, event: &RotationEvent, err: &RotationError) {
+        let step = event.step.as_str();
+        let alert = Alert::new(
+            SOURCE,
+            Severity::Critical,
+            format!("secret-rotation:{}", event.secret_id),
+            format!("Secret rotation failed: {} ({step})", event.secret_id),
+        )
+        .summary(format!(
+            "{step} failed for secret {}: {err}. AWSCURRENT was not changed by this step; Secrets Manager will retry the rotation.",
+            event.secret_id
+        ))
+        .detail("secret", event.secret_id.clone())
+        .detail("step", step)
+        .detail("version", event.token.clone())
+        .detail("error_type", ops_shared::FunctionError::kind(err));
+        if let Err(publish) = self.alerts.publish(&alert).await {
+            tracing::error!(secret = %event.secret_id, error = %publish, "the failure alert could not be published either");
         }
     }
 
