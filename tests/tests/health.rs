@@ -233,3 +233,35 @@ async fn availability_is_counted_per_target_per_day() {
     assert_eq!((number("checks"), number("up")), (3, 2));
     assert!(number("expires_at") > chrono::Utc::now().timestamp() + 34 * 24 * 3600);
 }
+
+#[tokio::test]
+async fn a_rotation_between_two_runs_records_no_failed_check() {
+    use ops_shared::postgres::{quote_ident, quote_literal};
+    let f = fixture().await;
+    let pg = &ops_testkit::shared().pg;
+    let mut creds = pg.superuser("app");
+    creds.username = unique("health_rotated").replace('-', "_");
+    creds.password = uuid::Uuid::new_v4().simple().to_string();
+    pg.psql(
+        "app",
+        &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
+    )
+    .expect("role");
+    let rotation = ops_testkit::rotation::RotationUnderTest::new(
+        "health-db",
+        &json!(creds),
+        "postgres-single-user",
+        Duration::from_secs(5),
+        secret_rotation::RotationConfig::default(),
+    )
+    .await;
+    let run = f.run(vec![target("database", json!({"kind": "postgres", "secret_arn": rotation.secret}))]);
+    assert_eq!(run.run().await.expect("first run").up, 1);
+
+    // The rotation changes the password at once; the cache still holds the old one.
+    rotation.rotate(0).await;
+    let second = run.run().await.expect("second run");
+    assert_eq!(second.up, 1, "no failed check after the rotation: {:?}", second.results);
+    assert!(second.alerts.is_empty());
+    assert!(f.alerts.receive(0, Duration::from_millis(300)).await.is_empty(), "no alert");
+}

@@ -6,6 +6,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
+use ops_shared::postgres::DbError;
+use ops_shared::secrets::SecretError;
 use ops_shared::state::{self, StateError, StateStore};
 use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
@@ -25,6 +27,10 @@ pub enum HealthError {
     State(#[from] StateError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Database(DbError),
     #[error("state of target {0} kept changing under concurrent runs")]
     Contended(String),
     #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]
