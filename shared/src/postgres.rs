@@ -102,6 +102,40 @@ impl DbError {
     }
 }
 
+/// Reads database secret `id` through `secrets` and connects with it. A refused login re-reads
+/// the secret once before it fails: a rotation makes a cached password stale at once.
+pub async fn connect_with_secret<E>(
+    secrets: &crate::SecretCache,
+    id: &str,
+    timeout: Duration,
+) -> Result<(DbCredentials, Client), E>
+where
+    E: From<crate::secrets::SecretError> + From<DbError>,
+{
+    #[derive(Debug)]
+    enum Failure {
+        Secret(crate::secrets::SecretError),
+        Db(DbError),
+    }
+    impl From<crate::secrets::SecretError> for Failure {
+        fn from(err: crate::secrets::SecretError) -> Self {
+            Failure::Secret(err)
+        }
+    }
+    let refused = |failure: &Failure| matches!(failure, Failure::Db(DbError::AuthFailed { .. }));
+    let connected = secrets
+        .with_refresh_on_auth_failure(id, refused, |secret| async move {
+            let creds: DbCredentials = secret.json(id, crate::secrets::AWSCURRENT)?;
+            let client = creds.connect(timeout).await.map_err(Failure::Db)?;
+            Ok((creds, client))
+        })
+        .await;
+    connected.map_err(|failure| match failure {
+        Failure::Secret(err) => err.into(),
+        Failure::Db(err) => err.into(),
+    })
+}
+
 /// A PostgreSQL error with its SQLSTATE and server message, without the statement's text.
 pub fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {

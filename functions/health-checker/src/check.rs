@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use ops_shared::SecretCache;
 use ops_shared::lambda::error_chain;
-use ops_shared::postgres::DbCredentials;
+use ops_shared::postgres::connect_with_secret;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{BodyCondition, HeaderSource, Probe, Target};
+use crate::run::HealthError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,9 +65,9 @@ impl Prober {
                 self.http_probe(target, url, method, headers, *expect_status, body).await
             }
             Probe::Postgres { secret_arn } => {
-                let creds: DbCredentials =
-                    self.secrets.get_json(secret_arn).await.map_err(|e| (Class::Failing, e.to_string()))?;
-                let client = creds.connect(target.timeout()).await.map_err(|e| (Class::Failing, e.to_string()))?;
+                let (_, client) = connect_with_secret::<HealthError>(&self.secrets, secret_arn, target.timeout())
+                    .await
+                    .map_err(|e| (Class::Failing, e.to_string()))?;
                 client.simple_query("SELECT 1").await.map_err(|e| (Class::Failing, format!("SELECT 1 failed: {e}")))?;
                 Ok(("SELECT 1 answered".to_owned(), None))
             }

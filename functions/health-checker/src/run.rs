@@ -30,7 +30,7 @@ pub enum HealthError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
-    Database(DbError),
+    Database(#[from] DbError),
     #[error("state of target {0} kept changing under concurrent runs")]
     Contended(String),
     #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]

@@ -11,7 +11,7 @@ use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, manifest_key, normalise_prefix};
 use ops_shared::objects::ObjectStore;
 use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
-use ops_shared::postgres::{DbCredentials, DbError, quote_ident, quote_literal, server_version};
+use ops_shared::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
@@ -247,13 +247,14 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         );
 
         if report.passed() {
-            let staging: DbCredentials = self.secrets.get_json(&config.staging_secret_arn).await?;
+            let (staging, admin) =
+                connect_with_secret::<VerifyError>(&self.secrets, &config.staging_secret_arn, config.database_timeout)
+                    .await?;
             let scratch = format!(
                 "restore_test_{}_{}",
                 report.verified_at.format("%Y%m%d%H%M%S"),
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             );
-            let admin = staging.connect(config.database_timeout).await?;
             let pg_restore = pick_pg_restore(&config.pg_tools_dir, &admin, &manifest).await?;
             admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await.map_err(DbError::query)?;
             report.scratch_database = Some(scratch.clone());

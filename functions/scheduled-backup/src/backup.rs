@@ -8,7 +8,7 @@ use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::backup::{Manifest, dump_key, manifest_key};
 use ops_shared::objects::ObjectStore;
 use ops_shared::pgtools::{PgTools, Tool};
-use ops_shared::postgres::{DbCredentials, server_version};
+use ops_shared::postgres::{connect_with_secret, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
@@ -100,8 +100,9 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
 
     async fn backup(&self, label: Option<String>, deadline: Option<Instant>) -> Result<Manifest, BackupError> {
         let config = &self.config;
-        let creds: DbCredentials = self.secrets.get_json(&config.database_secret_arn).await?;
-        let client = creds.connect(config.database_timeout).await?;
+        let (creds, client) =
+            connect_with_secret::<BackupError>(&self.secrets, &config.database_secret_arn, config.database_timeout)
+                .await?;
         let (server_major, server_version) = server_version(&client).await?;
         // Checked before anything is uploaded: pg_dump must be at least the server's major.
         let pg_dump = PgTools::open(&config.pg_tools_dir)?.pick(Tool::PgDump, server_major)?;
