@@ -205,7 +205,9 @@ fn check_rotation(
     problems: &mut Vec<String>,
 ) -> String {
     if !d.rotation_enabled {
-        problems.push(format!("{name}: rotation is not enabled (runbook: every {max_days} days)"));
+        problems.push(format!(
+            "{name}: rotation is not enabled (runbook: every {max_days} days); once every secret holds its real value and this is the only kind of problem left, deploy with EnableRotation=true"
+        ));
         return "off".to_owned();
     }
     let strategy = strategy.as_str();
@@ -227,18 +229,30 @@ fn check_rotation(
     }
 }
 
-/// Days between rotations: `AutomaticallyAfterDays`, `rate(N days)`, or a monthly cron
-/// `cron(m h d */k ? *)` (k months, counted as 30 days each).
+/// The longest time between two rotations, in days: `AutomaticallyAfterDays`, `rate(N days)`,
+/// or a monthly cron `cron(m h d */k ? *)`, whose gaps are counted on the calendar (every third
+/// month from the 1st is 89 to 92 days apart).
 pub fn cadence_days(d: &SecretDescription) -> Option<u32> {
     if let Some(expression) = &d.rotation_schedule {
         if let Some(days) = expression.strip_prefix("rate(").and_then(|r| r.strip_suffix(" days)")) {
             return days.trim().parse().ok();
         }
         let fields: Vec<&str> = expression.strip_prefix("cron(")?.strip_suffix(')')?.split_whitespace().collect();
-        let months = fields.get(3)?.strip_prefix("*/")?.parse::<u32>().ok()?;
-        return Some(months * 30);
+        let day: u32 = fields.get(2)?.parse().ok()?;
+        let months = fields.get(3)?.strip_prefix("*/")?.parse::<u32>().ok().filter(|m| (1..=12).contains(m))?;
+        return longest_monthly_gap(day, months);
     }
     d.rotation_days.and_then(|days| u32::try_from(days).ok())
+}
+
+/// The longest gap between runs on day `day` of every `months`-th month, over four years
+/// (leap years included). Months too short for the day are skipped, as cron skips them.
+fn longest_monthly_gap(day: u32, months: u32) -> Option<u32> {
+    let runs: Vec<chrono::NaiveDate> = (0..48)
+        .step_by(months as usize)
+        .filter_map(|offset| chrono::NaiveDate::from_ymd_opt(2024 + offset / 12, 1 + offset as u32 % 12, day))
+        .collect();
+    runs.windows(2).map(|pair| (pair[1] - pair[0]).num_days()).max().and_then(|days| u32::try_from(days).ok())
 }
 
 fn shape_problem(shape: Shape, value: &str) -> Option<String> {
@@ -274,5 +288,23 @@ impl ClassifyMessage for serde_json::Error {
     // The position and category only: serde's own message may quote the secret.
     fn classify_message(&self) -> String {
         format!("{:?} error at line {} column {}", self.classify(), self.line(), self.column())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduled(expression: &str) -> SecretDescription {
+        SecretDescription { rotation_schedule: Some(expression.to_owned()), ..SecretDescription::default() }
+    }
+
+    #[test]
+    fn cadences_are_the_longest_real_gap() {
+        assert_eq!(cadence_days(&scheduled("rate(90 days)")), Some(90));
+        assert_eq!(cadence_days(&scheduled("cron(0 3 1 */3 ? *)")), Some(92), "Jul 1 to Oct 1");
+        assert_eq!(cadence_days(&scheduled("cron(0 3 1 */6 ? *)")), Some(184), "Jul 1 to Jan 1");
+        assert_eq!(cadence_days(&scheduled("cron(0 3 31 */1 ? *)")), Some(61), "months without a 31st are skipped");
+        assert_eq!(cadence_days(&scheduled("cron(0 3 ? * MON *)")), None, "not one it can read");
     }
 }
