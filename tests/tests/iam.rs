@@ -37,7 +37,8 @@ async fn invoke<H: Handler>(function: &Function<H>, event: Value) -> Result<Valu
 /// Waits until a notification whose body contains each of `needles` arrived (others may share
 /// the topic), then returns everything delivered, those included.
 async fn delivered(inbox: &Inbox, needles: &[&str]) -> Result<Vec<Notification>, String> {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Generous: the mutation test runs two dozen scenarios at once on a small machine.
+    let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen: Vec<Notification> = Vec::new();
     while !needles.iter().all(|n| seen.iter().any(|note| note.message.contains(n))) {
         if Instant::now() > deadline {
