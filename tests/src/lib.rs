@@ -6,6 +6,7 @@ pub mod aws;
 pub mod aws_examples;
 pub mod google;
 pub mod http_targets;
+pub mod iam;
 pub mod logs;
 pub mod memory;
 pub mod moto;
