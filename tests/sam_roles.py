@@ -118,9 +118,11 @@ def main():
     with open(path, encoding="utf-8") as f:
         sam = yaml_parse(f.read())
     for resource in sam["Resources"].values():
-        # What `sam package` does to a local CodeUri; the code's location does not touch IAM.
+        # What `sam package` does to local code; where the code lies does not touch IAM.
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://packaged/code.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://packaged/layer.zip"
     params = {name: spec.get("Default", "") for name, spec in sam.get("Parameters", {}).items()}
     # The template names managed policies by ARN only: no IAM look-up of names is needed.
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))

@@ -407,3 +407,25 @@ ANALYZE;
         )
     }
 }
+
+/// A tools directory whose `<major>/bin/pg_dump` is a shell script `body` around the real
+/// pg_dump 15 of `tools` (started, as the functions do, through the tools' own loader), which
+/// the script calls as `REAL`. Returns the directory (removed on drop) and its path.
+pub fn pg_dump_wrapper(tools: &Path, major: u32, body: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join(major.to_string()).join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let lib = tools.join("lib");
+    let real = format!(
+        "'{}' --library-path '{}' '{}'",
+        lib.join("ld-linux-x86-64.so.2").display(),
+        lib.display(),
+        tools.join("15/bin/pg_dump").display()
+    );
+    let path = bin.join("pg_dump");
+    std::fs::write(&path, format!("#!/bin/sh\nREAL() {{ {real} \"$@\"; }}\n{body}\n")).expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let text = dir.path().display().to_string();
+    (dir, text)
+}

@@ -1,7 +1,6 @@
 //! scheduled-backup and restore-verifier against moto and real PostgreSQL 15 and 17 servers,
 //! with the client tools laid out as the Lambda layer is.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -280,25 +279,8 @@ async fn a_wrong_password_is_a_failed_backup() {
     f.assert_failed_cleanly(&err, "refused the credentials").await;
 }
 
-/// A tools directory whose `<major>/bin/pg_dump` is a stand-in script around the real
-/// pg_dump 15 (started, as the functions do, through the tools' own loader).
 fn wrapper(major: u32, body: &str) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let bin = dir.path().join(major.to_string()).join("bin");
-    std::fs::create_dir_all(&bin).expect("bin dir");
-    let tools = &ops_testkit::shared().tools_dir;
-    let lib = tools.join("lib");
-    let real = format!(
-        "'{}' --library-path '{}' '{}'",
-        lib.join("ld-linux-x86-64.so.2").display(),
-        lib.display(),
-        tools.join("15/bin/pg_dump").display()
-    );
-    let path = bin.join("pg_dump");
-    std::fs::write(&path, format!("#!/bin/sh\nREAL() {{ {real} \"$@\"; }}\n{body}\n")).expect("write wrapper");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let text = dir_text(&dir);
-    (dir, text)
+    ops_testkit::pg::pg_dump_wrapper(&ops_testkit::shared().tools_dir, major, body)
 }
 
 fn dir_text(dir: &tempfile::TempDir) -> String {

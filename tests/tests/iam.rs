@@ -4,7 +4,6 @@
 //! needed (taking it out of the role breaks the scenario).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use lambda_runtime::{Context, LambdaEvent};
@@ -220,21 +219,13 @@ async fn backup(role: &Role) -> Result<(String, String, BTreeSet<String>), Strin
 async fn failed_backup(role: &Role) -> Scenario {
     let alerts = enforced().admin().subscribe_queue(&ops_testkit::shared().alert_topic_arn).await;
     let (database, secret) = database_secret().await?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let script = dir.path().join("pg_dump");
-    let real = ops_testkit::shared().pg.bin_dir.join("pg_dump");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec '{0}' --version; fi\n'{0}' \"$@\" | {{ head -c 20000; kill -9 $$; }}\n",
-            real.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-    let script = script.display().to_string();
+    let (_dir, tools) = ops_testkit::pg::pg_dump_wrapper(
+        &ops_testkit::shared().tools_dir,
+        15,
+        "if [ \"$1\" = --version ]; then REAL --version; exit; fi\nREAL \"$@\" | { head -c 20000; kill -9 $$; }",
+    );
     let (startup, calls) =
-        enforced().startup(role, &[("DATABASE_SECRET_ARN", &secret), ("PG_DUMP_PATH", &script)]).await?;
+        enforced().startup(role, &[("DATABASE_SECRET_ARN", &secret), ("PG_TOOLS_DIR", &tools)]).await?;
     let handler = scheduled_backup::build(startup).map_err(|e| e.to_string())?;
     let function = Function::new(scheduled_backup::FUNCTION_NAME, handler, Scrubber::default());
     let failed = invoke(&function, json!({})).await;
@@ -325,8 +316,11 @@ async fn rotation(role: &Role) -> Scenario {
 /// Every scenario of `function` under `role`, and the actions they used together.
 async fn scenarios(function: &str, role: &Role) -> Scenario {
     let used = match function {
-        // `retry_after_failed_publish` joins these once the template grants dynamodb:DeleteItem.
-        "alert-forwarder" => forwarding(role).await?,
+        "alert-forwarder" => {
+            let mut used = forwarding(role).await?;
+            used.extend(retry_after_failed_publish(role).await?);
+            used
+        }
         "health-checker" => health(role).await?,
         "scheduled-backup" => {
             let (_, _, mut used) = backup(role).await?;
@@ -356,14 +350,6 @@ const KEPT: [(&str, &str, &str); 10] = [
 const SNS_KMS: &str = "the topics are encrypted with TopicKey: SNS asks KMS on the publisher's behalf";
 const S3_KMS: &str =
     "the bucket is encrypted with BackupKey (and alerts with TopicKey): S3 and SNS ask KMS on the caller's behalf";
-
-/// Declared in template.yaml, called by no code path: to be removed from the template.
-const PENDING_REMOVAL: [(&str, &str); 3] = [
-    ("health-checker", "dynamodb:Query"),
-    ("alert-forwarder", "dynamodb:UpdateItem"),
-    // SAM's DeadLetterQueuePolicy already grants it, for the Lambda service's own sends.
-    ("alert-forwarder", "sqs:SendMessage"),
-];
 
 /// What moto answered to a refused request: its status and error document (the SDKs of the
 /// query-protocol services cannot parse moto's error body, so the code is looked for in it).
@@ -463,15 +449,13 @@ async fn each_function_runs_with_its_template_role_and_uses_its_grants() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-    let mut pending: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (function, action) in PENDING_REMOVAL {
-        pending.entry(function.to_owned()).or_default().insert(action.to_owned());
-    }
-    assert_eq!(unused, pending, "grants no code path uses: remove them from template.yaml, or keep them with a reason");
+    assert!(
+        unused.is_empty(),
+        "grants no code path uses: remove them from template.yaml, or keep them with a reason: {unused:?}"
+    );
 }
 
 #[tokio::test]
-#[ignore = "needs dynamodb:DeleteItem in AlertForwarder's policy (template change pending)"]
 async fn alert_forwarder_releases_its_claim_after_a_failed_publish() {
     let role = enforced().role(alert_forwarder::FUNCTION_NAME);
     retry_after_failed_publish(role).await.expect("the retry reaches ops");
