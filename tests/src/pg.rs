@@ -73,6 +73,11 @@ pub fn arm64_tools_dir() -> Result<PathBuf, String> {
     built_by(target_dir()?.join("pg-layer/arm64/layer/pgtools"), "the arm64 tools layer", "cargo xtask pg-layer")
 }
 
+/// The arm64 `bootstrap` of `function` as it ships to Lambda, built by `cargo xtask package`.
+pub fn arm64_bootstrap(function: &str) -> Result<PathBuf, String> {
+    built_by(target_dir()?.join("lambda").join(function).join("bootstrap"), "the arm64 package", "cargo xtask package")
+}
+
 /// Which server to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {

@@ -91,12 +91,27 @@ pub fn package(
     functions.iter().map(|function| check(&lambda_dir.join(function), function, python)).collect()
 }
 
-/// Unzips `bootstrap` next to its zip and checks what Lambda will load.
+/// The mode the zip records for its `bootstrap`: Lambda runs the file with it.
+const ZIP_MODE: &str =
+    "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo('bootstrap').external_attr >> 16)";
+
+/// Unzips `bootstrap` next to its zip (executable, as Lambda lays it out) and checks what
+/// Lambda will load.
 fn check(dir: &Path, function: &'static str, python: &str) -> Result<Packaged, String> {
+    use std::os::unix::fs::PermissionsExt;
     let zip = dir.join("bootstrap.zip");
     let zip_bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e}", zip.display()))?.len();
+    let mode: u32 = run(Command::new(python).args(["-c", ZIP_MODE]).arg(&zip))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{function}: cannot read the mode of bootstrap in {}: {e}", zip.display()))?;
+    if mode & 0o111 == 0 {
+        return Err(format!("{function}: bootstrap in {} is not executable (mode {mode:o})", zip.display()));
+    }
     run(Command::new(python).args(["-m", "zipfile", "-e"]).arg(&zip).arg(dir))?;
     let bootstrap = dir.join("bootstrap");
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", bootstrap.display()))?;
     let elf = Elf::read(&bootstrap)?;
     if elf.machine != "AArch64" {
         return Err(format!("{function}: bootstrap is built for {}, not AArch64", elf.machine));
