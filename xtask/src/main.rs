@@ -29,6 +29,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
                 at most 4 MB)
+  sam validate  `sam validate --lint` with the pinned SAM CLI (offline)
+  sam build     `sam build --beta-features` into target/sam: the five functions and the
+                PostgreSQL tools layer, as a deploy uploads them (about 10 minutes)
   pg-layer [--into DIR]
                 build the arm64 Lambda layer with pg_dump and pg_restore 15 and 17
                 (target/pg-layer/pg-tools-arm64.zip); --into also copies its content to DIR";
@@ -45,6 +48,10 @@ fn main() -> ExitCode {
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
         ["package"] => package().map(|_| ()),
+        ["sam", "validate"] => sam(&["validate", "--lint"]),
+        ["sam", "build"] => {
+            sam(&["build", "--beta-features", "--build-dir", &target_dir().join("sam").to_string_lossy()])
+        }
         ["pg-layer"] => pg_layer(None).map(|_| ()),
         ["pg-layer", "--into", dir] => pg_layer(Some(Path::new(dir))).map(|_| ()),
         _ => Err(USAGE.to_owned()),
@@ -286,6 +293,10 @@ fn package() -> Result<(), String> {
     arm64_libc()
 }
 
+fn sam(args: &[&str]) -> Result<(), String> {
+    package::sam(&workspace(), &target_dir(), &python(), args)
+}
+
 /// Debian's arm64 C library for qemu (`QEMU_LD_PREFIX=/usr/aarch64-linux-gnu`): the functions'
 /// bootstraps load the system's glibc, as they do on Amazon Linux.
 fn arm64_libc() -> Result<(), String> {
@@ -349,6 +360,7 @@ fn ci() -> Result<(), String> {
     })?;
     step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
     step("package (arm64 zips)", package)?;
+    step("sam validate --lint", || sam(&["validate", "--lint"]))?;
     step("cfn-lint template.yaml", || {
         run(
             &python(),

@@ -10,6 +10,8 @@ use std::time::Instant;
 use crate::pg_layer::{AL2023_GLIBC, Elf};
 
 const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
+/// Its own virtual environment: it pins boto3, botocore and jsonschema versions of its own.
+const SAM_CLI: &str = "aws-sam-cli==1.170.0";
 const ZIGLANG: &str = "ziglang==0.17.1";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Each zip at most 4 MB: a small package loads fast on a cold start.
@@ -31,27 +33,42 @@ fn run(command: &mut Command) -> Result<String, String> {
     }
 }
 
-/// cargo-lambda in a virtual environment of its own under `target_dir`, installed if missing.
-fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
-    let venv = target_dir.join("py/cargo-lambda");
+/// A virtual environment `name` under `target_dir` holding `packages` (pinned), created when
+/// `program --version` there does not name `version`; returns its `bin`.
+fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &[&str]) -> Result<PathBuf, String> {
+    let venv = target_dir.join("py").join(name);
     let bin = venv.join("bin");
-    let pinned = CARGO_LAMBDA.split_once("==").map(|(_, v)| v).unwrap_or_default();
-    let installed = Command::new(bin.join("cargo-lambda"))
-        .args(["lambda", "--version"])
+    let version = packages[0].split_once("==").map(|(_, v)| v).unwrap_or_default();
+    let installed = Command::new(bin.join(probe[0]))
+        .args(&probe[1..])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(pinned));
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version));
     if !installed {
-        println!("==> installing {CARGO_LAMBDA} and {ZIGLANG} into {}", venv.display());
+        println!("==> installing {} into {}", packages.join(" "), venv.display());
         run(Command::new(python).args(["-m", "venv", "--clear"]).arg(&venv))?;
-        run(Command::new(bin.join("pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            CARGO_LAMBDA,
-            ZIGLANG,
-        ]))?;
+        run(Command::new(bin.join("pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(packages))?;
     }
     Ok(bin)
+}
+
+fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
+    venv(target_dir, python, "cargo-lambda", &["cargo-lambda", "lambda", "--version"], &[CARGO_LAMBDA, ZIGLANG])
+}
+
+/// `sam <args>` with the pinned SAM CLI, cargo-lambda on its PATH and the shared target dir.
+pub fn sam(workspace: &Path, target_dir: &Path, python: &str, args: &[&str]) -> Result<(), String> {
+    let sam = venv(target_dir, python, "sam", &["sam", "--version"], &[SAM_CLI])?;
+    let cargo_lambda = cargo_lambda(target_dir, python)?;
+    let path = format!("{}:{}:{}", sam.display(), cargo_lambda.display(), std::env::var("PATH").unwrap_or_default());
+    let status = Command::new(sam.join("sam"))
+        .args(args)
+        .current_dir(workspace)
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .status()
+        .map_err(|e| format!("cannot run sam: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`sam {}` failed ({status})", args.join(" "))) }
 }
 
 fn rust_target() -> Result<(), String> {
