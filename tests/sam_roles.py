@@ -1,6 +1,10 @@
 """Prints, as JSON, the IAM role SAM creates for each function of a SAM template.
 
 Usage: python3 sam_roles.py TEMPLATE [ACCOUNT_ID REGION]
+       python3 sam_roles.py --cloudformation TEMPLATE
+
+With --cloudformation it prints the whole translated template instead: the CloudFormation
+resources SAM deploys (conditions and intrinsics kept as they are).
 
 The template is translated by aws-sam-translator (SAM's own YAML loader, so short-form tags
 parse; policy templates, the dead-letter queue and the managed execution policy expanded) with
@@ -112,9 +116,11 @@ class Resolver:
 
 
 def main():
-    path = sys.argv[1]
-    account = sys.argv[2] if len(sys.argv) > 2 else "123456789012"
-    region = sys.argv[3] if len(sys.argv) > 3 else "us-east-1"
+    whole = sys.argv[1] == "--cloudformation"
+    args = sys.argv[2:] if whole else sys.argv[1:]
+    path = args[0]
+    account = args[1] if len(args) > 1 else "123456789012"
+    region = args[2] if len(args) > 2 else "us-east-1"
     with open(path, encoding="utf-8") as f:
         sam = yaml_parse(f.read())
     for resource in sam["Resources"].values():
@@ -127,6 +133,9 @@ def main():
     # The template names managed policies by ARN only: no IAM look-up of names is needed.
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
     cfn = translator.translate(json.loads(json.dumps(sam)), params, get_managed_policy_map=dict)
+    if whole:
+        json.dump(cfn, sys.stdout, indent=1, sort_keys=True)
+        return
     resolver = Resolver(cfn, account, region)
     roles = {}
     for logical_id, resource in sam["Resources"].items():

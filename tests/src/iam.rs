@@ -51,11 +51,20 @@ pub struct Policy {
 
 /// The roles of template.yaml's functions, keyed by the function's binary name.
 pub fn template_roles() -> Result<BTreeMap<String, Role>, String> {
+    let template = crate::workspace_file("template.yaml").display().to_string();
+    translate(&[&template, ACCOUNT_ID, REGION])
+}
+
+/// template.yaml as SAM deploys it: the translated CloudFormation template.
+pub fn translated_template() -> Result<Value, String> {
+    translate(&["--cloudformation", &crate::workspace_file("template.yaml").display().to_string()])
+}
+
+fn translate<T: serde::de::DeserializeOwned>(args: &[&str]) -> Result<T, String> {
     let script = crate::workspace_file("tests/sam_roles.py");
     let output = Command::new(crate::moto::python())
         .arg(&script)
-        .arg(crate::workspace_file("template.yaml"))
-        .args([ACCOUNT_ID, REGION])
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !output.status.success() {
@@ -65,7 +74,7 @@ pub fn template_roles() -> Result<BTreeMap<String, Role>, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| format!("{} printed no roles: {e}", script.display()))
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("{} printed no JSON: {e}", script.display()))
 }
 
 fn as_list(value: &Value) -> Vec<String> {

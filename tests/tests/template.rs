@@ -66,3 +66,126 @@ fn the_backup_functions_get_the_tools_layer_the_template_builds_unless_an_arn_ov
             .contains("build-PgToolsLayer:\n\tcd \"$(WORKSPACE)\" && cargo xtask pg-layer --into \"$(ARTIFACTS_DIR)\"")
     );
 }
+
+/// template.yaml as SAM deploys it (translated by aws-sam-translator).
+fn deployed() -> serde_json::Value {
+    ops_testkit::iam::translated_template().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn of_type<'t>(template: &'t serde_json::Value, kind: &str) -> Vec<(&'t String, &'t serde_json::Value)> {
+    let resources = template["Resources"].as_object().expect("Resources");
+    resources.iter().filter(|(_, r)| r["Type"] == kind).collect()
+}
+
+#[test]
+fn the_pager_gets_critical_alerts_and_the_alarms_that_bypass_the_forwarder() {
+    use serde_json::json;
+    let t = deployed();
+    let pager = &t["Resources"]["PagerSubscription"];
+    assert_eq!(pager["Condition"], "HasPager");
+    assert_eq!(pager["Properties"]["Endpoint"], json!({"Ref": "PagerEndpoint"}));
+    assert_eq!(pager["Properties"]["TopicArn"], json!({"Ref": "OpsTopic"}));
+    // Alarms CloudWatch publishes to the ops topic carry no attributes: a missing one pages.
+    assert_eq!(pager["Properties"]["FilterPolicy"], json!({"severity": ["critical", {"exists": false}]}));
+    assert_eq!(t["Conditions"]["HasPager"], json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "PagerEndpoint"}, ""]}]}));
+    assert_eq!(t["Parameters"]["PagerEndpoint"]["Default"], "", "no pager unless one is given");
+    // SNS refuses the same endpoint subscribed twice with other attributes.
+    for (name, subscription) in of_type(&t, "AWS::SNS::Subscription") {
+        assert_ne!(subscription["Properties"]["Endpoint"], json!({"Ref": "OpsEmail"}), "{name}");
+    }
+    for (name, alarm) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        let actions = alarm["Properties"]["AlarmActions"].as_array().expect("actions");
+        assert!(
+            actions.contains(&json!({"Ref": "AlertTopic"})) || actions.contains(&json!({"Ref": "OpsTopic"})),
+            "{name} reaches nobody"
+        );
+    }
+}
+
+#[test]
+fn what_holds_or_protects_data_is_retained() {
+    let t = deployed();
+    for kind in ["AWS::KMS::Key", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SecretsManager::Secret"] {
+        let resources = of_type(&t, kind);
+        assert!(!resources.is_empty(), "{kind}");
+        for (name, resource) in resources {
+            assert_eq!(resource["DeletionPolicy"], "Retain", "{name}");
+            assert_eq!(resource["UpdateReplacePolicy"], "Retain", "{name}");
+        }
+    }
+}
+
+#[test]
+fn rotation_waits_for_enable_rotation_and_never_runs_late() {
+    let t = deployed();
+    assert_eq!(t["Parameters"]["EnableRotation"]["Default"], "false");
+    let schedules = of_type(&t, "AWS::SecretsManager::RotationSchedule");
+    assert_eq!(schedules.len(), 3);
+    for (name, schedule) in schedules {
+        assert_eq!(schedule["Condition"], "RotationEnabled", "{name}");
+        let secret = schedule["Properties"]["SecretId"]["Ref"].as_str().expect("secret");
+        let days = if secret == "SupabaseServiceRoleSecret" { 90 } else { 180 };
+        assert_eq!(
+            schedule["Properties"]["RotationRules"]["ScheduleExpression"],
+            format!("rate({days} days)"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_function_logs_to_a_group_kept_for_the_retention_parameter() {
+    let t = deployed();
+    let functions = of_type(&t, "AWS::Lambda::Function");
+    assert_eq!(functions.len(), 5);
+    for (name, function) in functions {
+        let group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"].as_str().expect("log group");
+        let group = &t["Resources"][group];
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(group["Properties"]["RetentionInDays"], serde_json::json!({"Ref": "LogRetentionDays"}), "{name}");
+        let function_name = function["Properties"]["FunctionName"]["Fn::Sub"].as_str().expect("name");
+        assert_eq!(group["Properties"]["LogGroupName"]["Fn::Sub"], format!("/aws/lambda/{function_name}"), "{name}");
+    }
+}
+
+#[test]
+fn retries_and_concurrency_are_explicit() {
+    use serde_json::json;
+    let t = deployed();
+    let r = &t["Resources"];
+    for (function, retries, reserved) in [
+        ("ScheduledBackupFunction", 0, Some(1)),
+        ("RestoreVerifierFunction", 0, Some(1)),
+        ("HealthCheckerFunction", 0, None),
+        // Public Function URL: capped.
+        ("AlertForwarderFunction", 2, Some(10)),
+    ] {
+        let config = &r[format!("{function}EventInvokeConfig")]["Properties"];
+        assert_eq!(config["MaximumRetryAttempts"], retries, "{function}");
+        let concurrency = &r[function]["Properties"]["ReservedConcurrentExecutions"];
+        match reserved {
+            Some(n) => assert_eq!(concurrency, &json!({"Fn::If": ["ReservesConcurrency", n, {"Ref": "AWS::NoValue"}]})),
+            None => assert!(concurrency.is_null(), "{function}"),
+        }
+    }
+    assert!(r["AlertForwarderFunctionUrl"].is_object(), "the forwarder's Function URL");
+}
+
+#[test]
+fn an_alarm_fires_when_no_backup_succeeded_for_26_hours() {
+    use serde_json::json;
+    let t = deployed();
+    let alarm = &t["Resources"]["BackupMissingAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], "CineView/Ops");
+    assert_eq!(alarm["MetricName"], "BackupSucceeded");
+    assert_eq!(alarm["Dimensions"], json!([{"Name": "Function", "Value": "scheduled-backup"}]));
+    let window = alarm["Period"].as_u64().expect("period") * alarm["EvaluationPeriods"].as_u64().expect("periods");
+    assert_eq!(window, 26 * 3600);
+    assert_eq!(alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"], "every hour of the window without a success");
+    assert_eq!(alarm["TreatMissingData"], "breaching", "a schedule that stops firing sends nothing");
+    assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
+    assert_eq!(alarm["AlarmActions"], json!([{"Ref": "AlertTopic"}]));
+    let backup = std::fs::read_to_string(ops_testkit::workspace_file("functions/scheduled-backup/src/backup.rs"))
+        .expect("backup.rs");
+    assert!(backup.contains(".value(\"BackupSucceeded\", 1.0"), "the backup emits the metric the alarm watches");
+}
