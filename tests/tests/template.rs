@@ -189,3 +189,16 @@ fn an_alarm_fires_when_no_backup_succeeded_for_26_hours() {
         .expect("backup.rs");
     assert!(backup.contains(".value(\"BackupSucceeded\", 1.0"), "the backup emits the metric the alarm watches");
 }
+
+#[test]
+fn what_sns_cannot_deliver_lands_in_the_dead_letter_queue() {
+    use serde_json::json;
+    let t = deployed();
+    let dlq = json!({"deadLetterTargetArn": {"Fn::GetAtt": ["AlertDeadLetterQueue", "Arn"]}});
+    for (name, subscription) in of_type(&t, "AWS::SNS::Subscription") {
+        assert_eq!(subscription["Properties"]["RedrivePolicy"], dlq, "{name}");
+    }
+    let policy = &t["Resources"]["AlertDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Principal"], json!({"Service": "sns.amazonaws.com"}));
+    assert_eq!(policy["Action"], "sqs:SendMessage");
+}

@@ -12,6 +12,8 @@ use std::time::Instant;
 /// 5.2.5 or newer: 5.2.1 answers CompleteMultipartUpload with a root element the SDK refuses.
 const MOTO: (&str, &str, &str) = ("moto[server]", "moto", "5.2.5");
 const CFN_LINT: (&str, &str, &str) = ("cfn-lint", "cfn-lint", "1.51.0");
+/// Serverless rules for cfn-lint (SNS redrive, EventInvokeConfig, log retention...).
+const CFN_LINT_SERVERLESS: (&str, &str, &str) = ("cfn-lint-serverless", "cfn-lint-serverless", "0.3.5");
 const PG_PACKAGES: &[&str] = &["postgresql-15", "postgresql-client-15"];
 /// PostgreSQL 17 server binaries (initdb, pg_ctl, postgres) built for old glibc; Debian 12 has
 /// no PostgreSQL 17 and Debian 13's needs a newer glibc than this machine's.
@@ -129,7 +131,7 @@ fn setup() -> Result<(), String> {
     if !succeeds(&py, &["--version"]) {
         return Err(format!("{py} is not available: install Python 3 with pip"));
     }
-    for (requirement, distribution, version) in [MOTO, CFN_LINT] {
+    for (requirement, distribution, version) in [MOTO, CFN_LINT, CFN_LINT_SERVERLESS] {
         let check =
             format!("import importlib.metadata as m, sys; sys.exit(m.version('{distribution}') != '{version}')");
         if !succeeds(&py, &["-c", &check]) {
@@ -361,12 +363,15 @@ fn ci() -> Result<(), String> {
     step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
     step("package (arm64 zips)", package)?;
     step("sam validate --lint", || sam(&["validate", "--lint"]))?;
-    step("cfn-lint template.yaml", || {
+    step("cfn-lint template.yaml (with the serverless rules)", || {
         run(
             &python(),
             &[
                 "-c",
                 "import sys; from cfnlint.runner import main; sys.argv[0] = 'cfn-lint'; sys.exit(main())",
+                "--append-rules",
+                "cfn_lint_serverless.rules",
+                "--",
                 "template.yaml",
             ],
         )
