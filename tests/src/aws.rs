@@ -60,7 +60,11 @@ pub struct Aws {
 
 impl Aws {
     pub async fn new(stack: &Stack) -> Aws {
-        let sdk = stack.sdk_config().await;
+        Aws::from_sdk(stack.sdk_config().await)
+    }
+
+    /// Clients with `sdk`'s credentials and endpoint.
+    pub fn from_sdk(sdk: aws_config::SdkConfig) -> Aws {
         Aws {
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),

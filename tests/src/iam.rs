@@ -299,15 +299,7 @@ impl Enforced {
 
     /// Clients acting as the admin user, for fixtures and for looking at what a function did.
     pub fn admin(&self) -> Aws {
-        let sdk = self.admin.clone();
-        Aws {
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-            sns: aws_sdk_sns::Client::new(&sdk),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            s3: ops_shared::aws::s3_client(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            sdk,
-        }
+        Aws::from_sdk(self.admin.clone())
     }
 
     /// Creates `role` in moto under a fresh name (its policies as moto can evaluate them, see

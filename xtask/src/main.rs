@@ -148,17 +148,9 @@ fn setup() -> Result<(), String> {
                 PG_PACKAGES.join(" ")
             ));
         }
-        println!("==> installing {} with apt-get", PG_PACKAGES.join(" "));
-        run("apt-get", &["update", "-qq"])?;
-        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        args.extend_from_slice(PG_PACKAGES);
-        let status = Command::new("apt-get")
-            .args(&args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if !status.success() || postgres_bin().is_none() {
-            return Err(format!("apt-get could not install {}", PG_PACKAGES.join(" ")));
+        apt_install(PG_PACKAGES)?;
+        if postgres_bin().is_none() {
+            return Err(format!("{} installed no PostgreSQL server", PG_PACKAGES.join(" ")));
         }
     }
     if is_root() && !succeeds("id", &["postgres"]) {
@@ -305,14 +297,20 @@ fn arm64_libc() -> Result<(), String> {
     if Path::new("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1").exists() {
         return Ok(());
     }
-    println!("==> installing libc6-arm64-cross with apt-get");
+    apt_install(&["libc6-arm64-cross"])
+}
+
+/// `apt-get install` of Debian `packages`, after refreshing the package lists.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    println!("==> installing {} with apt-get", packages.join(" "));
     run("apt-get", &["update", "-qq"])?;
     let status = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "libc6-arm64-cross"])
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if status.success() { Ok(()) } else { Err("apt-get could not install libc6-arm64-cross".to_owned()) }
+    if status.success() { Ok(()) } else { Err(format!("apt-get could not install {}", packages.join(" "))) }
 }
 
 /// Lets this machine run arm64 binaries (the layer's tools) under qemu user-mode emulation:
@@ -324,15 +322,9 @@ fn arm64_emulation() -> Result<(), String> {
     }
     let conf = Path::new("/usr/lib/binfmt.d/qemu-aarch64.conf");
     if !conf.exists() {
-        println!("==> installing qemu-user-static with apt-get");
-        run("apt-get", &["update", "-qq"])?;
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", "qemu-user-static"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if !status.success() || !conf.exists() {
-            return Err("apt-get could not install qemu-user-static".to_owned());
+        apt_install(&["qemu-user-static"])?;
+        if !conf.exists() {
+            return Err("qemu-user-static installed no qemu-aarch64 binfmt rule".to_owned());
         }
     }
     if !Path::new("/proc/sys/fs/binfmt_misc/register").exists() {
