@@ -52,10 +52,6 @@ impl KeyProvider for AiEngine<'_> {
         "admin_secret_arn"
     }
 
-    fn admin<'a>(&'a self, stored: &'a str, _source: &'a str) -> Call<'a, Admin> {
-        Box::pin(async move { Ok(Admin { bearer: stored.trim().to_owned(), account: None }) })
-    }
-
     fn find<'a>(&'a self, admin: &'a Admin, name: &'a str) -> Call<'a, Vec<Found>> {
         Box::pin(async move {
             let operation = "list keys";

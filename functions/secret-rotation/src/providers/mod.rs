@@ -45,8 +45,11 @@ pub struct Admin {
 pub trait KeyProvider: Send + Sync {
     /// The secret field naming the secret that holds the admin credential.
     fn admin_field(&self) -> &'static str;
-    /// The admin credential from the value stored in secret `source`.
-    fn admin<'a>(&'a self, stored: &'a str, source: &'a str) -> Call<'a, Admin>;
+    /// The admin credential from the value stored in secret `source`: by default the value
+    /// itself, a bearer token as a plain string.
+    fn admin<'a>(&'a self, stored: &'a str, _source: &'a str) -> Call<'a, Admin> {
+        Box::pin(async move { Ok(Admin { bearer: stored.trim().to_owned(), account: None }) })
+    }
     /// The live keys named `name`, oldest first.
     fn find<'a>(&'a self, admin: &'a Admin, name: &'a str) -> Call<'a, Vec<Found>>;
     /// The plaintext of one found key.
