@@ -1,21 +1,24 @@
 """Prints, as JSON, the IAM role SAM creates for each function of a SAM template.
 
-Usage: python3 sam_roles.py TEMPLATE [ACCOUNT_ID REGION]
-       python3 sam_roles.py --cloudformation TEMPLATE
+Usage: python3 sam_roles.py [--cloudformation | --resolved] [--param NAME=VALUE]... TEMPLATE
+                             [ACCOUNT_ID REGION]
 
 With --cloudformation it prints the whole translated template instead: the CloudFormation
-resources SAM deploys (conditions and intrinsics kept as they are).
+resources SAM deploys (conditions and intrinsics kept as they are). With --resolved it prints
+the resources CloudFormation would create with those parameters: conditions evaluated,
+resources whose condition is false left out, intrinsic functions resolved.
 
 The template is translated by aws-sam-translator (SAM's own YAML loader, so short-form tags
 parse; policy templates, the dead-letter queue and the managed execution policy expanded) with
-every parameter at its default. Intrinsic functions are resolved to the names and ARNs the
-resources get in that account and region; a value that cannot be known before deployment
-(a KMS key id, a secret's random suffix) keeps a wildcard in its place.
+every parameter at its default unless --param gives it. Intrinsic functions are resolved to the
+names and ARNs the resources get in that account and region; a value that cannot be known
+before deployment (a KMS key id, a secret's random suffix) keeps a wildcard in its place.
 
 Output: {"<binary>": {"function": logical id, "role": logical id,
                       "managed_policy_arns": [...], "policies": [{"name", "document"}]}}
 """
 
+import argparse
 import json
 import re
 import sys
@@ -26,12 +29,15 @@ from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
 
+# Stands for `Ref: AWS::NoValue`: the property or list item is left out.
+NO_VALUE = object()
+
+
 class Resolver:
-    def __init__(self, template, account, region):
+    def __init__(self, template, params, account, region):
         self.resources = template.get("Resources", {})
-        self.params = {
-            name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()
-        }
+        self.conditions = template.get("Conditions", {})
+        self.params = params
         self.pseudo = {
             "AWS::AccountId": account,
             "AWS::Region": region,
@@ -45,7 +51,26 @@ class Resolver:
         value = self.resources[logical_id].get("Properties", {}).get(key)
         return self.resolve(value) if value is not None else "*"
 
+    def holds(self, condition):
+        """Whether the template's condition `condition` (a name or an expression) is true."""
+        if isinstance(condition, str):
+            return self.holds(self.conditions[condition])
+        (key, arg), = condition.items()
+        if key == "Condition":
+            return self.holds(arg)
+        if key == "Fn::Equals":
+            return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+        if key == "Fn::Not":
+            return not self.holds(arg[0])
+        if key == "Fn::And":
+            return all(self.holds(c) for c in arg)
+        if key == "Fn::Or":
+            return any(self.holds(c) for c in arg)
+        raise ValueError(f"unknown condition function {key}")
+
     def ref(self, target):
+        if target == "AWS::NoValue":
+            return NO_VALUE
         if target in self.params:
             return self.params[target]
         if target in self.pseudo:
@@ -96,11 +121,14 @@ class Resolver:
 
     def resolve(self, value):
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
+            if key == "Fn::If":
+                condition, when_true, when_false = arg
+                return self.resolve(when_true if self.holds(condition) else when_false)
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -112,16 +140,29 @@ class Resolver:
             if key == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(self.resolve(p)) for p in parts)
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def created(self):
+        """The resources CloudFormation creates: those whose condition holds, resolved."""
+        return {
+            logical_id: self.resolve({k: v for k, v in resource.items() if k != "Condition"})
+            for logical_id, resource in self.resources.items()
+            if "Condition" not in resource or self.holds(resource["Condition"])
+        }
 
 
 def main():
-    whole = sys.argv[1] == "--cloudformation"
-    args = sys.argv[2:] if whole else sys.argv[1:]
-    path = args[0]
-    account = args[1] if len(args) > 1 else "123456789012"
-    region = args[2] if len(args) > 2 else "us-east-1"
-    with open(path, encoding="utf-8") as f:
+    parser = argparse.ArgumentParser()
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--cloudformation", action="store_true")
+    mode.add_argument("--resolved", action="store_true")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("template")
+    parser.add_argument("account", nargs="?", default="123456789012")
+    parser.add_argument("region", nargs="?", default="us-east-1")
+    args = parser.parse_args()
+    with open(args.template, encoding="utf-8") as f:
         sam = yaml_parse(f.read())
     for resource in sam["Resources"].values():
         # What `sam package` does to local code; where the code lies does not touch IAM.
@@ -130,13 +171,22 @@ def main():
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = "s3://packaged/layer.zip"
     params = {name: spec.get("Default", "") for name, spec in sam.get("Parameters", {}).items()}
+    for given in args.param:
+        name, _, value = given.partition("=")
+        if name not in params:
+            parser.error(f"the template has no parameter {name}")
+        params[name] = value
     # The template names managed policies by ARN only: no IAM look-up of names is needed.
-    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
+    session = boto3.session.Session(region_name=args.region)
+    translator = Translator({}, Parser(), boto_session=session)
     cfn = translator.translate(json.loads(json.dumps(sam)), params, get_managed_policy_map=dict)
-    if whole:
+    if args.cloudformation:
         json.dump(cfn, sys.stdout, indent=1, sort_keys=True)
         return
-    resolver = Resolver(cfn, account, region)
+    resolver = Resolver(cfn, params, args.account, args.region)
+    if args.resolved:
+        json.dump({"Resources": resolver.created()}, sys.stdout, indent=1, sort_keys=True)
+        return
     roles = {}
     for logical_id, resource in sam["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":

@@ -60,6 +60,18 @@ pub fn translated_template() -> Result<Value, String> {
     translate(&["--cloudformation", &crate::workspace_file("template.yaml").display().to_string()])
 }
 
+/// The resources CloudFormation would create from template.yaml with `params` (the others at
+/// their defaults): conditions evaluated, intrinsic functions resolved.
+pub fn resolved_template(params: &[(&str, &str)]) -> Result<Value, String> {
+    let template = crate::workspace_file("template.yaml").display().to_string();
+    let mut args = vec!["--resolved".to_owned()];
+    for (name, value) in params {
+        args.push(format!("--param={name}={value}"));
+    }
+    args.extend([template, ACCOUNT_ID.to_owned(), REGION.to_owned()]);
+    translate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn translate<T: serde::de::DeserializeOwned>(args: &[&str]) -> Result<T, String> {
     let script = crate::workspace_file("tests/sam_roles.py");
     let output = Command::new(crate::moto::python())

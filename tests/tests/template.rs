@@ -72,6 +72,11 @@ fn deployed() -> serde_json::Value {
     ops_testkit::iam::translated_template().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The resources CloudFormation creates from template.yaml with `params`.
+fn resolved(params: &[(&str, &str)]) -> serde_json::Value {
+    ops_testkit::iam::resolved_template(params).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn of_type<'t>(template: &'t serde_json::Value, kind: &str) -> Vec<(&'t String, &'t serde_json::Value)> {
     let resources = template["Resources"].as_object().expect("Resources");
     resources.iter().filter(|(_, r)| r["Type"] == kind).collect()
@@ -123,14 +128,99 @@ fn rotation_waits_for_enable_rotation_and_never_runs_late() {
     assert_eq!(schedules.len(), 3);
     for (name, schedule) in schedules {
         assert_eq!(schedule["Condition"], "RotationEnabled", "{name}");
-        let secret = schedule["Properties"]["SecretId"]["Ref"].as_str().expect("secret");
-        let days = if secret == "SupabaseServiceRoleSecret" { 90 } else { 180 };
+    }
+    let created = resolved(&[]);
+    assert!(of_type(&created, "AWS::SecretsManager::RotationSchedule").is_empty(), "nothing rotates by default");
+    let created = resolved(&[("EnableRotation", "true")]);
+    let schedules = of_type(&created, "AWS::SecretsManager::RotationSchedule");
+    assert_eq!(schedules.len(), 3);
+    for (name, schedule) in schedules {
+        let secret = schedule["Properties"]["SecretId"].as_str().expect("secret");
+        let days = if secret.contains("-supabase-service-role-") { 90 } else { 180 };
         assert_eq!(
             schedule["Properties"]["RotationRules"]["ScheduleExpression"],
             format!("rate({days} days)"),
             "{name}"
         );
     }
+}
+
+/// The secrets the runbook created by hand, by the name the stack gives them.
+const RUNBOOK_SECRETS: [(&str, &str); 3] = [
+    ("ExistingSupabaseServiceRoleSecretArn", "supabase-service-role"),
+    ("ExistingAiEngineApiSecretArn", "ai-engine-api"),
+    ("ExistingGeminiApiSecretArn", "gemini-api"),
+];
+
+fn secret_names(created: &serde_json::Value) -> Vec<String> {
+    of_type(created, "AWS::SecretsManager::Secret")
+        .into_iter()
+        .map(|(_, secret)| secret["Properties"]["Name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// Every secret ARN a role may use, or a schedule rotates, in the created resources.
+fn secret_references(created: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![created];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::String(s) if s.starts_with("arn:aws:secretsmanager:") => found.push(s.clone()),
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(fields) => stack.extend(fields.values()),
+            _ => {}
+        }
+    }
+    found
+}
+
+#[test]
+fn the_stack_creates_the_runbook_secrets_by_default() {
+    let created = resolved(&[("EnableRotation", "true")]);
+    let names = secret_names(&created);
+    for (_, name) in RUNBOOK_SECRETS {
+        assert!(names.contains(&format!("{}-{name}", names::PREFIX)), "{name} is created: {names:?}");
+    }
+}
+
+#[test]
+fn secrets_the_runbook_created_by_hand_are_adopted_by_arn() {
+    let arns: Vec<(&str, String)> = RUNBOOK_SECRETS
+        .iter()
+        .map(|(parameter, name)| {
+            let arn = format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}-{name}-Ab12Cd",
+                names::REGION,
+                names::ACCOUNT_ID,
+                names::PREFIX
+            );
+            (*parameter, arn)
+        })
+        .collect();
+    let mut params: Vec<(&str, &str)> = arns.iter().map(|(p, arn)| (*p, arn.as_str())).collect();
+    params.push(("EnableRotation", "true"));
+    let created = resolved(&params);
+
+    let names = secret_names(&created);
+    let references = secret_references(&created);
+    for ((_, name), (_, arn)) in RUNBOOK_SECRETS.iter().zip(&arns) {
+        assert!(!names.iter().any(|n| n.ends_with(name)), "an adopted {name} is not created again: {names:?}");
+        // Every use of the secret names the adopted one, none the secret the stack would create.
+        assert!(references.contains(arn), "{arn} is used");
+        assert!(!references.iter().any(|r| r.contains(&format!("{name}-??????"))), "{name}: {references:?}");
+    }
+    let schedules = of_type(&created, "AWS::SecretsManager::RotationSchedule");
+    let rotated: Vec<&str> = schedules.iter().map(|(_, s)| s["Properties"]["SecretId"].as_str().expect("id")).collect();
+    for (_, arn) in &arns {
+        assert!(rotated.contains(&arn.as_str()), "{arn} rotates: {rotated:?}");
+    }
+    let rotation = &created["Resources"]["SecretRotationFunctionRole"]["Properties"]["Policies"];
+    let rotation = serde_json::to_string(rotation).expect("policies");
+    for (_, arn) in &arns {
+        assert!(rotation.contains(arn.as_str()), "secret-rotation may rotate {arn}");
+    }
+    let health = serde_json::to_string(&created["Resources"]["HealthCheckerFunctionRole"]).expect("role");
+    assert!(health.contains(arns[1].1.as_str()), "health-checker reads the adopted AI engine key");
 }
 
 #[test]
