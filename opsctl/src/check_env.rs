@@ -4,14 +4,12 @@
 
 use ops_shared::Env;
 use ops_shared::config::SentryConfig;
+use ops_shared::keys::google::{self, Google};
+use ops_shared::keys::{KeyError, KeyProvider, KeySecret, Upstream};
 use ops_shared::postgres::DbCredentials;
+use ops_shared::rotation::{KeyService, STRATEGY_TAG, Strategy};
 use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, SecretValue};
-use secret_rotation::RotationError;
-use secret_rotation::api_key::KeySecret;
-use secret_rotation::providers::google::{self, Google};
-use secret_rotation::providers::{KeyProvider, Upstream};
-use secret_rotation::strategy::{KeyService, Strategy};
 
 /// What a secret's value must look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,9 +172,9 @@ async fn gemini_key_problems(
     let Some(service) = Google::new(upstream, &secret) else { return Vec::new() };
     let identity = async {
         let arn = secret.field(service.admin_field()).unwrap_or_default();
-        let stored = store.value_at(arn, AWSCURRENT).await?;
-        let admin = service.admin(&stored.value, arn).await?;
-        service.identify(&admin, &secret.api_key).await
+        let stored = store.value_at(arn, AWSCURRENT).await.map_err(|e| e.to_string())?;
+        let admin = service.admin(&stored.value, arn).await.map_err(|e| e.to_string())?;
+        service.identify(&admin, &secret.api_key).await.map_err(|e| e.to_string())
     };
     let identity = match identity.await {
         Ok(identity) => identity,
@@ -211,7 +209,7 @@ fn check_rotation(
         return "off".to_owned();
     }
     let strategy = strategy.as_str();
-    match d.tags.get(secret_rotation::strategy::STRATEGY_TAG) {
+    match d.tags.get(STRATEGY_TAG) {
         Some(tag) if tag == strategy => {}
         Some(tag) => problems.push(format!("{name}: rotation-strategy is {tag:?}, expected {strategy:?}")),
         None => problems.push(format!("{name}: no rotation-strategy tag (expected {strategy:?})")),
@@ -273,7 +271,7 @@ fn shape_problem(shape: Shape, value: &str) -> Option<String> {
             };
             match KeySecret::parse(service, "", AWSCURRENT, &value) {
                 Ok(_) => None,
-                Err(RotationError::MalformedSecret { problem, .. }) => Some(problem),
+                Err(KeyError::Malformed { problem, .. }) => Some(problem),
                 Err(other) => Some(other.to_string()),
             }
         }

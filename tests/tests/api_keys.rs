@@ -94,7 +94,7 @@ async fn a_crash_after_any_step_then_a_replay_leaves_exactly_one_new_key() {
     for crash_after in 1..=4 {
         let token = f.rotate(crash_after).await;
         let named: Vec<_> =
-            f.engine.keys().into_iter().filter(|k| k.name == secret_rotation::api_key::key_name(&token)).collect();
+            f.engine.keys().into_iter().filter(|k| k.name == ops_shared::keys::key_name(&token)).collect();
         assert_eq!(named.len(), 1, "one upstream key per rotation, no orphans (crash after {crash_after})");
         let current = f.stage(AWSCURRENT).await;
         assert_eq!(current.key_id, named[0].id);
@@ -158,9 +158,9 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
         f.engine.queue_after_create(&[fault]);
         let token = f.rotate(4).await;
         let named: Vec<_> =
-            f.engine.keys().into_iter().filter(|k| k.name == secret_rotation::api_key::key_name(&token)).collect();
+            f.engine.keys().into_iter().filter(|k| k.name == ops_shared::keys::key_name(&token)).collect();
         assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
-        let name = secret_rotation::api_key::key_name(&token);
+        let name = ops_shared::keys::key_name(&token);
         assert_eq!(f.engine.create_requests(&name), 1, "the create was not repeated after {fault:?}");
         assert_eq!(named[0].key, f.stage(AWSCURRENT).await.api_key);
     }
@@ -171,7 +171,7 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
 async fn two_live_keys_under_the_rotation_name_become_one() {
     let f = fixture(Duration::from_secs(5)).await;
     let token = f.aws.start_rotation(&f.secret).await.expect("start");
-    let name = secret_rotation::api_key::key_name(&token);
+    let name = ops_shared::keys::key_name(&token);
     let first = f.engine.create_key(&name);
     let second = f.engine.create_key(&name);
     for step in ROTATION_STEPS {

@@ -165,3 +165,18 @@ async fn an_oversized_alert_is_truncated_below_the_sns_limit_and_still_delivered
     assert!(delivered.summary.contains("truncated"));
     assert_eq!(delivered.title, "Row counts differ");
 }
+
+#[test]
+fn only_the_test_kit_depends_on_a_function_crate() {
+    let functions = ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"];
+    let mut manifests = vec!["opsctl/Cargo.toml".to_owned(), "shared/Cargo.toml".to_owned()];
+    manifests.extend(functions.iter().map(|f| format!("functions/{f}/Cargo.toml")));
+    for manifest in manifests {
+        let text = std::fs::read_to_string(ops_testkit::workspace_file(&manifest)).expect("manifest");
+        let dependencies = text.split("[dependencies]").nth(1).unwrap_or_default();
+        for function in functions {
+            let depends = dependencies.lines().any(|line| line.trim_start().starts_with(&format!("{function} ")));
+            assert!(!depends, "{manifest} depends on the function crate {function}: move what it needs to shared");
+        }
+    }
+}

@@ -121,7 +121,7 @@ async fn gemini_keys_rotate_restricted_keeping_the_previous_one() {
     // Crashes after each step, then replays: one key per rotation, the oldest revoked.
     for crash_after in 1..=3 {
         let token = f.rotate(crash_after).await;
-        let key_id = secret_rotation::providers::google::key_id(&secret_rotation::api_key::key_name(&token));
+        let key_id = ops_shared::keys::google::key_id(&ops_shared::keys::key_name(&token));
         assert_eq!(f.google.keys().iter().filter(|k| k.key_id == key_id).count(), 1, "no orphan keys");
         assert!(f.google.key_works(&f.stage(AWSCURRENT).await.api_key));
         assert!(f.google.key_works(&f.stage(AWSPREVIOUS).await.api_key));
@@ -182,7 +182,7 @@ async fn provider_failures_are_bounded_reported_and_change_nothing() {
     for step in ROTATION_STEPS {
         f.step(step, &token).await.unwrap_or_else(|e| panic!("{step} after a 429: {e:?}"));
     }
-    let key_id = secret_rotation::providers::google::key_id(&secret_rotation::api_key::key_name(&token));
+    let key_id = ops_shared::keys::google::key_id(&ops_shared::keys::key_name(&token));
     assert_eq!(f.google.keys().iter().filter(|k| k.key_id == key_id).count(), 1, "one key for the rotation");
     assert!(f.google.key_works(&f.stage(AWSCURRENT).await.api_key));
     assert_eq!(

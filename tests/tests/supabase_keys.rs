@@ -75,7 +75,7 @@ async fn secret_keys_rotate_keeping_the_previous_one() {
     // Crashes and replays: still one key per rotation, and the oldest is revoked.
     for crash_after in 1..=3 {
         let token = f.rotate(crash_after).await;
-        let name = secret_rotation::api_key::key_name(&token);
+        let name = ops_shared::keys::key_name(&token);
         assert_eq!(f.supabase.keys().iter().filter(|k| k.name == name).count(), 1, "no orphan keys");
         assert!(f.supabase.key_works(&f.key(AWSCURRENT).await));
         assert!(f.supabase.key_works(&f.key(AWSPREVIOUS).await));
@@ -171,7 +171,7 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
     for fault in faults {
         f.supabase.queue_after_create(&[fault]);
         let token = f.rotate(4).await;
-        let name = secret_rotation::api_key::key_name(&token);
+        let name = ops_shared::keys::key_name(&token);
         let named: Vec<_> = f.supabase.keys().into_iter().filter(|k| k.name == name).collect();
         assert_eq!(named.len(), 1, "one key for the rotation after {fault:?}");
         assert_eq!(f.supabase.create_requests(&name), 1, "the create was not repeated after {fault:?}");

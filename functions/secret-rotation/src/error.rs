@@ -1,4 +1,5 @@
 use ops_shared::FunctionError;
+use ops_shared::keys::KeyError;
 use ops_shared::postgres::DbError;
 use ops_shared::secret_versions::StoreError;
 use ops_shared::secrets::SecretError;
@@ -24,8 +25,8 @@ pub enum RotationError {
     NoPendingValue { secret: String, token: String },
     #[error("the pending credential of secret {secret} does not work: {problem}")]
     TestFailed { secret: String, problem: String },
-    #[error("the provider refused to {operation} for secret {secret}: {detail}")]
-    Upstream { secret: String, operation: String, detail: String },
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("cannot change the database password for secret {secret}: {source}")]
     Database {
         secret: String,
@@ -48,10 +49,11 @@ impl FunctionError for RotationError {
             RotationError::UnknownStrategy { .. }
             | RotationError::MalformedSecret { .. }
             | RotationError::HostMismatch { .. } => "SecretConfiguration",
+            RotationError::Key(KeyError::Malformed { .. }) => "SecretConfiguration",
             RotationError::NoPendingValue { .. } => "RotationOutOfOrder",
-            RotationError::TestFailed { .. } => "RotationTestFailed",
+            RotationError::TestFailed { .. } | RotationError::Key(KeyError::TestFailed { .. }) => "RotationTestFailed",
             RotationError::Database { .. }
-            | RotationError::Upstream { .. }
+            | RotationError::Key(KeyError::Upstream { .. })
             | RotationError::Secret(_)
             | RotationError::Store(_) => "DependencyFailure",
         }

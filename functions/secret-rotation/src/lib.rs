@@ -6,9 +6,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod postgres;
-pub mod providers;
 pub mod rotator;
-pub mod strategy;
 
 use std::time::Duration;
 

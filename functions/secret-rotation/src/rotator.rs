@@ -4,18 +4,18 @@
 use std::time::Instant;
 
 use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::keys::{self, Admin, KeyProvider, KeySecret, Upstream};
 use ops_shared::postgres::DbCredentials;
+use ops_shared::rotation::{KeyService, STRATEGY_TAG, Strategy};
 use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError, SecretValue};
 use serde::Serialize;
 
-use crate::api_key::{self, KeySecret};
+use crate::api_key;
 use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::postgres::{self as pg, parse_credentials};
-use crate::providers::{self, Admin, KeyProvider, Upstream};
-use crate::strategy::{KeyService, Strategy};
 
 pub const SOURCE: &str = "secret-rotation";
 
@@ -44,8 +44,8 @@ pub struct StepReport {
 }
 
 pub struct Rotator<S, A> {
-    store: S,
-    alerts: A,
+    pub store: S,
+    pub alerts: A,
     http: reqwest::Client,
     config: RotationConfig,
 }
@@ -132,7 +132,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         if !stages.iter().any(|s| s == AWSPENDING) {
             return Err(RotationError::NotPending { secret: name, token: event.token.clone() });
         }
-        let strategy = Strategy::from_tags(&name, &description.tags)?;
+        let strategy = strategy_of(&name, &description.tags)?;
         let outcome = match event.step {
             Step::Create => self.create(event, strategy).await?,
             Step::Set => self.set(event, strategy).await?,
@@ -217,7 +217,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             problem: format!("{field} is missing"),
         })?;
         let stored = self.store.value_at(arn, AWSCURRENT).await?.value;
-        provider.admin(&stored, arn).await
+        Ok(provider.admin(&stored, arn).await?)
     }
 
     /// Finds the key an earlier attempt created for this token, or creates it.
@@ -229,9 +229,9 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     ) -> Result<(), RotationError> {
         let secret = &event.secret_id;
         let current = KeySecret::parse(service, secret, AWSCURRENT, current)?;
-        let provider = providers::for_service(service, self.upstream(secret), &current)?;
+        let provider = keys::for_service(service, self.upstream(secret), &current)?;
         let admin = self.admin(secret, &current, provider.as_ref()).await?;
-        let (id, key) = api_key::obtain(provider.as_ref(), &admin, &api_key::key_name(&event.token)).await?;
+        let (id, key) = api_key::obtain(provider.as_ref(), &admin, &keys::key_name(&event.token)).await?;
         self.put_pending(event, &current.with_key(id, key).to_json()).await
     }
 
@@ -307,7 +307,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         };
         match previous {
             Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
-                let provider = providers::for_service(service, self.upstream(secret), &current)?;
+                let provider = keys::for_service(service, self.upstream(secret), &current)?;
                 let admin = self.admin(secret, &current, provider.as_ref()).await?;
                 provider.revoke(&admin, &old.key_id).await?;
                 Ok(Outcome::Set)
@@ -320,7 +320,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         let secret = &event.secret_id;
         if let Some(service) = strategy.key_service() {
             let pending = KeySecret::parse(service, secret, AWSPENDING, &self.pending_value(event).await?)?;
-            providers::for_service(service, self.upstream(secret), &pending)?.check(&pending.api_key).await?;
+            keys::for_service(service, self.upstream(secret), &pending)?.check(&pending.api_key).await?;
         } else {
             let pending = self.pending(event).await?;
             pg::test_login(secret, &pending, self.config.database_timeout).await?;
@@ -353,4 +353,17 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         }
         Ok(Outcome::Finished)
     }
+}
+
+/// The strategy the secret's `rotation-strategy` tag names.
+fn strategy_of(secret: &str, tags: &std::collections::HashMap<String, String>) -> Result<Strategy, RotationError> {
+    let tag = tags.get(STRATEGY_TAG);
+    tag.and_then(|name| Strategy::parse(name)).ok_or_else(|| RotationError::UnknownStrategy {
+        secret: secret.to_owned(),
+        found: match tag {
+            Some(name) => format!("tag {STRATEGY_TAG}={name:?}"),
+            None => format!("no {STRATEGY_TAG} tag"),
+        },
+        expected: Strategy::NAMES,
+    })
 }

@@ -1,5 +1,6 @@
-//! The services an API key lives at. Each implements [`KeyProvider`]; [`for_service`] is the
-//! one place that picks one.
+//! API keys and the services that issue them: the secret's shape ([`KeySecret`], checked the
+//! same way by the rotation and by `opsctl check-env`), and one [`KeyProvider`] per service;
+//! [`for_service`] is the one place that picks one.
 
 pub mod ai_engine;
 pub mod google;
@@ -8,17 +9,28 @@ pub mod supabase;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ops_shared::http::{Repeat, send_with_retry};
+use serde_json::{Map, Value};
 
-use crate::api_key::KeySecret;
-use crate::error::RotationError;
-use crate::strategy::KeyService;
+use crate::http::{Repeat, send_with_retry};
+use crate::rotation::KeyService;
+use crate::secrets::SecretValue;
+
+/// What can go wrong with an API key or its service. Messages name the secret, never a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("secret {secret} ({stage}) is malformed: {problem}")]
+    Malformed { secret: String, stage: String, problem: String },
+    #[error("the provider refused to {operation} for secret {secret}: {detail}")]
+    Upstream { secret: String, operation: String, detail: String },
+    #[error("the pending credential of secret {secret} does not work: {problem}")]
+    TestFailed { secret: String, problem: String },
+}
 
 /// Every provider call: at most this many attempts, waiting `BACKOFF`, then twice that.
 pub const ATTEMPTS: u32 = 3;
 pub const BACKOFF: Duration = Duration::from_millis(200);
 
-pub type Call<'a, T> = BoxFuture<'a, Result<T, RotationError>>;
+pub type Call<'a, T> = BoxFuture<'a, Result<T, KeyError>>;
 
 /// A live key found upstream. `key` is its plaintext where the listing carries it.
 pub struct Found {
@@ -29,8 +41,8 @@ pub struct Found {
 /// A failed create: `Refused` surely made nothing; after `Unknown` (a timeout, a lost
 /// connection, a 5xx, a 409) the key may exist, so the caller looks it up before trying again.
 pub enum CreateError {
-    Refused(RotationError),
-    Unknown(RotationError),
+    Refused(KeyError),
+    Unknown(KeyError),
 }
 
 /// The credentials of the admin API: a bearer token and, for Google, the service account it
@@ -67,7 +79,7 @@ pub fn for_service<'a>(
     service: KeyService,
     upstream: Upstream<'a>,
     secret: &'a KeySecret,
-) -> Result<Box<dyn KeyProvider + 'a>, RotationError> {
+) -> Result<Box<dyn KeyProvider + 'a>, KeyError> {
     let missing = || upstream.malformed(format!("the fields {} needs are missing", service.strategy().as_str()));
     Ok(match service {
         KeyService::AiEngine => Box::new(ai_engine::AiEngine::new(upstream, secret).ok_or_else(missing)?),
@@ -86,20 +98,16 @@ pub struct Upstream<'a> {
 }
 
 impl Upstream<'_> {
-    pub fn failed(&self, operation: &str, detail: impl std::fmt::Display) -> RotationError {
-        RotationError::Upstream {
+    pub fn failed(&self, operation: &str, detail: impl std::fmt::Display) -> KeyError {
+        KeyError::Upstream {
             secret: self.secret.to_owned(),
             operation: operation.to_owned(),
             detail: detail.to_string(),
         }
     }
 
-    pub fn malformed(&self, problem: String) -> RotationError {
-        RotationError::MalformedSecret {
-            secret: self.secret.to_owned(),
-            stage: ops_shared::secrets::AWSCURRENT.to_owned(),
-            problem,
-        }
+    pub fn malformed(&self, problem: String) -> KeyError {
+        KeyError::Malformed { secret: self.secret.to_owned(), stage: crate::secrets::AWSCURRENT.to_owned(), problem }
     }
 
     /// An idempotent call (read, delete), retried within the bounds.
@@ -107,10 +115,10 @@ impl Upstream<'_> {
         &self,
         operation: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, RotationError> {
+    ) -> Result<reqwest::Response, KeyError> {
         send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| self.failed(operation, ops_shared::lambda::error_chain(&e.without_url())))
+            .map_err(|e| self.failed(operation, crate::lambda::error_chain(&e.without_url())))
     }
 
     /// A create: repeated only where the service surely did not act on it. An answer of
@@ -123,18 +131,18 @@ impl Upstream<'_> {
     ) -> Result<reqwest::Response, CreateError> {
         let operation = "create a key";
         let result = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::NotIdempotent).await;
-        let unknown = ops_shared::http::outcome_unknown(&result);
+        let unknown = crate::http::outcome_unknown(&result);
         let error = match result {
             Ok(response) if expected.contains(&response.status()) => return Ok(response),
             Ok(response) => self.failed(operation, format!("answered HTTP {}", response.status())),
-            Err(err) => self.failed(operation, ops_shared::lambda::error_chain(&err.without_url())),
+            Err(err) => self.failed(operation, crate::lambda::error_chain(&err.without_url())),
         };
         Err(if unknown { CreateError::Unknown(error) } else { CreateError::Refused(error) })
     }
 
     /// `DELETE {keys_url}/{id}`; a key already gone (404) is fine. `id` comes from the secret,
     /// so it must be one path segment: a tampered value cannot aim the DELETE elsewhere.
-    pub async fn delete_key(&self, keys_url: &str, id: &str, bearer: &str) -> Result<(), RotationError> {
+    pub async fn delete_key(&self, keys_url: &str, id: &str, bearer: &str) -> Result<(), KeyError> {
         let operation = "revoke a key";
         let segment = !id.is_empty() && id != ".." && !id.contains(['/', '?', '#', '%', '\\']);
         if !segment {
@@ -149,17 +157,97 @@ impl Upstream<'_> {
     }
 
     /// testSecret's request: `GET url` with the key in `header`; 200 means the key works.
-    pub async fn check(&self, url: &str, header: &str, value: &str) -> Result<(), RotationError> {
-        let failed = |problem: String| RotationError::TestFailed { secret: self.secret.to_owned(), problem };
+    pub async fn check(&self, url: &str, header: &str, value: &str) -> Result<(), KeyError> {
+        let failed = |problem: String| KeyError::TestFailed { secret: self.secret.to_owned(), problem };
         let response =
             send_with_retry(|| self.http.get(url).header(header, value), ATTEMPTS, BACKOFF, Repeat::Idempotent)
                 .await
-                .map_err(|e| failed(ops_shared::lambda::error_chain(&e.without_url())))?;
+                .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
         match response.status() {
             reqwest::StatusCode::OK => Ok(()),
             status => Err(failed(format!("{url} answered HTTP {status}"))),
         }
     }
+}
+
+/// An API-key secret: `api_key`, `key_id`, and the service's own fields, kept as they are.
+#[derive(Clone, PartialEq)]
+pub struct KeySecret {
+    pub api_key: String,
+    pub key_id: String,
+    pub fields: Map<String, Value>,
+}
+
+// Never print the key.
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySecret").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+impl KeySecret {
+    /// A secret of `service`, with everything checked that can be known without asking the
+    /// service (`opsctl check-env` runs the same checks). Problems name fields, never values.
+    pub fn parse(service: KeyService, secret: &str, stage: &str, value: &SecretValue) -> Result<KeySecret, KeyError> {
+        let malformed =
+            |problem: String| KeyError::Malformed { secret: secret.to_owned(), stage: stage.to_owned(), problem };
+        let mut fields: Map<String, Value> = value.json(secret, stage).map_err(|e| malformed(e.to_string()))?;
+        let mut take = |name: &str| match fields.remove(name) {
+            Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),
+            _ => Err(malformed(format!("{name} is missing or empty"))),
+        };
+        let api_key = take("api_key")?;
+        if service == KeyService::Supabase && api_key.starts_with("eyJ") {
+            return Err(malformed(
+                "holds a legacy JWT key (service_role), which cannot be rotated alone: \
+                 migrate to a secret API key (sb_secret_...) and store that"
+                    .to_owned(),
+            ));
+        }
+        let key_id = take("key_id")?;
+        let required = match service {
+            KeyService::AiEngine => ai_engine::FIELDS,
+            KeyService::Supabase => supabase::FIELDS,
+            KeyService::Google => {
+                if !google::is_key_name(&key_id) {
+                    return Err(malformed(
+                        "key_id is not the key's resource name, projects/<project>/locations/global/keys/<id>"
+                            .to_owned(),
+                    ));
+                }
+                google::FIELDS
+            }
+        };
+        let parsed = KeySecret { api_key, key_id, fields };
+        let missing: Vec<&str> = required.iter().copied().filter(|name| parsed.field(name).is_none()).collect();
+        if !missing.is_empty() {
+            return Err(malformed(format!("missing or empty: {}", missing.join(", "))));
+        }
+        Ok(parsed)
+    }
+
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(Value::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The same secret holding another key.
+    pub fn with_key(&self, key_id: String, api_key: String) -> KeySecret {
+        KeySecret { api_key, key_id, fields: self.fields.clone() }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut map = self.fields.clone();
+        map.insert("api_key".into(), Value::String(self.api_key.clone()));
+        map.insert("key_id".into(), Value::String(self.key_id.clone()));
+        Value::Object(map)
+    }
+}
+
+/// The upstream key name for a rotation token (letters, digits and `_` only, as Supabase wants;
+/// short enough for Google's 63-character key ids).
+pub fn key_name(token: &str) -> String {
+    let safe: String = token.chars().filter(char::is_ascii_alphanumeric).take(54).collect();
+    format!("rotation_{}", safe.to_ascii_lowercase())
 }
 
 /// A base URL from the secret's field `field`, else `default`, without a trailing slash.

@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, Call, CreateError, Found, KeyProvider, Upstream, base_url};
-use crate::api_key::KeySecret;
-use crate::error::RotationError;
+use super::{Admin, Call, CreateError, Found, KeyError, KeyProvider, KeySecret, Upstream, base_url};
 
 pub const FIELDS: &[&str] = &["project_ref", "token_secret_arn"];
 pub const DEFAULT_API_URL: &str = "https://api.supabase.com";
@@ -58,7 +56,7 @@ impl<'a> Supabase<'a> {
         })
     }
 
-    async fn revealed(&self, response: reqwest::Response, operation: &str) -> Result<(String, String), RotationError> {
+    async fn revealed(&self, response: reqwest::Response, operation: &str) -> Result<(String, String), KeyError> {
         let key: Revealed =
             response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
         match (key.id, key.api_key) {

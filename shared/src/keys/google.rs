@@ -6,19 +6,17 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::http::{Repeat, send_with_retry};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
-use ops_shared::http::{Repeat, send_with_retry};
 use reqwest::StatusCode;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyProvider, Upstream, base_url};
-use crate::api_key::KeySecret;
-use crate::error::RotationError;
+use super::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyError, KeyProvider, KeySecret, Upstream, base_url};
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const DEFAULT_API_URL: &str = "https://apikeys.googleapis.com";
@@ -40,10 +38,10 @@ pub struct ServiceAccount {
 
 impl ServiceAccount {
     /// Parses the key file JSON stored in `secret`; problems name the field, never its value.
-    pub fn parse(secret: &str, json: &str) -> Result<ServiceAccount, RotationError> {
-        let malformed = |problem: &str| RotationError::MalformedSecret {
+    pub fn parse(secret: &str, json: &str) -> Result<ServiceAccount, KeyError> {
+        let malformed = |problem: &str| KeyError::Malformed {
             secret: secret.to_owned(),
-            stage: ops_shared::secrets::AWSCURRENT.to_owned(),
+            stage: crate::secrets::AWSCURRENT.to_owned(),
             problem: format!("not a Google service-account key file: {problem}"),
         };
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(json) else {
@@ -62,10 +60,10 @@ impl ServiceAccount {
     }
 
     /// The signed JWT assertion for `audience` (the token endpoint), valid for an hour.
-    fn assertion(&self, secret: &str, audience: &str, now: u64) -> Result<String, RotationError> {
-        let malformed = |problem: &str| RotationError::MalformedSecret {
+    fn assertion(&self, secret: &str, audience: &str, now: u64) -> Result<String, KeyError> {
+        let malformed = |problem: &str| KeyError::Malformed {
             secret: secret.to_owned(),
-            stage: ops_shared::secrets::AWSCURRENT.to_owned(),
+            stage: crate::secrets::AWSCURRENT.to_owned(),
             problem: format!("private_key {problem}"),
         };
         let mut header = json!({"alg": "RS256", "typ": "JWT"});
@@ -106,11 +104,11 @@ pub async fn access_token(
     account_secret: &str,
     account: &ServiceAccount,
     token_url: Option<&str>,
-) -> Result<String, RotationError> {
+) -> Result<String, KeyError> {
     let url = token_url.or(account.token_uri.as_deref()).unwrap_or(DEFAULT_TOKEN_URL);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let body = format!("grant_type={GRANT_TYPE}&assertion={}", account.assertion(account_secret, url, now)?);
-    let failed = |detail: String| RotationError::Upstream {
+    let failed = |detail: String| KeyError::Upstream {
         secret: account_secret.to_owned(),
         operation: "issue an access token for the service account".to_owned(),
         detail,
@@ -122,7 +120,7 @@ pub async fn access_token(
         Repeat::Idempotent,
     )
     .await
-    .map_err(|e| failed(ops_shared::lambda::error_chain(&e.without_url())))?;
+    .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
     let status = response.status();
     if status != StatusCode::OK {
         let refusal: OAuthError = response.json().await.unwrap_or_default();
@@ -197,7 +195,7 @@ pub async fn wait(
         let url = format!("{api_url}/v2/{}", operation.name);
         let response = send_with_retry(|| http.get(&url).bearer_auth(token), ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| ops_shared::lambda::error_chain(&e))?;
+            .map_err(|e| crate::lambda::error_chain(&e))?;
         if response.status() != StatusCode::OK {
             return Err(format!("polling operation {}: {}", operation.name, refusal(response).await));
         }
@@ -267,14 +265,14 @@ impl<'a> Google<'a> {
         })
     }
 
-    fn key_resource<'k>(&self, key: &'k Map<String, Value>, operation: &str) -> Result<&'k str, RotationError> {
+    fn key_resource<'k>(&self, key: &'k Map<String, Value>, operation: &str) -> Result<&'k str, KeyError> {
         key.get("name")
             .and_then(Value::as_str)
             .filter(|name| is_key_name(name))
             .ok_or_else(|| self.upstream.failed(operation, "answered without a key resource name"))
     }
 
-    async fn key_string(&self, admin: &Admin, key_name: &str) -> Result<String, RotationError> {
+    async fn key_string(&self, admin: &Admin, key_name: &str) -> Result<String, KeyError> {
         let operation = "read the key string";
         let url = format!("{}/v2/{key_name}/keyString", self.api_url);
         let response =
@@ -292,7 +290,7 @@ impl<'a> Google<'a> {
         admin: &Admin,
         operation: &str,
         response: reqwest::Response,
-    ) -> Result<Map<String, Value>, RotationError> {
+    ) -> Result<Map<String, Value>, KeyError> {
         let pending: Operation =
             response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
         wait(self.upstream.http, &self.api_url, &admin.bearer, pending, self.upstream.operation_timeout)
@@ -313,7 +311,7 @@ impl Google<'_> {
     /// `keys.lookupKey` then `keys.get`: which key `key_string` is, whether it is bound to a
     /// service account and whether it was deleted. The key string travels in the query, as the
     /// API wants; errors never carry the URL.
-    pub async fn identify(&self, admin: &Admin, key_string: &str) -> Result<KeyIdentity, RotationError> {
+    pub async fn identify(&self, admin: &Admin, key_string: &str) -> Result<KeyIdentity, KeyError> {
         #[derive(Deserialize)]
         struct Lookup {
             #[serde(default)]
@@ -473,7 +471,7 @@ mod tests {
 
     #[test]
     fn key_ids_follow_googles_rule() {
-        let id = key_id(&crate::api_key::key_name(&"ab12".repeat(20)));
+        let id = key_id(&crate::keys::key_name(&"ab12".repeat(20)));
         assert!(id.len() <= 63 && id.starts_with("rotation-"), "{id}");
         assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }

@@ -1,9 +1,6 @@
-//! How a kind of secret is rotated upstream. The strategy comes from the secret's
-//! `rotation-strategy` tag and is checked before anything changes.
-
-use std::collections::HashMap;
-
-use crate::error::RotationError;
+//! The rotation strategies: how a kind of secret is rotated upstream. A secret names its
+//! strategy in its `rotation-strategy` tag; the rotation checks it before anything changes and
+//! `opsctl check-env` checks it ahead of time.
 
 pub const STRATEGY_TAG: &str = "rotation-strategy";
 
@@ -67,17 +64,5 @@ impl Strategy {
             "google-api-key" => Some(Strategy::GoogleApiKey),
             _ => None,
         }
-    }
-
-    pub fn from_tags(secret: &str, tags: &HashMap<String, String>) -> Result<Strategy, RotationError> {
-        let tag = tags.get(STRATEGY_TAG);
-        tag.and_then(|name| Strategy::parse(name)).ok_or_else(|| RotationError::UnknownStrategy {
-            secret: secret.to_owned(),
-            found: match tag {
-                Some(name) => format!("tag {STRATEGY_TAG}={name:?}"),
-                None => format!("no {STRATEGY_TAG} tag"),
-            },
-            expected: Strategy::NAMES,
-        })
     }
 }

@@ -8,8 +8,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, Call, CreateError, Found, KeyProvider, Upstream};
-use crate::api_key::KeySecret;
+use super::{Admin, Call, CreateError, Found, KeyProvider, KeySecret, Upstream};
 
 pub const FIELDS: &[&str] = &["admin_url", "check_url", "admin_secret_arn"];
 
