@@ -23,7 +23,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   demo          install what is missing, start the local stack, run every function
                 through the Lambda Runtime API, print what happened, stop everything
-  ci            fmt, clippy -D warnings, template lint, the whole test suite
+  ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
   bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
@@ -442,6 +442,7 @@ fn ci() -> Result<(), String> {
             ],
         )
     })?;
+    step("checkov template.yaml (and the template SAM deploys)", checkov)?;
     let mut totals = (0, 0, 0);
     let tested = step("cargo test", || run_tests(&cargo, &mut totals));
     println!("ci {} in {:.0}s", if tested.is_ok() { "passed" } else { "failed" }, start.elapsed().as_secs_f64());
