@@ -23,7 +23,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   demo          install what is missing, start the local stack, run every function
                 through the Lambda Runtime API, print what happened, stop everything
-  ci            fmt, clippy -D warnings, template lint, the whole test suite
+  ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
   bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
@@ -32,6 +32,8 @@ const USAGE: &str = "usage: cargo xtask <command>
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
                 at most 4 MB)
   sam validate  `sam validate --lint` with the pinned SAM CLI (offline)
+  checkov       checkov (pinned) on template.yaml and on the template SAM translates it to
+                (target/checkov/template.json): any failed check fails
   sam build     `sam build --beta-features` into target/sam: the five functions and the
                 PostgreSQL tools layer, as a deploy uploads them (about 10 minutes)
   pg-layer [--into DIR]
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         ["sam", "build"] => {
             sam(&["build", "--beta-features", "--build-dir", &target_dir().join("sam").to_string_lossy()])
         }
+        ["checkov"] => checkov(),
         ["pg-layer"] => pg_layer(None).map(|_| ()),
         ["pg-layer", "--into", dir] => pg_layer(Some(Path::new(dir))).map(|_| ()),
         _ => Err(USAGE.to_owned()),
@@ -114,6 +117,19 @@ fn pip_install(package: &str) -> Result<(), String> {
     run(&py, &retry)
 }
 
+/// Installs each `(requirement, distribution, version)` with pip unless that version is there.
+fn pip_pinned(packages: &[(&str, &str, &str)]) -> Result<(), String> {
+    let py = python();
+    for (requirement, distribution, version) in packages {
+        let check =
+            format!("import importlib.metadata as m, sys; sys.exit(m.version('{distribution}') != '{version}')");
+        if !succeeds(&py, &["-c", &check]) {
+            pip_install(&format!("{requirement}=={version}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The newest /usr/lib/postgresql/<major>/bin with initdb, if it is 15 or newer.
 fn postgres_bin() -> Option<PathBuf> {
     let mut majors: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
@@ -131,13 +147,7 @@ fn setup() -> Result<(), String> {
     if !succeeds(&py, &["--version"]) {
         return Err(format!("{py} is not available: install Python 3 with pip"));
     }
-    for (requirement, distribution, version) in [MOTO, CFN_LINT, CFN_LINT_SERVERLESS] {
-        let check =
-            format!("import importlib.metadata as m, sys; sys.exit(m.version('{distribution}') != '{version}')");
-        if !succeeds(&py, &["-c", &check]) {
-            pip_install(&format!("{requirement}=={version}"))?;
-        }
-    }
+    pip_pinned(&[MOTO, CFN_LINT, CFN_LINT_SERVERLESS])?;
     if !succeeds(&py, &["-c", "import moto.server, flask_cors, cfnlint"]) {
         return Err("moto's server extras or cfn-lint still do not import after installing them".to_owned());
     }
@@ -287,6 +297,70 @@ fn package() -> Result<(), String> {
     arm64_libc()
 }
 
+/// checkov (pinned, in a virtual environment of its own) on template.yaml and on the template
+/// SAM deploys from it; offline (no policy metadata from the vendor's platform), failed checks
+/// only, and any of them fails.
+fn checkov() -> Result<(), String> {
+    let translated = translated_template()?;
+    let translated = translated.to_string_lossy();
+    let args = ["--framework", "cloudformation", "--skip-download", "--quiet", "--compact"];
+    let files = ["--file", "template.yaml", "--file", &translated];
+    package::checkov(&workspace(), &target_dir(), &python(), &[&args[..], &files[..]].concat())
+}
+
+/// template.yaml as CloudFormation deploys it, translated by aws-sam-translator
+/// (`tests/sam_roles.py --cloudformation`), written to target/checkov/template.json: the roles,
+/// permissions and Function URL SAM generates are checked too. SAM copies a function's Metadata
+/// onto the function it generates but not onto the rest, named `<function id><suffix>`: those
+/// take the function's checkov skips here, so each skip and its reason stay in template.yaml.
+fn translated_template() -> Result<PathBuf, String> {
+    pip_pinned(&[CFN_LINT])?;
+    let output = Command::new(python())
+        .args(["tests/sam_roles.py", "--cloudformation", "template.yaml"])
+        .current_dir(workspace())
+        .output()
+        .map_err(|e| format!("cannot run tests/sam_roles.py: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("tests/sam_roles.py failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let mut template: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("tests/sam_roles.py: {e}"))?;
+    let source = std::fs::read_to_string(workspace().join("template.yaml"))
+        .map_err(|e| format!("cannot read template.yaml: {e}"))?;
+    let declared = declared_resources(&source);
+    let resources = template["Resources"].as_object_mut().ok_or("the translated template has no Resources")?;
+    let skips: Vec<(String, serde_json::Value)> = resources
+        .iter()
+        .filter(|(id, resource)| declared.contains(&id.as_str()) && resource["Type"] == "AWS::Lambda::Function")
+        .filter_map(|(id, resource)| Some((id.clone(), resource["Metadata"].get("checkov")?.clone())))
+        .collect();
+    for (id, resource) in resources.iter_mut().filter(|(id, _)| !declared.contains(&id.as_str())) {
+        let function =
+            skips.iter().filter(|(function, _)| id.starts_with(function.as_str())).max_by_key(|(f, _)| f.len());
+        if let Some((_, checkov)) = function {
+            resource["Metadata"]["checkov"] = checkov.clone();
+        }
+    }
+    let dir = target_dir().join("checkov");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("template.json");
+    let text = serde_json::to_string_pretty(&template).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The logical ids template.yaml declares: the keys two spaces in under `Resources:`.
+fn declared_resources(template: &str) -> Vec<&str> {
+    template
+        .lines()
+        .skip_while(|line| *line != "Resources:")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with([' ', '#']))
+        .filter_map(|line| line.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect()
+}
+
 fn sam(args: &[&str]) -> Result<(), String> {
     package::sam(&workspace(), &target_dir(), &python(), args)
 }
@@ -368,6 +442,7 @@ fn ci() -> Result<(), String> {
             ],
         )
     })?;
+    step("checkov template.yaml (and the template SAM deploys)", checkov)?;
     let mut totals = (0, 0, 0);
     let tested = step("cargo test", || run_tests(&cargo, &mut totals));
     println!("ci {} in {:.0}s", if tested.is_ok() { "passed" } else { "failed" }, start.elapsed().as_secs_f64());

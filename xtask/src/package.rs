@@ -13,6 +13,8 @@ const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
 /// Its own virtual environment: it pins boto3, botocore and jsonschema versions of its own.
 const SAM_CLI: &str = "aws-sam-cli==1.170.0";
 const ZIGLANG: &str = "ziglang==0.17.1";
+/// Its own virtual environment as well: it pins dozens of packages (boto3, pydantic, ...).
+const CHECKOV: &str = "checkov==3.3.30";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Each zip at most 4 MB: a small package loads fast on a cold start.
 const ZIP_BUDGET_BYTES: u64 = 4_000_000;
@@ -34,7 +36,8 @@ fn run(command: &mut Command) -> Result<String, String> {
 }
 
 /// A virtual environment `name` under `target_dir` holding `packages` (pinned), created when
-/// `program --version` there does not name `version`; returns its `bin`.
+/// `probe` (`program --version`, run from its `bin`) does not name the first one's version;
+/// returns its `bin`.
 fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &[&str]) -> Result<PathBuf, String> {
     let venv = target_dir.join("py").join(name);
     let bin = venv.join("bin");
@@ -69,6 +72,20 @@ pub fn sam(workspace: &Path, target_dir: &Path, python: &str, args: &[&str]) -> 
         .status()
         .map_err(|e| format!("cannot run sam: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("`sam {}` failed ({status})", args.join(" "))) }
+}
+
+/// `checkov <args>` with the pinned checkov, in the workspace; offline (no update check).
+pub fn checkov(workspace: &Path, target_dir: &Path, python: &str, args: &[&str]) -> Result<(), String> {
+    // Asked of the package metadata: `checkov --version` looks for a newer release on PyPI first.
+    let probe = ["python", "-c", "import importlib.metadata as m; print(m.version('checkov'))"];
+    let bin = venv(target_dir, python, "checkov", &probe, &[CHECKOV])?;
+    let status = Command::new(bin.join("checkov"))
+        .args(args)
+        .current_dir(workspace)
+        .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+        .status()
+        .map_err(|e| format!("cannot run checkov: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`checkov {}` failed ({status})", args.join(" "))) }
 }
 
 fn rust_target() -> Result<(), String> {
