@@ -217,7 +217,8 @@ impl Bench {
         let web = Targets::start(10).await;
         let targets = json!([
             {"name": "app", "kind": "http", "url": web.url("/healthy")},
-            {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"), "body": [{"path": "status", "equals": "ok"}]},
+            {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
+                "body": [{"path": "status", "equals": "ok"}]},
             {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::DATABASE_SECRET}
         ])
         .to_string();
@@ -232,7 +233,8 @@ impl Bench {
         let (mean, p95) = stats(&mut samples[1..].to_vec());
         println!("## health-checker: one run, 3 targets (app, AI engine, database), state in DynamoDB\n");
         println!(
-            "| run | mean | p95 |\n|---|---|---|\n| first (cold clients) | {first:.1} ms | |\n| next {} | {mean:.1} ms | {p95:.1} ms |\n",
+            "| run | mean | p95 |\n|---|---|---|\n| first (cold clients) | {first:.1} ms | |\n \
+             | next {} | {mean:.1} ms | {p95:.1} ms |\n",
             RUNS - 1
         );
         Ok(())
@@ -244,9 +246,12 @@ impl Bench {
         let mut process = self.start("alert-forwarder", &[]).await?;
         let record = |id: &str, key: &str| {
             let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
-            json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
-                "Sns": {"Type": "Notification", "MessageId": id, "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
-                    "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z", "SignatureVersion": "1", "Signature": "",
+            json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
+                "Sns": {"Type": "Notification", "MessageId": id,
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
+                    "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z",
+                    "SignatureVersion": "1", "Signature": "",
                     "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
         };
         let (mut distinct, mut duplicate) = (Vec::new(), Vec::new());
@@ -265,7 +270,8 @@ impl Bench {
         let (u_mean, u_p95) = stats(&mut duplicate);
         println!("## alert-forwarder: per SNS record ({RECORDS} each, invoke round trip)\n");
         println!(
-            "| record | mean | p95 |\n|---|---|---|\n| new alert, e-mailed | {d_mean:.1} ms | {d_p95:.1} ms |\n| duplicate delivery | {u_mean:.1} ms | {u_p95:.1} ms |\n"
+            "| record | mean | p95 |\n|---|---|---|\n| new alert, e-mailed | {d_mean:.1} ms | {d_p95:.1} ms |\n \
+             | duplicate delivery | {u_mean:.1} ms | {u_p95:.1} ms |\n"
         );
         Ok(())
     }
@@ -285,7 +291,8 @@ impl Bench {
         .value;
         let request = |incident: usize| -> Result<Value, String> {
             let body = json!({"action": "critical", "data": {"metric_alert": {"id": incident.to_string(),
-                "alert_rule": {"id": "7", "name": "P95 > 3000ms"}, "status": 20, "date_detected": "2026-11-26T03:00:00Z"},
+                "alert_rule": {"id": "7", "name": "P95 > 3000ms"}, "status": 20,
+                "date_detected": "2026-11-26T03:00:00Z"},
                 "description_text": "P95 3412ms", "web_url": "https://sentry.io/alerts/1/"}})
             .to_string();
             let signature = alert_forwarder::sentry::sign(secret.trim().as_bytes(), body.as_bytes())
@@ -295,10 +302,13 @@ impl Bench {
                 "headers": {"content-type": "application/json", "sentry-hook-resource": "metric_alert",
                     "sentry-hook-timestamp": now.to_string(), "sentry-hook-signature": signature,
                     "request-id": uuid::Uuid::new_v4().simple().to_string()},
-                "requestContext": {"accountId": "anonymous", "apiId": "bench", "domainName": "bench.lambda-url.us-east-1.on.aws",
-                    "domainPrefix": "bench", "requestId": uuid::Uuid::new_v4().to_string(), "routeKey": "$default", "stage": "$default",
+                "requestContext": {"accountId": "anonymous", "apiId": "bench",
+                "domainName": "bench.lambda-url.us-east-1.on.aws",
+                    "domainPrefix": "bench", "requestId": uuid::Uuid::new_v4().to_string(),
+                    "routeKey": "$default", "stage": "$default",
                     "time": "26/Nov/2026:03:05:12 +0000", "timeEpoch": now * 1000,
-                    "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "35.184.238.160", "userAgent": "Sentry"}},
+                    "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                        "sourceIp": "35.184.238.160", "userAgent": "Sentry"}},
                 "body": body, "isBase64Encoded": false}))
         };
         let answered = |answer: &Value| answer.get("statusCode").and_then(Value::as_i64) == Some(202);
@@ -360,7 +370,8 @@ impl Bench {
         self.psql(
             &db,
             &format!(
-                "CREATE TABLE payload AS SELECT i AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) \
+                "CREATE TABLE payload AS SELECT i AS id, md5(random()::text) || md5(random()::text) \
+                 || md5(random()::text) \
                  || md5(random()::text) || md5(random()::text) || md5(random()::text) AS data \
                  FROM generate_series(1, {payload_rows}) AS i; ALTER TABLE payload ADD PRIMARY KEY (id)"
             ),
@@ -368,7 +379,8 @@ impl Bench {
         let size: i64 =
             self.psql(&db, "SELECT pg_database_size(current_database())")?.parse().map_err(|e| format!("{e}"))?;
         println!(
-            "## Backup and restore of a {label} database (pgbench scale {scale} + {payload_rows} rows of random hex: {:.0} MB on disk, generated in {:.0} s)\n",
+            "## Backup and restore of a {label} database (pgbench scale {scale} \
+             + {payload_rows} rows of random hex: {:.0} MB on disk, generated in {:.0} s)\n",
             size as f64 / 1e6,
             generated.elapsed().as_secs_f64()
         );
@@ -404,7 +416,9 @@ impl Bench {
         println!("| step | time | vs baseline | peak RSS |\n|---|---|---|---|");
         println!("| `pg_dump -Fc > /dev/null` (baseline) | {:.1} s | 1.00 | |", raw.as_secs_f64());
         println!(
-            "| scheduled-backup: snapshot, counts, dump streamed to S3 in 16 MiB parts ({} parts), SHA-256, manifest ({:.0} MB dump) | {:.1} s | {:.2} | {:.1} MB |",
+            "| scheduled-backup: snapshot, counts, \
+             dump streamed to S3 in 16 MiB parts ({} parts), SHA-256, \
+              manifest ({:.0} MB dump) | {:.1} s | {:.2} | {:.1} MB |",
             dump_bytes.div_ceil(16 * 1024 * 1024),
             dump_bytes as f64 / 1e6,
             ours.as_secs_f64(),
@@ -469,7 +483,8 @@ impl Bench {
             plain.as_secs_f64()
         );
         println!(
-            "| restore-verifier: download, size + SHA-256, restore, row counts, queries, drop | {:.1} s | {:.2} | {:.1} MB |\n",
+            "| restore-verifier: download, \
+             size + SHA-256, restore, row counts, queries, drop | {:.1} s | {:.2} | {:.1} MB |\n",
             verify.as_secs_f64(),
             verify.as_secs_f64() / plain.as_secs_f64(),
             verify_rss as f64 / 1024.0

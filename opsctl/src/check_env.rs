@@ -163,7 +163,8 @@ async fn gemini_key_problems(
 ) -> Vec<String> {
     let Ok(secret) = KeySecret::parse(KeyService::Google, name, AWSCURRENT, value) else { return Vec::new() };
     let rotate_now = format!(
-        "Gemini refuses standard keys: rotate the secret now (aws secretsmanager rotate-secret --secret-id {name}) to replace it with a key bound to a service account"
+        "Gemini refuses standard keys: rotate the secret now (aws secretsmanager rotate-secret --secret-id {name}) \
+         to replace it with a key bound to a service account"
     );
     if google::is_standard_key(&secret.api_key) {
         return vec![format!("{name}: api_key is a standard Google API key (AIza...). {rotate_now}")];
@@ -183,7 +184,8 @@ async fn gemini_key_problems(
     let mut problems = Vec::new();
     if identity.name != secret.key_id {
         problems.push(format!(
-            "{name}: api_key and key_id are different keys (api_key is {}, key_id says {}): store the pair the key came with",
+            "{name}: api_key and key_id are different keys (api_key is {}, key_id says {}): \
+             store the pair the key came with",
             identity.name, secret.key_id
         ));
     }
@@ -204,7 +206,8 @@ fn check_rotation(
 ) -> String {
     if !d.rotation_enabled {
         problems.push(format!(
-            "{name}: rotation is not enabled (runbook: every {max_days} days); once every secret holds its real value and this is the only kind of problem left, deploy with EnableRotation=true"
+            "{name}: rotation is not enabled (runbook: every {max_days} days); once every secret holds its real \
+             value and this is the only kind of problem left, deploy with EnableRotation=true"
         ));
         return "off".to_owned();
     }

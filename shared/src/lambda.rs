@@ -98,7 +98,8 @@ impl<H: Handler> Function<H> {
             }),
         };
         if let Err(diagnostic) = &result {
-            tracing::error!(error_type = %diagnostic.error_type, error = %diagnostic.error_message, "invocation failed");
+            let (error_type, error) = (&diagnostic.error_type, &diagnostic.error_message);
+            tracing::error!(error_type = %error_type, error = %error, "invocation failed");
             sentry::with_scope(
                 |scope| {
                     scope.set_tag("function", self.name);

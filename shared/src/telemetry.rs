@@ -137,7 +137,7 @@ impl Metrics {
                 "CloudWatchMetrics": [{
                     "Namespace": self.namespace,
                     "Dimensions": [self.dimensions.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()],
-                    "Metrics": self.values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect::<Vec<_>>(),
+                    "Metrics": self.definitions(),
                 }],
             }),
         );
@@ -148,6 +148,11 @@ impl Metrics {
             root.insert(name.clone(), json!(value));
         }
         Value::Object(root)
+    }
+
+    /// The metric definitions of the record: each value's name and unit.
+    fn definitions(&self) -> Vec<Value> {
+        self.values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit.as_str()})).collect()
     }
 
     /// Writes the record as one line on stdout, where the Lambda log agent picks it up.

@@ -266,7 +266,8 @@ pub async fn provision_runbook_secrets(
             format!("{prefix}-ai-engine-api"),
             api(
                 "aie_local_fixture_0000000000",
-                serde_json::json!({"admin_url": "http://127.0.0.1:9/admin", "check_url": "http://127.0.0.1:9/v1/ping", "admin_secret_arn": admin}),
+                serde_json::json!({"admin_url": "http://127.0.0.1:9/admin", "check_url": "http://127.0.0.1:9/v1/ping",
+                    "admin_secret_arn": admin}),
             ),
             Some(("http-api-key", 180)),
         ),
@@ -283,7 +284,8 @@ pub async fn provision_runbook_secrets(
         (supabase_token.clone(), format!("sbp_{}", uuid::Uuid::new_v4().simple()), None),
         (
             google_account.clone(),
-            serde_json::json!({"type": "service_account", "client_email": format!("key-rotation@{prefix}.iam.gserviceaccount.com"),
+            serde_json::json!({"type": "service_account",
+                "client_email": format!("key-rotation@{prefix}.iam.gserviceaccount.com"),
                 "private_key": "local fixture, not a key"})
             .to_string(),
             None,

@@ -533,7 +533,8 @@ async fn models(State(g): State<Google>, headers: HeaderMap, Query(query): Query
             return error(
                 StatusCode::FORBIDDEN,
                 "PERMISSION_DENIED",
-                "Standard API keys are no longer accepted by the Gemini API; use an authorization key bound to a service account.",
+                "Standard API keys are no longer accepted by the Gemini API; \
+                 use an authorization key bound to a service account.",
             );
         }
         Some(key) if !g.key_works(&key.key_string) => {
@@ -542,7 +543,8 @@ async fn models(State(g): State<Google>, headers: HeaderMap, Query(query): Query
         Some(_) => {}
     }
     axum::Json(json!({"models": [
-        {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash", "supportedGenerationMethods": ["generateContent"]}
+        {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash",
+            "supportedGenerationMethods": ["generateContent"]}
     ]}))
     .into_response()
 }

@@ -92,9 +92,10 @@ impl LambdaProcess {
         self.shared.ready.notify_one();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = rx;
+        let dropped = || Outcome::Crashed("runtime API dropped the invocation".into());
         loop {
             tokio::select! {
-                outcome = &mut rx => return outcome.unwrap_or_else(|_| Outcome::Crashed("runtime API dropped the invocation".into())),
+                outcome = &mut rx => return outcome.unwrap_or_else(|_| dropped()),
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
                         let init = self.shared.init_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default();

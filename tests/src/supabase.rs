@@ -316,8 +316,9 @@ async fn auth_health(State(s): State<Supabase>, headers: HeaderMap) -> Response 
     if !key.is_some_and(|k| s.key_works(k)) {
         return invalid_key();
     }
-    axum::Json(json!({"version": "v2.180.0", "name": "GoTrue", "description": "GoTrue is a user registration and authentication API"}))
-        .into_response()
+    axum::Json(json!({"version": "v2.180.0", "name": "GoTrue",
+        "description": "GoTrue is a user registration and authentication API"}))
+    .into_response()
 }
 
 async fn rest(State(s): State<Supabase>, headers: HeaderMap) -> Response {

@@ -90,7 +90,8 @@ fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, requ
             "accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
             "domainPrefix": "abc", "requestId": request_id, "routeKey": "$default", "stage": "$default",
             "time": "26/Nov/2026:03:05:12 +0000", "timeEpoch": timestamp * 1000,
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "35.184.238.160", "userAgent": "Sentry"}
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                "sourceIp": "35.184.238.160", "userAgent": "Sentry"}
         },
         "body": body, "isBase64Encoded": false
     })
@@ -186,7 +187,8 @@ async fn a_sentry_metric_alert_becomes_one_critical_notification_and_resolves() 
     let rule = unique("rule");
     let metric = |action: &str| {
         json!({"action": action, "data": {"metric_alert": {"id": rule, "alert_rule": {"name": "P95 > 3000ms"}},
-            "description_text": "P95 transaction duration 3412ms in the last 5 minutes", "description_title": "P95 > 3000ms",
+            "description_text": "P95 transaction duration 3412ms in the last 5 minutes",
+                "description_title": "P95 > 3000ms",
             "web_url": "https://cineview.sentry.io/alerts/rules/details/1/"}})
         .to_string()
     };

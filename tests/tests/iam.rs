@@ -66,7 +66,8 @@ fn sns_event(message: &str) -> Value {
 /// A Sentry issue alert on the Function URL, signed with `secret`.
 fn sentry_webhook(title: &str, secret: &str) -> Value {
     let body = json!({"action": "triggered", "data": {"event": {"title": title, "level": "error",
-        "issue_id": unique("issue"), "web_url": "https://cineview.sentry.io/issues/1/"}, "triggered_rule": "Any error"}})
+        "issue_id": unique("issue"), "web_url": "https://cineview.sentry.io/issues/1/"},
+            "triggered_rule": "Any error"}})
     .to_string();
     let signature = alert_forwarder::sentry::sign(secret.as_bytes(), body.as_bytes()).expect("sign");
     let now = chrono::Utc::now().timestamp();
@@ -78,7 +79,8 @@ fn sentry_webhook(title: &str, secret: &str) -> Value {
         "requestContext": {"accountId": "anonymous", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
             "domainPrefix": "abc", "requestId": request_id, "routeKey": "$default", "stage": "$default",
             "time": "26/Nov/2026:03:05:12 +0000", "timeEpoch": now * 1000,
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "35.184.238.160", "userAgent": "Sentry"}},
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                "sourceIp": "35.184.238.160", "userAgent": "Sentry"}},
         "body": body, "isBase64Encoded": false
     })
 }

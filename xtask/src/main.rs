@@ -263,7 +263,8 @@ fn pg_layer(into: Option<&Path>) -> Result<PathBuf, String> {
         start.elapsed().as_secs_f64()
     );
     println!(
-        "pg-layer: pg_dump and pg_restore 15 and 17 under pgtools/<major>/bin; the newest glibc a file needs is {}.{}{}; \
+        "pg-layer: pg_dump and pg_restore 15 and 17 under pgtools/<major>/bin; \
+         the newest glibc a file needs is {}.{}{}; \
          they start through the layer's own loader and glibc {}.{} (pgtools/lib)",
         newest.0,
         newest.1,

@@ -127,8 +127,9 @@ mod tests {
 
     #[test]
     fn cloudwatch_alarms_parse_leniently() {
-        let metric_math = r#"{"AlarmName":"api-p95","AlarmDescription":null,"NewStateValue":"ALARM","NewStateReason":"Threshold crossed",
-            "AlarmArn":"arn:aws:cloudwatch:eu-west-1:1:alarm:api-p95","Trigger":{"Metrics":[{"Id":"m1","Expression":"a+b"}],"Threshold":1500}}"#;
+        let metric_math = r#"{"AlarmName":"api-p95","AlarmDescription":null,"NewStateValue":"ALARM",
+            "NewStateReason":"Threshold crossed","AlarmArn":"arn:aws:cloudwatch:eu-west-1:1:alarm:api-p95",
+            "Trigger":{"Metrics":[{"Id":"m1","Expression":"a+b"}],"Threshold":1500}}"#;
         let alert = normalise(metric_math, None, "t");
         assert_eq!(
             (alert.severity, alert.status, alert.source.as_str()),

@@ -67,7 +67,12 @@ pub struct AlertForwarder<S, A> {
 }
 
 fn response(status: i64, body: Value) -> Value {
-    json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": body.to_string(), "isBase64Encoded": false})
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false
+    })
 }
 
 impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {

@@ -170,7 +170,8 @@ mod tests {
             r#"[{"name": "app", "kind": "http", "url": "https://cineview.ai/api/health"},
                 {"name": "database", "kind": "postgres", "secret_arn": "cineview-database"},
                 {"name": "ai-engine", "kind": "http", "url": "https://ai.cineview.ai/health",
-                 "headers": {"Authorization": {"secret_arn": "cineview-ai-engine-api", "json_key": "api_key", "prefix": "Bearer "}},
+                 "headers": {"Authorization":
+                     {"secret_arn": "cineview-ai-engine-api", "json_key": "api_key", "prefix": "Bearer "}},
                  "body": [{"path": "status", "equals": "ok"}]}]"#,
         )]);
         let config = HealthConfig::from_env(&env).expect("valid");

@@ -130,7 +130,8 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             if let Err(err) = self.alerts.publish(&alert).await {
                 // Put the state back so the next run sees the change again and re-alerts.
                 if let Err(rollback) = state::roll_back(&self.state, (&pk, "state"), expires, &committed).await {
-                    tracing::error!(target = %target.name, error = %rollback, "could not roll back after a failed alert");
+                    let name = &target.name;
+                    tracing::error!(target = %name, error = %rollback, "could not roll back after a failed alert");
                 }
                 return Err(err.into());
             }
@@ -178,9 +179,11 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             }
             Transition::Latency { level, p95_ms } => {
                 let severity = if *level == LatencyLevel::Critical { Severity::Critical } else { Severity::Warning };
-                Alert::new(SOURCE, severity, format!("{SOURCE}:{name}:latency"), format!("{name} is slow: P95 {p95_ms} ms"))
+                let title = format!("{name} is slow: P95 {p95_ms} ms");
+                Alert::new(SOURCE, severity, format!("{SOURCE}:{name}:latency"), title)
                     .summary(format!(
-                        "{name} ({where_}) answers slowly: P95 {p95_ms} ms over {} min (warning above {} ms, critical above {} ms).",
+                        "{name} ({where_}) answers slowly: P95 {p95_ms} ms over {} min \
+                         (warning above {} ms, critical above {} ms).",
                         self.config.latency_window.as_secs() / 60,
                         target.warn_ms,
                         target.critical_ms

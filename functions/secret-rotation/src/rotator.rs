@@ -63,14 +63,16 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         let elapsed_ms = started.elapsed().as_millis();
         match result {
             Ok((name, outcome, strategy)) => {
-                tracing::info!(secret = %name, step = event.step.as_str(), outcome = ?outcome, elapsed_ms, "rotation step done");
+                let step = event.step.as_str();
+                tracing::info!(secret = %name, step, outcome = ?outcome, elapsed_ms, "rotation step done");
                 if outcome == Outcome::Finished {
                     self.announce_rotation(event, &name, strategy).await;
                 }
                 Ok(StepReport { secret: name, step: event.step.as_str(), outcome, elapsed_ms })
             }
             Err(err) => {
-                tracing::error!(secret = %event.secret_id, step = event.step.as_str(), error = %err, elapsed_ms, "rotation step failed");
+                let (secret, step) = (&event.secret_id, event.step.as_str());
+                tracing::error!(secret = %secret, step, error = %err, elapsed_ms, "rotation step failed");
                 self.alert_failure(event, &err).await;
                 Err(err)
             }
@@ -90,7 +92,8 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
                 .detail("version", event.token.clone())
                 .resolved();
         if let Err(err) = self.alerts.publish(&alert).await {
-            tracing::error!(secret = %name, error = %err, "rotation completed but its info alert could not be published");
+            let what = "rotation completed but its info alert could not be published";
+            tracing::error!(secret = %name, error = %err, "{what}");
         }
     }
 
@@ -104,7 +107,8 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             format!("Secret rotation failed: {} ({step})", event.secret_id),
         )
         .summary(format!(
-            "{step} failed for secret {}: {err}. AWSCURRENT was not changed by this step; Secrets Manager will retry the rotation.",
+            "{step} failed for secret {}: {err}. AWSCURRENT was not changed by this step; \
+             Secrets Manager will retry the rotation.",
             event.secret_id
         ))
         .detail("secret", event.secret_id.clone())
@@ -112,7 +116,8 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         .detail("version", event.token.clone())
         .detail("error_type", ops_shared::FunctionError::kind(err));
         if let Err(publish) = self.alerts.publish(&alert).await {
-            tracing::error!(secret = %event.secret_id, error = %publish, "the failure alert could not be published either");
+            let secret = &event.secret_id;
+            tracing::error!(secret = %secret, error = %publish, "the failure alert could not be published either");
         }
     }
 
