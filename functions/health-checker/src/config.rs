@@ -7,6 +7,11 @@ use ops_shared::{ConfigError, Env};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::slo::SloPolicy;
+
+/// The runbook's availability objective for the AI engine, the target named `ai-engine`.
+pub const AI_ENGINE_OBJECTIVE_PERCENT: f64 = 99.5;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Target {
     pub name: String,
@@ -18,6 +23,9 @@ pub struct Target {
     pub warn_ms: u64,
     #[serde(default = "default_critical_ms")]
     pub critical_ms: u64,
+    /// Availability objective in percent, judged by error-budget burn rate (see `slo`).
+    #[serde(default)]
+    pub slo_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -82,6 +90,13 @@ impl Target {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+
+    /// The availability objective as a fraction: the target's own, else the runbook's 99.5 %
+    /// for the AI engine; none for others.
+    pub fn objective(&self) -> Option<f64> {
+        let default = (self.name == "ai-engine").then_some(AI_ENGINE_OBJECTIVE_PERCENT);
+        self.slo_percent.or(default).map(|percent| percent / 100.0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +109,7 @@ pub struct HealthConfig {
     pub tls_warn_days: i64,
     /// Days availability counters are kept (the AI engine's 99.5 % is computed over a month).
     pub availability_days: i64,
+    pub slo: SloPolicy,
 }
 
 impl HealthConfig {
@@ -111,13 +127,22 @@ impl HealthConfig {
             latency_window: Duration::from_secs(env.parse_in_range("LATENCY_WINDOW_MINUTES", 5_u64, 1..=60)? * 60),
             tls_warn_days: env.parse_in_range("TLS_WARN_DAYS", 14, 1..=365)?,
             availability_days: 35,
+            slo: slo_policy(env)?,
         })
+    }
+}
+
+fn slo_policy(env: &Env) -> Result<SloPolicy, ConfigError> {
+    let policy: SloPolicy = env.json_or("SLO_POLICY", SloPolicy::default())?;
+    match policy.problem() {
+        Some(problem) => Err(ConfigError::malformed("SLO_POLICY", problem)),
+        None => Ok(policy),
     }
 }
 
 /// Refuses unknown keys (a typo would otherwise silently take a default).
 fn unknown_fields(raw: &[Value]) -> Result<(), String> {
-    const COMMON: &[&str] = &["name", "kind", "timeout_ms", "warn_ms", "critical_ms"];
+    const COMMON: &[&str] = &["name", "kind", "timeout_ms", "warn_ms", "critical_ms", "slo_percent"];
     for target in raw {
         let Value::Object(map) = target else { return Err("each target must be a JSON object".to_owned()) };
         let specific: &[&str] = match map.get("kind").and_then(Value::as_str) {
@@ -146,6 +171,9 @@ pub fn validate_targets(targets: &[Target]) -> Result<(), String> {
         }
         if !(target.warn_ms <= target.critical_ms && target.timeout_ms > 0 && target.timeout_ms <= 60_000) {
             return Err(format!("target {}: need warn_ms <= critical_ms and 0 < timeout_ms <= 60000", target.name));
+        }
+        if target.slo_percent.is_some_and(|p| !(50.0..100.0).contains(&p)) {
+            return Err(format!("target {}: slo_percent must be at least 50 and below 100", target.name));
         }
         if let Probe::Http { url, method, .. } = &target.probe {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

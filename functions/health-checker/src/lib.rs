@@ -4,6 +4,7 @@
 pub mod check;
 pub mod config;
 pub mod run;
+pub mod slo;
 pub mod tls;
 pub mod transitions;
 

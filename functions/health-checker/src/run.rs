@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::check::{CheckResult, Prober};
 use crate::config::{HealthConfig, Probe, Target};
+use crate::slo::{BurnLevel, Judgement};
 use crate::transitions::{LatencyLevel, TargetState, Thresholds, Transition, apply};
 
 pub const SOURCE: &str = "health-checker";
@@ -97,7 +98,7 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
     }
 
     /// Folds one result into the target's state; alerts only after this run's write won.
-    async fn record(
+    pub async fn record(
         &self,
         target: &Target,
         result: &CheckResult,
@@ -109,6 +110,7 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             reminder_secs: self.config.reminder.as_secs() as i64,
             window_secs: self.config.latency_window.as_secs() as i64,
             tls_warn_days: self.config.tls_warn_days,
+            slo: self.config.slo,
         };
         let pk = key(&target.name);
         let expires = now.timestamp() + 90 * DAY;
@@ -138,6 +140,42 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             titles.push(alert.title);
         }
         Ok(titles)
+    }
+
+    /// The error budget's alert: critical while it burns fast (it pages), a warning while it
+    /// burns slowly, resolved once it stops.
+    fn budget_alert(&self, target: &Target, where_: &str, judgement: &Judgement) -> Alert {
+        let name = &target.name;
+        let slo = &self.config.slo;
+        let objective = target.objective().unwrap_or_default() * 100.0;
+        let (severity, title, rule) = match judgement.level {
+            BurnLevel::Fast => (Severity::Critical, format!("{name} burns its error budget fast"), slo.fast),
+            BurnLevel::Slow => (Severity::Warning, format!("{name} burns its error budget"), slo.slow),
+            BurnLevel::Within => (Severity::Warning, format!("{name} is within its error budget again"), slo.fast),
+        };
+        let days = slo.window_days;
+        let budget = format!(
+            "availability over {days} days is {:.3} % against an objective of {objective} %; {:.0} % of the budget is left",
+            judgement.availability * 100.0,
+            judgement.budget_left * 100.0
+        );
+        let summary = match (judgement.level, judgement.hours_to_exhaustion) {
+            (BurnLevel::Within, _) => format!("{name} ({where_}) no longer burns its error budget: {budget}."),
+            (_, hours) => format!(
+                "{name} ({where_}) fails {:.1} times as often as its objective allows over the last {} minutes \
+                 (alert at {}x); {budget}{}.",
+                judgement.burn_rate,
+                rule.long_minutes,
+                rule.burn_rate,
+                hours.map(|h| format!("; at this rate the budget is gone in {h:.0} hours")).unwrap_or_default()
+            ),
+        };
+        Alert::new(SOURCE, severity, format!("{SOURCE}:{name}:slo"), title)
+            .summary(summary)
+            .detail("objective_percent", objective)
+            .detail("availability_percent", (judgement.availability * 100_000.0).round() / 1000.0)
+            .detail("budget_left_percent", (judgement.budget_left * 1000.0).round() / 10.0)
+            .detail("burn_rate", (judgement.burn_rate * 10.0).round() / 10.0)
     }
 
     fn alert_for(&self, target: &Target, result: &CheckResult, transition: &Transition) -> Alert {
@@ -207,6 +245,8 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             )
             .summary(format!("The TLS certificate of {where_} expires in {days_left} days; renew it."))
             .detail("days_left", *days_left),
+            Transition::BudgetBurn(judgement) => self.budget_alert(target, &where_, judgement),
+            Transition::BudgetBurnStopped(judgement) => self.budget_alert(target, &where_, judgement).resolved(),
         };
         let alert = alert
             .detail("target", name.clone())

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckResult;
 use crate::config::Target;
+use crate::slo::{self, BurnLevel, History, Judgement, SloPolicy};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,16 +33,40 @@ pub struct TargetState {
     pub latencies: Vec<(i64, u64)>,
     pub latency_level: LatencyLevel,
     pub tls_warned: bool,
+    /// Check counts for the availability objective (targets with one only).
+    pub history: History,
+    pub burn_level: BurnLevel,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
-    Down { since: i64, failures: u32, error: String },
-    StillDown { since: i64, error: String },
-    Recovered { since: i64, down_for_secs: i64 },
-    Latency { level: LatencyLevel, p95_ms: u64 },
-    LatencyResolved { p95_ms: u64 },
-    CertificateExpiring { days_left: i64 },
+    Down {
+        since: i64,
+        failures: u32,
+        error: String,
+    },
+    StillDown {
+        since: i64,
+        error: String,
+    },
+    Recovered {
+        since: i64,
+        down_for_secs: i64,
+    },
+    Latency {
+        level: LatencyLevel,
+        p95_ms: u64,
+    },
+    LatencyResolved {
+        p95_ms: u64,
+    },
+    CertificateExpiring {
+        days_left: i64,
+    },
+    /// The error budget burns at a tier's rate (`level` is never `Within`).
+    BudgetBurn(Judgement),
+    /// It no longer does.
+    BudgetBurnStopped(Judgement),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +76,7 @@ pub struct Thresholds {
     pub reminder_secs: i64,
     pub window_secs: i64,
     pub tls_warn_days: i64,
+    pub slo: SloPolicy,
 }
 
 /// Fewer samples than this in the window never raise a latency alert (one slow answer is noise).
@@ -124,6 +150,18 @@ pub fn apply(
         state.latency_level = level;
     }
 
+    if let Some(objective) = target.objective() {
+        state.history.record(now, result.up(), &t.slo);
+        let judgement = slo::judge(&state.history, objective, &t.slo);
+        if judgement.level > state.burn_level {
+            out.push(Transition::BudgetBurn(judgement));
+        } else if judgement.level == BurnLevel::Within && state.burn_level != BurnLevel::Within {
+            out.push(Transition::BudgetBurnStopped(judgement));
+        }
+        // A fast burn easing to a slow one stays quiet, as latency does.
+        state.burn_level = judgement.level;
+    }
+
     match result.tls_days_left {
         Some(days) if days < t.tls_warn_days && !state.tls_warned => {
             state.tls_warned = true;
@@ -148,8 +186,18 @@ mod tests {
         CheckResult { target: "app".into(), class, latency_ms, detail: format!("{class:?}"), tls_days_left: None }
     }
 
-    const T: Thresholds =
-        Thresholds { failures: 3, successes: 2, reminder_secs: 3600, window_secs: 300, tls_warn_days: 14 };
+    const T: Thresholds = Thresholds {
+        failures: 3,
+        successes: 2,
+        reminder_secs: 3600,
+        window_secs: 300,
+        tls_warn_days: 14,
+        slo: SloPolicy {
+            window_days: 30,
+            fast: slo::BurnRule { long_minutes: 60, short_minutes: 5, burn_rate: 14.4 },
+            slow: slo::BurnRule { long_minutes: 4320, short_minutes: 360, burn_rate: 1.0 },
+        },
+    };
 
     fn run(state: &mut TargetState, steps: &[(Class, u64)], start: i64) -> Vec<Transition> {
         let mut out = Vec::new();
