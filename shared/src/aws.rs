@@ -2,6 +2,14 @@
 //! by aws-config itself; S3 additionally needs path-style addressing off AWS (moto).
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Loads the shared SDK configuration once per cold start.
 pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkConfig {
@@ -22,12 +30,19 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// Every call the clients make is a span of the invocation's Sentry transaction.
     pub fn new(sdk: &SdkConfig) -> Self {
         AwsClients {
-            secrets: aws_sdk_secretsmanager::Client::new(sdk),
-            sns: aws_sdk_sns::Client::new(sdk),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
+            ),
             s3: s3_client(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
+            ),
         }
     }
 }
@@ -35,8 +50,57 @@ impl AwsClients {
 /// S3 with path-style addressing whenever a custom endpoint is configured: virtual-host
 /// buckets do not resolve on a local endpoint and there is no environment switch for it.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let builder = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
+    let builder = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .interceptor(TraceAwsCalls);
     aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// Makes each AWS call a span (`aws.request`, `<Service>.<Operation>`) of the current Sentry
+/// transaction, failed when the call fails.
+#[derive(Debug)]
+struct TraceAwsCalls;
+
+/// The span of one call, from before it is serialised until it is done.
+#[derive(Debug, Clone)]
+struct CallSpan(sentry::TransactionOrSpan);
+
+impl Storable for CallSpan {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for TraceAwsCalls {
+    fn name(&self) -> &'static str {
+        "TraceAwsCalls"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let description = cfg.load::<Metadata>().map(|m| format!("{}.{}", m.service(), m.name()));
+        if let Some(span) = description.and_then(|d| crate::telemetry::child_span("aws.request", &d)) {
+            cfg.interceptor_state().store_put(CallSpan(span));
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(CallSpan(span)) = cfg.load::<CallSpan>().cloned() {
+            if !matches!(context.output_or_error(), Some(Ok(_))) {
+                span.set_status(sentry::protocol::SpanStatus::InternalError);
+            }
+            span.finish();
+        }
+        Ok(())
+    }
 }
 
 /// Renders an SDK error with its service error code and message, which the SDK's `Display`

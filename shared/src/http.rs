@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::telemetry::{TraceSpan, request_description};
+
 pub const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
 
 /// The project's client settings, for callers that add their own (health checks read TLS info).
@@ -56,7 +58,14 @@ where
 {
     let mut attempt = 1;
     loop {
-        let result = build().send().await;
+        let (client, request) = build().build_split();
+        let request = request?;
+        let span = TraceSpan::start("http.client", &request_description(request.method(), request.url()));
+        let result = client.execute(request).await;
+        if !result.as_ref().is_ok_and(|r| r.status().is_success()) {
+            span.fail();
+        }
+        drop(span);
         let refused_before_acting = match &result {
             Ok(response) => response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
             Err(err) => err.is_connect(),

@@ -1,6 +1,8 @@
 //! The invocation wrapper every function's `main` uses: configuration and clients are built
 //! once per cold start; each invocation parses its event, runs the handler, reports a failure
-//! to Sentry and flushes it before the response goes back.
+//! to Sentry and flushes it before the response goes back. Each invocation is a Sentry
+//! transaction (sampled at `SENTRY_TRACES_SAMPLE_RATE`) whose spans are the AWS calls, the
+//! database and the upstream requests made on its behalf.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
+use sentry::SentryFutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -81,7 +84,33 @@ impl<H: Handler> Function<H> {
         // An ERROR-level span is enabled whatever RUST_LOG says, so every line logged during
         // the invocation carries the request id (the runtime's own span is INFO).
         let span = tracing::error_span!("invocation", requestId = %event.context.request_id, function = self.name);
-        self.invoke_in_span(event).instrument(span).await
+        // A hub of its own, so the transaction's spans follow the invocation across threads.
+        let hub = Arc::new(sentry::Hub::new_from_top(sentry::Hub::current()));
+        self.traced(event).instrument(span).bind_hub(hub).await
+    }
+
+    /// The invocation as a Sentry transaction named after the function, tagged with the
+    /// request id; sent before the response goes back when it is sampled.
+    async fn traced(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {
+        let request_id = event.context.request_id.clone();
+        let transaction = sentry::start_transaction(sentry::TransactionContext::new(self.name, "function.aws.lambda"));
+        transaction.set_tag("request_id", &request_id);
+        sentry::configure_scope(|scope| scope.set_span(Some(transaction.clone().into())));
+        let result = self.invoke_in_span(event).await;
+        transaction.set_status(match &result {
+            Ok(_) => sentry::protocol::SpanStatus::Ok,
+            Err(_) => sentry::protocol::SpanStatus::InternalError,
+        });
+        // `true` is reliable (a transaction that will be sent); `false` may also mean "deferred",
+        // which here means not sent.
+        #[expect(deprecated)]
+        let sampled = transaction.is_sampled();
+        sentry::configure_scope(|scope| scope.set_span(None));
+        transaction.finish();
+        if sampled {
+            flush_sentry().await;
+        }
+        result
     }
 
     async fn invoke_in_span(&self, event: LambdaEvent<Value>) -> Result<H::Output, Diagnostic> {

@@ -169,6 +169,15 @@ impl DbCredentials {
 
     /// Opens a connection; the connection task ends when the returned client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<Client, DbError> {
+        let span = crate::telemetry::TraceSpan::start("db.connect", &format!("connect {}:{}", self.host, self.port));
+        let connected = self.connect_untraced(timeout).await;
+        if connected.is_err() {
+            span.fail();
+        }
+        connected
+    }
+
+    async fn connect_untraced(&self, timeout: Duration) -> Result<Client, DbError> {
         let config = self.config(timeout);
         let tls = MakeRustlsConnect::new(tls_config(self.ssl_mode(), self.sslrootcert.as_deref())?);
         let (client, connection) = match tokio::time::timeout(timeout, config.connect(tls)).await {

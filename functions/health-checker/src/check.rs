@@ -6,6 +6,7 @@ use std::time::Instant;
 use ops_shared::SecretCache;
 use ops_shared::lambda::error_chain;
 use ops_shared::postgres::connect_with_secret;
+use ops_shared::telemetry::{TraceSpan, request_description};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -68,7 +69,12 @@ impl Prober {
                 let (_, client) = connect_with_secret::<HealthError>(&self.secrets, secret_arn, target.timeout())
                     .await
                     .map_err(|e| (Class::Failing, e.to_string()))?;
-                client.simple_query("SELECT 1").await.map_err(|e| (Class::Failing, format!("SELECT 1 failed: {e}")))?;
+                let span = TraceSpan::start("db.query", "SELECT 1");
+                let answered = client.simple_query("SELECT 1").await;
+                if answered.is_err() {
+                    span.fail();
+                }
+                answered.map_err(|e| (Class::Failing, format!("SELECT 1 failed: {e}")))?;
                 Ok(("SELECT 1 answered".to_owned(), None))
             }
         }
@@ -88,7 +94,15 @@ impl Prober {
         for (name, source) in headers {
             request = request.header(name, self.header_value(source).await.map_err(|e| (Class::Failing, e))?);
         }
-        let response = request.send().await.map_err(|err| {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| (Class::Failing, format!("request failed: {}", error_chain(&e))))?;
+        let span = TraceSpan::start("http.client", &request_description(request.method(), request.url()));
+        let response = client.execute(request).await;
+        if !response.as_ref().is_ok_and(|r| r.status().as_u16() == expect_status) {
+            span.fail();
+        }
+        drop(span);
+        let response = response.map_err(|err| {
             let chain = error_chain(&err);
             let lower = chain.to_ascii_lowercase();
             if lower.contains("certificate")
