@@ -1,3 +1,4 @@
 //! The operator CLI's commands, on the same library code as the functions.
 
 pub mod check_env;
+pub mod cli;
