@@ -1,4 +1,4 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env`.
+//! The command line: `opsctl [--region R] [--profile P] check-env | sentry apply`.
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +28,25 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
         prefix: String,
     },
+    /// Sentry, through its REST API
+    Sentry {
+        #[command(subcommand)]
+        command: SentryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum SentryCommand {
+    /// Create or put back the runbook's metric alert rules (error rate, P95 latency)
+    #[command(after_help = EXIT_CODES)]
+    Apply {
+        /// Name prefix of the secrets: the settings are read from <prefix>-sentry-api
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// Print what differs from the runbook and write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[cfg(test)]
@@ -48,23 +67,28 @@ mod tests {
         assert_eq!(cli.command, Command::CheckEnv { prefix: "cineview".into() });
         let cli = parse(&["check-env", "--prefix", "staging"]).expect("prefix");
         assert_eq!(cli.command, Command::CheckEnv { prefix: "staging".into() });
-        let cli = parse(&["check-env", "--region", "eu-west-1", "--profile", "ops"]).expect("global after");
+        let cli = parse(&["sentry", "apply", "--dry-run", "--region", "eu-west-1", "--profile", "ops"]).expect("apply");
+        assert_eq!(
+            cli.command,
+            Command::Sentry { command: SentryCommand::Apply { prefix: "cineview".into(), dry_run: true } }
+        );
         assert_eq!((cli.region.as_deref(), cli.profile.as_deref()), (Some("eu-west-1"), Some("ops")));
-        let cli = parse(&["--region", "us-west-2", "check-env"]).expect("global before");
+        let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
     }
 
     #[test]
     fn usage_errors_exit_2_and_help_exits_0() {
-        for wrong in [&[][..], &["nonsense"], &["check-env", "--prefix"], &["check-env", "--force"]] {
+        for wrong in [&[][..], &["nonsense"], &["check-env", "--prefix"], &["sentry"], &["sentry", "apply", "--force"]]
+        {
             let err = parse(wrong).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{wrong:?}: {err}");
         }
-        for help in [&["--help"][..], &["check-env", "--help"]] {
+        for help in [&["--help"][..], &["check-env", "--help"], &["sentry", "apply", "--help"]] {
             let err = parse(help).expect_err("help is shown through an error");
             assert_eq!((err.kind(), err.exit_code()), (ErrorKind::DisplayHelp, 0), "{help:?}");
         }
-        let help = parse(&["check-env", "--help"]).expect_err("help").to_string();
-        assert!(help.contains("--prefix") && help.contains("Exit codes"), "{help}");
+        let help = parse(&["sentry", "apply", "--help"]).expect_err("help").to_string();
+        assert!(help.contains("--dry-run") && help.contains("--prefix") && help.contains("Exit codes"), "{help}");
     }
 }

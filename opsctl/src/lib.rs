@@ -2,3 +2,4 @@
 
 pub mod check_env;
 pub mod cli;
+pub mod sentry_rules;

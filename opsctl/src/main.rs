@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use ops_shared::Env;
 use ops_shared::secret_versions::SecretsManagerVersions;
-use opsctl::check_env;
-use opsctl::cli::{Cli, Command};
+use opsctl::cli::{Cli, Command, SentryCommand};
+use opsctl::{check_env, sentry_rules};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,6 +30,18 @@ async fn main() -> ExitCode {
             let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
             print!("{}", report.render());
             if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
+            match sentry_rules::run(&store, &http, &prefix, dry_run).await {
+                Ok(outcome) => {
+                    print!("{}", outcome.render());
+                    ExitCode::from(outcome.exit_code())
+                }
+                Err(err) => {
+                    eprintln!("opsctl: {err}");
+                    ExitCode::from(sentry_rules::SentryError::EXIT_CODE)
+                }
+            }
         }
     }
 }
