@@ -364,3 +364,74 @@ async fn a_create_whose_answer_is_lost_is_not_made_twice() {
     assert_eq!(s.api.rules_named(LATENCY).len(), 1);
     assert_eq!(s.api.writes().len(), 2, "one create each: {:?}", s.api.writes());
 }
+
+/// The stand-in holds the client to Sentry's contract: what Sentry refuses, it refuses too.
+#[tokio::test]
+async fn the_stand_in_refuses_what_sentry_refuses() {
+    let api = SentryApi::start("cineview", "cineview-web").await;
+    let http = ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http");
+    let url = format!("{}/api/0/organizations/cineview/alert-rules/", api.base);
+    let post = async |body: Value| {
+        let response = http.post(&url).bearer_auth(&api.token).json(&body).send().await.expect("answer");
+        (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+    };
+    let app = api.sentry_app_id;
+    let action = json!({"type": "sentry_app", "targetType": "sentry_app", "targetIdentifier": app, "sentryAppId": app});
+    let good = json!({
+        "name": "r", "aggregate": "failure_rate()", "dataset": "events_analytics_platform", "queryType": 1,
+        "query": "is_transaction:true", "timeWindow": 5, "thresholdType": 0, "projects": ["cineview-web"],
+        "triggers": [{"label": "critical", "alertThreshold": 0.05, "actions": [action]},
+                     {"label": "warning", "alertThreshold": 0.02, "actions": [action]}],
+    });
+    let (status, rule) = post(good.clone()).await;
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!((rule["id"].is_string(), rule["timeWindow"].as_f64()), (true, Some(5.0)), "{rule}");
+
+    let with = |path: &[&str], value: Value| {
+        let mut body = good.clone();
+        let mut at = &mut body;
+        for key in &path[..path.len() - 1] {
+            at = match key.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[*key],
+            };
+        }
+        at[path[path.len() - 1]] = value;
+        body
+    };
+    for (body, field) in [
+        (with(&["timeWindow"], json!(7)), "timeWindow"),
+        (with(&["timeWindow"], json!("5")), "timeWindow"),
+        (with(&["thresholdType"], json!(2)), "thresholdType"),
+        (with(&["projects"], json!(["elsewhere"])), "projects"),
+        (with(&["aggregate"], json!("error_rate()")), "aggregate"),
+        (with(&["dataset"], json!("spans")), "dataset"),
+        (with(&["triggers", "0", "label"], json!("warning")), "nonFieldErrors"),
+        (with(&["triggers", "1", "alertThreshold"], json!(0.09)), "nonFieldErrors"),
+        (with(&["resolveThreshold"], json!(0.03)), "nonFieldErrors"),
+        (with(&["triggers", "0", "actions", "0", "sentryAppId"], Value::Null), "sentryApp"),
+        (with(&["triggers", "0", "actions", "0", "targetIdentifier"], json!(app.to_string())), "targetIdentifier"),
+        (with(&["triggers", "0", "actions", "0", "targetType"], json!("specific")), "targetType"),
+        (with(&["triggers", "0", "actions", "0", "sentryAppId"], json!(1)), "sentryApp"),
+    ] {
+        let (status, errors) = post(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {errors}");
+        assert!(errors.get(field).is_some(), "{field} named in {errors} for {body}");
+    }
+    let mut required = good.clone();
+    required.as_object_mut().expect("object").remove("query");
+    assert_eq!(post(required).await.1["query"], json!(["This field is required."]));
+    let (status, errors) = post(with(&["dataset"], json!("transactions"))).await;
+    assert_eq!(status, 400);
+    assert!(
+        errors[0].as_str().is_some_and(|e| e.starts_with("Creation of transaction-based alerts is disabled")),
+        "{errors}"
+    );
+
+    let anonymous = http.get(&url).send().await.expect("answer");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let elsewhere =
+        http.get(url.replace("/cineview/", "/other-org/")).bearer_auth(&api.token).send().await.expect("answer");
+    assert_eq!(elsewhere.status().as_u16(), 404);
+    assert_eq!(api.rules().len(), 1, "only the valid rule was made");
+}
