@@ -1,26 +1,22 @@
 use std::process::ExitCode;
 
+use clap::Parser;
 use ops_shared::Env;
 use ops_shared::secret_versions::SecretsManagerVersions;
-use opsctl::check_env;
-
-const USAGE: &str = "usage: opsctl check-env [--prefix NAME]   (default prefix: cineview)";
+use opsctl::cli::{Cli, Command, SentryCommand};
+use opsctl::{check_env, sentry_rules};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let prefix = match args.as_slice() {
-        ["check-env"] => "cineview",
-        ["check-env", "--prefix", prefix] => prefix,
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // A usage error exits 2 and --help 0, both from clap.
+    let cli = Cli::parse();
     let env = Env::from_process();
-    let region = env.or("AWS_REGION", "us-east-1");
-    let sdk = ops_shared::aws::load_sdk_config(&region, env.get("AWS_ENDPOINT_URL")).await;
+    let sdk = ops_shared::aws::load_cli_sdk_config(
+        cli.region.as_deref(),
+        cli.profile.as_deref(),
+        env.get("AWS_ENDPOINT_URL"),
+    )
+    .await;
     let store = SecretsManagerVersions::new(aws_sdk_secretsmanager::Client::new(&sdk));
     let http = match ops_shared::http::client(std::time::Duration::from_secs(10)) {
         Ok(http) => http,
@@ -29,7 +25,23 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(prefix)).await;
-    print!("{}", report.render());
-    if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    match cli.command {
+        Command::CheckEnv { prefix } => {
+            let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
+            print!("{}", report.render());
+            if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
+            match sentry_rules::run(&store, &http, &prefix, dry_run).await {
+                Ok(outcome) => {
+                    print!("{}", outcome.render());
+                    ExitCode::from(outcome.exit_code())
+                }
+                Err(err) => {
+                    eprintln!("opsctl: {err}");
+                    ExitCode::from(sentry_rules::SentryError::EXIT_CODE)
+                }
+            }
+        }
+    }
 }

@@ -20,6 +20,27 @@ pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkCon
     loader.load().await
 }
 
+/// The SDK configuration for an operator's command: `region` and `profile` as given on the
+/// command line, otherwise the default chains (`AWS_REGION`, `AWS_PROFILE`, the shared config
+/// files), and `us-east-1` when nothing names a region.
+pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(endpoint) = endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    match sdk.region() {
+        Some(_) => sdk,
+        None => sdk.into_builder().region(Region::from_static("us-east-1")).build(),
+    }
+}
+
 /// The AWS clients a function may need, all built from one [`SdkConfig`].
 #[derive(Clone, Debug)]
 pub struct AwsClients {

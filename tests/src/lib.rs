@@ -15,6 +15,7 @@ pub mod pg;
 pub mod process;
 pub mod rotation;
 pub mod runtime_api;
+pub mod sentry_api;
 pub mod sentry_ingest;
 pub mod slack;
 pub mod stack;

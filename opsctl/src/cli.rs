@@ -1,0 +1,94 @@
+//! The command line: `opsctl [--region R] [--profile P] check-env | sentry apply`.
+
+use clap::{Parser, Subcommand};
+
+pub const DEFAULT_PREFIX: &str = "cineview";
+
+const EXIT_CODES: &str = "Exit codes: 0 all is as the runbook says, 1 a problem was found, 2 usage or access error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "opsctl", about = "CineView's operator commands", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// AWS region of the secrets [default: AWS_REGION, the profile's region, else us-east-1]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS profile to take credentials and settings from [default: AWS_PROFILE or default]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Check the runbook's secrets and environment (the runbook's `npm run check:env`)
+    #[command(after_help = EXIT_CODES)]
+    CheckEnv {
+        /// Name prefix of the secrets
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+    },
+    /// Sentry, through its REST API
+    Sentry {
+        #[command(subcommand)]
+        command: SentryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum SentryCommand {
+    /// Create or put back the runbook's metric alert rules (error rate, P95 latency)
+    #[command(after_help = EXIT_CODES)]
+    Apply {
+        /// Name prefix of the secrets: the settings are read from <prefix>-sentry-api
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// Print what differs from the runbook and write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("opsctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn commands_and_their_options() {
+        Cli::command().debug_assert();
+        let cli = parse(&["check-env"]).expect("check-env");
+        assert_eq!(cli.command, Command::CheckEnv { prefix: "cineview".into() });
+        let cli = parse(&["check-env", "--prefix", "staging"]).expect("prefix");
+        assert_eq!(cli.command, Command::CheckEnv { prefix: "staging".into() });
+        let cli = parse(&["sentry", "apply", "--dry-run", "--region", "eu-west-1", "--profile", "ops"]).expect("apply");
+        assert_eq!(
+            cli.command,
+            Command::Sentry { command: SentryCommand::Apply { prefix: "cineview".into(), dry_run: true } }
+        );
+        assert_eq!((cli.region.as_deref(), cli.profile.as_deref()), (Some("eu-west-1"), Some("ops")));
+        let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
+        assert_eq!(cli.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_help_exits_0() {
+        for wrong in [&[][..], &["nonsense"], &["check-env", "--prefix"], &["sentry"], &["sentry", "apply", "--force"]]
+        {
+            let err = parse(wrong).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{wrong:?}: {err}");
+        }
+        for help in [&["--help"][..], &["check-env", "--help"], &["sentry", "apply", "--help"]] {
+            let err = parse(help).expect_err("help is shown through an error");
+            assert_eq!((err.kind(), err.exit_code()), (ErrorKind::DisplayHelp, 0), "{help:?}");
+        }
+        let help = parse(&["sentry", "apply", "--help"]).expect_err("help").to_string();
+        assert!(help.contains("--dry-run") && help.contains("--prefix") && help.contains("Exit codes"), "{help}");
+    }
+}
