@@ -201,19 +201,23 @@ pub enum SentryError {
     #[error("the Sentry API secret {secret} {problem}")]
     Secret { secret: String, problem: String },
     #[error(
-        "Sentry refused the auth token in {secret} (401: {detail}): put a valid token into its auth_token, the internal integration's token (Alerts: Read & Write) or a user auth token with alerts:read and alerts:write"
+        "Sentry refused the auth token in {secret} (401: {detail}): put a valid token into its auth_token, \
+         the internal integration's token (Alerts: Read & Write) or a user auth token with alerts:read and alerts:write"
     )]
     Unauthorized { secret: String, detail: String },
     #[error(
-        "the auth token in {secret} may not manage alert rules of organization {organization} (403: {detail}): give it alerts:read and alerts:write (for the internal integration: permission Alerts, Read & Write)"
+        "the auth token in {secret} may not manage alert rules of organization {organization} (403: {detail}): \
+         give it alerts:read and alerts:write (for the internal integration: permission Alerts, Read & Write)"
     )]
     Forbidden { secret: String, organization: String, detail: String },
     #[error(
-        "Sentry at {api_url} has no organization {organization:?} that the token can see (404: {detail}): check organization and api_url in {secret} (an organization in Sentry's EU region is at https://de.sentry.io)"
+        "Sentry at {api_url} has no organization {organization:?} that the token can see (404: {detail}): \
+         check organization and api_url in {secret} (an organization in Sentry's EU region is at https://de.sentry.io)"
     )]
     OrganizationNotFound { secret: String, api_url: String, organization: String, detail: String },
     #[error(
-        "organization {organization} has no project {project:?} that the token can see (Sentry: {detail}): check project in {secret}"
+        "organization {organization} has no project {project:?} that the token can see (Sentry: {detail}): \
+         check project in {secret}"
     )]
     ProjectNotFound { secret: String, organization: String, project: String, detail: String },
     #[error("cannot reach Sentry at {api_url} ({detail}): check api_url in {secret} and this machine's network")]
@@ -234,11 +238,13 @@ pub async fn read_config(store: &impl SecretVersions, prefix: &str) -> Result<Se
     let value = store.value_at(&secret, AWSCURRENT).await.map_err(|err| {
         let problem = match err {
             SecretError::NotFound { .. } => format!(
-                "does not exist (or has no current value): create it, aws secretsmanager create-secret --name {secret} --secret-string '{}'",
+                "does not exist (or has no current value): create it, \
+                 aws secretsmanager create-secret --name {secret} --secret-string '{}'",
                 secret_template()
             ),
             SecretError::AccessDenied { detail, .. } => {
-                format!("cannot be read with these AWS credentials ({detail}): allow secretsmanager:GetSecretValue on it")
+                let fix = "allow secretsmanager:GetSecretValue on it";
+                format!("cannot be read with these AWS credentials ({detail}): {fix}")
             }
             SecretError::NotString { .. } => format!("holds binary data, not the JSON {}", secret_template()),
             SecretError::Malformed { problem, .. } => problem,
@@ -840,7 +846,8 @@ mod tests {
         assert!(err("not json, hunter2").contains("is not JSON") && !err("not json, hunter2").contains("hunter2"));
         let eu = SentryApiConfig::parse(
             "s",
-            r#"{"organization":"a","project":"p","auth_token":"t","sentry_app_id":"7","api_url":"https://de.sentry.io/","environment":"production"}"#,
+            r#"{"organization":"a","project":"p","auth_token":"t","sentry_app_id":"7",
+                "api_url":"https://de.sentry.io/","environment":"production"}"#,
         )
         .expect("parses");
         assert_eq!(
@@ -851,7 +858,12 @@ mod tests {
 
     #[test]
     fn the_next_cursor_comes_from_the_link_header() {
-        let link = r#"<https://sentry.io/api/0/organizations/acme/alert-rules/?&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", <https://sentry.io/api/0/organizations/acme/alert-rules/?&cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0""#;
+        let link = concat!(
+            r#"<https://sentry.io/api/0/organizations/acme/alert-rules/?&cursor=0:0:1>; rel="previous"; "#,
+            r#"results="false"; cursor="0:0:1", "#,
+            r#"<https://sentry.io/api/0/organizations/acme/alert-rules/?&cursor=0:100:0>; rel="next"; "#,
+            r#"results="true"; cursor="0:100:0""#
+        );
         assert_eq!(next_cursor(link).as_deref(), Some("0:100:0"));
         assert_eq!(next_cursor(&link.replace(r#"results="true""#, r#"results="false""#)), None);
     }

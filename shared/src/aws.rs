@@ -13,17 +13,22 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Loads the shared SDK configuration once per cold start.
 pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
-    if let Some(endpoint) = endpoint_url {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
+    load(Some(region), None, endpoint_url).await
 }
 
 /// The SDK configuration for an operator's command: `region` and `profile` as given on the
 /// command line, otherwise the default chains (`AWS_REGION`, `AWS_PROFILE`, the shared config
 /// files), and `us-east-1` when nothing names a region.
 pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
+    let sdk = load(region, profile, endpoint_url).await;
+    match sdk.region() {
+        Some(_) => sdk,
+        None => sdk.into_builder().region(Region::from_static("us-east-1")).build(),
+    }
+}
+
+/// The one loader: the default chains, with what the caller names instead.
+async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));
@@ -34,11 +39,7 @@ pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, en
     if let Some(endpoint) = endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
-    let sdk = loader.load().await;
-    match sdk.region() {
-        Some(_) => sdk,
-        None => sdk.into_builder().region(Region::from_static("us-east-1")).build(),
-    }
+    loader.load().await
 }
 
 /// The AWS clients a function may need, all built from one [`SdkConfig`].

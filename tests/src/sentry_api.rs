@@ -85,7 +85,9 @@ const ACTION_TYPES: [&str; 8] =
     ["email", "slack", "msteams", "pagerduty", "sentry_app", "sentry_notification", "opsgenie", "discord"];
 const TARGET_TYPES: [&str; 4] = ["specific", "user", "team", "sentry_app"];
 const EVENT_TYPES: [&str; 5] = ["error", "default", "transaction", "trace_item_span", "trace_item_log"];
-const TRANSACTIONS_DEPRECATED: &str = "Creation of transaction-based alerts is disabled, as we migrate to the span dataset. Create span-based alerts (dataset: events_analytics_platform) with the is_transaction:true filter instead.";
+const TRANSACTIONS_DEPRECATED: &str = "Creation of transaction-based alerts is disabled, as we migrate to the span \
+     dataset. Create span-based alerts (dataset: events_analytics_platform) \
+     with the is_transaction:true filter instead.";
 
 /// One request as it arrived.
 #[derive(Debug, Clone)]
@@ -374,7 +376,11 @@ impl Org {
                     "integrationId": action.get("integrationId").cloned().unwrap_or(Value::Null),
                     "sentryAppId": app.map(|a| json!(a)).unwrap_or(Value::Null),
                     "dateCreated": old_action.as_ref().map(|a| a["dateCreated"].clone()).unwrap_or(json!(now())),
-                    "desc": if kind == "sentry_app" { "Send a notification via the internal integration".to_owned() } else { format!("Send a {kind} notification") },
+                    "desc": if kind == "sentry_app" {
+                        "Send a notification via the internal integration".to_owned()
+                    } else {
+                        format!("Send a {kind} notification")
+                    },
                     "priority": null,
                 }));
             }

@@ -194,7 +194,9 @@ async fn rules_of_other_names_are_never_touched() {
     let s = Setup::new("sentry-others").await;
     // Look-alike names, one even with the integration as its action.
     let mut lookalike = unrelated_rule("CineView ops: error rate (old)");
-    lookalike["triggers"][0]["actions"] = json!([{"type": "sentry_app", "targetType": "sentry_app", "targetIdentifier": s.api.sentry_app_id, "sentryAppId": s.api.sentry_app_id}]);
+    let app = s.api.sentry_app_id;
+    lookalike["triggers"][0]["actions"] =
+        json!([{"type": "sentry_app", "targetType": "sentry_app", "targetIdentifier": app, "sentryAppId": app}]);
     let others = [s.api.add_rule(lookalike), s.api.add_rule(unrelated_rule("cineview ops: p95 latency"))];
 
     s.applied(false).await;

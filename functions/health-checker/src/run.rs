@@ -155,7 +155,8 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
         };
         let days = slo.window_days;
         let budget = format!(
-            "availability over {days} days is {:.3} % against an objective of {objective} %; {:.0} % of the budget is left",
+            "availability over {days} days is {:.3} % against an objective of {objective} %; \
+             {:.0} % of the budget is left",
             judgement.availability * 100.0,
             judgement.budget_left * 100.0
         );
