@@ -6,6 +6,7 @@ pub mod aws;
 pub mod backup;
 pub mod config;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod lambda;
@@ -16,6 +17,7 @@ pub mod rotation;
 pub mod scrub;
 pub mod secret_versions;
 pub mod secrets;
+pub mod slo;
 pub mod state;
 pub mod telemetry;
 

@@ -55,7 +55,7 @@ impl Fixture {
                 latency_window: Duration::from_secs(300),
                 tls_warn_days: 14,
                 availability_days: 35,
-                slo: health_checker::slo::SloPolicy::default(),
+                slo: ops_shared::slo::SloPolicy::default(),
             },
         }
     }

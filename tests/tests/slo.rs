@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use health_checker::config::Probe;
-use health_checker::slo::SloPolicy;
 use health_checker::{CheckResult, Class, HealthConfig, HealthRun, Prober, Target};
+use ops_shared::slo::SloPolicy;
 use ops_shared::{Scrubber, SecretCache, Severity, Status};
 use ops_testkit::memory::{MemoryState, RecordingAlerts};
 

@@ -7,7 +7,7 @@ use ops_shared::{ConfigError, Env};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::slo::SloPolicy;
+use ops_shared::slo::SloPolicy;
 
 /// The runbook's availability objective for the AI engine, the target named `ai-engine`.
 pub const AI_ENGINE_OBJECTIVE_PERCENT: f64 = 99.5;

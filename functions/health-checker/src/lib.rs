@@ -4,7 +4,6 @@
 pub mod check;
 pub mod config;
 pub mod run;
-pub mod slo;
 pub mod tls;
 pub mod transitions;
 

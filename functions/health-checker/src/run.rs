@@ -14,8 +14,10 @@ use serde::Serialize;
 
 use crate::check::{CheckResult, Prober};
 use crate::config::{HealthConfig, Probe, Target};
-use crate::slo::{BurnLevel, Judgement};
-use crate::transitions::{LatencyLevel, TargetState, Thresholds, Transition, apply};
+use ops_shared::health::{LatencyLevel, STATE_SK, TargetState, day_sk, target_key};
+use ops_shared::slo::{BurnLevel, Judgement};
+
+use crate::transitions::{Thresholds, Transition, apply};
 
 pub const SOURCE: &str = "health-checker";
 const DAY: i64 = 24 * 3600;
@@ -58,10 +60,6 @@ pub struct HealthRun<S, A> {
     pub state: S,
     pub alerts: A,
     pub config: HealthConfig,
-}
-
-fn key(target: &str) -> String {
-    format!("{SOURCE}#{target}")
 }
 
 impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
@@ -112,9 +110,9 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             tls_warn_days: self.config.tls_warn_days,
             slo: self.config.slo,
         };
-        let pk = key(&target.name);
+        let pk = target_key(&target.name);
         let expires = now.timestamp() + 90 * DAY;
-        let committed = state::update(&self.state, (&pk, "state"), expires, WRITE_ATTEMPTS, |before: &TargetState| {
+        let committed = state::update(&self.state, (&pk, STATE_SK), expires, WRITE_ATTEMPTS, |before: &TargetState| {
             let mut after = before.clone();
             let transitions = apply(&mut after, result, target, now.timestamp(), &thresholds);
             (after, transitions)
@@ -122,7 +120,7 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
         .await?
         .ok_or_else(|| HealthError::Contended(target.name.clone()))?;
 
-        let day = format!("day#{}", now.format("%Y-%m-%d"));
+        let day = day_sk(now.date_naive());
         let counters = [("checks", 1), ("up", i64::from(result.up()))];
         self.state.increment(&pk, &day, &counters, now.timestamp() + self.config.availability_days * DAY).await?;
 
@@ -131,7 +129,7 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             let alert = self.alert_for(target, result, transition);
             if let Err(err) = self.alerts.publish(&alert).await {
                 // Put the state back so the next run sees the change again and re-alerts.
-                if let Err(rollback) = state::roll_back(&self.state, (&pk, "state"), expires, &committed).await {
+                if let Err(rollback) = state::roll_back(&self.state, (&pk, STATE_SK), expires, &committed).await {
                     let name = &target.name;
                     tracing::error!(target = %name, error = %rollback, "could not roll back after a failed alert");
                 }

@@ -1,42 +1,11 @@
 //! Per-target state and what a new check result changes: Gatus-style thresholds (alert after
 //! N failures, resolve after M successes), reminders while down, latency P95 levels.
 
-use serde::{Deserialize, Serialize};
+use ops_shared::health::{LatencyLevel, TargetState, p95};
+use ops_shared::slo::{self, BurnLevel, Judgement, SloPolicy};
 
 use crate::check::CheckResult;
 use crate::config::Target;
-use crate::slo::{self, BurnLevel, History, Judgement, SloPolicy};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LatencyLevel {
-    #[default]
-    Normal,
-    Warning,
-    Critical,
-}
-
-/// What the state table keeps per target.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TargetState {
-    pub down: bool,
-    pub consecutive_failures: u32,
-    pub consecutive_successes: u32,
-    /// When the current run of failures began (epoch seconds).
-    pub failing_since: Option<i64>,
-    /// When the target was declared down.
-    pub down_since: Option<i64>,
-    pub last_notified: Option<i64>,
-    pub last_error: Option<String>,
-    /// (epoch seconds, milliseconds) of successful checks inside the latency window.
-    pub latencies: Vec<(i64, u64)>,
-    pub latency_level: LatencyLevel,
-    pub tls_warned: bool,
-    /// Check counts for the availability objective (targets with one only).
-    pub history: History,
-    pub burn_level: BurnLevel,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
@@ -81,17 +50,6 @@ pub struct Thresholds {
 
 /// Fewer samples than this in the window never raise a latency alert (one slow answer is noise).
 pub const MIN_LATENCY_SAMPLES: usize = 3;
-
-/// Nearest-rank 95th percentile.
-pub fn p95(samples: &[u64]) -> Option<u64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    let rank = (0.95 * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1)).copied()
-}
 
 pub fn apply(
     state: &mut TargetState,
