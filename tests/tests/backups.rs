@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_shared::backup::{Manifest, manifest_key};
-use ops_shared::objects::{ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::objects::{ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
 use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
@@ -141,7 +141,7 @@ impl Fixture {
     }
 
     async fn download(&self, key: &str) -> Vec<u8> {
-        self.store().get(key).await.expect("get").collect().await.expect("body").to_vec()
+        self.store().get(key).await.expect("get").collect().await.expect("body")
     }
 
     /// A failed backup: a critical alert naming the reason, no manifest, no object, no upload.
@@ -366,7 +366,7 @@ impl ObjectStore for RefusingParts {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectError> {
         self.0.list(prefix).await
     }
-    async fn get(&self, key: &str) -> Result<aws_sdk_s3::primitives::ByteStream, ObjectError> {
+    async fn get(&self, key: &str) -> Result<ObjectBody, ObjectError> {
         self.0.get(key).await
     }
 }

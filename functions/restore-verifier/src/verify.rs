@@ -382,8 +382,7 @@ fn file_name(key: &str) -> &str {
 
 async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, VerifyError> {
     let body = store.get(key).await?;
-    let bytes = body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {e}")))?;
-    Ok(bytes.to_vec())
+    body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {}", e.detail)))
 }
 
 /// Streams the object to `path`, returning its size and SHA-256.
@@ -392,8 +391,8 @@ async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) 
     let mut file = tokio::fs::File::create(path).await.map_err(|e| VerifyError::Io(e.to_string()))?;
     let mut hasher = Sha256::new();
     let mut size = 0_u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {e}")))?;
+    while let Some(chunk) = body.next_chunk().await {
+        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {}", e.detail)))?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(|e| VerifyError::Io(e.to_string()))?;
