@@ -1,9 +1,14 @@
 //! The S3 calls the backup functions make, behind a small trait; [`S3Objects`] is the adapter.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+pub use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, Stream, StreamExt};
 
 use crate::aws::describe_sdk_error;
 
@@ -28,6 +33,43 @@ pub struct UploadedPart {
     pub etag: String,
 }
 
+/// An object's bytes as they arrive, chunk by chunk: a large object is never held whole in memory.
+pub struct ObjectBody(BoxStream<'static, Result<Bytes, ObjectError>>);
+
+impl ObjectBody {
+    pub fn from_stream(chunks: impl Stream<Item = Result<Bytes, ObjectError>> + Send + 'static) -> Self {
+        ObjectBody(chunks.boxed())
+    }
+
+    /// The next chunk; `None` at the end of the object.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, ObjectError>> {
+        self.0.next().await
+    }
+
+    /// The whole object in memory: for small ones (manifests, reports) only.
+    pub async fn collect(mut self) -> Result<Vec<u8>, ObjectError> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.next_chunk().await {
+            all.extend_from_slice(&chunk?);
+        }
+        Ok(all)
+    }
+}
+
+impl Stream for ObjectBody {
+    type Item = Result<Bytes, ObjectError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObjectBody")
+    }
+}
+
 pub trait ObjectStore: Send + Sync {
     fn start_upload(&self, key: &str) -> impl Future<Output = Result<String, ObjectError>> + Send;
     fn upload_part(
@@ -48,7 +90,8 @@ pub trait ObjectStore: Send + Sync {
     -> impl Future<Output = Result<(), ObjectError>> + Send;
     /// Every object under `prefix` (all pages).
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, ObjectError>> + Send;
-    fn get(&self, key: &str) -> impl Future<Output = Result<ByteStream, ObjectError>> + Send;
+    /// The object's bytes, streamed as they arrive.
+    fn get(&self, key: &str) -> impl Future<Output = Result<ObjectBody, ObjectError>> + Send;
 }
 
 #[derive(Clone, Debug)]
@@ -176,9 +219,18 @@ impl ObjectStore for S3Objects {
         Ok(out)
     }
 
-    async fn get(&self, key: &str) -> Result<ByteStream, ObjectError> {
+    async fn get(&self, key: &str) -> Result<ObjectBody, ObjectError> {
         let out =
             self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(failed("GetObject", key))?;
-        Ok(out.body)
+        // The SDK's chunks as they come off the connection, passed on without copying.
+        let chunks = futures::stream::unfold((out.body, key.to_owned()), |(mut body, key)| async move {
+            let chunk = body.next().await?.map_err(|err| ObjectError {
+                operation: "GetObject",
+                key: key.clone(),
+                detail: err.to_string(),
+            });
+            Some((chunk, (body, key)))
+        });
+        Ok(ObjectBody::from_stream(chunks))
     }
 }

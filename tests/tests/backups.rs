@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_shared::backup::{Manifest, manifest_key};
-use ops_shared::objects::{ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::objects::{ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
 use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
@@ -141,7 +141,7 @@ impl Fixture {
     }
 
     async fn download(&self, key: &str) -> Vec<u8> {
-        self.store().get(key).await.expect("get").collect().await.expect("body").to_vec()
+        self.store().get(key).await.expect("get").collect().await.expect("body")
     }
 
     /// A failed backup: a critical alert naming the reason, no manifest, no object, no upload.
@@ -188,8 +188,9 @@ async fn consistent_backup_restores(major: u32) {
     // Big enough for several 5 MiB parts.
     let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 60, audit_entries: 5_000 }).await;
 
-    // Keep inserting while the dump runs.
+    // Keep inserting while the dump runs; the writer publishes how many rows it has inserted.
     let writing = Arc::new(AtomicBool::new(true));
+    let (progress, mut inserts) = tokio::sync::watch::channel(0_u64);
     let writer = {
         let writing = Arc::clone(&writing);
         let creds = creds.clone();
@@ -198,20 +199,29 @@ async fn consistent_backup_restores(major: u32) {
             let mut inserted = 0_u64;
             while writing.load(Ordering::Relaxed) {
                 client
-                    .batch_execute("INSERT INTO public.audit_log (action) VALUES ('concurrent'); INSERT INTO public.analyses (user_id, image_url, result, created_at) SELECT id, 'x', '{}', now() FROM auth.users LIMIT 1")
+                    .batch_execute(
+                        "INSERT INTO public.audit_log (action) VALUES ('concurrent'); \
+                         INSERT INTO public.analyses (user_id, image_url, result, created_at) \
+                         SELECT id, 'x', '{}', now() FROM auth.users LIMIT 1",
+                    )
                     .await
                     .expect("insert");
                 inserted += 1;
+                progress.send_replace(inserted);
             }
             inserted
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The backup starts once the writes are under way.
+    inserts.wait_for(|inserted| *inserted > 0).await.expect("the writer inserts");
+    let before_backup = *inserts.borrow();
     let backup = f.backup(f.store(), f.backup_config(&secret));
     let (manifest, summary) = backup.run(Some("pre-deploy".into()), None).await.expect("backup");
+    let during_backup = *inserts.borrow() - before_backup;
     writing.store(false, Ordering::Relaxed);
     let inserted = writer.await.expect("writer");
     assert!(inserted > 0, "rows were inserted during the backup");
+    assert!(during_backup > 0, "rows were inserted while the backup ran");
 
     // The object: exactly as the manifest says, and pg_restore accepts it.
     let bytes = f.download(&manifest.key).await;
@@ -366,7 +376,7 @@ impl ObjectStore for RefusingParts {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ObjectError> {
         self.0.list(prefix).await
     }
-    async fn get(&self, key: &str) -> Result<aws_sdk_s3::primitives::ByteStream, ObjectError> {
+    async fn get(&self, key: &str) -> Result<ObjectBody, ObjectError> {
         self.0.get(key).await
     }
 }
@@ -464,11 +474,15 @@ async fn supabase_stand_in(token: &'static str, backups: serde_json::Value) -> S
         axum::routing::get(move |Path(project): Path<String>, headers: HeaderMap| {
             let backups = backups.clone();
             async move {
-                let authorised = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {token}"));
+                let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+                let authorised = bearer == Some(&format!("Bearer {token}"));
                 if !authorised || project != "abcdefghijklmnop" {
                     return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"message": "Unauthorized"})));
                 }
-                (StatusCode::OK, axum::Json(serde_json::json!({"region": "us-east-1", "walg_enabled": true, "pitr_enabled": false, "backups": backups})))
+                let body = serde_json::json!({
+                    "region": "us-east-1", "walg_enabled": true, "pitr_enabled": false, "backups": backups
+                });
+                (StatusCode::OK, axum::Json(body))
             }
         }),
     );
@@ -512,7 +526,10 @@ async fn stale_or_unreadable_platform_backups_warn() {
     let old = (chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339();
     let url = supabase_stand_in(
         "sbp_token",
-        serde_json::json!([{"status": "COMPLETED", "inserted_at": old}, {"status": "FAILED", "inserted_at": chrono::Utc::now().to_rfc3339()}]),
+        serde_json::json!([
+            {"status": "COMPLETED", "inserted_at": old},
+            {"status": "FAILED", "inserted_at": chrono::Utc::now().to_rfc3339()}
+        ]),
     )
     .await;
     let outcome = platform_check(&f, url.clone(), "sbp_token").await;

@@ -18,7 +18,8 @@ pub fn default_validation_queries() -> Vec<ValidationQuery> {
         query("analyses exist", "SELECT count(*) > 0 FROM public.analyses"),
         query(
             "audit log has entries within the RPO before the backup",
-            "SELECT coalesce(max(created_at) >= :backup_started_at - make_interval(hours => :rpo_hours), false) FROM public.audit_log",
+            "SELECT coalesce(max(created_at) >= :backup_started_at - make_interval(hours => :rpo_hours), false) \
+             FROM public.audit_log",
         ),
     ]
 }

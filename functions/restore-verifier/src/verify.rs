@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, manifest_key, normalise_prefix};
+use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, TableCount, manifest_key, normalise_prefix};
 use ops_shared::objects::ObjectStore;
 use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
 use ops_shared::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
@@ -66,8 +66,58 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a test of the backup `manifest` describes, before anything is checked.
+    pub fn new(manifest: &Manifest, config: &VerifierConfig) -> Report {
+        Report {
+            version: 1,
+            result: String::new(),
+            backup_key: manifest.key.clone(),
+            backup_id: manifest.backup_id.clone(),
+            database: manifest.database.clone(),
+            backup_started_at: manifest.started_at,
+            verified_at: Utc::now(),
+            size_bytes: manifest.size_bytes,
+            tables: manifest.tables.len(),
+            rows: manifest.total_rows(),
+            download_ms: 0,
+            restore_ms: 0,
+            checks_ms: 0,
+            rto_ms: 0,
+            rto_target_ms: config.rto.as_millis() as u64,
+            rto_met: false,
+            backup_age_hours: 0.0,
+            rpo_target_hours: config.rpo.as_secs() / 3600,
+            rpo_met: false,
+            scratch_database: None,
+            scratch_dropped: false,
+            checks: Vec::new(),
+            failures: Vec::new(),
+            report_key: String::new(),
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Judges the time the test took (`rto`: download, restore and checks) and the backup's
+    /// age at `now` against their targets, and settles the result.
+    pub fn judge(&mut self, rto: Duration, now: DateTime<Utc>) {
+        self.rto_ms = rto.as_millis() as u64;
+        self.rto_met = self.rto_ms <= self.rto_target_ms;
+        if !self.rto_met {
+            self.failures.push(format!("RTO {} ms exceeds the target of {} ms", self.rto_ms, self.rto_target_ms));
+        }
+        let age = now.signed_duration_since(self.backup_started_at);
+        self.backup_age_hours = age.num_seconds().max(0) as f64 / 3600.0;
+        self.rpo_met = self.backup_age_hours <= self.rpo_target_hours as f64;
+        if !self.rpo_met {
+            self.failures.push(format!(
+                "the backup is {:.1} h old, beyond the RPO of {} h",
+                self.backup_age_hours, self.rpo_target_hours
+            ));
+        }
+        self.result = if self.passed() { "passed" } else { "failed" }.to_owned();
     }
 }
 
@@ -203,106 +253,84 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
 
     async fn verify(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
         let (_, manifest) = self.select(&selection).await?;
-        let config = &self.config;
-        let mut report = Report {
-            version: 1,
-            result: String::new(),
-            backup_key: manifest.key.clone(),
-            backup_id: manifest.backup_id.clone(),
-            database: manifest.database.clone(),
-            backup_started_at: manifest.started_at,
-            verified_at: Utc::now(),
-            size_bytes: manifest.size_bytes,
-            tables: manifest.tables.len(),
-            rows: manifest.total_rows(),
-            download_ms: 0,
-            restore_ms: 0,
-            checks_ms: 0,
-            rto_ms: 0,
-            rto_target_ms: config.rto.as_millis() as u64,
-            rto_met: false,
-            backup_age_hours: 0.0,
-            rpo_target_hours: config.rpo.as_secs() / 3600,
-            rpo_met: false,
-            scratch_database: None,
-            scratch_dropped: false,
-            checks: Vec::new(),
-            failures: Vec::new(),
-            report_key: String::new(),
-        };
-
+        let mut report = Report::new(&manifest, &self.config);
         let started = Instant::now();
         let file = tempfile::NamedTempFile::new().map_err(|e| VerifyError::Io(e.to_string()))?;
-        let (size, sha256) = download(&self.store, &manifest.key, file.path()).await?;
-        report.download_ms = started.elapsed().as_millis() as u64;
-        report.check(
-            "size matches the manifest",
-            size == manifest.size_bytes,
-            format!("{size} bytes, manifest {}", manifest.size_bytes),
-        );
-        report.check(
-            "sha256 matches the manifest",
-            sha256 == manifest.sha256,
-            format!("{sha256}, manifest {}", manifest.sha256),
-        );
-
+        self.download_and_check(&manifest, file.path(), &mut report).await?;
+        // A dump that is not the one the manifest describes is not restored.
         if report.passed() {
-            let (staging, admin) =
-                connect_with_secret::<VerifyError>(&self.secrets, &config.staging_secret_arn, config.database_timeout)
-                    .await?;
-            let scratch = format!(
-                "restore_test_{}_{}",
-                report.verified_at.format("%Y%m%d%H%M%S"),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            );
-            let pg_restore = pick_pg_restore(&config.pg_tools_dir, &admin, &manifest).await?;
-            admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await.map_err(DbError::query)?;
-            report.scratch_database = Some(scratch.clone());
-            let mut target = staging.clone();
-            target.dbname = scratch.clone();
-
-            let budget = deadline
-                .and_then(|d| d.checked_duration_since(Instant::now()))
-                .map(|d| d.saturating_sub(Duration::from_secs(60)));
-            let work = self.restore_and_check(&pg_restore, &target, file.path(), &manifest, &mut report);
-            let finished = match budget {
-                None => {
-                    work.await;
-                    true
-                }
-                Some(budget) => tokio::time::timeout(budget, work).await.is_ok(),
-            };
-            if !finished {
-                report.failures.push("the restore did not finish before the Lambda deadline".to_owned());
-            }
-            // Always, whatever happened above.
-            let dropped =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await;
-            report.scratch_dropped = dropped.is_ok();
-            if let Err(err) = dropped {
-                report.failures.push(format!(
-                    "scratch database {scratch} could not be dropped: {}",
-                    ops_shared::postgres::describe(&err)
-                ));
-            }
+            self.restore_into_scratch(&manifest, file.path(), deadline, &mut report).await?;
         }
+        report.judge(started.elapsed(), Utc::now());
+        Ok(report)
+    }
 
-        report.rto_ms = started.elapsed().as_millis() as u64;
-        report.rto_met = report.rto_ms <= report.rto_target_ms;
-        if !report.rto_met {
-            report.failures.push(format!("RTO {} ms exceeds the target of {} ms", report.rto_ms, report.rto_target_ms));
+    /// Downloads the dump to `path` and checks its size and SHA-256 against the manifest.
+    async fn download_and_check(
+        &self,
+        manifest: &Manifest,
+        path: &std::path::Path,
+        report: &mut Report,
+    ) -> Result<(), VerifyError> {
+        let started = Instant::now();
+        let (size, sha256) = download(&self.store, &manifest.key, path).await?;
+        report.download_ms = started.elapsed().as_millis() as u64;
+        let size_detail = format!("{size} bytes, manifest {}", manifest.size_bytes);
+        report.check("size matches the manifest", size == manifest.size_bytes, size_detail);
+        let sha256_detail = format!("{sha256}, manifest {}", manifest.sha256);
+        report.check("sha256 matches the manifest", sha256 == manifest.sha256, sha256_detail);
+        Ok(())
+    }
+
+    /// Restores the dump into a new scratch database on the staging server and checks it, in
+    /// the time left before `deadline`; drops the scratch database whatever happened.
+    async fn restore_into_scratch(
+        &self,
+        manifest: &Manifest,
+        dump: &std::path::Path,
+        deadline: Option<Instant>,
+        report: &mut Report,
+    ) -> Result<(), VerifyError> {
+        let config = &self.config;
+        let (staging, admin) =
+            connect_with_secret::<VerifyError>(&self.secrets, &config.staging_secret_arn, config.database_timeout)
+                .await?;
+        let scratch = format!(
+            "restore_test_{}_{}",
+            report.verified_at.format("%Y%m%d%H%M%S"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let pg_restore = pick_pg_restore(&config.pg_tools_dir, &admin, manifest).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await.map_err(DbError::query)?;
+        report.scratch_database = Some(scratch.clone());
+        let mut target = staging.clone();
+        target.dbname = scratch.clone();
+
+        let budget = deadline
+            .and_then(|d| d.checked_duration_since(Instant::now()))
+            .map(|d| d.saturating_sub(Duration::from_secs(60)));
+        let work = self.restore_and_check(&pg_restore, &target, dump, manifest, report);
+        let finished = match budget {
+            None => {
+                work.await;
+                true
+            }
+            Some(budget) => tokio::time::timeout(budget, work).await.is_ok(),
+        };
+        if !finished {
+            report.failures.push("the restore did not finish before the Lambda deadline".to_owned());
         }
-        let age = Utc::now().signed_duration_since(manifest.started_at);
-        report.backup_age_hours = age.num_seconds().max(0) as f64 / 3600.0;
-        report.rpo_met = report.backup_age_hours <= report.rpo_target_hours as f64;
-        if !report.rpo_met {
+        // Always, whatever happened above.
+        let dropped =
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await;
+        report.scratch_dropped = dropped.is_ok();
+        if let Err(err) = dropped {
             report.failures.push(format!(
-                "the backup is {:.1} h old, beyond the RPO of {} h",
-                report.backup_age_hours, report.rpo_target_hours
+                "scratch database {scratch} could not be dropped: {}",
+                ops_shared::postgres::describe(&err)
             ));
         }
-        report.result = if report.passed() { "passed" } else { "failed" }.to_owned();
-        Ok(report)
+        Ok(())
     }
 
     async fn restore_and_check(
@@ -325,31 +353,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         match target.connect(self.config.database_timeout).await {
             Err(err) => report.check("restored database accepts connections", false, err.to_string()),
             Ok(client) => {
-                let mut mismatches = Vec::new();
-                for table in &manifest.tables {
-                    let sql = format!(
-                        "SELECT count(*) FROM ONLY {}.{}",
-                        quote_ident(&table.schema),
-                        quote_ident(&table.table)
-                    );
-                    match client.query_one(&sql, &[]).await {
-                        Ok(row) => {
-                            let rows: i64 = row.get(0);
-                            if rows != table.rows {
-                                mismatches.push(format!(
-                                    "{}.{}: manifest {}, restored {rows}",
-                                    table.schema, table.table, table.rows
-                                ));
-                            }
-                        }
-                        Err(err) => mismatches.push(format!(
-                            "{}.{}: {}",
-                            table.schema,
-                            table.table,
-                            ops_shared::postgres::describe(&err)
-                        )),
-                    }
-                }
+                let mismatches = count_rows(&client, &manifest.tables).await;
                 let detail = if mismatches.is_empty() {
                     format!("{} tables", manifest.tables.len())
                 } else {
@@ -367,6 +371,29 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     }
 }
 
+/// Counts each table's rows in the restored database: the tables whose count differs from the
+/// manifest's (or that cannot be counted), described.
+async fn count_rows(client: &tokio_postgres::Client, tables: &[TableCount]) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    for table in tables {
+        let sql = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&table.schema), quote_ident(&table.table));
+        match client.query_one(&sql, &[]).await {
+            Ok(row) => {
+                let rows: i64 = row.get(0);
+                if rows != table.rows {
+                    mismatches
+                        .push(format!("{}.{}: manifest {}, restored {rows}", table.schema, table.table, table.rows));
+                }
+            }
+            Err(err) => {
+                let problem = ops_shared::postgres::describe(&err);
+                mismatches.push(format!("{}.{}: {problem}", table.schema, table.table));
+            }
+        }
+    }
+    mismatches
+}
+
 impl Report {
     fn check(&mut self, name: &str, passed: bool, detail: String) {
         if !passed {
@@ -382,8 +409,7 @@ fn file_name(key: &str) -> &str {
 
 async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, VerifyError> {
     let body = store.get(key).await?;
-    let bytes = body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {e}")))?;
-    Ok(bytes.to_vec())
+    body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {}", e.detail)))
 }
 
 /// Streams the object to `path`, returning its size and SHA-256.
@@ -392,8 +418,8 @@ async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) 
     let mut file = tokio::fs::File::create(path).await.map_err(|e| VerifyError::Io(e.to_string()))?;
     let mut hasher = Sha256::new();
     let mut size = 0_u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {e}")))?;
+    while let Some(chunk) = body.next_chunk().await {
+        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {}", e.detail)))?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(|e| VerifyError::Io(e.to_string()))?;
@@ -480,7 +506,8 @@ mod tests {
 
     #[test]
     fn a_missing_role_is_named() {
-        let stderr = "pg_restore: error: could not execute query: ERROR:  role \"authenticated\" does not exist\nCommand was: CREATE POLICY";
+        let stderr = "pg_restore: error: could not execute query: \
+                      ERROR:  role \"authenticated\" does not exist\nCommand was: CREATE POLICY";
         assert_eq!(missing_role(stderr), Some("authenticated"));
         assert_eq!(missing_role("ERROR:  role \"x\" already exists"), None);
         assert_eq!(missing_role("ERROR:  relation \"t\" does not exist"), None);

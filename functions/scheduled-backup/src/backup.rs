@@ -1,20 +1,20 @@
 //! The nightly (or pre-deploy) backup: checks, dump, upload, manifest last, alerts.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{Manifest, dump_key, manifest_key};
+use ops_shared::backup::{Manifest, TableCount, dump_key, manifest_key};
 use ops_shared::objects::ObjectStore;
-use ops_shared::pgtools::{PgTools, Tool};
-use ops_shared::postgres::{connect_with_secret, server_version};
+use ops_shared::pgtools::{PgTool, PgTools, Tool};
+use ops_shared::postgres::{DbCredentials, connect_with_secret, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
 
 use crate::config::BackupConfig;
-use crate::dump::{count_rows, dump_to_upload, export_snapshot};
+use crate::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
 use crate::error::BackupError;
 use crate::platform::{is_fresh, latest_platform_backup};
 
@@ -41,6 +41,73 @@ pub struct BackupSummary {
     pub platform_backups: String,
 }
 
+/// A backup about to be taken: what its manifest says that is known before the dump starts.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub key: String,
+    pub backup_id: String,
+    pub label: Option<String>,
+    pub database: String,
+    pub server_version: String,
+    pub pg_dump_version: String,
+    pub snapshot: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// What a dump produced: its snapshot's row counts, the uploaded parts, pg_dump's warnings.
+#[derive(Debug, Clone)]
+pub struct Dumped {
+    pub tables: Vec<TableCount>,
+    pub streamed: Streamed,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The manifest of the finished backup.
+    pub fn manifest(&self, dumped: Dumped, part_size: usize) -> Manifest {
+        Manifest {
+            version: 1,
+            backup_id: self.backup_id.clone(),
+            label: self.label.clone(),
+            database: self.database.clone(),
+            key: self.key.clone(),
+            format: "pg_dump custom".to_owned(),
+            server_version: self.server_version.clone(),
+            pg_dump_version: self.pg_dump_version.clone(),
+            started_at: self.started_at,
+            finished_at: Utc::now(),
+            size_bytes: dumped.streamed.size,
+            sha256: dumped.streamed.sha256,
+            snapshot: self.snapshot.clone(),
+            part_size_bytes: part_size as u64,
+            parts: dumped.streamed.parts.len() as u32,
+            tables: dumped.tables,
+            warnings: dumped.warnings,
+        }
+    }
+}
+
+/// The database to back up, and the pg_dump that suits its server.
+struct Source {
+    creds: DbCredentials,
+    client: tokio_postgres::Client,
+    server_version: String,
+    pg_dump: PgTool,
+    pg_dump_version: String,
+}
+
+/// The time the backup may take: `None` without a deadline; out of time when the deadline is
+/// closer than `margin` already.
+pub fn time_budget(deadline: Option<Instant>, margin: Duration) -> Result<Option<Duration>, BackupError> {
+    let Some(deadline) = deadline else {
+        return Ok(None);
+    };
+    match deadline.checked_duration_since(Instant::now()).and_then(|d| d.checked_sub(margin)) {
+        Some(budget) => Ok(Some(budget)),
+        None => Err(BackupError::OutOfTime { seconds: 0 }),
+    }
+}
+
 impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
     /// Takes a backup; on failure publishes a critical alert with the reason.
     pub async fn run(
@@ -54,51 +121,88 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         let platform_backups = self.check_platform().await;
         match result {
             Ok(manifest) => {
-                let seconds = elapsed.as_secs_f64().max(0.001);
-                Metrics::new("CineView/Ops")
-                    .dimension("Function", SOURCE)
-                    .value("BackupSucceeded", 1.0, Unit::Count)
-                    .value("BackupDurationMs", elapsed.as_millis() as f64, Unit::Milliseconds)
-                    .value("BackupSizeBytes", manifest.size_bytes as f64, Unit::Bytes)
-                    .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
-                    .emit();
-                tracing::info!(key = %manifest.key, size = manifest.size_bytes, ms = elapsed.as_millis() as u64, "backup complete");
-                let summary = BackupSummary {
-                    key: manifest.key.clone(),
-                    backup_id: manifest.backup_id.clone(),
-                    size_bytes: manifest.size_bytes,
-                    sha256: manifest.sha256.clone(),
-                    duration_ms: elapsed.as_millis() as u64,
-                    tables: manifest.tables.len(),
-                    rows: manifest.total_rows(),
-                    platform_backups,
-                };
+                let summary = self.succeeded(&manifest, elapsed, platform_backups);
                 Ok((manifest, summary))
             }
             Err(err) => {
-                Metrics::new("CineView/Ops")
-                    .dimension("Function", SOURCE)
-                    .value("BackupSucceeded", 0.0, Unit::Count)
-                    .emit();
-                tracing::error!(error = %err, "backup failed");
-                let alert = Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:{}", self.config.database_secret_arn), "Database backup failed")
-                    .summary(format!(
-                        "The backup of {} failed: {err}. No manifest was written, so this is not a backup; the upload was aborted.",
-                        self.config.database_secret_arn
-                    ))
-                    .detail("database_secret", self.config.database_secret_arn.clone())
-                    .detail("bucket", self.config.bucket.clone())
-                    .detail("error_type", err.kind())
-                    .detail("elapsed_ms", elapsed.as_millis() as u64);
-                if let Err(publish) = self.alerts.publish(&alert).await {
-                    tracing::error!(error = %publish, "the backup failure alert could not be published");
-                }
+                self.failed(&err, elapsed).await;
                 Err(err)
             }
         }
     }
 
+    /// Metrics and the summary of a backup taken.
+    fn succeeded(&self, manifest: &Manifest, elapsed: Duration, platform_backups: String) -> BackupSummary {
+        let seconds = elapsed.as_secs_f64().max(0.001);
+        Metrics::new("CineView/Ops")
+            .dimension("Function", SOURCE)
+            .value("BackupSucceeded", 1.0, Unit::Count)
+            .value("BackupDurationMs", elapsed.as_millis() as f64, Unit::Milliseconds)
+            .value("BackupSizeBytes", manifest.size_bytes as f64, Unit::Bytes)
+            .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
+            .emit();
+        let ms = elapsed.as_millis() as u64;
+        tracing::info!(key = %manifest.key, size = manifest.size_bytes, ms, "backup complete");
+        BackupSummary {
+            key: manifest.key.clone(),
+            backup_id: manifest.backup_id.clone(),
+            size_bytes: manifest.size_bytes,
+            sha256: manifest.sha256.clone(),
+            duration_ms: elapsed.as_millis() as u64,
+            tables: manifest.tables.len(),
+            rows: manifest.total_rows(),
+            platform_backups,
+        }
+    }
+
+    /// Metrics and a critical alert naming the reason.
+    async fn failed(&self, err: &BackupError, elapsed: Duration) {
+        Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("BackupSucceeded", 0.0, Unit::Count).emit();
+        tracing::error!(error = %err, "backup failed");
+        let database = &self.config.database_secret_arn;
+        let alert = Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:{database}"), "Database backup failed")
+            .summary(format!(
+                "The backup of {database} failed: {err}. No manifest was written, so this is not a backup; \
+                 the upload was aborted."
+            ))
+            .detail("database_secret", database.clone())
+            .detail("bucket", self.config.bucket.clone())
+            .detail("error_type", err.kind())
+            .detail("elapsed_ms", elapsed.as_millis() as u64);
+        if let Err(publish) = self.alerts.publish(&alert).await {
+            tracing::error!(error = %publish, "the backup failure alert could not be published");
+        }
+    }
+
     async fn backup(&self, label: Option<String>, deadline: Option<Instant>) -> Result<Manifest, BackupError> {
+        let source = &self.open_source().await?;
+        let budget = time_budget(deadline, self.config.deadline_margin)?;
+        let snapshot = export_snapshot(&source.client).await?;
+        let plan = &self.plan(label, source, snapshot);
+        let part_size = self.config.part_size;
+        self.store_backup(plan, budget, |upload_id| async move {
+            let (counts, dumped) = tokio::join!(
+                count_rows(&source.client),
+                dump_to_upload(
+                    &self.store,
+                    &plan.key,
+                    &upload_id,
+                    &source.pg_dump,
+                    &source.creds,
+                    &plan.snapshot,
+                    part_size
+                )
+            );
+            let (tables, (streamed, warnings)) = (counts?, dumped?);
+            // pg_dump is done with the snapshot: end its transaction.
+            let _ = source.client.batch_execute("COMMIT").await;
+            Ok(Dumped { tables, streamed, warnings })
+        })
+        .await
+    }
+
+    /// Connects to the database and picks the pg_dump for its server, before anything is uploaded.
+    async fn open_source(&self) -> Result<Source, BackupError> {
         let config = &self.config;
         let (creds, client) =
             connect_with_secret::<BackupError>(&self.secrets, &config.database_secret_arn, config.database_timeout)
@@ -107,82 +211,87 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         // Checked before anything is uploaded: pg_dump must be at least the server's major.
         let pg_dump = PgTools::open(&config.pg_tools_dir)?.pick(Tool::PgDump, server_major)?;
         let pg_dump_version = pg_dump.version().await?;
-        let budget = match deadline {
-            None => None,
-            Some(deadline) => match deadline
-                .checked_duration_since(Instant::now())
-                .and_then(|d| d.checked_sub(config.deadline_margin))
-            {
-                Some(budget) => Some(budget),
-                None => return Err(BackupError::OutOfTime { seconds: 0 }),
-            },
-        };
+        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version })
+    }
 
-        let snapshot = export_snapshot(&client).await?;
+    /// Names the backup (its id and key) at its start.
+    fn plan(&self, label: Option<String>, source: &Source, snapshot: String) -> Plan {
         let started_at = Utc::now();
         let short_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         let backup_id = match &label {
             Some(label) => format!("{label}-{short_id}"),
             None => short_id,
         };
-        let key = dump_key(&config.prefix, &creds.dbname, started_at, &backup_id);
-        let upload_id = self.store.start_upload(&key).await?;
+        Plan {
+            key: dump_key(&self.config.prefix, &source.creds.dbname, started_at, &backup_id),
+            backup_id,
+            label,
+            database: source.creds.dbname.clone(),
+            server_version: source.server_version.clone(),
+            pg_dump_version: source.pg_dump_version.clone(),
+            snapshot,
+            started_at,
+        }
+    }
 
-        let work = async {
-            let (counts, dumped) = tokio::join!(
-                count_rows(&client),
-                dump_to_upload(&self.store, &key, &upload_id, &pg_dump, &creds, &snapshot, config.part_size)
-            );
-            Ok::<_, BackupError>((counts?, dumped?))
-        };
+    /// Takes the planned backup: `dump` streams into a new multipart upload of `plan.key` (it is
+    /// given the upload id) within `budget`; then the upload is completed and the manifest
+    /// written, last. Whatever fails or runs out of time, the upload is aborted and no manifest
+    /// is written: a partial dump is never a backup.
+    pub async fn store_backup<F>(
+        &self,
+        plan: &Plan,
+        budget: Option<Duration>,
+        dump: impl FnOnce(String) -> F,
+    ) -> Result<Manifest, BackupError>
+    where
+        F: Future<Output = Result<Dumped, BackupError>>,
+    {
+        let dumped = self.dump_and_upload(&plan.key, budget, dump).await?;
+        self.write_manifest(plan, dumped).await
+    }
+
+    /// Runs `dump` into a new multipart upload and completes it; aborts it on any failure.
+    async fn dump_and_upload<F>(
+        &self,
+        key: &str,
+        budget: Option<Duration>,
+        dump: impl FnOnce(String) -> F,
+    ) -> Result<Dumped, BackupError>
+    where
+        F: Future<Output = Result<Dumped, BackupError>>,
+    {
+        let upload_id = self.store.start_upload(key).await?;
+        let work = dump(upload_id.clone());
         let outcome = match budget {
             None => work.await,
             Some(budget) => tokio::time::timeout(budget, work)
                 .await
                 .unwrap_or(Err(BackupError::OutOfTime { seconds: budget.as_secs() })),
         };
-        let outcome = match outcome {
-            Ok((tables, (streamed, warnings))) => {
-                let parts = streamed.parts.len() as u32;
-                match self.store.complete_upload(&key, &upload_id, streamed.parts.clone()).await {
-                    Ok(()) => Ok((tables, streamed, warnings, parts)),
-                    Err(err) => Err(err.into()),
-                }
-            }
+        let completed = match outcome {
+            Ok(dumped) => match self.store.complete_upload(key, &upload_id, dumped.streamed.parts.clone()).await {
+                Ok(()) => Ok(dumped),
+                Err(err) => Err(err.into()),
+            },
             Err(err) => Err(err),
         };
-        let (tables, streamed, warnings, parts) = match outcome {
-            Ok(done) => done,
-            Err(err) => {
-                if let Err(abort) = self.store.abort_upload(&key, &upload_id).await {
-                    tracing::error!(error = %abort, "could not abort the multipart upload; the bucket lifecycle removes it after a day");
-                }
-                return Err(err);
-            }
-        };
-        let _ = client.batch_execute("COMMIT").await;
+        if completed.is_err()
+            && let Err(abort) = self.store.abort_upload(key, &upload_id).await
+        {
+            tracing::error!(
+                error = %abort,
+                "could not abort the multipart upload; the bucket lifecycle removes it after a day"
+            );
+        }
+        completed
+    }
 
-        let manifest = Manifest {
-            version: 1,
-            backup_id,
-            label,
-            database: creds.dbname.clone(),
-            key: key.clone(),
-            format: "pg_dump custom".to_owned(),
-            server_version,
-            pg_dump_version,
-            started_at,
-            finished_at: Utc::now(),
-            size_bytes: streamed.size,
-            sha256: streamed.sha256,
-            snapshot,
-            part_size_bytes: config.part_size as u64,
-            parts,
-            tables,
-            warnings,
-        };
+    /// The manifest, beside the dump: what makes the dump a backup.
+    async fn write_manifest(&self, plan: &Plan, dumped: Dumped) -> Result<Manifest, BackupError> {
+        let manifest = plan.manifest(dumped, self.config.part_size);
         let body = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Stream(e.to_string()))?;
-        self.store.put(&manifest_key(&key), body, "application/json").await?;
+        self.store.put(&manifest_key(&manifest.key), body, "application/json").await?;
         Ok(manifest)
     }
 

@@ -16,7 +16,7 @@ use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::Deserialize;
 
-pub use backup::{Backup, BackupSummary};
+pub use backup::{Backup, BackupSummary, Dumped, Plan};
 pub use config::BackupConfig;
 pub use error::BackupError;
 
