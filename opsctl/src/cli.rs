@@ -1,4 +1,4 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | sentry apply`.
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | sentry apply`.
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +27,19 @@ pub enum Command {
         /// Name prefix of the secrets
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
         prefix: String,
+    },
+    /// The runbook's daily checks in one screen: health, backups, secrets, alerts, alarms
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// Name prefix of the stack's resources
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
+        #[arg(long, value_name = "NAME")]
+        bucket: Option<String>,
+        /// Print JSON instead of the table
+        #[arg(long)]
+        json: bool,
     },
     /// Sentry, through its REST API
     Sentry {
@@ -73,6 +86,8 @@ mod tests {
             Command::Sentry { command: SentryCommand::Apply { prefix: "cineview".into(), dry_run: true } }
         );
         assert_eq!((cli.region.as_deref(), cli.profile.as_deref()), (Some("eu-west-1"), Some("ops")));
+        let cli = parse(&["status", "--json", "--bucket", "b"]).expect("status");
+        assert_eq!(cli.command, Command::Status { prefix: "cineview".into(), bucket: Some("b".into()), json: true });
         let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
     }

@@ -3,3 +3,4 @@
 pub mod check_env;
 pub mod cli;
 pub mod sentry_rules;
+pub mod status;

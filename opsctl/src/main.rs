@@ -4,7 +4,7 @@ use clap::Parser;
 use ops_shared::Env;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use opsctl::cli::{Cli, Command, SentryCommand};
-use opsctl::{check_env, sentry_rules};
+use opsctl::{check_env, sentry_rules, status};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Status { prefix, bucket, json } => status(&sdk, &store, &prefix, bucket, json).await,
         Command::CheckEnv { prefix } => {
             let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
             print!("{}", report.render());
@@ -44,4 +45,43 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+async fn status(
+    sdk: &aws_config::SdkConfig,
+    store: &SecretsManagerVersions,
+    prefix: &str,
+    bucket: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let bucket = match bucket {
+        Some(bucket) => bucket,
+        None => match status::backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await {
+            Ok(bucket) => bucket,
+            Err(err) => {
+                eprintln!("opsctl: {err}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let table = format!("{prefix}-ops-state");
+    let sources = status::Sources {
+        state: &ops_shared::state::DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        objects: &ops_shared::objects::S3Objects::new(ops_shared::aws::s3_client(sdk), bucket),
+        secrets: store,
+        alarms: &aws_sdk_cloudwatch::Client::new(sdk),
+        prefix,
+        backup_prefix: "backups/",
+        report_prefix: "reports/restore-tests/",
+    };
+    let report = status::gather(&sources, chrono::Utc::now()).await;
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(err) => eprintln!("opsctl: cannot write JSON: {err}"),
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    ExitCode::from(report.exit_code())
 }

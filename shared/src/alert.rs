@@ -16,6 +16,20 @@ pub const MAX_BODY_BYTES: usize = SNS_MAX_BYTES - 4 * 1024;
 /// SNS subjects: ASCII, at most 100 characters; we keep one in reserve.
 pub const MAX_SUBJECT_CHARS: usize = 99;
 
+/// The state table partition of alert-forwarder's records, one per dedup key.
+pub const ALERT_RECORDS: &str = "alert-forwarder#alert";
+
+/// What alert-forwarder recorded of an alert key: its last status and severity, when ops were
+/// last told, and whether a firing parent mutes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub status: Option<Status>,
+    pub severity: Option<Severity>,
+    pub last_sent: i64,
+    pub muted: bool,
+    pub muted_children: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

@@ -45,6 +45,8 @@ pub struct TargetState {
     pub latencies: Vec<(i64, u64)>,
     pub latency_level: LatencyLevel,
     pub tls_warned: bool,
+    /// The availability objective (fraction) the target is judged against, if it has one.
+    pub objective: Option<f64>,
     /// Check counts for the availability objective (targets with one only).
     pub history: History,
     pub burn_level: BurnLevel,

@@ -17,6 +17,8 @@ pub struct SecretDescription {
     pub rotation_enabled: bool,
     pub rotation_days: Option<i64>,
     pub rotation_schedule: Option<String>,
+    pub last_rotated: Option<chrono::DateTime<chrono::Utc>>,
+    pub next_rotation: Option<chrono::DateTime<chrono::Utc>>,
     pub tags: HashMap<String, String>,
     /// version id -> staging labels
     pub versions: HashMap<String, Vec<String>>,
@@ -38,6 +40,10 @@ pub struct StoreError {
     pub operation: &'static str,
     pub secret: String,
     pub detail: String,
+}
+
+fn to_utc(at: &aws_sdk_secretsmanager::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
 }
 
 /// The secret-version operations of the rotation protocol.
@@ -99,6 +105,8 @@ impl SecretVersions for SecretsManagerVersions {
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             rotation_days: out.rotation_rules().and_then(|r| r.automatically_after_days()),
             rotation_schedule: out.rotation_rules().and_then(|r| r.schedule_expression()).map(str::to_owned),
+            last_rotated: out.last_rotated_date().and_then(to_utc),
+            next_rotation: out.next_rotation_date().and_then(to_utc),
             tags: out.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
             versions: out.version_ids_to_stages().cloned().unwrap_or_default(),
         })

@@ -162,6 +162,12 @@ pub struct Judgement {
     pub hours_to_exhaustion: Option<f64>,
 }
 
+/// The share of the error budget not used (may be negative) at `availability` against
+/// `objective`, both fractions.
+pub fn budget_left(availability: f64, objective: f64) -> f64 {
+    1.0 - (1.0 - availability) / (1.0 - objective)
+}
+
 /// Judges `history` against `objective` (a fraction, 0.995).
 pub fn judge(history: &History, objective: f64, policy: &SloPolicy) -> Judgement {
     let budget = 1.0 - objective;
@@ -181,7 +187,7 @@ pub fn judge(history: &History, objective: f64, policy: &SloPolicy) -> Judgement
         (None, None) => (BurnLevel::Within, rate(policy.fast.long_minutes)),
     };
     let availability = history.availability().unwrap_or(1.0);
-    let budget_left = 1.0 - (1.0 - availability) / budget;
+    let budget_left = budget_left(availability, objective);
     let window_hours = f64::from(policy.window_days) * 24.0;
     let hours_to_exhaustion = (burn_rate > 0.0).then(|| (budget_left.max(0.0) * window_hours / burn_rate).max(0.0));
     Judgement { level, burn_rate, availability, budget_left, hours_to_exhaustion }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, PublishError};
+use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, UploadedPart};
 use ops_shared::secret_versions::{SecretDescription, SecretVersions, StoreError};
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Clock, SecretError, SecretValue};
-use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, UploadedPart};
 use ops_shared::state::{StateError, StateStore, Versioned};
 use serde_json::Value;
 

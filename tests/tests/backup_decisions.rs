@@ -356,11 +356,12 @@ async fn an_unreadable_manifest_means_no_test_could_run() {
     assert_eq!(store.calls(ObjectOp::Put), 0, "no report without a test");
 }
 
-fn report_of_backup_started(started_at: DateTime<Utc>) -> restore_verifier::Report {
+fn report_of_backup_started(started_at: DateTime<Utc>) -> ops_shared::backup::RestoreReport {
     let plan = plan("app", started_at, "a1");
     let streamed = scheduled_backup::dump::Streamed { size: 1, sha256: "00".into(), parts: Vec::new() };
     let manifest = plan.manifest(Dumped { tables: tables(), streamed, warnings: Vec::new() }, PART);
-    restore_verifier::Report::new(&manifest, &verifier_config())
+    let config = verifier_config();
+    ops_shared::backup::RestoreReport::new(&manifest, config.rto, config.rpo)
 }
 
 #[test]

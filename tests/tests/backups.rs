@@ -159,7 +159,7 @@ impl Fixture {
 }
 
 /// True if the report's scratch database still exists on the staging server.
-fn scratch_left(f: &Fixture, report: &restore_verifier::Report) -> bool {
+fn scratch_left(f: &Fixture, report: &ops_shared::backup::RestoreReport) -> bool {
     let name = report.scratch_database.as_deref().expect("a scratch database was created");
     f.pg().database_exists(name).expect("query pg_database")
 }

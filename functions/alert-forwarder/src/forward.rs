@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ops_shared::SecretCache;
-use ops_shared::alert::{Alert, AlertSink, PublishError, Severity, Status};
+use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Status};
 use ops_shared::state::{self, StateError, StateStore};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::config::ForwarderConfig;
@@ -17,7 +17,6 @@ use crate::format;
 
 pub const SOURCE: &str = "alert-forwarder";
 const SEEN: &str = "alert-forwarder#seen";
-const ALERTS: &str = "alert-forwarder#alert";
 const DAY: i64 = 24 * 3600;
 /// A claim older than this was left by a crashed invocation and may be taken over.
 const STALE_CLAIM_SECS: i64 = 300;
@@ -44,15 +43,6 @@ pub enum Decision {
     Repeat,
     /// A firing parent mutes it.
     Muted,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct AlertRecord {
-    status: Option<Status>,
-    severity: Option<Severity>,
-    last_sent: i64,
-    muted: bool,
-    muted_children: usize,
 }
 
 pub struct Forwarder<S, A> {
@@ -137,7 +127,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
     async fn route(&self, alert: &Alert, now: i64) -> Result<Decision, ForwardError> {
         let repeat = self.config.repeat_interval.as_secs() as i64;
         let parent = self.firing_parent(alert, now).await?;
-        let key = (ALERTS, alert.dedup_key.as_str());
+        let key = (ALERT_RECORDS, alert.dedup_key.as_str());
         let expires = now + 30 * DAY;
         let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |previous: &AlertRecord| {
             let decision = decide(alert, previous, parent.is_some(), now, repeat);
@@ -177,7 +167,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         for rule in
             self.config.inhibit_rules.iter().filter(|r| r.mutes(&alert.dedup_key) && r.parent != alert.dedup_key)
         {
-            if let Some(item) = self.state.get(ALERTS, &rule.parent).await? {
+            if let Some(item) = self.state.get(ALERT_RECORDS, &rule.parent).await? {
                 let record: AlertRecord = serde_json::from_value(item.data).unwrap_or_default();
                 // A parent firing for longer than a day without news is not trusted to mute.
                 if record.status == Some(Status::Firing) && now - record.last_sent < DAY {

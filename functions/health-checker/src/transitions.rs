@@ -108,7 +108,8 @@ pub fn apply(
         state.latency_level = level;
     }
 
-    if let Some(objective) = target.objective() {
+    state.objective = target.objective();
+    if let Some(objective) = state.objective {
         state.history.record(now, result.up(), &t.slo);
         let judgement = slo::judge(&state.history, objective, &t.slo);
         if judgement.level > state.burn_level {

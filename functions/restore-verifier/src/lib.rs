@@ -8,6 +8,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use lambda_runtime::Context;
+use ops_shared::backup::RestoreReport;
 use ops_shared::events::Trigger;
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
@@ -15,7 +16,7 @@ use serde::Deserialize;
 
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
 pub use error::VerifyError;
-pub use verify::{Report, Selection, Verifier};
+pub use verify::{Selection, Verifier};
 
 pub const FUNCTION_NAME: &str = "restore-verifier";
 
@@ -38,10 +39,10 @@ impl From<VerifyRequest> for Selection {
 
 impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Verifier<S, A> {
     type Event = Trigger<VerifyRequest>;
-    type Output = Report;
+    type Output = RestoreReport;
     type Error = VerifyError;
 
-    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<Report, VerifyError> {
+    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<RestoreReport, VerifyError> {
         let selection = match event {
             Trigger::Schedule(_) => Selection::Latest,
             Trigger::Manual(request) => request.into(),

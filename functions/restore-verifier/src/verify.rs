@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, TableCount, manifest_key, normalise_prefix};
+use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport, TableCount, manifest_key, normalise_prefix};
 use ops_shared::objects::ObjectStore;
 use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
 use ops_shared::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -30,97 +29,6 @@ pub enum Selection {
     Key(String),
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub version: u32,
-    pub result: String,
-    pub backup_key: String,
-    pub backup_id: String,
-    pub database: String,
-    pub backup_started_at: DateTime<Utc>,
-    pub verified_at: DateTime<Utc>,
-    pub size_bytes: u64,
-    pub tables: usize,
-    pub rows: i64,
-    pub download_ms: u64,
-    pub restore_ms: u64,
-    pub checks_ms: u64,
-    pub rto_ms: u64,
-    pub rto_target_ms: u64,
-    pub rto_met: bool,
-    pub backup_age_hours: f64,
-    pub rpo_target_hours: u64,
-    pub rpo_met: bool,
-    pub scratch_database: Option<String>,
-    pub scratch_dropped: bool,
-    pub checks: Vec<Check>,
-    pub failures: Vec<String>,
-    pub report_key: String,
-}
-
-impl Report {
-    /// The report of a test of the backup `manifest` describes, before anything is checked.
-    pub fn new(manifest: &Manifest, config: &VerifierConfig) -> Report {
-        Report {
-            version: 1,
-            result: String::new(),
-            backup_key: manifest.key.clone(),
-            backup_id: manifest.backup_id.clone(),
-            database: manifest.database.clone(),
-            backup_started_at: manifest.started_at,
-            verified_at: Utc::now(),
-            size_bytes: manifest.size_bytes,
-            tables: manifest.tables.len(),
-            rows: manifest.total_rows(),
-            download_ms: 0,
-            restore_ms: 0,
-            checks_ms: 0,
-            rto_ms: 0,
-            rto_target_ms: config.rto.as_millis() as u64,
-            rto_met: false,
-            backup_age_hours: 0.0,
-            rpo_target_hours: config.rpo.as_secs() / 3600,
-            rpo_met: false,
-            scratch_database: None,
-            scratch_dropped: false,
-            checks: Vec::new(),
-            failures: Vec::new(),
-            report_key: String::new(),
-        }
-    }
-
-    pub fn passed(&self) -> bool {
-        self.failures.is_empty()
-    }
-
-    /// Judges the time the test took (`rto`: download, restore and checks) and the backup's
-    /// age at `now` against their targets, and settles the result.
-    pub fn judge(&mut self, rto: Duration, now: DateTime<Utc>) {
-        self.rto_ms = rto.as_millis() as u64;
-        self.rto_met = self.rto_ms <= self.rto_target_ms;
-        if !self.rto_met {
-            self.failures.push(format!("RTO {} ms exceeds the target of {} ms", self.rto_ms, self.rto_target_ms));
-        }
-        let age = now.signed_duration_since(self.backup_started_at);
-        self.backup_age_hours = age.num_seconds().max(0) as f64 / 3600.0;
-        self.rpo_met = self.backup_age_hours <= self.rpo_target_hours as f64;
-        if !self.rpo_met {
-            self.failures.push(format!(
-                "the backup is {:.1} h old, beyond the RPO of {} h",
-                self.backup_age_hours, self.rpo_target_hours
-            ));
-        }
-        self.result = if self.passed() { "passed" } else { "failed" }.to_owned();
-    }
-}
-
 pub struct Verifier<S, A> {
     pub store: S,
     pub alerts: A,
@@ -131,7 +39,7 @@ pub struct Verifier<S, A> {
 impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     /// Runs a restore test and files its report. A test that ran returns its report, passed or
     /// not (a failed one alerts critical); an error means no test could be run (also critical).
-    pub async fn run(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
+    pub async fn run(&self, selection: Selection, deadline: Option<Instant>) -> Result<RestoreReport, VerifyError> {
         match self.verify(selection, deadline).await {
             Ok(mut report) => {
                 if !report.passed() {
@@ -178,7 +86,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         }
     }
 
-    fn report_alert(&self, report: &Report) -> Alert {
+    fn report_alert(&self, report: &RestoreReport) -> Alert {
         let figures = format!(
             "RTO {:.1} min (target {} min), backup age {:.1} h (target {} h), {} tables, {} rows, {} bytes",
             report.rto_ms as f64 / 60_000.0,
@@ -251,9 +159,9 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         Ok((key, manifest))
     }
 
-    async fn verify(&self, selection: Selection, deadline: Option<Instant>) -> Result<Report, VerifyError> {
+    async fn verify(&self, selection: Selection, deadline: Option<Instant>) -> Result<RestoreReport, VerifyError> {
         let (_, manifest) = self.select(&selection).await?;
-        let mut report = Report::new(&manifest, &self.config);
+        let mut report = RestoreReport::new(&manifest, self.config.rto, self.config.rpo);
         let started = Instant::now();
         let file = tempfile::NamedTempFile::new().map_err(|e| VerifyError::Io(e.to_string()))?;
         self.download_and_check(&manifest, file.path(), &mut report).await?;
@@ -270,7 +178,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         &self,
         manifest: &Manifest,
         path: &std::path::Path,
-        report: &mut Report,
+        report: &mut RestoreReport,
     ) -> Result<(), VerifyError> {
         let started = Instant::now();
         let (size, sha256) = download(&self.store, &manifest.key, path).await?;
@@ -289,7 +197,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         manifest: &Manifest,
         dump: &std::path::Path,
         deadline: Option<Instant>,
-        report: &mut Report,
+        report: &mut RestoreReport,
     ) -> Result<(), VerifyError> {
         let config = &self.config;
         let (staging, admin) =
@@ -339,7 +247,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         target: &DbCredentials,
         dump: &std::path::Path,
         manifest: &Manifest,
-        report: &mut Report,
+        report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
         let restored = pg_restore(pg_restore_tool, target, dump).await;
@@ -392,15 +300,6 @@ async fn count_rows(client: &tokio_postgres::Client, tables: &[TableCount]) -> V
         }
     }
     mismatches
-}
-
-impl Report {
-    fn check(&mut self, name: &str, passed: bool, detail: String) {
-        if !passed {
-            self.failures.push(if detail.is_empty() { name.to_owned() } else { format!("{name}: {detail}") });
-        }
-        self.checks.push(Check { name: name.to_owned(), passed, detail });
-    }
 }
 
 fn file_name(key: &str) -> &str {

@@ -1,0 +1,209 @@
+//! `opsctl status` against the local stack: what the functions recorded (health state and
+//! counters, a backup's manifest, a restore report, rotated secrets, alert records) read back
+//! and judged against the runbook's numbers, as text and as JSON. moto (5.2) does not speak
+//! the protocol the CloudWatch SDK uses (Smithy RPC v2 CBOR), so alarms come from a list here.
+
+use chrono::{Duration, Utc};
+use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
+use ops_shared::objects::{ObjectStore, S3Objects};
+use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_shared::state::{DynamoState, StateStore};
+use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, unique};
+use opsctl::status::{AlarmLine, Alarms, Sources, Status, Verdict, gather};
+use serde_json::{Value, json};
+
+/// The stack's alarms in ALARM, as CloudWatch would list them.
+#[derive(Default)]
+struct FiringAlarms(Vec<AlarmLine>);
+
+impl Alarms for FiringAlarms {
+    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
+        Ok(self.0.iter().filter(|a| a.name.starts_with(prefix)).cloned().collect())
+    }
+}
+
+struct Recorded {
+    aws: Aws,
+    prefix: String,
+    state: DynamoState,
+    objects: S3Objects,
+    alarms: FiringAlarms,
+}
+
+async fn recorded(label: &str) -> Recorded {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let prefix = unique(label);
+    let table = format!("{prefix}-ops-state");
+    create_state_table(&aws.dynamodb, &table).await.expect("table");
+    let bucket = format!("{prefix}-bucket");
+    aws.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
+    provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("secrets");
+    Recorded {
+        state: DynamoState::new(aws.dynamodb.clone(), table),
+        objects: S3Objects::new(aws.s3.clone(), bucket),
+        alarms: FiringAlarms::default(),
+        aws,
+        prefix,
+    }
+}
+
+impl Recorded {
+    async fn status(&self) -> Status {
+        let secrets = SecretsManagerVersions::new(self.aws.secrets.clone());
+        let sources = Sources {
+            state: &self.state,
+            objects: &self.objects,
+            secrets: &secrets,
+            alarms: &self.alarms,
+            prefix: &self.prefix,
+            backup_prefix: "backups/",
+            report_prefix: "reports/restore-tests/",
+        };
+        gather(&sources, Utc::now()).await
+    }
+
+    async fn target(&self, name: &str, state: &TargetState, checks: i64, up: i64) {
+        let data = serde_json::to_value(state).expect("state");
+        self.state.put(&target_key(name), STATE_SK, &data, None, i64::MAX).await.expect("state");
+        let day = day_sk(Utc::now().date_naive());
+        self.state
+            .increment(&target_key(name), &day, &[("checks", checks), ("up", up)], i64::MAX)
+            .await
+            .expect("counts");
+    }
+
+    async fn backup(&self, age: Duration) {
+        let finished = Utc::now() - age;
+        let manifest = json!({"version": 1, "backup_id": "b1", "label": "nightly", "database": "app",
+            "key": "backups/app/x.dump", "format": "custom", "server_version": "15.8", "pg_dump_version": "15.8",
+            "started_at": finished - Duration::minutes(2), "finished_at": finished, "size_bytes": 12_000_000,
+            "sha256": "00", "snapshot": "s", "part_size_bytes": 16, "parts": 1,
+            "tables": [{"schema": "public", "table": "films", "rows": 1200}]});
+        let body = serde_json::to_vec(&manifest).expect("json");
+        self.objects.put("backups/app/x.manifest.json", body, "application/json").await.expect("manifest");
+    }
+
+    async fn restore_report(&self, result: &str, rto_minutes: u64) {
+        let report = json!({"version": 1, "result": result, "backup_key": "backups/app/x.dump", "backup_id": "b1",
+            "database": "app", "backup_started_at": Utc::now() - Duration::hours(3), "verified_at": Utc::now(),
+            "size_bytes": 12_000_000, "tables": 1, "rows": 1200, "download_ms": 1, "restore_ms": 1, "checks_ms": 1,
+            "rto_ms": rto_minutes * 60_000, "rto_target_ms": 1_800_000, "rto_met": rto_minutes <= 30,
+            "backup_age_hours": 3.0, "rpo_target_hours": 24, "rpo_met": true, "scratch_database": null,
+            "scratch_dropped": true, "checks": [], "failures": [], "report_key": "reports/restore-tests/r.json"});
+        let body = serde_json::to_vec(&report).expect("json");
+        self.objects.put("reports/restore-tests/r.json", body, "application/json").await.expect("report");
+    }
+
+    async fn alert(&self, key: &str, severity: Severity, status: AlertStatus) {
+        let record = AlertRecord {
+            status: Some(status),
+            severity: Some(severity),
+            last_sent: Utc::now().timestamp() - 600,
+            ..AlertRecord::default()
+        };
+        let data = serde_json::to_value(record).expect("record");
+        self.state.put(ALERT_RECORDS, key, &data, None, i64::MAX).await.expect("alert");
+    }
+}
+
+fn healthy(now: i64) -> TargetState {
+    TargetState { latencies: vec![(now - 60, 120), (now - 30, 180), (now - 10, 150)], ..TargetState::default() }
+}
+
+#[tokio::test]
+async fn a_healthy_stack_is_all_ok_in_text_and_json() {
+    let r = recorded("status-ok").await;
+    let now = Utc::now().timestamp();
+    r.target("app", &healthy(now), 1440, 1440).await;
+    let mut engine = healthy(now);
+    engine.objective = Some(0.995);
+    r.target("ai-engine", &engine, 1440, 1439).await;
+    r.backup(Duration::hours(3)).await;
+    r.restore_report("passed", 4).await;
+    r.alert("health-checker:app", Severity::Critical, AlertStatus::Resolved).await;
+
+    let status = r.status().await;
+    assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
+    let text = status.render();
+    assert_eq!(status.verdict(), Verdict::Ok, "{text}");
+    assert_eq!(status.exit_code(), 0);
+    assert!(
+        text.contains("ai-engine") && text.contains("objective 99.5 %") && text.contains("% of budget left"),
+        "{text}"
+    );
+    assert!(text.contains("newest 3.0 h old") && text.contains("label nightly"), "{text}");
+    assert!(text.contains("restore test passed") && text.contains("RTO 4.0 min"), "{text}");
+    assert!(text.contains(&format!("{}-supabase-service-role", r.prefix)) && text.contains("left of 90"), "{text}");
+    assert!(text.contains("past 24 h: 1 critical"), "{text}");
+
+    let json: Value = serde_json::from_str(&serde_json::to_string(&status).expect("json")).expect("parse");
+    let engine = json["targets"].as_array().expect("targets").iter().find(|t| t["name"] == "ai-engine").expect("ai");
+    assert_eq!(engine["p95_ms_5min"], 180);
+    assert!(engine["budget_left"].as_f64().is_some_and(|left| left > 0.8), "{engine}");
+    assert_eq!(json["backup"]["rows"], 1200);
+    assert_eq!(json["secrets"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn each_broken_number_is_named_with_its_verdict() {
+    let mut r = recorded("status-bad").await;
+    let now = Utc::now().timestamp();
+    let down = TargetState {
+        down: true,
+        down_since: Some(now - 900),
+        latencies: vec![(now - 20, 3500), (now - 10, 3600), (now - 5, 3400)],
+        ..TargetState::default()
+    };
+    r.target("app", &down, 100, 80).await;
+    r.backup(Duration::hours(30)).await;
+    r.restore_report("failed", 45).await;
+    r.alert("health-checker:app", Severity::Critical, AlertStatus::Firing).await;
+    r.alarms
+        .0
+        .push(AlarmLine { name: format!("{}-backup-missing", r.prefix), reason: "no backup for 26 hours".into() });
+    r.alarms.0.push(AlarmLine { name: "other-stack-backup-missing".into(), reason: "not ours".into() });
+
+    let status = r.status().await;
+    let text = status.render();
+    assert_eq!(status.exit_code(), 1, "{text}");
+    assert!(!text.contains("other-stack"), "only this stack's alarms: {text}");
+    for expected in [
+        "CRITICAL app",
+        "DOWN since",
+        "P95 3600 ms",
+        "today 80.00 %",
+        "CRITICAL newest 30.0 h old",
+        "CRITICAL restore test failed",
+        "still firing: health-checker:app (critical)",
+        "backup-missing in ALARM: no backup for 26 hours",
+        "Verdict: CRITICAL",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_be_read_is_named_and_exits_2() {
+    let r = recorded("status-none").await;
+    let missing = S3Objects::new(r.aws.s3.clone(), format!("{}-no-such-bucket", r.prefix));
+    let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
+    let sources = Sources {
+        state: &r.state,
+        objects: &missing,
+        secrets: &secrets,
+        alarms: &r.alarms,
+        prefix: &r.prefix,
+        backup_prefix: "backups/",
+        report_prefix: "reports/restore-tests/",
+    };
+    let status = gather(&sources, Utc::now()).await;
+    assert_eq!(status.exit_code(), 2);
+    assert!(
+        status.unreadable.iter().any(|u| u.starts_with("backups:") && u.contains("s3:ListBucket")),
+        "{:?}",
+        status.unreadable
+    );
+    assert!(status.render().contains("CANNOT READ backups:"));
+}
