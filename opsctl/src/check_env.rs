@@ -7,7 +7,7 @@ use ops_shared::config::SentryConfig;
 use ops_shared::keys::google::{self, Google};
 use ops_shared::keys::{KeyError, KeyProvider, KeySecret, Upstream};
 use ops_shared::postgres::DbCredentials;
-use ops_shared::rotation::{KeyService, STRATEGY_TAG, Strategy};
+use ops_shared::rotation::{KeyService, STRATEGY_TAG, Strategy, runbook_rotations};
 use ops_shared::secret_versions::{SecretDescription, SecretVersions};
 use ops_shared::secrets::{AWSCURRENT, SecretValue};
 
@@ -31,14 +31,13 @@ pub struct Requirement {
 
 /// The runbook's secrets under `prefix` (section 1.2 and 1.6, plus what the functions read).
 pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
-    let req = |name: &str, shape, rotation| Requirement { secret: format!("{prefix}-{name}"), shape, rotation };
-    vec![
-        req("supabase-service-role", Shape::ApiKeyJson(Strategy::SupabaseApiKey), Some((Strategy::SupabaseApiKey, 90))),
-        req("ai-engine-api", Shape::ApiKeyJson(Strategy::HttpApiKey), Some((Strategy::HttpApiKey, 180))),
-        req("gemini-api", Shape::ApiKeyJson(Strategy::GoogleApiKey), Some((Strategy::GoogleApiKey, 180))),
-        req("database", Shape::DatabaseJson, None),
-        req("sentry-webhook", Shape::PlainString, None),
-    ]
+    let rotated = runbook_rotations(prefix).into_iter().map(|(secret, strategy, days)| Requirement {
+        secret,
+        shape: Shape::ApiKeyJson(strategy),
+        rotation: Some((strategy, days)),
+    });
+    let req = |name: &str, shape| Requirement { secret: format!("{prefix}-{name}"), shape, rotation: None };
+    rotated.chain([req("database", Shape::DatabaseJson), req("sentry-webhook", Shape::PlainString)]).collect()
 }
 
 #[derive(Debug, Clone)]

@@ -3,4 +3,3 @@
 pub mod check_env;
 pub mod cli;
 pub mod sentry_rules;
-pub mod status;

@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use ops_shared::Env;
 use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_shared::status;
 use opsctl::cli::{Cli, Command, SentryCommand};
-use opsctl::{check_env, sentry_rules, status};
+use opsctl::{check_env, sentry_rules};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -56,7 +57,7 @@ async fn status(
 ) -> ExitCode {
     let bucket = match bucket {
         Some(bucket) => bucket,
-        None => match status::backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await {
+        None => match backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await {
             Ok(bucket) => bucket,
             Err(err) => {
                 eprintln!("opsctl: {err}");
@@ -84,4 +85,14 @@ async fn status(
         print!("{}", report.render());
     }
     ExitCode::from(report.exit_code())
+}
+
+/// The stack's backup bucket, `<prefix>-ops-backups-<account id>`, for the caller's account.
+pub async fn backup_bucket(sts: &aws_sdk_sts::Client, prefix: &str) -> Result<String, String> {
+    let identity = sts.get_caller_identity().send().await.map_err(|e| {
+        let detail = ops_shared::aws::describe_sdk_error(&e);
+        format!("cannot tell which AWS account these credentials are for ({detail}): give --bucket")
+    })?;
+    let account = identity.account().ok_or("STS named no account: give --bucket")?;
+    Ok(format!("{prefix}-ops-backups-{account}"))
 }

@@ -19,6 +19,7 @@ pub mod secret_versions;
 pub mod secrets;
 pub mod slo;
 pub mod state;
+pub mod status;
 pub mod telemetry;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};

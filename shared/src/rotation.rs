@@ -66,3 +66,14 @@ impl Strategy {
         }
     }
 }
+
+/// The secrets the runbook rotates, under a stack's name prefix, with their strategy and the
+/// runbook's longest interval in days (section 1.6: 90 for the critical secret, 180 for API
+/// keys).
+pub fn runbook_rotations(prefix: &str) -> Vec<(String, Strategy, u32)> {
+    vec![
+        (format!("{prefix}-supabase-service-role"), Strategy::SupabaseApiKey, 90),
+        (format!("{prefix}-ai-engine-api"), Strategy::HttpApiKey, 180),
+        (format!("{prefix}-gemini-api"), Strategy::GoogleApiKey, 180),
+    ]
+}

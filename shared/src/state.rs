@@ -42,6 +42,13 @@ pub trait StateStore: Send + Sync {
         expires_at: i64,
     ) -> impl Future<Output = Result<bool, StateError>> + Send;
     fn delete(&self, pk: &str, sk: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Every item whose partition key starts with `pk_prefix`, as `(pk, sk, data)`: a document
+    /// item's `data`, a counter item's counters as a JSON object. For status reports only: it
+    /// reads the whole table.
+    fn scan_prefix(
+        &self,
+        pk_prefix: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, Value)>, StateError>> + Send;
     /// Adds to numeric counters (creating them at zero).
     fn increment(
         &self,
@@ -152,46 +159,6 @@ impl DynamoState {
         StateError { table: self.table.clone(), operation, pk: pk.to_owned(), sk: sk.to_owned(), detail }
     }
 
-    /// Every item whose partition key starts with `pk_prefix` (all pages): the operator's
-    /// status reads what the functions recorded. Each item's `data` document, or for a counter
-    /// item its numeric attributes as a JSON object.
-    pub async fn scan_prefix(&self, pk_prefix: &str) -> Result<Vec<(String, String, Value)>, StateError> {
-        let mut items = Vec::new();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(pk, :prefix)")
-            .expression_attribute_values(":prefix", AttributeValue::S(pk_prefix.to_owned()))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| self.error("Scan", pk_prefix, "*", describe_sdk_error(&e)))?;
-            let text = |name: &str| match item.get(name) {
-                Some(AttributeValue::S(text)) => text.clone(),
-                _ => String::new(),
-            };
-            let (pk, sk) = (text("pk"), text("sk"));
-            let data = match item.get("data") {
-                Some(AttributeValue::S(json)) => {
-                    serde_json::from_str(json).map_err(|e| self.error("Scan", &pk, &sk, format!("bad data: {e}")))?
-                }
-                _ => Value::Object(
-                    item.iter()
-                        .filter(|(name, _)| !["pk", "sk", "version", "expires_at"].contains(&name.as_str()))
-                        .filter_map(|(name, value)| match value {
-                            AttributeValue::N(n) => Some((name.clone(), n.parse::<i64>().ok()?.into())),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-            };
-            items.push((pk, sk, data));
-        }
-        Ok(items)
-    }
-
     fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([
             ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
@@ -287,5 +254,42 @@ impl StateStore for DynamoState {
             .await
             .map_err(|e| self.error("UpdateItem", pk, sk, describe_sdk_error(&e)))?;
         Ok(())
+    }
+
+    async fn scan_prefix(&self, pk_prefix: &str) -> Result<Vec<(String, String, Value)>, StateError> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S(pk_prefix.to_owned()))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| self.error("Scan", pk_prefix, "*", describe_sdk_error(&e)))?;
+            let text = |name: &str| match item.get(name) {
+                Some(AttributeValue::S(text)) => text.clone(),
+                _ => String::new(),
+            };
+            let (pk, sk) = (text("pk"), text("sk"));
+            let data = match item.get("data") {
+                Some(AttributeValue::S(json)) => {
+                    serde_json::from_str(json).map_err(|e| self.error("Scan", &pk, &sk, format!("bad data: {e}")))?
+                }
+                _ => Value::Object(
+                    item.iter()
+                        .filter(|(name, _)| !["pk", "sk", "version", "expires_at"].contains(&name.as_str()))
+                        .filter_map(|(name, value)| match value {
+                            AttributeValue::N(n) => Some((name.clone(), n.parse::<i64>().ok()?.into())),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            };
+            items.push((pk, sk, data));
+        }
+        Ok(items)
     }
 }

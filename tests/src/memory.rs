@@ -75,6 +75,17 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
+    async fn scan_prefix(&self, pk_prefix: &str) -> Result<Vec<(String, String, Value)>, StateError> {
+        let items = self.items.lock().map_err(|_| Self::error("Scan", pk_prefix, "*"))?;
+        let mut found: Vec<(String, String, Value)> = items
+            .iter()
+            .filter(|((pk, _), _)| pk.starts_with(pk_prefix))
+            .map(|((pk, sk), item)| (pk.clone(), sk.clone(), item.data.clone()))
+            .collect();
+        found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(found)
+    }
+
     async fn increment(
         &self,
         pk: &str,

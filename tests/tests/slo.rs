@@ -34,6 +34,7 @@ fn health(targets: Vec<Target>) -> HealthRun<MemoryState, RecordingAlerts> {
         prober: Prober { http: reqwest::Client::new(), secrets: Arc::new(secrets) },
         state: MemoryState::default(),
         alerts: RecordingAlerts::default(),
+        daily: None,
         config: HealthConfig {
             targets,
             failure_threshold: 3,

@@ -9,8 +9,8 @@ use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::state::{DynamoState, StateStore};
+use ops_shared::status::{AlarmLine, Alarms, Sources, Status, Verdict, gather};
 use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, unique};
-use opsctl::status::{AlarmLine, Alarms, Sources, Status, Verdict, gather};
 use serde_json::{Value, json};
 
 /// The stack's alarms in ALARM, as CloudWatch would list them.
@@ -206,4 +206,64 @@ async fn what_cannot_be_read_is_named_and_exits_2() {
         status.unreadable
     );
     assert!(status.render().contains("CANNOT READ backups:"));
+}
+
+#[tokio::test]
+async fn the_daily_email_carries_the_status_and_its_verdict() {
+    let r = recorded("status-daily").await;
+    let now = Utc::now().timestamp();
+    r.target("app", &healthy(now), 1440, 1440).await;
+    r.backup(Duration::hours(30)).await;
+    r.restore_report("passed", 4).await;
+    let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
+    let sources = Sources {
+        state: &r.state,
+        objects: &r.objects,
+        secrets: &secrets,
+        alarms: &r.alarms,
+        prefix: &r.prefix,
+        backup_prefix: "backups/",
+        report_prefix: "reports/restore-tests/",
+    };
+    let topic = ops_testkit::memory::RecordingAlerts::default();
+    let verdict = health_checker::daily::send(&sources, &topic, Utc::now()).await.expect("sent");
+    assert_eq!(verdict, Verdict::Critical, "a 30-hour-old backup");
+    let published = topic.published();
+    assert_eq!(published.len(), 1);
+    let alert = &published[0].alert;
+    assert_eq!(alert.title, "Daily ops status: critical problems");
+    assert_eq!(alert.severity, Severity::Warning, "a report, not a page: the backup alarm pages");
+    assert_eq!(alert.dedup_key, "health-checker:daily-status");
+    assert!(
+        alert.summary.contains("CRITICAL newest 30.0 h old") && alert.summary.contains("ok       app"),
+        "{}",
+        alert.summary
+    );
+    assert!(published[0].body.contains("CRITICAL newest 30.0 h old"), "the e-mail's text: {}", published[0].body);
+}
+
+#[tokio::test]
+async fn a_daily_report_without_its_configuration_is_refused_by_name() {
+    use ops_shared::lambda::{FunctionError, Handler};
+    let stack = ops_testkit::shared();
+    let aws = Aws::new(stack).await;
+    let env = ops_shared::Env::from_pairs([(
+        "HEALTH_TARGETS",
+        r#"[{"name": "app", "kind": "http", "url": "http://127.0.0.1:9/"}]"#,
+    )]);
+    let health = health_checker::HealthRun {
+        prober: health_checker::Prober {
+            http: reqwest::Client::new(),
+            secrets: std::sync::Arc::new(ops_shared::SecretCache::new(aws.secrets.clone(), Default::default())),
+        },
+        state: ops_testkit::memory::MemoryState::default(),
+        alerts: ops_testkit::memory::RecordingAlerts::default(),
+        daily: None,
+        config: health_checker::HealthConfig::from_env(&env).expect("config"),
+    };
+    let event = serde_json::from_value(json!({"report": "daily"})).expect("event");
+    let err = health.handle(event, lambda_runtime::Context::default()).await.expect_err("refused");
+    assert_eq!(err.kind(), "Configuration");
+    assert!(err.to_string().contains("BACKUP_BUCKET"), "{err}");
+    assert!(health.alerts.published().is_empty());
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daily;
 pub mod run;
 pub mod tls;
 pub mod transitions;
@@ -13,8 +14,11 @@ use std::time::Duration;
 use lambda_runtime::Context;
 use ops_shared::events::Trigger;
 use ops_shared::state::{DynamoState, StateStore};
+use ops_shared::status::{Sources, Verdict};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::daily::DailyReport;
 
 pub use check::{CheckResult, Class, Prober};
 pub use config::{HealthConfig, Target};
@@ -22,18 +26,49 @@ pub use run::{HealthError, HealthRun, RunSummary};
 
 pub const FUNCTION_NAME: &str = "health-checker";
 
-/// A manual invoke takes no parameters.
+/// A manual invoke: `{}` runs the checks, `{"report": "daily"}` sends the daily status e-mail.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RunRequest {}
+pub struct RunRequest {
+    #[serde(default)]
+    pub report: Option<ReportKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    Daily,
+}
+
+/// What an invocation did: a health run, or the daily report with its verdict.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Run(RunSummary),
+    Report { report: &'static str, verdict: Verdict },
+}
 
 impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A> {
     type Event = Trigger<RunRequest>;
-    type Output = RunSummary;
+    type Output = Outcome;
     type Error = HealthError;
 
-    async fn handle(&self, _event: Self::Event, _ctx: Context) -> Result<RunSummary, HealthError> {
-        self.run().await
+    async fn handle(&self, event: Self::Event, _ctx: Context) -> Result<Outcome, HealthError> {
+        let Trigger::Manual(RunRequest { report: Some(ReportKind::Daily) }) = event else {
+            return self.run().await.map(Outcome::Run);
+        };
+        let daily = self.daily.as_ref().ok_or(HealthError::NoDailyReport)?;
+        let sources = Sources {
+            state: &self.state,
+            objects: &daily.objects,
+            secrets: &daily.secrets,
+            alarms: &daily.alarms,
+            prefix: &daily.prefix,
+            backup_prefix: &daily.backup_prefix,
+            report_prefix: &daily.report_prefix,
+        };
+        let verdict = daily::send(&sources, &self.alerts, chrono::Utc::now()).await?;
+        Ok(Outcome::Report { report: "daily", verdict })
     }
 }
 
@@ -49,6 +84,7 @@ pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublishe
     Ok(HealthRun {
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
         state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
+        daily: DailyReport::from_env(&startup.env, &startup)?,
         alerts: startup.alerts,
         config,
     })

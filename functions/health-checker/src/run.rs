@@ -38,11 +38,16 @@ pub enum HealthError {
     Contended(String),
     #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]
     Incomplete(Vec<String>),
+    #[error("a daily report was asked for, but NAME_PREFIX and BACKUP_BUCKET are not set")]
+    NoDailyReport,
 }
 
 impl ops_shared::FunctionError for HealthError {
     fn kind(&self) -> &'static str {
-        "DependencyFailure"
+        match self {
+            HealthError::NoDailyReport => "Configuration",
+            _ => "DependencyFailure",
+        }
     }
 }
 
@@ -60,6 +65,8 @@ pub struct HealthRun<S, A> {
     pub state: S,
     pub alerts: A,
     pub config: HealthConfig,
+    /// The daily status e-mail's sources, where the stack configures it.
+    pub daily: Option<crate::daily::DailyReport>,
 }
 
 impl<S: StateStore, A: AlertSink> HealthRun<S, A> {

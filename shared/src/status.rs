@@ -1,4 +1,5 @@
-//! `opsctl status`: the runbook's daily and weekly checks in one screen, from what the functions
+//! The runbook's daily checks in one screen (`opsctl status`, and health-checker's daily e-mail
+//! to ops), from what the functions
 //! already record: health state and availability counters (state table), the newest backup's
 //! manifest and restore report (S3), the rotated secrets (Secrets Manager), the alerts
 //! alert-forwarder keeps (state table) and the alarms in ALARM (CloudWatch). Each line has a
@@ -7,16 +8,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
-use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
-use ops_shared::health::{STATE_SK, TargetState, p95};
-use ops_shared::objects::ObjectStore;
-use ops_shared::secret_versions::SecretVersions;
-use ops_shared::slo::{BurnLevel, budget_left};
-use ops_shared::state::DynamoState;
 use serde::Serialize;
 
-use crate::check_env::runbook_requirements;
+use crate::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use crate::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
+use crate::health::{STATE_SK, TargetState, p95};
+use crate::objects::ObjectStore;
+use crate::rotation::runbook_rotations;
+use crate::secret_versions::SecretVersions;
+use crate::slo::{BurnLevel, budget_left};
+use crate::state::StateStore;
 
 /// The runbook's numbers.
 pub const P95_WARN_MS: u64 = 1500;
@@ -136,7 +137,7 @@ impl Alarms for aws_sdk_cloudwatch::Client {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+            let page = page.map_err(|e| crate::aws::describe_sdk_error(&e))?;
             for alarm in page.metric_alarms() {
                 lines.push(AlarmLine {
                     name: alarm.alarm_name().unwrap_or_default().to_owned(),
@@ -148,19 +149,9 @@ impl Alarms for aws_sdk_cloudwatch::Client {
     }
 }
 
-/// The stack's backup bucket, `<prefix>-ops-backups-<account id>`, for the caller's account.
-pub async fn backup_bucket(sts: &aws_sdk_sts::Client, prefix: &str) -> Result<String, String> {
-    let identity = sts.get_caller_identity().send().await.map_err(|e| {
-        let detail = ops_shared::aws::describe_sdk_error(&e);
-        format!("cannot tell which AWS account these credentials are for ({detail}): give --bucket")
-    })?;
-    let account = identity.account().ok_or("STS named no account: give --bucket")?;
-    Ok(format!("{prefix}-ops-backups-{account}"))
-}
-
 /// Where status reads from.
-pub struct Sources<'a, O, S, A> {
-    pub state: &'a DynamoState,
+pub struct Sources<'a, T, O, S, A> {
+    pub state: &'a T,
     pub objects: &'a O,
     pub secrets: &'a S,
     pub alarms: &'a A,
@@ -169,8 +160,8 @@ pub struct Sources<'a, O, S, A> {
     pub report_prefix: &'a str,
 }
 
-pub async fn gather<O: ObjectStore, S: SecretVersions, A: Alarms>(
-    sources: &Sources<'_, O, S, A>,
+pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms>(
+    sources: &Sources<'_, T, O, S, A>,
     now: DateTime<Utc>,
 ) -> Status {
     let mut unreadable = Vec::new();
@@ -326,18 +317,17 @@ fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
     }
 }
 
-async fn secret_lines<O, S: SecretVersions, A>(
-    sources: &Sources<'_, O, S, A>,
+async fn secret_lines<T, O, S: SecretVersions, A>(
+    sources: &Sources<'_, T, O, S, A>,
     now: DateTime<Utc>,
     unreadable: &mut Vec<String>,
 ) -> Vec<SecretLine> {
     let mut lines = Vec::new();
-    for requirement in runbook_requirements(sources.prefix) {
-        let Some((_, max_days)) = requirement.rotation else { continue };
-        let description = match sources.secrets.describe(&requirement.secret).await {
+    for (secret, _, max_days) in runbook_rotations(sources.prefix) {
+        let description = match sources.secrets.describe(&secret).await {
             Ok(description) => description,
             Err(err) => {
-                unreadable.push(format!("{}: {err} (allow secretsmanager:DescribeSecret)", requirement.secret));
+                unreadable.push(format!("{secret}: {err} (allow secretsmanager:DescribeSecret)"));
                 continue;
             }
         };
@@ -355,7 +345,7 @@ async fn secret_lines<O, S: SecretVersions, A>(
             None => Verdict::Warning,
         };
         lines.push(SecretLine {
-            name: requirement.secret,
+            name: secret,
             last_rotated: description.last_rotated,
             next_rotation: description.next_rotation,
             max_days,

@@ -1,0 +1,75 @@
+//! The daily e-mail to ops: the runbook's daily checks (the operator's `opsctl status`), sent
+//! once a day by a scheduled invocation so that nobody has to run the command for it.
+
+use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
+use ops_shared::objects::{ObjectStore, S3Objects};
+use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
+use ops_shared::state::StateStore;
+use ops_shared::status::{Alarms, Sources, Verdict, gather};
+use ops_shared::{ConfigError, Env};
+
+use crate::run::SOURCE;
+
+/// Where the daily report reads from, besides the state table.
+pub struct DailyReport {
+    pub objects: S3Objects,
+    pub secrets: SecretsManagerVersions,
+    pub alarms: aws_sdk_cloudwatch::Client,
+    /// The stack's name prefix (secrets and alarms).
+    pub prefix: String,
+    pub backup_prefix: String,
+    pub report_prefix: String,
+}
+
+impl DailyReport {
+    /// `None` when the stack names no prefix (`NAME_PREFIX`): a deployment without the daily
+    /// report. With one, the backup bucket (`BACKUP_BUCKET`) is required.
+    pub fn from_env(env: &Env, startup: &ops_shared::Startup) -> Result<Option<DailyReport>, ConfigError> {
+        let Some(prefix) = env.get("NAME_PREFIX") else { return Ok(None) };
+        Ok(Some(DailyReport {
+            objects: S3Objects::new(startup.clients.s3.clone(), env.required("BACKUP_BUCKET")?),
+            secrets: SecretsManagerVersions::new(startup.clients.secrets.clone()),
+            alarms: aws_sdk_cloudwatch::Client::new(&startup.sdk),
+            prefix: prefix.to_owned(),
+            backup_prefix: env.or("BACKUP_PREFIX", "backups/"),
+            report_prefix: env.or("REPORT_PREFIX", "reports/restore-tests/"),
+        }))
+    }
+}
+
+/// Gathers the status and sends it to ops as one alert (info when all is well, else warning),
+/// its text the e-mail's body. Returns the verdict.
+pub async fn send<T, O, V, L, A>(
+    sources: &Sources<'_, T, O, V, L>,
+    alerts: &A,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Verdict, PublishError>
+where
+    T: StateStore,
+    O: ObjectStore,
+    V: SecretVersions,
+    L: Alarms,
+    A: AlertSink,
+{
+    let status = gather(sources, now).await;
+    let verdict = status.verdict();
+    let (severity, title) = match (verdict, status.unreadable.is_empty()) {
+        (Verdict::Ok, true) => (Severity::Info, "Daily ops status: all as the runbook says".to_owned()),
+        (Verdict::Ok, false) => (Severity::Warning, "Daily ops status: some sources could not be read".to_owned()),
+        (verdict, _) => (Severity::Warning, format!("Daily ops status: {}", verdict_word(verdict))),
+    };
+    let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:daily-status"), title)
+        .summary(status.render())
+        .detail("verdict", verdict_word(verdict))
+        .resolved();
+    alerts.publish(&alert).await?;
+    Ok(verdict)
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "ok",
+        Verdict::Warning => "warnings",
+        Verdict::Critical => "critical problems",
+    }
+}
