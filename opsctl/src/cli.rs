@@ -1,4 +1,5 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | status | sentry apply`.
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | dr … |
+//! sentry apply`.
 
 use clap::{Parser, Subcommand};
 
@@ -41,10 +42,65 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every backup: age, size, rows, label, and whether a restore test covered it
+    #[command(after_help = EXIT_CODES)]
+    Backups {
+        /// Name prefix of the stack's resources
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
+        #[arg(long, value_name = "NAME")]
+        bucket: Option<String>,
+        /// Print JSON instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disaster recovery: stop and allow writes, judge the backups against the live database
+    Dr {
+        #[command(subcommand)]
+        command: DrCommand,
+    },
     /// Sentry, through its REST API
     Sentry {
         #[command(subcommand)]
         command: SentryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum DrCommand {
+    /// Stop writes to the production database: new transactions read-only, open sessions ended
+    #[command(after_help = EXIT_CODES)]
+    Freeze {
+        /// Name prefix of the secrets: the database is <prefix>-database
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allow writes again
+    #[command(after_help = EXIT_CODES)]
+    Thaw {
+        /// Name prefix of the secrets: the database is <prefix>-database
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest backups, each table's live rows beside the backup's, and the runbook's advice
+    #[command(after_help = EXIT_CODES)]
+    Assess {
+        /// Name prefix of the stack's resources
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
+        #[arg(long, value_name = "NAME")]
+        bucket: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -2,4 +2,5 @@
 
 pub mod check_env;
 pub mod cli;
+pub mod dr;
 pub mod sentry_rules;

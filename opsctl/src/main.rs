@@ -2,10 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ops_shared::Env;
+use ops_shared::objects::S3Objects;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::status;
-use opsctl::cli::{Cli, Command, SentryCommand};
-use opsctl::{check_env, sentry_rules};
+use opsctl::cli::{Cli, Command, DrCommand, SentryCommand};
+use opsctl::{check_env, dr, sentry_rules};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,6 +34,17 @@ async fn main() -> ExitCode {
             print!("{}", report.render());
             if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::Backups { prefix, bucket, json } => {
+            let objects = match backup_objects(&sdk, &prefix, bucket).await {
+                Ok(objects) => objects,
+                Err(code) => return code,
+            };
+            match dr::backups(&objects, "backups/", "reports/restore-tests/", chrono::Utc::now()).await {
+                Ok(entries) => show(json, &entries, dr::render_backups(&entries), ExitCode::SUCCESS),
+                Err(err) => failed(&err, dr::DrError::EXIT_CODE),
+            }
+        }
+        Command::Dr { command } => disaster_recovery(&sdk, &store, command).await,
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             match sentry_rules::run(&store, &http, &prefix, dry_run).await {
                 Ok(outcome) => {
@@ -48,6 +60,93 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn disaster_recovery(
+    aws: &aws_config::SdkConfig,
+    store: &SecretsManagerVersions,
+    command: DrCommand,
+) -> ExitCode {
+    let (prefix, json) = match &command {
+        DrCommand::Freeze { prefix, json } | DrCommand::Thaw { prefix, json } => (prefix.clone(), *json),
+        DrCommand::Assess { prefix, json, .. } => (prefix.clone(), *json),
+    };
+    let (creds, client) = match dr::connect(store, &format!("{prefix}-database")).await {
+        Ok(connected) => connected,
+        Err(err) => return failed(&err, dr::DrError::EXIT_CODE),
+    };
+    let switched = match command {
+        DrCommand::Freeze { .. } => dr::freeze(&client, &creds).await,
+        DrCommand::Thaw { .. } => dr::thaw(&client, &creds).await,
+        DrCommand::Assess { bucket, .. } => {
+            let objects = match backup_objects(aws, &prefix, bucket).await {
+                Ok(objects) => objects,
+                Err(code) => return code,
+            };
+            let now = chrono::Utc::now();
+            let assessed = match dr::backups(&objects, "backups/", "reports/restore-tests/", now).await {
+                Ok(entries) => dr::assess(&client, entries).await,
+                Err(err) => Err(err),
+            };
+            return match assessed {
+                Ok(assessment) => {
+                    let text = assessment.render();
+                    show(json, &assessment, text, ExitCode::SUCCESS)
+                }
+                Err(err) => failed(&err, dr::DrError::EXIT_CODE),
+            };
+        }
+    };
+    match switched {
+        Ok(switch) => {
+            let text = format!(
+                "{}: writes {} ({}){}\n",
+                switch.database,
+                if switch.read_only { "stopped: new transactions are read-only" } else { "allowed" },
+                if switch.changed { "changed now" } else { "already so" },
+                if switch.sessions_ended > 0 {
+                    format!(", {} open sessions ended", switch.sessions_ended)
+                } else {
+                    String::new()
+                }
+            );
+            show(json, &switch, text, ExitCode::SUCCESS)
+        }
+        Err(err) => failed(&err, dr::DrError::EXIT_CODE),
+    }
+}
+
+/// The stack's backup bucket, named or found from the caller's account.
+async fn backup_objects(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    bucket: Option<String>,
+) -> Result<S3Objects, ExitCode> {
+    let bucket = match bucket {
+        Some(bucket) => bucket,
+        None => backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await.map_err(|err| {
+            eprintln!("opsctl: {err}");
+            ExitCode::from(2)
+        })?,
+    };
+    Ok(S3Objects::new(ops_shared::aws::s3_client(sdk), bucket))
+}
+
+fn show(json: bool, value: &impl serde::Serialize, text: String, code: ExitCode) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(err) => eprintln!("opsctl: cannot write JSON: {err}"),
+        }
+    } else {
+        print!("{text}");
+    }
+    code
+}
+
+fn failed(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("opsctl: {err}");
+    ExitCode::from(code)
+}
+
 async fn status(
     sdk: &aws_config::SdkConfig,
     store: &SecretsManagerVersions,
@@ -55,20 +154,13 @@ async fn status(
     bucket: Option<String>,
     json: bool,
 ) -> ExitCode {
-    let bucket = match bucket {
-        Some(bucket) => bucket,
-        None => match backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await {
-            Ok(bucket) => bucket,
-            Err(err) => {
-                eprintln!("opsctl: {err}");
-                return ExitCode::from(2);
-            }
-        },
+    let objects = match backup_objects(sdk, prefix, bucket).await {
+        Ok(objects) => objects,
+        Err(code) => return code,
     };
-    let table = format!("{prefix}-ops-state");
     let sources = status::Sources {
-        state: &ops_shared::state::DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), table),
-        objects: &ops_shared::objects::S3Objects::new(ops_shared::aws::s3_client(sdk), bucket),
+        state: &ops_shared::state::DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), format!("{prefix}-ops-state")),
+        objects: &objects,
         secrets: store,
         alarms: &aws_sdk_cloudwatch::Client::new(sdk),
         prefix,
@@ -76,15 +168,9 @@ async fn status(
         report_prefix: "reports/restore-tests/",
     };
     let report = status::gather(&sources, chrono::Utc::now()).await;
-    if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(err) => eprintln!("opsctl: cannot write JSON: {err}"),
-        }
-    } else {
-        print!("{}", report.render());
-    }
-    ExitCode::from(report.exit_code())
+    let text = report.render();
+    let code = ExitCode::from(report.exit_code());
+    show(json, &report, text, code)
 }
 
 /// The stack's backup bucket, `<prefix>-ops-backups-<account id>`, for the caller's account.

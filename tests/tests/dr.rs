@@ -1,0 +1,137 @@
+//! The disaster-recovery commands against the local stack: writes stopped and allowed through
+//! the stored credentials, backups listed with their restore tests, and the assessment of the
+//! newest backup against the live database, each also as JSON.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ops_shared::objects::{ObjectStore, S3Objects};
+use ops_shared::postgres::DbCredentials;
+use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_testkit::aws::{Aws, unique};
+use ops_testkit::pg::Seed;
+use opsctl::dr::{self, DrError};
+use serde_json::{Value, json};
+
+/// A seeded database of its own, and its secret `<prefix>-database`.
+async fn production(label: &str) -> (Aws, String, DbCredentials, SecretsManagerVersions) {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let prefix = unique(label);
+    let creds = ops_testkit::shared().pg.create_seeded_database(&prefix.replace('-', "_"), Seed::SMALL).expect("db");
+    let value = serde_json::to_string(&creds).expect("json");
+    aws.secrets.create_secret().name(format!("{prefix}-database")).secret_string(value).send().await.expect("secret");
+    let store = SecretsManagerVersions::new(aws.secrets.clone());
+    (aws, prefix, creds, store)
+}
+
+async fn insert(creds: &DbCredentials) -> Result<u64, String> {
+    let client = creds.connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    client
+        .execute("INSERT INTO public.audit_log (action) VALUES ('dr drill')", &[])
+        .await
+        .map_err(|e| ops_shared::postgres::describe(&e))
+}
+
+#[tokio::test]
+async fn freeze_stops_writes_and_ends_open_sessions_and_thaw_allows_them_again() {
+    let (_aws, prefix, creds, store) = production("dr-freeze").await;
+    insert(&creds).await.expect("writes work before the freeze");
+    let open = creds.connect(Duration::from_secs(5)).await.expect("an open session");
+
+    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect");
+    let frozen = dr::freeze(&client, &creds_read).await.expect("freeze");
+    assert!(frozen.read_only && frozen.changed && frozen.sessions_ended >= 1, "{frozen:?}");
+    assert!(open.simple_query("SELECT 1").await.is_err(), "the open session was ended");
+    let refused = insert(&creds).await.expect_err("no writes while frozen");
+    assert!(refused.contains("read-only transaction") && refused.contains("25006"), "{refused}");
+
+    let again = dr::freeze(&client, &creds_read).await.expect("freeze again");
+    assert!(again.read_only && !again.changed, "idempotent: {again:?}");
+    let json: Value = serde_json::to_value(&again).expect("json");
+    assert_eq!((json["read_only"].as_bool(), json["changed"].as_bool()), (Some(true), Some(false)));
+
+    let thawed = dr::thaw(&client, &creds_read).await.expect("thaw");
+    assert!(!thawed.read_only && thawed.changed, "{thawed:?}");
+    insert(&creds).await.expect("writes work again");
+    let again = dr::thaw(&client, &creds_read).await.expect("thaw again");
+    assert!(!again.changed, "idempotent: {again:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_with_its_secret() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let secret = unique("dr-unreachable");
+    let mut creds = ops_testkit::shared().pg.superuser("postgres");
+    creds.port = 9;
+    aws.secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(serde_json::to_string(&creds).expect("json"))
+        .send()
+        .await
+        .expect("secret");
+    let store = SecretsManagerVersions::new(aws.secrets.clone());
+    let err = dr::connect(&store, &secret).await.map(drop).expect_err("unreachable");
+    assert!(matches!(err, DrError::Database { .. }), "{err}");
+    assert!(err.to_string().contains(&secret), "{err}");
+    let missing = dr::connect(&store, "no-such-secret").await.map(drop).expect_err("missing");
+    assert!(matches!(missing, DrError::Secret { .. }) && missing.to_string().contains("no-such-secret"), "{missing}");
+}
+
+async fn put(objects: &S3Objects, key: &str, value: Value) {
+    objects.put(key, value.to_string().into_bytes(), "application/json").await.expect("put");
+}
+
+fn manifest(key: &str, hours_ago: i64, tables: Value) -> Value {
+    let finished = Utc::now() - chrono::Duration::hours(hours_ago);
+    json!({"version": 1, "backup_id": key, "label": null, "database": "app", "key": format!("{key}.dump"),
+        "format": "custom", "server_version": "15", "pg_dump_version": "15", "started_at": finished,
+        "finished_at": finished, "size_bytes": 2_000_000, "sha256": "00", "snapshot": "s", "part_size_bytes": 1,
+        "parts": 1, "tables": tables})
+}
+
+#[tokio::test]
+async fn backups_are_listed_newest_first_with_their_restore_tests_and_assessed_against_the_live_rows() {
+    let (aws, prefix, _, store) = production("dr-assess").await;
+    let bucket = format!("{prefix}-bucket");
+    aws.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let objects = S3Objects::new(aws.s3.clone(), bucket);
+    let tables = json!([{"schema": "public", "table": "analyses", "rows": 200},
+        {"schema": "public", "table": "audit_log", "rows": 290}, {"schema": "public", "table": "dropped", "rows": 5}]);
+    put(&objects, "backups/app/old.manifest.json", manifest("backups/app/old", 30, json!([]))).await;
+    put(&objects, "backups/app/new.manifest.json", manifest("backups/app/new", 3, tables)).await;
+    put(
+        &objects,
+        "reports/restore-tests/r1.json",
+        json!({"version": 1, "result": "passed",
+        "backup_key": "backups/app/old.dump", "backup_id": "old", "database": "app", "backup_started_at": Utc::now(),
+        "verified_at": Utc::now(), "size_bytes": 1, "tables": 0, "rows": 0, "download_ms": 0, "restore_ms": 0,
+        "checks_ms": 0, "rto_ms": 1, "rto_target_ms": 1, "rto_met": true, "backup_age_hours": 1.0,
+        "rpo_target_hours": 24, "rpo_met": true, "scratch_database": null, "scratch_dropped": true, "checks": [],
+        "failures": [], "report_key": "reports/restore-tests/r1.json"}),
+    )
+    .await;
+
+    let entries = dr::backups(&objects, "backups/", "reports/restore-tests/", Utc::now()).await.expect("list");
+    let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["backups/app/new.dump", "backups/app/old.dump"]);
+    assert_eq!(entries[1].restore_test.as_deref(), Some("passed"));
+    assert_eq!(entries[0].restore_test, None);
+    let table = dr::render_backups(&entries);
+    assert!(table.contains("not tested") && table.contains("passed"), "{table}");
+    let json: Value = serde_json::to_value(&entries).expect("json");
+    assert_eq!(json[0]["rows"], 495);
+
+    let (_, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect");
+    let assessment = dr::assess(&client, entries.clone()).await.expect("assess");
+    assert!(assessment.restore_without_asking, "{}", assessment.advice);
+    assert!(assessment.advice.contains("restore it") && assessment.advice.contains("backups/app/new.dump"));
+    let live = |table: &str| assessment.tables.iter().find(|t| t.table == table).and_then(|t| t.live);
+    assert_eq!(live("public.analyses"), Some(200));
+    assert!(live("public.audit_log").is_some());
+    assert_eq!(live("public.dropped"), None, "a table gone from the live database");
+    assert!(assessment.render().contains("(table missing)"));
+
+    let stale = dr::assess(&client, entries[1..].to_vec()).await.expect("assess the old one");
+    assert!(!stale.restore_without_asking && stale.advice.contains("decide with the team"), "{}", stale.advice);
+}
