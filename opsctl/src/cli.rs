@@ -32,28 +32,14 @@ pub enum Command {
     /// The runbook's daily checks in one screen: health, backups, secrets, alerts, alarms
     #[command(after_help = EXIT_CODES)]
     Status {
-        /// Name prefix of the stack's resources
-        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
-        prefix: String,
-        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
-        #[arg(long, value_name = "NAME")]
-        bucket: Option<String>,
-        /// Print JSON instead of the table
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
     },
     /// Every backup: age, size, rows, label, and whether a restore test covered it
     #[command(after_help = EXIT_CODES)]
     Backups {
-        /// Name prefix of the stack's resources
-        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
-        prefix: String,
-        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
-        #[arg(long, value_name = "NAME")]
-        bucket: Option<String>,
-        /// Print JSON instead of the table
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
     },
     /// Disaster recovery: stop and allow writes, judge the backups against the live database
     Dr {
@@ -65,6 +51,20 @@ pub enum Command {
         #[command(subcommand)]
         command: SentryCommand,
     },
+}
+
+/// Which stack a read command looks at, and how it prints.
+#[derive(Debug, Clone, clap::Args, PartialEq, Eq)]
+pub struct StackArgs {
+    /// Name prefix of the stack's resources
+    #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+    pub prefix: String,
+    /// The backup bucket [default: <prefix>-ops-backups-<account id>]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// Print JSON instead of the table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand, PartialEq, Eq)]
@@ -92,15 +92,8 @@ pub enum DrCommand {
     /// The newest backups, each table's live rows beside the backup's, and the runbook's advice
     #[command(after_help = EXIT_CODES)]
     Assess {
-        /// Name prefix of the stack's resources
-        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
-        prefix: String,
-        /// The backup bucket [default: <prefix>-ops-backups-<account id>]
-        #[arg(long, value_name = "NAME")]
-        bucket: Option<String>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
     },
 }
 
@@ -143,7 +136,8 @@ mod tests {
         );
         assert_eq!((cli.region.as_deref(), cli.profile.as_deref()), (Some("eu-west-1"), Some("ops")));
         let cli = parse(&["status", "--json", "--bucket", "b"]).expect("status");
-        assert_eq!(cli.command, Command::Status { prefix: "cineview".into(), bucket: Some("b".into()), json: true });
+        let stack = StackArgs { prefix: "cineview".into(), bucket: Some("b".into()), json: true };
+        assert_eq!(cli.command, Command::Status { stack });
         let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
     }

@@ -5,7 +5,7 @@ use ops_shared::Env;
 use ops_shared::objects::S3Objects;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::status;
-use opsctl::cli::{Cli, Command, DrCommand, SentryCommand};
+use opsctl::cli::{Cli, Command, DrCommand, SentryCommand, StackArgs};
 use opsctl::{check_env, dr, sentry_rules};
 
 #[tokio::main]
@@ -28,13 +28,13 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Status { prefix, bucket, json } => status(&sdk, &store, &prefix, bucket, json).await,
+        Command::Status { stack } => status(&sdk, &store, stack).await,
         Command::CheckEnv { prefix } => {
             let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
             print!("{}", report.render());
             if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Command::Backups { prefix, bucket, json } => {
+        Command::Backups { stack: StackArgs { prefix, bucket, json } } => {
             let objects = match backup_objects(&sdk, &prefix, bucket).await {
                 Ok(objects) => objects,
                 Err(code) => return code,
@@ -67,7 +67,7 @@ async fn disaster_recovery(
 ) -> ExitCode {
     let (prefix, json) = match &command {
         DrCommand::Freeze { prefix, json } | DrCommand::Thaw { prefix, json } => (prefix.clone(), *json),
-        DrCommand::Assess { prefix, json, .. } => (prefix.clone(), *json),
+        DrCommand::Assess { stack } => (stack.prefix.clone(), stack.json),
     };
     let (creds, client) = match dr::connect(store, &format!("{prefix}-database")).await {
         Ok(connected) => connected,
@@ -76,7 +76,8 @@ async fn disaster_recovery(
     let switched = match command {
         DrCommand::Freeze { .. } => dr::freeze(&client, &creds).await,
         DrCommand::Thaw { .. } => dr::thaw(&client, &creds).await,
-        DrCommand::Assess { bucket, .. } => {
+        DrCommand::Assess { stack } => {
+            let bucket = stack.bucket;
             let objects = match backup_objects(aws, &prefix, bucket).await {
                 Ok(objects) => objects,
                 Err(code) => return code,
@@ -147,13 +148,9 @@ fn failed(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn status(
-    sdk: &aws_config::SdkConfig,
-    store: &SecretsManagerVersions,
-    prefix: &str,
-    bucket: Option<String>,
-    json: bool,
-) -> ExitCode {
+async fn status(sdk: &aws_config::SdkConfig, store: &SecretsManagerVersions, stack: StackArgs) -> ExitCode {
+    let StackArgs { prefix, bucket, json } = stack;
+    let prefix = prefix.as_str();
     let objects = match backup_objects(sdk, prefix, bucket).await {
         Ok(objects) => objects,
         Err(code) => return code,

@@ -48,16 +48,7 @@ impl Fixture {
             state: DynamoState::new(self.aws.dynamodb.clone(), names::STATE_TABLE),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
             daily: None,
-            config: HealthConfig {
-                targets,
-                failure_threshold: 3,
-                success_threshold: 2,
-                reminder: Duration::from_secs(3600),
-                latency_window: Duration::from_secs(300),
-                tls_warn_days: 14,
-                availability_days: 35,
-                slo: ops_shared::slo::SloPolicy::default(),
-            },
+            config: HealthConfig::with_defaults(targets),
         }
     }
 }

@@ -3,12 +3,10 @@
 //! and a recording topic, with the clock given. Which alerts fire, and which do not.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use health_checker::config::Probe;
 use health_checker::{CheckResult, Class, HealthConfig, HealthRun, Prober, Target};
-use ops_shared::slo::SloPolicy;
 use ops_shared::{Scrubber, SecretCache, Severity, Status};
 use ops_testkit::memory::{MemoryState, RecordingAlerts};
 
@@ -35,16 +33,7 @@ fn health(targets: Vec<Target>) -> HealthRun<MemoryState, RecordingAlerts> {
         state: MemoryState::default(),
         alerts: RecordingAlerts::default(),
         daily: None,
-        config: HealthConfig {
-            targets,
-            failure_threshold: 3,
-            success_threshold: 2,
-            reminder: Duration::from_secs(3600),
-            latency_window: Duration::from_secs(300),
-            tls_warn_days: 14,
-            availability_days: 35,
-            slo: SloPolicy::default(),
-        },
+        config: HealthConfig::with_defaults(targets),
     }
 }
 

@@ -113,6 +113,20 @@ pub struct HealthConfig {
 }
 
 impl HealthConfig {
+    /// `targets` with every other setting at its default (the template's values).
+    pub fn with_defaults(targets: Vec<Target>) -> Self {
+        HealthConfig {
+            targets,
+            failure_threshold: 3,
+            success_threshold: 2,
+            reminder: Duration::from_secs(60 * 60),
+            latency_window: Duration::from_secs(5 * 60),
+            tls_warn_days: 14,
+            availability_days: 35,
+            slo: SloPolicy::default(),
+        }
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw: Vec<Value> = env.json_required("HEALTH_TARGETS")?;
         unknown_fields(&raw).map_err(|problem| ConfigError::malformed("HEALTH_TARGETS", problem))?;
