@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lambda;
 pub mod objects;
 pub mod pgtools;
+pub mod phases;
 pub mod postgres;
 pub mod rotation;
 pub mod scrub;

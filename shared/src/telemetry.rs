@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::SentryConfig;
 use crate::scrub::Scrubber;
@@ -25,7 +26,16 @@ pub fn init_logging_to<W>(filter: EnvFilter, writer: W)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let _ = tracing_subscriber::fmt()
+    let _ = json_logs(filter, writer).try_init();
+}
+
+/// The project's log format: one JSON object a line, event fields at the top level, the
+/// current span (with the request id) under `span`.
+pub fn json_logs<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_writer(writer)
         .with_env_filter(filter)
@@ -34,7 +44,7 @@ where
         .flatten_event(true)
         .with_target(false)
         .with_ansi(false)
-        .try_init();
+        .finish()
 }
 
 /// Starts Sentry when a DSN is configured. Every event is scrubbed of the secret values this
