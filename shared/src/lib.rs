@@ -19,6 +19,7 @@ pub mod secret_versions;
 pub mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
 pub use config::{CommonConfig, ConfigError, Env};

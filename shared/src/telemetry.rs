@@ -59,9 +59,26 @@ pub fn init_sentry(config: &SentryConfig, function: &str, scrubber: Scrubber) ->
     options.send_default_pii = false;
     options.shutdown_timeout = SENTRY_FLUSH_TIMEOUT;
     options.before_send = Some(Arc::new(move |event| scrub_event(event, &scrubber)));
+    options.transport = Some(Arc::new(SharedTlsTransport));
     let guard = sentry::init(options);
     sentry::configure_scope(|scope| scope.set_tag("function", function));
     Some(guard)
+}
+
+/// Sentry's own reqwest transport on the process's shared TLS configuration, so starting
+/// Sentry does not read the system's roots a second time.
+struct SharedTlsTransport;
+
+impl sentry::TransportFactory for SharedTlsTransport {
+    fn create_transport_with_options(&self, options: sentry::TransportOptions) -> Arc<dyn sentry::Transport> {
+        let transport = sentry::transports::ReqwestHttpTransportOptions::from(options);
+        // Sentry's default client otherwise: no timeouts of its own, proxies from the environment.
+        let transport = match crate::http::with_shared_tls(reqwest::Client::builder()).build() {
+            Ok(client) => transport.with_client(client),
+            Err(_) => transport,
+        };
+        Arc::new(transport.build())
+    }
 }
 
 fn scrub_event(
