@@ -2,7 +2,12 @@
 //! by aws-config itself; S3 additionally needs path-style addressing off AWS (moto).
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -29,7 +34,7 @@ pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, en
 
 /// The one loader: the default chains, with what the caller names instead.
 async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(LazyHttpClient::default());
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));
     }
@@ -40,6 +45,42 @@ async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls on aws-lc, proxies from the environment, as
+/// `aws-smithy-runtime` builds it), one for every client of the configuration. Left to itself
+/// the SDK gives each client its own and builds a connector for each as the client is
+/// constructed, reading the system's roots at start-up; here the one connector (per timeout
+/// setting) is built at the first request.
+#[derive(Debug)]
+struct LazyHttpClient(SharedHttpClient);
+
+impl Default for LazyHttpClient {
+    fn default() -> Self {
+        LazyHttpClient(aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut connector =
+                aws_smithy_http_client::ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        }))
+    }
+}
+
+impl HttpClient for LazyHttpClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // No `validate_base_client_config`: the wrapped client's builds a connector just to throw it
+    // away, which is what reads the roots as each client is constructed.
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The AWS clients a function may need, all built from one [`SdkConfig`].
