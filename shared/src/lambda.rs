@@ -62,11 +62,12 @@ impl Startup {
         let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref()).await;
         phases.sdk_config = phases.lap();
         let clients = AwsClients::new(&sdk);
+        // Every function reads secrets and raises alerts; the other clients wait for their use.
+        let (secrets_client, sns_client) = (clients.secrets(), clients.sns());
         phases.aws_clients = phases.lap();
-        let secrets = Arc::new(
-            SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?),
-        );
-        let alerts = SnsAlertPublisher::new(clients.sns.clone(), common.alert_topic_arn.clone());
+        let secrets =
+            Arc::new(SecretCache::new(secrets_client, scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?));
+        let alerts = SnsAlertPublisher::new(sns_client, common.alert_topic_arn.clone());
         phases.shared_state = phases.lap();
         Ok(Startup { env, common, sdk, clients, secrets, alerts, scrubber })
     }

@@ -49,7 +49,7 @@ pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublishe
     let http = ops_shared::http::build_at_startup(http_client())?;
     Ok(HealthRun {
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
-        state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
+        state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
         alerts: startup.alerts,
         config,
     })
