@@ -18,16 +18,19 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
-/// Loads the shared SDK configuration once per cold start.
-pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkConfig {
-    load(Some(region), None, endpoint_url).await
+/// Loads the shared SDK configuration once per cold start. With credentials in the environment
+/// (Lambda puts the role's there) the default chain would take those first; naming that provider
+/// skips building the rest of the chain (profile, web identity, container, instance metadata).
+pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>, credentials_in_env: bool) -> SdkConfig {
+    let credentials = credentials_in_env.then(aws_config::environment::EnvironmentVariableCredentialsProvider::new);
+    load(Some(region), None, endpoint_url, credentials).await
 }
 
 /// The SDK configuration for an operator's command: `region` and `profile` as given on the
 /// command line, otherwise the default chains (`AWS_REGION`, `AWS_PROFILE`, the shared config
 /// files), and `us-east-1` when nothing names a region.
 pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
-    let sdk = load(region, profile, endpoint_url).await;
+    let sdk = load(region, profile, endpoint_url, None).await;
     match sdk.region() {
         Some(_) => sdk,
         None => sdk.into_builder().region(Region::from_static("us-east-1")).build(),
@@ -35,8 +38,16 @@ pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, en
 }
 
 /// The one loader: the default chains, with what the caller names instead.
-async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
+async fn load(
+    region: Option<&str>,
+    profile: Option<&str>,
+    endpoint_url: Option<&str>,
+    credentials: Option<aws_config::environment::EnvironmentVariableCredentialsProvider>,
+) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(LazyHttpClient::default());
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
+    }
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));
     }

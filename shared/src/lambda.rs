@@ -59,7 +59,8 @@ impl Startup {
     pub async fn from_env(env: Env, scrubber: Scrubber, phases: &mut Phases) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(&env)?;
         phases.config += phases.lap();
-        let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref()).await;
+        let credentials_in_env = env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some();
+        let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref(), credentials_in_env).await;
         phases.sdk_config = phases.lap();
         let clients = AwsClients::new(&sdk);
         // Every function reads secrets and raises alerts; the other clients wait for their use.
