@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the figures in BENCHMARKS.md, measured against the local stack with the
 //! release binaries run under the Lambda Runtime API emulator, each next to its baseline.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -20,18 +21,40 @@ struct Bench {
     bin_dir: PathBuf,
     stack: Stack,
     aws: Aws,
+    cold: ColdOptions,
 }
+
+/// What the cold-start rounds compare besides the functions and the floor.
+struct ColdOptions {
+    /// The Python anchor's interpreter (a virtual environment with awslambdaric and boto3) and
+    /// the directory of its handler module.
+    python: Option<(PathBuf, PathBuf)>,
+    /// Earlier builds of the functions, run in the same rounds and labelled "before".
+    before: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick] [--cold-start] \
+    [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bin_dir = match args.iter().position(|a| a == "--bin-dir").and_then(|i| args.get(i + 1)) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            eprintln!("usage: ops-bench --bin-dir <release binaries> [--quick]");
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let Some(bin_dir) = value("--bin-dir") else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let python = match (value("--python"), value("--python-handler")) {
+        (Some(python), Some(dir)) => Some((python, dir)),
+        (None, None) => None,
+        _ => {
+            eprintln!("{USAGE}");
             return ExitCode::FAILURE;
         }
     };
+    let cold = ColdOptions { python, before: value("--before") };
+    // Only the cold-start section: a quick way to re-measure start-up work.
+    let cold_only = args.iter().any(|a| a == "--cold-start");
     // (pgbench scale, rows of random payload, label): about half pgbench tables (which compress
     // to almost nothing) and half random hex (which does not), so dumps span many parts.
     // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB.
@@ -48,7 +71,7 @@ async fn main() -> ExitCode {
         }
     };
     let aws = Aws::new(&stack).await;
-    let bench = Bench { bin_dir, stack, aws };
+    let bench = Bench { bin_dir, stack, aws, cold };
     println!(
         "Benchmarks on {} cores, {}, release binaries, local stack (moto + PostgreSQL {})\n",
         cores(),
@@ -57,6 +80,9 @@ async fn main() -> ExitCode {
     );
     let result = async {
         bench.cold_starts().await?;
+        if cold_only {
+            return Ok(());
+        }
         bench.rotation().await?;
         bench.health().await?;
         bench.forwarder().await?;
@@ -75,6 +101,72 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+const FUNCTIONS: [&str; 5] =
+    ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"];
+
+/// The start-up phases in the order a cold start runs them (`ops_shared::phases::Phases`).
+const PHASES: [&str; 8] =
+    ["logging", "config", "sentry", "sdk_config", "aws_clients", "shared_state", "build", "runtime"];
+
+/// How one process of the cold-start rounds is started.
+enum Start {
+    Binary { path: PathBuf, env: Vec<(&'static str, String)> },
+    Python { python: PathBuf, dir: PathBuf },
+}
+
+/// One process of the cold-start rounds and what its starts measured.
+struct Contender {
+    /// The function's name (its log file, `AWS_LAMBDA_FUNCTION_NAME`).
+    name: String,
+    label: String,
+    start: Start,
+    binary_bytes: Option<u64>,
+    /// Milliseconds to the first `invocation/next`, to the first answer; peak RSS in MB.
+    init: Vec<f64>,
+    answer: Vec<f64>,
+    rss: Vec<f64>,
+    /// Microseconds per start-up phase (the functions only).
+    phases: BTreeMap<String, Vec<f64>>,
+}
+
+impl Contender {
+    fn new(name: &str, label: &str, start: Start) -> Self {
+        Contender {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            start,
+            binary_bytes: None,
+            init: Vec::new(),
+            answer: Vec::new(),
+            rss: Vec::new(),
+            phases: BTreeMap::new(),
+        }
+    }
+}
+
+/// `awslambdaric <version> + boto3 <version>` as installed for `python`.
+fn python_versions(python: &Path) -> Result<String, String> {
+    let output = Command::new(python)
+        .args(["-c", "import importlib.metadata as m; print(m.version('awslambdaric'), m.version('boto3'))"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [ric, boto3] if output.status.success() => Ok(format!("awslambdaric {ric} + boto3 {boto3}")),
+        _ => Err(format!(
+            "{} has no awslambdaric and boto3: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, 0.5)
 }
 
 fn cores() -> usize {
@@ -98,11 +190,16 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Bench {
+    /// Starts `function` with the stack's environment at `RUST_LOG=warn`, `extra` on top.
     async fn start(&self, function: &str, extra: &[(&str, String)]) -> Result<LambdaProcess, String> {
+        self.start_binary(function, &self.bin_dir.join(function), extra).await
+    }
+
+    async fn start_binary(&self, name: &str, binary: &Path, extra: &[(&str, String)]) -> Result<LambdaProcess, String> {
         let mut env = self.stack.env();
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         env.push(("RUST_LOG".into(), "warn".into()));
-        LambdaProcess::start(function, &self.bin_dir.join(function), &env, self.stack.root()).await
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        LambdaProcess::start(name, binary, &env, self.stack.root()).await
     }
 
     async fn invoke_ok(&self, process: &mut LambdaProcess, event: &Value) -> Result<(Value, Duration), String> {
@@ -123,31 +220,142 @@ impl Bench {
         Ok(())
     }
 
-    /// Process start to first answer (init included), per function, and binary size.
+    /// Process start to first answer for every function beside the floor (a `lambda_runtime`
+    /// hello world) and the Python anchor, started alternately round after round, with each
+    /// function's start-up phases as its `start-up phases` log line reports them.
     async fn cold_starts(&self) -> Result<(), String> {
-        println!("## Cold start: process start to first answer (runtime init, config, clients, one invalid event)\n");
-        println!("| function | binary | first answer | peak RSS |\n|---|---|---|---|");
+        const ROUNDS: usize = 15;
         let targets = json!([{"name": "app", "kind": "http", "url": "http://127.0.0.1:9/"}]).to_string();
-        for function in ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"]
-        {
-            let size = std::fs::metadata(self.bin_dir.join(function)).map(|m| m.len()).unwrap_or(0);
-            let started = Instant::now();
-            let mut process = self.start(function, &[("HEALTH_TARGETS", targets.clone())]).await?;
-            let outcome = process.invoke(&json!({"not": "an event of this function"}), TIMEOUT).await;
-            let elapsed = started.elapsed();
-            if !matches!(outcome, Outcome::Error { .. }) {
-                return Err(format!("{function}: expected an InvalidEvent error, got {outcome:?}"));
+        // At INFO, as the template runs them: the phases line is INFO.
+        let env = vec![("HEALTH_TARGETS", targets), ("RUST_LOG", "info".to_owned())];
+        let ingest = ops_testkit::sentry_ingest::SentryIngest::start().await;
+        let mut contenders = vec![Contender::new(
+            "hello",
+            "floor: lambda_runtime hello world",
+            Start::Binary { path: self.bin_dir.join("hello"), env: Vec::new() },
+        )];
+        let mut add_functions = |dir: &Path, suffix: &str| {
+            for function in FUNCTIONS {
+                let start = Start::Binary { path: dir.join(function), env: env.clone() };
+                contenders.push(Contender::new(function, &format!("{function}{suffix}"), start));
             }
-            let rss = process.peak_rss_kib().unwrap_or(0);
-            process.stop();
+            // Production sets a DSN: Sentry's start-up work only shows with one.
+            let mut with_dsn = env.clone();
+            with_dsn.push(("SENTRY_DSN", ingest.dsn.clone()));
+            let start = Start::Binary { path: dir.join("secret-rotation"), env: with_dsn };
+            let label = format!("secret-rotation{suffix}, SENTRY_DSN set");
+            contenders.push(Contender::new("secret-rotation", &label, start));
+        };
+        add_functions(&self.bin_dir, "");
+        if let Some(before) = &self.cold.before {
+            add_functions(before, " (before)");
+        }
+        let anchor = match &self.cold.python {
+            Some((python, dir)) => {
+                let label = format!("Python anchor: {}, rotation handler", python_versions(python)?);
+                contenders.push(Contender::new(
+                    "python-anchor",
+                    &label,
+                    Start::Python { python: python.clone(), dir: dir.clone() },
+                ));
+                Some(contenders.len() - 1)
+            }
+            None => None,
+        };
+        // Every other round runs backwards, so no process always follows the same one.
+        let mut order: Vec<usize> = (0..contenders.len()).collect();
+        for _ in 0..ROUNDS {
+            for &i in &order {
+                self.cold_start(&mut contenders[i]).await?;
+            }
+            order.reverse();
+        }
+
+        println!(
+            "## Cold start: process start to first answer (one invalid event; {ROUNDS} rounds, \
+             each process in turn, medians)\n"
+        );
+        let floor = median(&contenders[0].answer);
+        let (anchor_answer, anchor_rss) =
+            anchor.map(|i| (median(&contenders[i].answer), median(&contenders[i].rss))).unwrap_or((0.0, 0.0));
+        println!(
+            "| process | binary | init (to first poll) | first answer | × floor | × Python | peak RSS | RSS × Python |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for contender in &contenders {
+            let (answer, rss) = (median(&contender.answer), median(&contender.rss));
+            let binary = contender.binary_bytes.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_default();
+            let vs_python =
+                |ours: f64, theirs: f64| if theirs > 0.0 { format!("{:.3}", ours / theirs) } else { String::new() };
             println!(
-                "| {function} | {:.1} MB | {:.0} ms | {:.1} MB |",
-                size as f64 / 1e6,
-                ms(elapsed),
-                rss as f64 / 1024.0
+                "| {} | {binary} | {:.1} ms | {answer:.1} ms | {:.2} | {} | {rss:.1} MB | {} |",
+                contender.label,
+                median(&contender.init),
+                answer / floor,
+                vs_python(answer, anchor_answer),
+                vs_python(rss, anchor_rss),
             );
         }
+        println!(
+            "\n## Cold start phases (µs, medians of each start's `start-up phases` log line; outside: the first \
+             answer less the phases, i.e. exec and loading before `main`, then handling the event and answering)\n"
+        );
+        println!("| function | {} | total | outside |", PHASES.join(" | "));
+        println!("|---|{}---|---|", "---|".repeat(PHASES.len()));
+        for contender in contenders.iter().filter(|c| !c.phases.is_empty()) {
+            let cells: Vec<String> = PHASES
+                .iter()
+                .map(|phase| contender.phases.get(*phase).map(|v| format!("{:.0}", median(v))).unwrap_or_default())
+                .collect();
+            let total = contender.phases.get("total").map(|v| median(v)).unwrap_or(0.0);
+            let outside = median(&contender.answer) * 1000.0 - total;
+            println!("| {} | {} | {total:.0} | {outside:.0} |", contender.label, cells.join(" | "));
+        }
         println!();
+        Ok(())
+    }
+
+    /// One cold start of `contender`: start, one invalid event, stop.
+    async fn cold_start(&self, contender: &mut Contender) -> Result<(), String> {
+        let mut process = match &contender.start {
+            Start::Binary { path, env } => self.start_binary(&contender.name, path, env).await?,
+            Start::Python { python, dir } => {
+                let mut command = Command::new(python);
+                command.args(["-m", "awslambdaric", "rotation.handler"]).current_dir(dir);
+                let mut env = self.stack.env();
+                // Lambda's Python runtime sets both; boto3 reads the second.
+                env.push(("AWS_DEFAULT_REGION".into(), ops_testkit::names::REGION.into()));
+                // Lambda's task root is read-only: no bytecode cache beside the handler.
+                env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+                LambdaProcess::start_command(&contender.name, command, &env, self.stack.root()).await?
+            }
+        };
+        let outcome = process.invoke(&json!({"not": "an event of this function"}), TIMEOUT).await;
+        let answer = process.started().elapsed();
+        if !matches!(outcome, Outcome::Error { .. }) {
+            return Err(format!("{}: expected an error answer, got {outcome:?}\n{}", contender.label, process.logs()));
+        }
+        let init = process.init_duration().ok_or("answered without asking for an event")?;
+        contender.answer.push(ms(answer));
+        contender.init.push(ms(init));
+        contender.rss.push(process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0);
+        let logs = process.stop();
+        let phases = logs
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line.get("message").and_then(Value::as_str) == Some("start-up phases"));
+        if let Some(Value::Object(fields)) = phases {
+            for (key, value) in fields {
+                if let (Some(phase), Some(us)) = (key.strip_prefix("phases_us."), value.as_f64()) {
+                    contender.phases.entry(phase.to_owned()).or_default().push(us);
+                }
+            }
+        }
+        if contender.binary_bytes.is_none()
+            && let Start::Binary { path, .. } = &contender.start
+        {
+            contender.binary_bytes = std::fs::metadata(path).map(|m| m.len()).ok();
+        }
         Ok(())
     }
 
@@ -279,7 +487,7 @@ impl Bench {
     /// Time to answer a Sentry webhook on the Function URL, which Sentry wants within 1 s:
     /// from process start (cold) and on a warm process, each a new signed metric alert.
     async fn sentry_webhook(&self) -> Result<(), String> {
-        const COLD: usize = 5;
+        const COLD: usize = 9;
         const WARM: usize = 300;
         let secret = ops_shared::secrets::read_stage(
             &self.aws.secrets,
@@ -313,39 +521,49 @@ impl Bench {
         };
         let answered = |answer: &Value| answer.get("statusCode").and_then(Value::as_i64) == Some(202);
         let base = uuid::Uuid::new_v4().as_u128() as usize % 1_000_000_000;
-        let mut cold = Vec::new();
-        for i in 0..COLD {
-            let started = Instant::now();
-            let mut process = self.start("alert-forwarder", &[]).await?;
-            let (answer, _) = self.invoke_ok(&mut process, &request(base + i)?).await?;
-            cold.push(ms(started.elapsed()));
-            process.stop();
-            if !answered(&answer) {
-                return Err(format!("the webhook was not accepted: {answer}"));
+        // The first request's own start-up work (its first AWS connection) only shows here, so
+        // earlier binaries, when given, take turns with the current ones.
+        let mut builds = vec![(String::new(), self.bin_dir.join("alert-forwarder"), Vec::new())];
+        if let Some(before) = &self.cold.before {
+            builds.push((" (before)".to_owned(), before.join("alert-forwarder"), Vec::new()));
+        }
+        let mut incident = base;
+        for _ in 0..COLD {
+            for (_, binary, cold) in &mut builds {
+                let mut process = self.start_binary("alert-forwarder", binary, &[]).await?;
+                let (answer, _) = self.invoke_ok(&mut process, &request(incident)?).await?;
+                cold.push(ms(process.started().elapsed()));
+                process.stop();
+                incident += 1;
+                if !answered(&answer) {
+                    return Err(format!("the webhook was not accepted: {answer}"));
+                }
             }
         }
         let mut process = self.start("alert-forwarder", &[]).await?;
         let mut warm = Vec::new();
         for i in 0..WARM {
-            let (answer, took) = self.invoke_ok(&mut process, &request(base + COLD + i)?).await?;
+            let (answer, took) = self.invoke_ok(&mut process, &request(incident + i)?).await?;
             if !answered(&answer) {
                 return Err(format!("the webhook was not accepted: {answer}"));
             }
             warm.push(ms(took));
         }
         process.stop();
-        cold.sort_by(f64::total_cmp);
         warm.sort_by(f64::total_cmp);
         println!(
             "## alert-forwarder: answering a Sentry webhook (Sentry waits 1 s; verify, route, e-mail, answer)
 "
         );
         println!("| process | p50 | p99 | max |\n|---|---|---|---|");
-        println!(
-            "| cold: process start to answer ({COLD} starts) | {:.1} ms | | {:.1} ms |",
-            quantile(&cold, 0.5),
-            quantile(&cold, 1.0)
-        );
+        for (label, _, cold) in &mut builds {
+            cold.sort_by(f64::total_cmp);
+            println!(
+                "| cold{label}: process start to answer ({COLD} starts) | {:.1} ms | | {:.1} ms |",
+                quantile(cold, 0.5),
+                quantile(cold, 1.0)
+            );
+        }
         println!(
             "| warm ({WARM} webhooks) | {:.1} ms | {:.1} ms | {:.1} ms |\n",
             quantile(&warm, 0.5),

@@ -1,8 +1,15 @@
 //! The one AWS configuration loader and the client constructors. `AWS_ENDPOINT_URL` is honoured
 //! by aws-config itself; S3 additionally needs path-style addressing off AWS (moto).
 
+use std::sync::{Arc, OnceLock};
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -11,16 +18,19 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
-/// Loads the shared SDK configuration once per cold start.
-pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>) -> SdkConfig {
-    load(Some(region), None, endpoint_url).await
+/// Loads the shared SDK configuration once per cold start. With credentials in the environment
+/// (Lambda puts the role's there) the default chain would take those first; naming that provider
+/// skips building the rest of the chain (profile, web identity, container, instance metadata).
+pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>, credentials_in_env: bool) -> SdkConfig {
+    let credentials = credentials_in_env.then(aws_config::environment::EnvironmentVariableCredentialsProvider::new);
+    load(Some(region), None, endpoint_url, credentials).await
 }
 
 /// The SDK configuration for an operator's command: `region` and `profile` as given on the
 /// command line, otherwise the default chains (`AWS_REGION`, `AWS_PROFILE`, the shared config
 /// files), and `us-east-1` when nothing names a region.
 pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
-    let sdk = load(region, profile, endpoint_url).await;
+    let sdk = load(region, profile, endpoint_url, None).await;
     match sdk.region() {
         Some(_) => sdk,
         None => sdk.into_builder().region(Region::from_static("us-east-1")).build(),
@@ -28,8 +38,16 @@ pub async fn load_cli_sdk_config(region: Option<&str>, profile: Option<&str>, en
 }
 
 /// The one loader: the default chains, with what the caller names instead.
-async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+async fn load(
+    region: Option<&str>,
+    profile: Option<&str>,
+    endpoint_url: Option<&str>,
+    credentials: Option<aws_config::environment::EnvironmentVariableCredentialsProvider>,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(LazyHttpClient::default());
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
+    }
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));
     }
@@ -42,30 +60,115 @@ async fn load(region: Option<&str>, profile: Option<&str>, endpoint_url: Option<
     loader.load().await
 }
 
-/// The AWS clients a function may need, all built from one [`SdkConfig`].
+/// The SDK's default HTTPS client (hyper 1, rustls on aws-lc, proxies from the environment, as
+/// `aws-smithy-runtime` builds it), one for every client of the configuration. Left to itself
+/// the SDK gives each client its own and builds a connector for each as the client is
+/// constructed, reading the system's roots at start-up; here the one connector (per timeout
+/// setting) is built at the first request.
+#[derive(Debug)]
+struct LazyHttpClient(SharedHttpClient);
+
+impl Default for LazyHttpClient {
+    fn default() -> Self {
+        LazyHttpClient(aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+            let mut connector =
+                aws_smithy_http_client::ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        }))
+    }
+}
+
+impl HttpClient for LazyHttpClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // No `validate_base_client_config`: the wrapped client's builds a connector just to throw it
+    // away, which is what reads the roots as each client is constructed.
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// The AWS clients a function may need, from one [`SdkConfig`]. Each is built the first time
+/// it is asked for: a function uses two or three of the four, and building one costs a fraction
+/// of a millisecond of its cold start. Clones share the clients.
 #[derive(Clone, Debug)]
-pub struct AwsClients {
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
+pub struct AwsClients(Arc<Clients>);
+
+#[derive(Debug)]
+struct Clients {
+    sdk: SdkConfig,
+    secrets: OnceLock<aws_sdk_secretsmanager::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
 }
 
 impl AwsClients {
     /// Every call the clients make is a span of the invocation's Sentry transaction.
     pub fn new(sdk: &SdkConfig) -> Self {
-        AwsClients {
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
+        AwsClients(Arc::new(Clients {
+            sdk: sdk.clone(),
+            secrets: OnceLock::new(),
+            sns: OnceLock::new(),
+            s3: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+        }))
+    }
+
+    /// Clients built elsewhere (the test kit's record the calls they make).
+    pub fn from_clients(
+        sdk: &SdkConfig,
+        secrets: aws_sdk_secretsmanager::Client,
+        sns: aws_sdk_sns::Client,
+        s3: aws_sdk_s3::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Self {
+        let clients = AwsClients::new(sdk);
+        let _ = clients.0.secrets.set(secrets);
+        let _ = clients.0.sns.set(sns);
+        let _ = clients.0.s3.set(s3);
+        let _ = clients.0.dynamodb.set(dynamodb);
+        clients
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        let sdk = &self.0.sdk;
+        let build = || {
+            aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
-            ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
-            ),
-            s3: s3_client(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            )
+        };
+        self.0.secrets.get_or_init(build).clone()
+    }
+
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        let sdk = &self.0.sdk;
+        let build = || {
+            aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(sdk).interceptor(TraceAwsCalls).build())
+        };
+        self.0.sns.get_or_init(build).clone()
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.0.s3.get_or_init(|| s3_client(&self.0.sdk)).clone()
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let sdk = &self.0.sdk;
+        let build = || {
+            aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
-            ),
-        }
+            )
+        };
+        self.0.dynamodb.get_or_init(build).clone()
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one HTTP client setup: rustls, explicit timeouts, a user agent naming the project.
+//! The one HTTP client setup: rustls on the shared roots, explicit timeouts, a user agent
+//! naming the project.
 
 use std::time::Duration;
 
@@ -7,11 +8,23 @@ use crate::telemetry::{TraceSpan, request_description};
 pub const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
 
 /// The project's client settings, for callers that add their own (health checks read TLS info).
+/// TLS is the process's shared configuration: the system's roots are read once, at the first
+/// HTTPS handshake, instead of by every client as it is built.
 pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .timeout(timeout)
+        .timeout(timeout);
+    with_shared_tls(builder)
+}
+
+/// `builder` on the shared TLS configuration. That cannot fail with aws-lc-rs's defaults; should
+/// it, reqwest sets TLS up itself as before.
+pub fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match crate::tls::https_config() {
+        Ok(config) => builder.tls_backend_preconfigured(config),
+        Err(_) => builder,
+    }
 }
 
 /// A client whose every request gives up after `timeout` (connecting included).

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent, service_fn};
@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::alert::SnsAlertPublisher;
 use crate::aws::{AwsClients, load_sdk_config};
 use crate::config::{CommonConfig, ConfigError, Env};
+use crate::phases::Phases;
 use crate::scrub::Scrubber;
 use crate::secrets::{EnvFallback, SecretCache};
 use crate::telemetry::{flush_sentry, init_logging, init_sentry};
@@ -54,15 +55,21 @@ pub struct Startup {
 }
 
 impl Startup {
-    /// Reads the shared configuration and builds the AWS clients.
-    pub async fn from_env(env: Env, scrubber: Scrubber) -> Result<Self, ConfigError> {
+    /// Reads the shared configuration and builds the AWS clients, timing each in `phases`.
+    pub async fn from_env(env: Env, scrubber: Scrubber, phases: &mut Phases) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(&env)?;
-        let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref()).await;
+        phases.config += phases.lap();
+        let credentials_in_env = env.get("AWS_ACCESS_KEY_ID").is_some() && env.get("AWS_SECRET_ACCESS_KEY").is_some();
+        let sdk = load_sdk_config(&common.region, common.endpoint_url.as_deref(), credentials_in_env).await;
+        phases.sdk_config = phases.lap();
         let clients = AwsClients::new(&sdk);
-        let secrets = Arc::new(
-            SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?),
-        );
-        let alerts = SnsAlertPublisher::new(clients.sns.clone(), common.alert_topic_arn.clone());
+        // Every function reads secrets and raises alerts; the other clients wait for their use.
+        let (secrets_client, sns_client) = (clients.secrets(), clients.sns());
+        phases.aws_clients = phases.lap();
+        let secrets =
+            Arc::new(SecretCache::new(secrets_client, scrubber.clone()).with_fallback(EnvFallback::from_env(&env)?));
+        let alerts = SnsAlertPublisher::new(sns_client, common.alert_topic_arn.clone());
+        phases.shared_state = phases.lap();
         Ok(Startup { env, common, sdk, clients, secrets, alerts, scrubber })
     }
 }
@@ -175,6 +182,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Runs a function under the Lambda runtime. `build` turns the shared start-up state into the
 /// handler; a configuration error stops the cold start with a log line naming the variable.
+/// The first event logs how long each start-up phase took (see [`Phases`]).
 pub async fn run<H, B, Fut, E>(name: &'static str, build: B) -> ExitCode
 where
     H: Handler,
@@ -182,15 +190,19 @@ where
     Fut: Future<Output = Result<H, E>>,
     E: std::error::Error,
 {
+    let mut phases = Phases::start();
     init_logging();
+    phases.logging = phases.lap();
     let env = Env::from_process();
     let scrubber = Scrubber::default();
     let sentry_config = match crate::config::SentryConfig::from_env(&env) {
         Ok(config) => config,
         Err(err) => return startup_failed(name, &err),
     };
+    phases.config = phases.lap();
     let _sentry = init_sentry(&sentry_config, name, scrubber.clone());
-    let startup = match Startup::from_env(env, scrubber.clone()).await {
+    phases.sentry = phases.lap();
+    let startup = match Startup::from_env(env, scrubber.clone(), &mut phases).await {
         Ok(startup) => startup,
         Err(err) => return startup_failed(name, &err),
     };
@@ -198,8 +210,15 @@ where
         Ok(handler) => handler,
         Err(err) => return startup_failed(name, &err),
     };
+    phases.build = phases.lap();
     let function = Arc::new(Function::new(name, handler, scrubber));
+    // Taken by the first event: the runtime phase ends when it arrives.
+    let cold_start = Mutex::new(Some(phases));
     let service = service_fn(move |event: LambdaEvent<Value>| {
+        if let Some(mut phases) = cold_start.lock().ok().and_then(|mut pending| pending.take()) {
+            phases.runtime = phases.lap();
+            phases.log(name);
+        }
         let function = Arc::clone(&function);
         async move { function.invoke(event).await }
     });

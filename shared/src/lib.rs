@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lambda;
 pub mod objects;
 pub mod pgtools;
+pub mod phases;
 pub mod postgres;
 pub mod rotation;
 pub mod scrub;
@@ -21,6 +22,7 @@ pub mod slo;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
 pub use config::{CommonConfig, ConfigError, Env};

@@ -231,13 +231,9 @@ impl DbCredentials {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// The rustls configuration for `mode`.
 pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::ClientConfig, DbError> {
-    let provider = provider();
+    let provider = crate::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| DbError::Tls(e.to_string()))?;
@@ -247,22 +243,22 @@ pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::Clien
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
             .with_no_client_auth());
     }
-    let mut roots = rustls::RootCertStore::empty();
-    match root_pem {
+    let roots = match root_pem {
         Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
                 let cert = cert.map_err(|e| DbError::Tls(format!("sslrootcert is not PEM: {e}")))?;
                 roots.add(cert).map_err(|e| DbError::Tls(format!("sslrootcert: {e}")))?;
             }
+            if roots.is_empty() {
+                return Err(DbError::Tls("verify-full needs a CA: set sslrootcert".to_owned()));
+            }
+            Arc::new(roots)
         }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-        }
-    }
-    if roots.is_empty() {
-        return Err(DbError::Tls("verify-full needs a CA: set sslrootcert".to_owned()));
-    }
+        // Read once per process and shared with the HTTPS clients.
+        None => crate::tls::system_roots()
+            .map_err(|_| DbError::Tls("verify-full needs a CA: set sslrootcert".to_owned()))?,
+    };
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::SentryConfig;
 use crate::scrub::Scrubber;
@@ -25,7 +26,16 @@ pub fn init_logging_to<W>(filter: EnvFilter, writer: W)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let _ = tracing_subscriber::fmt()
+    let _ = json_logs(filter, writer).try_init();
+}
+
+/// The project's log format: one JSON object a line, event fields at the top level, the
+/// current span (with the request id) under `span`.
+pub fn json_logs<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .json()
         .with_writer(writer)
         .with_env_filter(filter)
@@ -34,7 +44,7 @@ where
         .flatten_event(true)
         .with_target(false)
         .with_ansi(false)
-        .try_init();
+        .finish()
 }
 
 /// Starts Sentry when a DSN is configured. Every event is scrubbed of the secret values this
@@ -49,9 +59,26 @@ pub fn init_sentry(config: &SentryConfig, function: &str, scrubber: Scrubber) ->
     options.send_default_pii = false;
     options.shutdown_timeout = SENTRY_FLUSH_TIMEOUT;
     options.before_send = Some(Arc::new(move |event| scrub_event(event, &scrubber)));
+    options.transport = Some(Arc::new(SharedTlsTransport));
     let guard = sentry::init(options);
     sentry::configure_scope(|scope| scope.set_tag("function", function));
     Some(guard)
+}
+
+/// Sentry's own reqwest transport on the process's shared TLS configuration, so starting
+/// Sentry does not read the system's roots a second time.
+struct SharedTlsTransport;
+
+impl sentry::TransportFactory for SharedTlsTransport {
+    fn create_transport_with_options(&self, options: sentry::TransportOptions) -> Arc<dyn sentry::Transport> {
+        let transport = sentry::transports::ReqwestHttpTransportOptions::from(options);
+        // Sentry's default client otherwise: no timeouts of its own, proxies from the environment.
+        let transport = match crate::http::with_shared_tls(reqwest::Client::builder()).build() {
+            Ok(client) => transport.with_client(client),
+            Err(_) => transport,
+        };
+        Arc::new(transport.build())
+    }
 }
 
 fn scrub_event(

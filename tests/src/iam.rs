@@ -376,25 +376,24 @@ impl Enforced {
         pairs.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let env = Env::from_pairs(pairs);
         let calls = Calls::default();
-        let clients = AwsClients {
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
+        let clients = AwsClients::from_clients(
+            &sdk,
+            aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
             ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
-            ),
-            s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&sdk).interceptor(calls.clone()).build()),
+            aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).interceptor(calls.clone()).build(),
             ),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
             ),
-        };
+        );
         let common = CommonConfig::from_env(&env).map_err(|e| e.to_string())?;
         let scrubber = Scrubber::default();
         let fallback = EnvFallback::from_env(&env).map_err(|e| e.to_string())?;
-        let secrets = Arc::new(SecretCache::new(clients.secrets.clone(), scrubber.clone()).with_fallback(fallback));
-        let alerts = SnsAlertPublisher::new(clients.sns.clone(), common.alert_topic_arn.clone());
+        let secrets = Arc::new(SecretCache::new(clients.secrets(), scrubber.clone()).with_fallback(fallback));
+        let alerts = SnsAlertPublisher::new(clients.sns(), common.alert_topic_arn.clone());
         Ok((Startup { env, common, sdk, clients, secrets, alerts, scrubber }, calls))
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -36,6 +36,7 @@ struct Shared {
     ready: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<String>>,
+    first_poll: Mutex<Option<Instant>>,
 }
 
 /// One function binary running under an emulated Runtime API on a free loopback port.
@@ -45,11 +46,23 @@ pub struct LambdaProcess {
     child: Child,
     log: PathBuf,
     server: tokio::task::JoinHandle<()>,
+    started: Instant,
 }
 
 impl LambdaProcess {
     /// Starts the Runtime API and the binary with `env` (plus Lambda's own variables).
     pub async fn start(name: &str, binary: &Path, env: &[(String, String)], log_dir: &Path) -> Result<Self, String> {
+        Self::start_command(name, Command::new(binary), env, log_dir).await
+    }
+
+    /// [`LambdaProcess::start`] for a runtime that is not a lone binary (an interpreter with its
+    /// arguments and working directory, say): `command` gets the same environment.
+    pub async fn start_command(
+        name: &str,
+        mut command: Command,
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> Result<Self, String> {
         let shared = Arc::new(Shared::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -63,7 +76,7 @@ impl LambdaProcess {
             let _ = axum::serve(listener, app).await;
         });
         let log = log_dir.join(format!("{name}.log"));
-        let mut command = Command::new(binary);
+        let program = command.get_program().to_string_lossy().into_owned();
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -74,9 +87,21 @@ impl LambdaProcess {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let child =
-            spawn_tied(command, Some(log.clone())).map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        Ok(LambdaProcess { name: name.to_owned(), shared, child, log, server })
+        let started = Instant::now();
+        let child = spawn_tied(command, Some(log.clone())).map_err(|e| format!("cannot start {program}: {e}"))?;
+        Ok(LambdaProcess { name: name.to_owned(), shared, child, log, server, started })
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Process start to its first `invocation/next` request: what Lambda reports as the init
+    /// duration. `None` until the process has asked for an event.
+    pub fn init_duration(&self) -> Option<Duration> {
+        let first = self.shared.first_poll.lock().ok().and_then(|first| *first)?;
+        Some(first.saturating_duration_since(self.started))
     }
 
     /// Sends one event and waits for the function's answer.
@@ -138,6 +163,9 @@ impl Drop for LambdaProcess {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if let Ok(mut first) = shared.first_poll.lock() {
+        first.get_or_insert_with(Instant::now);
+    }
     loop {
         let item = shared.queue.lock().ok().and_then(|mut q| q.pop_front());
         if let Some((id, body)) = item {
@@ -152,6 +180,8 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             set("lambda-runtime-aws-request-id", id);
             set("lambda-runtime-deadline-ms", deadline.to_string());
             set("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:local".into());
+            // As Lambda sends it: awslambdaric hands the handler the raw bytes without it.
+            set("content-type", "application/json".into());
             return (StatusCode::OK, headers, body);
         }
         shared.ready.notified().await;

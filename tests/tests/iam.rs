@@ -344,7 +344,7 @@ async fn rotation(role: &Role) -> Scenario {
     let (startup, calls) = iam.startup(role, &[]).await?;
     // What the function's `main` wires.
     let config = secret_rotation::RotationConfig::from_env(&startup.env).map_err(|e| e.to_string())?;
-    let store = SecretsManagerVersions::new(startup.clients.secrets.clone()).with_scrubber(startup.scrubber.clone());
+    let store = SecretsManagerVersions::new(startup.clients.secrets()).with_scrubber(startup.scrubber.clone());
     let http = ops_shared::http::client(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let rotator = secret_rotation::Rotator::new(store, startup.alerts, http, config);
     let function = Function::new(secret_rotation::FUNCTION_NAME, rotator, Scrubber::default());

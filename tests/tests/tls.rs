@@ -47,6 +47,16 @@ async fn verify_full_refuses_a_server_signed_by_another_ca() {
     assert!(matches!(encrypted(&creds).await, Err(DbError::Tls(_))));
 }
 
+#[tokio::test]
+async fn verify_full_without_sslrootcert_checks_the_system_roots() {
+    let mut creds = ops_testkit::shared().pg.superuser("app");
+    creds.sslmode = Some(SslMode::VerifyFull);
+    // The test server's CA is no system root.
+    let err = encrypted(&creds).await.expect_err("a server the system does not trust is refused");
+    assert!(matches!(err, DbError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+}
+
 #[test]
 fn libpq_tools_get_the_same_tls_settings() {
     let mut creds = ops_testkit::shared().pg.superuser("app");

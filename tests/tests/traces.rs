@@ -74,7 +74,7 @@ async fn each_invocation_is_a_transaction_with_its_calls_as_spans_and_no_secret_
     let upstream = Targets::start(10).await;
     let clients = AwsClients::new(&aws.sdk);
     let handler = Busy {
-        secrets: SecretCache::new(clients.secrets.clone(), scrubber.clone()),
+        secrets: SecretCache::new(clients.secrets(), scrubber.clone()),
         secret,
         upstream: upstream.url("/healthy"),
         http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),

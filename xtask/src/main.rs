@@ -26,7 +26,12 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
+  bench [--quick] [--cold-start] [--before DIR]
+                release binaries against the local stack: the figures in BENCHMARKS.md;
+                --quick: smaller backup databases; --cold-start: only the cold starts (beside
+                a lambda_runtime hello world and the Python anchor, awslambdaric + boto3,
+                pinned); --before: earlier release binaries of the functions, started in
+                the same rounds
   setup         only install the prerequisites
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
@@ -47,8 +52,7 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["ci"] => ci(),
         ["setup"] => setup(),
-        ["bench"] => bench(false),
-        ["bench", "--quick"] => bench(true),
+        ["bench", options @ ..] => bench(options),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
         ["package"] => package().map(|_| ()),
@@ -497,8 +501,22 @@ fn demo() -> Result<(), String> {
     run(&bin_dir_program(&bin_dir, "demo"), &["--bin-dir", &bin_dir])
 }
 
-fn bench(quick: bool) -> Result<(), String> {
+fn bench(options: &[&str]) -> Result<(), String> {
+    let mut passed = Vec::new();
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        match *option {
+            "--quick" | "--cold-start" => passed.push(option.to_string()),
+            "--before" => {
+                let dir = rest.next().ok_or(USAGE)?;
+                let dir = std::fs::canonicalize(dir).map_err(|e| format!("--before {dir}: {e}"))?;
+                passed.extend(["--before".to_owned(), dir.to_string_lossy().into_owned()]);
+            }
+            _ => return Err(USAGE.to_owned()),
+        }
+    }
     step("setup", setup)?;
+    let python = package::lambda_python(&target_dir(), &python())?;
     let cargo = cargo();
     // The functions alone first: built together with the bench, their features would be
     // unified with the test kit's and the binaries would not be the ones that ship.
@@ -510,10 +528,12 @@ fn bench(quick: bool) -> Result<(), String> {
     step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))?;
     let bin_dir = target_dir().join("release");
     let bin_dir = bin_dir.to_string_lossy();
-    let mut args = vec!["--bin-dir", bin_dir.as_ref()];
-    if quick {
-        args.push("--quick");
-    }
+    let python = python.join("python");
+    let handler = workspace().join("benches/python");
+    let (python, handler) = (python.to_string_lossy(), handler.to_string_lossy());
+    let mut args =
+        vec!["--bin-dir", bin_dir.as_ref(), "--python", python.as_ref(), "--python-handler", handler.as_ref()];
+    args.extend(passed.iter().map(String::as_str));
     run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
 }
 

@@ -15,6 +15,11 @@ const SAM_CLI: &str = "aws-sam-cli==1.170.0";
 const ZIGLANG: &str = "ziglang==0.17.1";
 /// Its own virtual environment as well: it pins dozens of packages (boto3, pydantic, ...).
 const CHECKOV: &str = "checkov==3.3.30";
+/// The cold-start benchmark's Python anchor: AWS's runtime interface client and boto3, with
+/// the botocore release that boto3 shipped with.
+const AWSLAMBDARIC: &str = "awslambdaric==4.2.2";
+const BOTO3: &str = "boto3==1.44.5";
+const BOTOCORE: &str = "botocore==1.44.5";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Each zip at most 4 MB: a small package loads fast on a cold start.
 const ZIP_BUDGET_BYTES: u64 = 4_000_000;
@@ -52,6 +57,12 @@ fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &
         run(Command::new(bin.join("pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(packages))?;
     }
     Ok(bin)
+}
+
+/// The virtual environment of the benchmark's Python anchor; returns its `bin`.
+pub fn lambda_python(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
+    let probe = ["python", "-c", "import importlib.metadata as m; print(m.version('awslambdaric'))"];
+    venv(target_dir, python, "lambda-python", &probe, &[AWSLAMBDARIC, BOTO3, BOTOCORE])
 }
 
 fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {

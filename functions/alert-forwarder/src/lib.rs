@@ -170,8 +170,8 @@ pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState, SnsAlertPub
     let config = ForwarderConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(5)))?;
     let forwarder = Forwarder {
-        state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
-        ops: SnsAlertPublisher::new(startup.clients.sns.clone(), config.ops_topic_arn.clone()),
+        state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
+        ops: SnsAlertPublisher::new(startup.clients.sns(), config.ops_topic_arn.clone()),
         secrets: Arc::clone(&startup.secrets),
         http,
         config,

@@ -10,11 +10,12 @@ use ops_shared::{ConfigError, Env};
 
 use crate::run::SOURCE;
 
-/// Where the daily report reads from, besides the state table.
+/// Where the daily report reads from, besides the state table. Its clients are built when a
+/// report runs, once a day, not on every cold start of the health checks.
 pub struct DailyReport {
-    pub objects: S3Objects,
-    pub secrets: SecretsManagerVersions,
-    pub alarms: aws_sdk_cloudwatch::Client,
+    pub clients: ops_shared::aws::AwsClients,
+    pub sdk: aws_config::SdkConfig,
+    pub bucket: String,
     /// The stack's name prefix (secrets and alarms).
     pub prefix: String,
     pub backup_prefix: String,
@@ -27,13 +28,35 @@ impl DailyReport {
     pub fn from_env(env: &Env, startup: &ops_shared::Startup) -> Result<Option<DailyReport>, ConfigError> {
         let Some(prefix) = env.get("NAME_PREFIX") else { return Ok(None) };
         Ok(Some(DailyReport {
-            objects: S3Objects::new(startup.clients.s3.clone(), env.required("BACKUP_BUCKET")?),
-            secrets: SecretsManagerVersions::new(startup.clients.secrets.clone()),
-            alarms: aws_sdk_cloudwatch::Client::new(&startup.sdk),
+            clients: startup.clients.clone(),
+            sdk: startup.sdk.clone(),
+            bucket: env.required("BACKUP_BUCKET")?,
             prefix: prefix.to_owned(),
             backup_prefix: env.or("BACKUP_PREFIX", "backups/"),
             report_prefix: env.or("REPORT_PREFIX", "reports/restore-tests/"),
         }))
+    }
+
+    /// Gathers the status over `state` and sends it through `alerts`.
+    pub async fn send<T: StateStore, A: AlertSink>(
+        &self,
+        state: &T,
+        alerts: &A,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Verdict, PublishError> {
+        let objects = S3Objects::new(self.clients.s3(), self.bucket.clone());
+        let secrets = SecretsManagerVersions::new(self.clients.secrets());
+        let alarms = aws_sdk_cloudwatch::Client::new(&self.sdk);
+        let sources = Sources {
+            state,
+            objects: &objects,
+            secrets: &secrets,
+            alarms: &alarms,
+            prefix: &self.prefix,
+            backup_prefix: &self.backup_prefix,
+            report_prefix: &self.report_prefix,
+        };
+        send(&sources, alerts, now).await
     }
 }
 

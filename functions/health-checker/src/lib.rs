@@ -14,7 +14,7 @@ use std::time::Duration;
 use lambda_runtime::Context;
 use ops_shared::events::Trigger;
 use ops_shared::state::{DynamoState, StateStore};
-use ops_shared::status::{Sources, Verdict};
+use ops_shared::status::Verdict;
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::{Deserialize, Serialize};
 
@@ -58,16 +58,7 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A
             return self.run().await.map(Outcome::Run);
         };
         let daily = self.daily.as_ref().ok_or(HealthError::NoDailyReport)?;
-        let sources = Sources {
-            state: &self.state,
-            objects: &daily.objects,
-            secrets: &daily.secrets,
-            alarms: &daily.alarms,
-            prefix: &daily.prefix,
-            backup_prefix: &daily.backup_prefix,
-            report_prefix: &daily.report_prefix,
-        };
-        let verdict = daily::send(&sources, &self.alerts, chrono::Utc::now()).await?;
+        let verdict = daily.send(&self.state, &self.alerts, chrono::Utc::now()).await?;
         Ok(Outcome::Report { report: "daily", verdict })
     }
 }
@@ -83,7 +74,7 @@ pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublishe
     let http = ops_shared::http::build_at_startup(http_client())?;
     Ok(HealthRun {
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
-        state: DynamoState::new(startup.clients.dynamodb.clone(), startup.common.state_table.clone()),
+        state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
         daily: DailyReport::from_env(&startup.env, &startup)?,
         alerts: startup.alerts,
         config,

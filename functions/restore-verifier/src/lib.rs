@@ -54,7 +54,7 @@ impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Verifier<S, A
 pub fn build(startup: Startup) -> Result<Verifier<S3Objects, SnsAlertPublisher>, ConfigError> {
     let config = VerifierConfig::from_env(&startup.env)?;
     Ok(Verifier {
-        store: S3Objects::new(startup.clients.s3.clone(), config.bucket.clone()),
+        store: S3Objects::new(startup.clients.s3(), config.bucket.clone()),
         alerts: startup.alerts,
         secrets: Arc::clone(&startup.secrets),
         config,

@@ -60,7 +60,7 @@ pub fn build(startup: Startup) -> Result<Backup<S3Objects, SnsAlertPublisher>, C
     let config = BackupConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(10)))?;
     Ok(Backup {
-        store: S3Objects::new(startup.clients.s3.clone(), config.bucket.clone()),
+        store: S3Objects::new(startup.clients.s3(), config.bucket.clone()),
         alerts: startup.alerts,
         secrets: Arc::clone(&startup.secrets),
         http,

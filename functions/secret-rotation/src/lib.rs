@@ -36,7 +36,7 @@ impl<S: SecretVersions + 'static, A: AlertSink + 'static> Handler for Rotator<S,
 /// The function as Lambda runs it: configuration read, clients built once.
 pub fn build(startup: Startup) -> Result<Rotator<SecretsManagerVersions, SnsAlertPublisher>, ConfigError> {
     let config = RotationConfig::from_env(&startup.env)?;
-    let store = SecretsManagerVersions::new(startup.clients.secrets.clone()).with_scrubber(startup.scrubber.clone());
+    let store = SecretsManagerVersions::new(startup.clients.secrets()).with_scrubber(startup.scrubber.clone());
     let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(10)))?;
     Ok(Rotator::new(store, startup.alerts, http, config))
 }
