@@ -194,7 +194,7 @@ async fn a_dump_that_outlives_its_time_budget_is_aborted() {
     let plan = &plan("app", at(0), "a1");
     // One part arrives, then pg_dump stalls; the budget is already spent.
     let stalled = b.store_backup(plan, Some(Duration::ZERO), |upload_id| async move {
-        b.store.upload_part(&plan.key, &upload_id, 1, dump_bytes(PART)).await?;
+        b.store.upload_part(&plan.key, &upload_id, 1, dump_bytes(PART).into()).await?;
         std::future::pending::<Result<Dumped, BackupError>>().await
     });
     // Only a guard: without a budget the dump would never end.

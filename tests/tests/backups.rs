@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_shared::backup::{Manifest, manifest_key};
-use ops_shared::objects::{ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
 use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
@@ -357,7 +357,7 @@ impl ObjectStore for RefusingParts {
     async fn start_upload(&self, key: &str) -> Result<String, ObjectError> {
         self.0.start_upload(key).await
     }
-    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Vec<u8>) -> Result<UploadedPart, ObjectError> {
+    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Bytes) -> Result<UploadedPart, ObjectError> {
         Err(ObjectError {
             operation: "UploadPart",
             key: key.to_owned(),
