@@ -14,7 +14,7 @@ use ops_testkit::memory::{MemoryObjects, ObjectOp, RecordingAlerts};
 use restore_verifier::{Selection, Verifier, VerifierConfig, VerifyError, default_validation_queries};
 use scheduled_backup::backup::time_budget;
 use scheduled_backup::dump::stream_parts;
-use scheduled_backup::{Backup, BackupConfig, BackupError, Dumped, Plan};
+use scheduled_backup::{Backup, BackupConfig, BackupError, Compression, Dumped, Plan};
 use sha2::Digest;
 
 const PREFIX: &str = "backups/";
@@ -44,6 +44,7 @@ fn backup(store: &MemoryObjects) -> Backup<MemoryObjects, RecordingAlerts> {
             prefix: PREFIX.into(),
             pg_tools_dir: "/nonexistent".into(),
             part_size: PART,
+            compression: Compression::Auto,
             rpo: 24 * HOUR,
             supabase: None,
             deadline_margin: Duration::from_secs(30),
@@ -85,6 +86,7 @@ fn plan(database: &str, started_at: DateTime<Utc>, backup_id: &str) -> Plan {
         server_version: "15.8".into(),
         pg_dump_version: "pg_dump (PostgreSQL) 15.8".into(),
         snapshot: "00000003-00000002-1".into(),
+        compression: Compression::Gzip(6),
         started_at,
     }
 }

@@ -14,7 +14,7 @@ use ops_testkit::aws::{Aws, Inbox, unique};
 use ops_testkit::names;
 use ops_testkit::pg::{Postgres, Seed};
 use restore_verifier::{Selection, Verifier, VerifierConfig, default_validation_queries};
-use scheduled_backup::{Backup, BackupConfig, BackupError};
+use scheduled_backup::{Backup, BackupConfig, BackupError, Compression};
 
 const MIB: usize = 1024 * 1024;
 
@@ -82,6 +82,7 @@ impl Fixture {
             prefix: self.prefix.clone(),
             pg_tools_dir: ops_testkit::shared().tools_dir.display().to_string(),
             part_size: 5 * MIB,
+            compression: Compression::Auto,
             rpo: Duration::from_secs(24 * 3600),
             supabase: None,
             deadline_margin: Duration::from_secs(30),
@@ -185,8 +186,8 @@ async fn a_backup_of_postgres_17_taken_during_writes_is_consistent_and_restores(
 
 async fn consistent_backup_restores(major: u32) {
     let f = fixture_on(major).await;
-    // Big enough for several 5 MiB parts.
-    let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 60, audit_entries: 5_000 }).await;
+    // Big enough for several 5 MiB parts, with zstd too.
+    let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 150, audit_entries: 5_000 }).await;
 
     // Keep inserting while the dump runs; the writer publishes how many rows it has inserted.
     let writing = Arc::new(AtomicBool::new(true));
@@ -238,6 +239,8 @@ async fn consistent_backup_restores(major: u32) {
     assert!(manifest.server_version.starts_with(&format!("{major}.")), "{}", manifest.server_version);
     assert!(manifest.pg_dump_version.contains(&format!("(PostgreSQL) {major}.")), "{}", manifest.pg_dump_version);
     let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
+    // By default pg_dump 17 compresses with zstd, which pg_dump 15 has not.
+    assert_eq!(manifest.compression, if major >= 17 { "zstd:3" } else { "gzip:6" });
     assert_eq!(stored, manifest);
     assert_eq!(summary.size_bytes, manifest.size_bytes);
 

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_postgres::Client;
 
+use crate::backup::Plan;
 use crate::error::BackupError;
 
 /// S3 allows at most this many parts in one upload.
@@ -117,21 +118,22 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
     Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts })
 }
 
-/// Runs pg_dump on `snapshot` and streams its output into the upload. A non-zero exit, an
-/// error on stderr or an empty output is a failure, whatever was uploaded.
+/// Runs pg_dump on the plan's snapshot, compressed as planned, and streams its output into
+/// the upload. A non-zero exit, an error on stderr or an empty output is a failure, whatever
+/// was uploaded.
 pub async fn dump_to_upload<S: ObjectStore>(
     store: &S,
-    key: &str,
+    plan: &Plan,
     upload_id: &str,
     pg_dump: &PgTool,
     creds: &DbCredentials,
-    snapshot: &str,
     part_size: usize,
 ) -> Result<(Streamed, Vec<String>), BackupError> {
     let libpq = creds.libpq_env()?;
     let mut child = pg_dump
         .command()
-        .args(["--format=custom", "--no-password", "--snapshot", snapshot])
+        .args(["--format=custom", "--no-password", "--snapshot", &plan.snapshot])
+        .arg(format!("--compress={}", plan.compression.pg_dump_arg()))
         .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
         .args(["--dbname", &creds.dbname])
         .envs(libpq.vars.iter().cloned())
@@ -159,7 +161,7 @@ pub async fn dump_to_upload<S: ObjectStore>(
         }
         String::from_utf8_lossy(&kept).into_owned()
     });
-    let streamed = stream_parts(store, key, upload_id, &mut stdout, part_size).await;
+    let streamed = stream_parts(store, &plan.key, upload_id, &mut stdout, part_size).await;
     let status = child.wait().await.map_err(|e| BackupError::Stream(e.to_string()))?;
     let stderr = stderr_task.await.unwrap_or_default();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error") || l.contains("FATAL")).collect();
