@@ -71,6 +71,7 @@ fn verifier_config() -> VerifierConfig {
         rto: Duration::from_secs(30 * 60),
         rpo: 24 * HOUR,
         validation_queries: default_validation_queries(),
+        restore_jobs: 2,
         report_prefix: "reports/restore-tests/".into(),
         retention: 30 * 24 * HOUR,
         database_timeout: Duration::from_secs(1),
@@ -85,8 +86,8 @@ fn plan(database: &str, started_at: DateTime<Utc>, backup_id: &str) -> Plan {
         database: database.into(),
         server_version: "15.8".into(),
         pg_dump_version: "pg_dump (PostgreSQL) 15.8".into(),
-        snapshot: "00000003-00000002-1".into(),
         compression: Compression::Gzip(6),
+        snapshot: "00000003-00000002-1".into(),
         started_at,
     }
 }

@@ -117,6 +117,7 @@ impl Fixture {
                 rto: Duration::from_secs(30 * 60),
                 rpo: Duration::from_secs(24 * 3600),
                 validation_queries: default_validation_queries(),
+                restore_jobs: 2,
                 report_prefix: format!("{}reports/", self.prefix),
                 retention: Duration::from_secs(30 * 24 * 3600),
                 database_timeout: Duration::from_secs(5),
@@ -238,9 +239,9 @@ async fn consistent_backup_restores(major: u32) {
     // The tools of the server's own major made it.
     assert!(manifest.server_version.starts_with(&format!("{major}.")), "{}", manifest.server_version);
     assert!(manifest.pg_dump_version.contains(&format!("(PostgreSQL) {major}.")), "{}", manifest.pg_dump_version);
-    let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
     // By default pg_dump 17 compresses with zstd, which pg_dump 15 has not.
     assert_eq!(manifest.compression, if major >= 17 { "zstd:3" } else { "gzip:6" });
+    let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
     assert_eq!(stored, manifest);
     assert_eq!(summary.size_bytes, manifest.size_bytes);
 
@@ -265,6 +266,26 @@ async fn consistent_backup_restores(major: u32) {
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].attribute("severity"), Some("info"));
     assert!(notes[0].alert().title.starts_with("Backup/restore successful"));
+}
+
+#[tokio::test]
+async fn dump_compression_is_what_the_servers_pg_dump_can_do_and_either_restores() {
+    for (major, asked, used) in [(17, "gzip:1", "gzip:1"), (15, "zstd:5", "gzip:6")] {
+        let f = fixture_on(major).await;
+        let (secret, _) = f.database(Seed::SMALL).await;
+        let mut config = f.backup_config(&secret);
+        config.compression = Compression::parse(asked).expect("setting");
+        let (manifest, _) = f.backup(f.store(), config).run(None, None).await.expect("backup");
+        assert_eq!(manifest.compression, used);
+        let warned = manifest.warnings.iter().any(|w| w.contains("needs pg_dump 16 or newer"));
+        assert_eq!(warned, asked != used, "{:?}", manifest.warnings);
+        // One job: the single-transaction restore.
+        let mut verifier = f.verifier();
+        verifier.config.restore_jobs = 1;
+        let report = verifier.run(Selection::Latest, None).await.expect("verification ran");
+        assert!(report.passed(), "{used} on {major}: {:#?}", report.failures);
+        assert!(!scratch_left(&f, &report));
+    }
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
