@@ -26,7 +26,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick]  release binaries against the local stack: the figures in BENCHMARKS.md
+  bench [--quick | --large]
+                release binaries against the local stack: the figures in BENCHMARKS.md
+                (--quick: smaller databases; --large: the backup of a 10 GB one)
   setup         only install the prerequisites
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
@@ -47,8 +49,8 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["ci"] => ci(),
         ["setup"] => setup(),
-        ["bench"] => bench(false),
-        ["bench", "--quick"] => bench(true),
+        ["bench"] => bench(None),
+        ["bench", size @ ("--quick" | "--large")] => bench(Some(size)),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
         ["package"] => package().map(|_| ()),
@@ -497,8 +499,10 @@ fn demo() -> Result<(), String> {
     run(&bin_dir_program(&bin_dir, "demo"), &["--bin-dir", &bin_dir])
 }
 
-fn bench(quick: bool) -> Result<(), String> {
+fn bench(size: Option<&str>) -> Result<(), String> {
     step("setup", setup)?;
+    let aws = package::aws_cli(&target_dir(), &python())?;
+    let aws = aws.to_string_lossy();
     let cargo = cargo();
     // The functions alone first: built together with the bench, their features would be
     // unified with the test kit's and the binaries would not be the ones that ship.
@@ -510,10 +514,8 @@ fn bench(quick: bool) -> Result<(), String> {
     step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))?;
     let bin_dir = target_dir().join("release");
     let bin_dir = bin_dir.to_string_lossy();
-    let mut args = vec!["--bin-dir", bin_dir.as_ref()];
-    if quick {
-        args.push("--quick");
-    }
+    let mut args = vec!["--bin-dir", bin_dir.as_ref(), "--aws-cli", aws.as_ref()];
+    args.extend(size);
     run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
 }
 

@@ -15,6 +15,8 @@ const SAM_CLI: &str = "aws-sam-cli==1.170.0";
 const ZIGLANG: &str = "ziglang==0.17.1";
 /// Its own virtual environment as well: it pins dozens of packages (boto3, pydantic, ...).
 const CHECKOV: &str = "checkov==3.3.30";
+/// The benchmark's operator baseline, `pg_dump -Fc | aws s3 cp -`; its own botocore pins too.
+const AWS_CLI: &str = "awscli==1.46.2";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Each zip at most 4 MB: a small package loads fast on a cold start.
 const ZIP_BUDGET_BYTES: u64 = 4_000_000;
@@ -52,6 +54,11 @@ fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &
         run(Command::new(bin.join("pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(packages))?;
     }
     Ok(bin)
+}
+
+/// The AWS CLI (pinned) in a virtual environment of its own; returns the `aws` program.
+pub fn aws_cli(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
+    Ok(venv(target_dir, python, "awscli", &["aws", "--version"], &[AWS_CLI])?.join("aws"))
 }
 
 fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
