@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use ops_shared::pgtools::{PgTool, PgTools, Tool};
 use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
 use ops_testkit::Stack;
 use ops_testkit::aws::{Aws, ROTATION_STEPS};
 use ops_testkit::http_targets::Targets;
+use ops_testkit::pg::Postgres;
 use ops_testkit::runtime_api::{LambdaProcess, Outcome};
 use ops_testkit::stack::APP_DATABASE;
 use serde_json::{Value, json};
@@ -22,6 +24,8 @@ struct Bench {
     stack: Stack,
     aws: Aws,
     cold: ColdOptions,
+    /// The AWS CLI for the operator's baseline, `pg_dump | aws s3 cp -`.
+    aws_cli: Option<PathBuf>,
 }
 
 /// What the cold-start rounds compare besides the functions and the floor.
@@ -33,8 +37,8 @@ struct ColdOptions {
     before: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick] [--cold-start] \
-    [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>]";
+const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large] [--cold-start] \
+    [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>] [--aws-cli <aws>]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,13 +59,24 @@ async fn main() -> ExitCode {
     let cold = ColdOptions { python, before: value("--before") };
     // Only the cold-start section: a quick way to re-measure start-up work.
     let cold_only = args.iter().any(|a| a == "--cold-start");
-    // (pgbench scale, rows of random payload, label): about half pgbench tables (which compress
-    // to almost nothing) and half random hex (which does not), so dumps span many parts.
-    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB.
-    let sizes: &[(u32, u32, &str)] = if args.iter().any(|a| a == "--quick") {
-        &[(1, 40_000, "20 MB"), (3, 200_000, "100 MB")]
+    let quick = args.iter().any(|a| a == "--quick");
+    let large = args.iter().any(|a| a == "--large");
+    let aws_cli = value("--aws-cli");
+    let size = |scale, payload_rows, label, compression| Size {
+        scale,
+        payload_rows,
+        label,
+        rounds: if large { 1 } else { 3 },
+        large,
+        compression,
+    };
+    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB; --large: the backup of 10 GB only.
+    let sizes = if large {
+        vec![size(330, 20_000_000, "10 GB", false)]
+    } else if quick {
+        vec![size(1, 40_000, "20 MB", false), size(3, 200_000, "100 MB", true)]
     } else {
-        &[(3, 200_000, "100 MB"), (33, 2_000_000, "1 GB")]
+        vec![size(3, 200_000, "100 MB", false), size(33, 2_000_000, "1 GB", true)]
     };
     let stack = match Stack::start_async().await {
         Ok(stack) => stack,
@@ -71,7 +86,7 @@ async fn main() -> ExitCode {
         }
     };
     let aws = Aws::new(&stack).await;
-    let bench = Bench { bin_dir, stack, aws, cold };
+    let bench = Bench { bin_dir, stack, aws, cold, aws_cli };
     println!(
         "Benchmarks on {} cores, {}, release binaries, local stack (moto + PostgreSQL {})\n",
         cores(),
@@ -79,16 +94,18 @@ async fn main() -> ExitCode {
         bench.stack.pg.major
     );
     let result = async {
-        bench.cold_starts().await?;
-        if cold_only {
-            return Ok(());
+        if !large {
+            bench.cold_starts().await?;
+            if cold_only {
+                return Ok(());
+            }
+            bench.rotation().await?;
+            bench.health().await?;
+            bench.forwarder().await?;
+            bench.sentry_webhook().await?;
         }
-        bench.rotation().await?;
-        bench.health().await?;
-        bench.forwarder().await?;
-        bench.sentry_webhook().await?;
-        for (scale, payload_rows, label) in sizes {
-            bench.backup(*scale, *payload_rows, label).await?;
+        for size in &sizes {
+            bench.backup(size).await?;
         }
         Ok::<_, String>(())
     }
@@ -573,20 +590,19 @@ impl Bench {
         Ok(())
     }
 
-    /// Our backup beside a raw `pg_dump -Fc > /dev/null`, and restore verification beside a
-    /// plain `pg_restore` of the same file.
-    async fn backup(&self, scale: u32, payload_rows: u32, label: &str) -> Result<(), String> {
-        let db = format!("bench_s{scale}");
-        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&db)))?;
-        let creds = self.stack.pg.superuser(&db);
+    /// A database of `scale` pgbench accounts and `payload_rows` rows of random hex on `pg`, a
+    /// secret for it, its size on disk and the time it took to generate.
+    async fn generate(&self, pg: &Postgres, db: &str, scale: u32, payload_rows: u32) -> Result<Generated, String> {
+        pg.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(db)))?;
+        let creds = pg.superuser(db);
         let bin = ops_testkit::pg::find_bin_dir()?;
-        let generated = Instant::now();
+        let started = Instant::now();
         run(Command::new(bin.join("pgbench"))
             .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])
             .args(conn(&creds))
             .env("PGPASSWORD", &creds.password))?;
-        self.psql(
-            &db,
+        pg.psql(
+            db,
             &format!(
                 "CREATE TABLE payload AS SELECT i AS id, md5(random()::text) || md5(random()::text) \
                  || md5(random()::text) \
@@ -594,121 +610,302 @@ impl Bench {
                  FROM generate_series(1, {payload_rows}) AS i; ALTER TABLE payload ADD PRIMARY KEY (id)"
             ),
         )?;
-        let size: i64 =
-            self.psql(&db, "SELECT pg_database_size(current_database())")?.parse().map_err(|e| format!("{e}"))?;
-        println!(
-            "## Backup and restore of a {label} database (pgbench scale {scale} \
-             + {payload_rows} rows of random hex: {:.0} MB on disk, generated in {:.0} s)\n",
-            size as f64 / 1e6,
-            generated.elapsed().as_secs_f64()
-        );
-
-        let started = Instant::now();
-        run(Command::new(bin.join("pg_dump"))
-            .arg("-Fc")
-            .args(conn(&creds))
-            .env("PGPASSWORD", &creds.password)
-            .stdout(std::process::Stdio::null()))?;
-        let raw = started.elapsed();
-
-        let secret = format!("bench-db-{scale}");
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes: i64 =
+            pg.psql(db, "SELECT pg_database_size(current_database())")?.parse().map_err(|e| format!("{e}"))?;
+        let secret = format!("bench-db-{db}");
         self.secret(&secret, &creds).await?;
-        let prefix = format!("bench-{scale}/");
-        let extra = [("DATABASE_SECRET_ARN", secret.clone()), ("BACKUP_PREFIX", prefix.clone())];
-        let mut process = self.start("scheduled-backup", &extra).await?;
-        let (summary, ours) = self.invoke_ok(&mut process, &json!({})).await?;
-        let rss = process.peak_rss_kib().unwrap_or(0);
-        process.stop();
-        let dump_bytes = summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
-        // The same backup in the smallest parts S3 allows: every size then spans many parts,
-        // which shows whether memory follows the part size or the database.
-        let small_parts = [
-            ("DATABASE_SECRET_ARN", secret.clone()),
-            ("BACKUP_PREFIX", format!("bench-{scale}-5mib/")),
-            ("PART_SIZE_MIB", "5".into()),
-        ];
-        let mut process = self.start("scheduled-backup", &small_parts).await?;
-        let (_, ours_small) = self.invoke_ok(&mut process, &json!({})).await?;
-        let rss_small = process.peak_rss_kib().unwrap_or(0);
-        process.stop();
-        println!("| step | time | vs baseline | peak RSS |\n|---|---|---|---|");
-        println!("| `pg_dump -Fc > /dev/null` (baseline) | {:.1} s | 1.00 | |", raw.as_secs_f64());
-        println!(
-            "| scheduled-backup: snapshot, counts, \
-             dump streamed to S3 in 16 MiB parts ({} parts), SHA-256, \
-              manifest ({:.0} MB dump) | {:.1} s | {:.2} | {:.1} MB |",
-            dump_bytes.div_ceil(16 * 1024 * 1024),
-            dump_bytes as f64 / 1e6,
-            ours.as_secs_f64(),
-            ours.as_secs_f64() / raw.as_secs_f64(),
-            rss as f64 / 1024.0
-        );
+        Ok(Generated { creds, secret, bytes, seconds })
+    }
 
-        println!(
-            "| the same with `PART_SIZE_MIB=5` ({} parts) | {:.1} s | {:.2} | {:.1} MB |",
-            dump_bytes.div_ceil(5 * 1024 * 1024),
-            ours_small.as_secs_f64(),
-            ours_small.as_secs_f64() / raw.as_secs_f64(),
-            rss_small as f64 / 1024.0
-        );
-
-        // Plain pg_restore of the same object, downloaded first.
-        let key = summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?.to_owned();
-        let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-        let bytes = self
-            .aws
-            .s3
-            .get_object()
-            .bucket(ops_testkit::names::backup_bucket())
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let body = bytes.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
-        std::fs::write(file.path(), &body).map_err(|e| e.to_string())?;
-        let scratch = format!("bench_restore_{scale}");
-        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&scratch)))?;
-        let target = self.stack.pg.superuser(&scratch);
+    /// `pg_dump -Fc [--compress=...] > /dev/null`: the bare dump every backup is measured against.
+    async fn bare_dump(&self, pg_dump: &PgTool, creds: &DbCredentials, compress: Option<&str>) -> Result<f64, String> {
+        let mut command = pg_dump.command();
+        command.arg("-Fc").args(compress.map(|c| format!("--compress={c}"))).args(conn(creds));
+        command.env("PGPASSWORD", &creds.password).stdout(Stdio::null());
         let started = Instant::now();
-        run(Command::new(bin.join("pg_restore"))
-            .args(conn(&target))
-            .arg(file.path())
-            .env("PGPASSWORD", &target.password))?;
-        let plain = started.elapsed();
-        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&scratch)))?;
+        run_async(&mut command).await?;
+        Ok(started.elapsed().as_secs_f64())
+    }
 
-        let mut verifier = self
-            .start(
-                "restore-verifier",
-                &[
-                    ("BACKUP_PREFIX", prefix),
-                    (
-                        "VALIDATION_QUERIES",
-                        "[{\"name\": \"accounts exist\", \"sql\": \"SELECT count(*) > 0 FROM pgbench_accounts\"}]"
-                            .into(),
-                    ),
-                ],
-            )
-            .await?;
-        let (report, verify) = self.invoke_ok(&mut verifier, &json!({"backup": key})).await?;
-        let verify_rss = verifier.peak_rss_kib().unwrap_or(0);
+    /// What an operator would type: `pg_dump -Fc | aws s3 cp - s3://<bucket>/<key>`, to moto.
+    async fn cli_backup(&self, aws: &std::path::Path, pg_dump: &PgTool, creds: &DbCredentials) -> Result<f64, String> {
+        let key = format!("bench-cli/{}.dump", uuid::Uuid::new_v4().simple());
+        let started = Instant::now();
+        let mut dump = pg_dump.command();
+        dump.arg("-Fc").args(conn(creds)).env("PGPASSWORD", &creds.password).stdout(Stdio::piped());
+        let mut dump = dump.spawn().map_err(|e| format!("pg_dump: {e}"))?;
+        let stdout: Stdio = dump.stdout.take().ok_or("no pg_dump output")?.try_into().map_err(|e| format!("{e}"))?;
+        let mut copy = tokio::process::Command::new(aws);
+        copy.args(["s3", "cp", "-", &format!("s3://{}/{key}", ops_testkit::names::backup_bucket())])
+            .args(["--endpoint-url", &self.stack.moto.endpoint(), "--only-show-errors"])
+            .envs(self.stack.env())
+            .env("AWS_DEFAULT_REGION", ops_testkit::names::REGION)
+            .stdin(stdout);
+        let copied = copy.output().await.map_err(|e| format!("aws: {e}"))?;
+        let dumped = dump.wait().await.map_err(|e| format!("pg_dump: {e}"))?;
+        if !copied.status.success() || !dumped.success() {
+            return Err(format!("the CLI backup failed: {}", String::from_utf8_lossy(&copied.stderr)));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        self.delete(&key).await?;
+        Ok(seconds)
+    }
+
+    /// One backup by the release binary: its summary, time and peak RSS.
+    async fn run_backup(&self, env: &[(&str, String)]) -> Result<(Value, f64, f64), String> {
+        let mut process = self.start("scheduled-backup", env).await?;
+        let (summary, took) = self.invoke_ok(&mut process, &json!({})).await?;
+        let rss = process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+        process.stop();
+        Ok((summary, took.as_secs_f64(), rss))
+    }
+
+    /// One restore test by the release binary of backup `key`: the report, time and peak RSS.
+    async fn run_verify(&self, prefix: &str, key: &str, jobs: u32) -> Result<(Value, f64, f64), String> {
+        let queries = json!([{"name": "accounts exist", "sql": "SELECT count(*) > 0 FROM pgbench_accounts"}]);
+        let env = [
+            ("BACKUP_PREFIX", prefix.to_owned()),
+            ("VALIDATION_QUERIES", queries.to_string()),
+            ("RESTORE_JOBS", jobs.to_string()),
+        ];
+        let mut verifier = self.start("restore-verifier", &env).await?;
+        let (report, took) = self.invoke_ok(&mut verifier, &json!({"backup": key})).await?;
+        let rss = verifier.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
         verifier.stop();
         if report.get("result").and_then(Value::as_str) != Some("passed") {
             return Err(format!("restore verification failed: {report}"));
         }
-        println!(
-            "| `pg_restore` of the same file into an empty database (baseline) | {:.1} s | 1.00 | |",
-            plain.as_secs_f64()
-        );
-        println!(
-            "| restore-verifier: download, \
-             size + SHA-256, restore, row counts, queries, drop | {:.1} s | {:.2} | {:.1} MB |\n",
-            verify.as_secs_f64(),
-            verify.as_secs_f64() / plain.as_secs_f64(),
-            verify_rss as f64 / 1024.0
-        );
-        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&db)))?;
+        Ok((report, took.as_secs_f64(), rss))
+    }
+
+    /// `pg_restore [-j N]` of `file` into a new empty database, created and dropped untimed.
+    async fn bare_restore(&self, pg_restore: &PgTool, file: &std::path::Path, jobs: u32) -> Result<f64, String> {
+        let scratch = format!("bench_restore_{}", uuid::Uuid::new_v4().simple());
+        self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&scratch)))?;
+        let target = self.stack.pg.superuser(&scratch);
+        let mut command = pg_restore.command();
+        command.args(conn(&target)).arg(format!("--jobs={jobs}")).arg(file).env("PGPASSWORD", &target.password);
+        let started = Instant::now();
+        run_async(&mut command).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&scratch)))?;
+        Ok(seconds)
+    }
+
+    /// A backup and its manifest, gone (moto keeps objects in memory and temp files).
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        for key in [key.to_owned(), ops_shared::backup::manifest_key(key)] {
+            let deleted = self.aws.s3.delete_object().bucket(ops_testkit::names::backup_bucket()).key(key).send();
+            deleted.await.map_err(|e| ops_shared::aws::describe_sdk_error(&e))?;
+        }
         Ok(())
+    }
+
+    /// Our backup beside a bare `pg_dump -Fc > /dev/null` and beside `pg_dump -Fc | aws s3 cp -`,
+    /// and restore verification beside a bare `pg_restore` of the same file, each measured in
+    /// interleaved rounds (A, B, A, B...) and reported as medians. `size.large`: the backup only.
+    async fn backup(&self, size: &Size) -> Result<(), String> {
+        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let db = format!("bench_s{scale}");
+        let generated = self.generate(&self.stack.pg, &db, scale, payload_rows).await?;
+        let creds = &generated.creds;
+        println!(
+            "## Backup and restore of a {label} database (pgbench scale {scale} + {payload_rows} rows of random \
+             hex: {:.0} MB on disk, generated in {:.0} s; PostgreSQL 15, medians of {rounds} interleaved rounds)\n",
+            generated.bytes as f64 / 1e6,
+            generated.seconds
+        );
+        let tools = PgTools::open(&self.stack.tools_dir).map_err(|e| e.to_string())?;
+        let pg_dump = tools.pick(Tool::PgDump, self.stack.pg.major).map_err(|e| e.to_string())?;
+        let prefix = format!("bench-{scale}/");
+        let backup_env = |prefix: &str| {
+            vec![("DATABASE_SECRET_ARN", generated.secret.clone()), ("BACKUP_PREFIX", prefix.to_owned())]
+        };
+        let (mut bare, mut cli, mut ours, mut small) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut rss, mut small_rss, mut dump_bytes, mut key) = (0.0_f64, 0.0_f64, 0, String::new());
+        for _ in 0..rounds {
+            bare.push(self.bare_dump(&pg_dump, creds, None).await?);
+            let (summary, took, peak) = self.run_backup(&backup_env(&prefix)).await?;
+            ours.push(took);
+            rss = rss.max(peak);
+            dump_bytes = summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
+            if !key.is_empty() {
+                self.delete(&key).await?;
+            }
+            key = summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?.to_owned();
+            if let Some(aws) = &self.aws_cli {
+                cli.push(self.cli_backup(aws, &pg_dump, creds).await?);
+            }
+            if !size.large {
+                // The smallest parts S3 allows: memory follows the part size, not the database.
+                let mut env = backup_env(&format!("bench-{scale}-5mib/"));
+                env.push(("PART_SIZE_MIB", "5".into()));
+                let (summary, took, peak) = self.run_backup(&env).await?;
+                small.push(took);
+                small_rss = small_rss.max(peak);
+                self.delete(summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?).await?;
+            }
+        }
+        let (bare, cli, ours) = (median(&bare), median(&cli), median(&ours));
+        let vs_cli = |t: f64| if cli > 0.0 { format!("{:.2}", t / cli) } else { "n/a".to_owned() };
+        println!("| step | time | vs `pg_dump > /dev/null` | vs `pg_dump \\| aws s3 cp -` | peak RSS |");
+        println!("|---|---|---|---|---|");
+        println!("| `pg_dump -Fc > /dev/null` (baseline) | {bare:.2} s | 1.00 | | |");
+        if cli > 0.0 {
+            let ratio = cli / bare;
+            println!("| `pg_dump -Fc \\| aws s3 cp - s3://...` (baseline) | {cli:.2} s | {ratio:.2} | 1.00 | |");
+        }
+        println!(
+            "| scheduled-backup: snapshot, counts, dump streamed to S3 in 16 MiB parts ({} parts), SHA-256, \
+             manifest ({:.0} MB dump) | {ours:.2} s | {:.2} | {} | {rss:.1} MB |",
+            dump_bytes.div_ceil(16 * 1024 * 1024),
+            dump_bytes as f64 / 1e6,
+            ours / bare,
+            vs_cli(ours)
+        );
+        if !small.is_empty() {
+            let small = median(&small);
+            println!(
+                "| the same with `PART_SIZE_MIB=5` ({} parts) | {small:.2} s | {:.2} | {} | {small_rss:.1} MB |",
+                dump_bytes.div_ceil(5 * 1024 * 1024),
+                small / bare,
+                vs_cli(small)
+            );
+        }
+        println!();
+        if !size.large {
+            self.restore(&tools, &prefix, &key, rounds).await?;
+        }
+        self.delete(&key).await?;
+        self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&db)))?;
+        if size.compression {
+            self.compression(size).await?;
+        }
+        Ok(())
+    }
+
+    /// Restore verification of backup `key` (one job and the default two) beside a bare
+    /// single-job `pg_restore` of the same file into an empty database.
+    async fn restore(&self, tools: &PgTools, prefix: &str, key: &str, rounds: usize) -> Result<(), String> {
+        let pg_restore = tools.pick(Tool::PgRestore, self.stack.pg.major).map_err(|e| e.to_string())?;
+        let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let object = self.aws.s3.get_object().bucket(ops_testkit::names::backup_bucket()).key(key).send().await;
+        let body = object.map_err(|e| format!("{e:?}"))?.body.collect().await.map_err(|e| e.to_string())?;
+        std::fs::write(file.path(), body.into_bytes()).map_err(|e| e.to_string())?;
+        let (mut bare, mut bare_parallel, mut single, mut parallel) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut single_rss, mut parallel_rss) = (0.0_f64, 0.0_f64);
+        let mut phases: [Vec<f64>; 3] = Default::default();
+        for _ in 0..rounds {
+            bare.push(self.bare_restore(&pg_restore, file.path(), 1).await?);
+            let (_, took, rss) = self.run_verify(prefix, key, 1).await?;
+            single.push(took);
+            single_rss = single_rss.max(rss);
+            bare_parallel.push(self.bare_restore(&pg_restore, file.path(), 2).await?);
+            let (report, took, rss) = self.run_verify(prefix, key, 2).await?;
+            parallel.push(took);
+            parallel_rss = parallel_rss.max(rss);
+            for (phase, field) in phases.iter_mut().zip(["download_ms", "restore_ms", "checks_ms"]) {
+                phase.push(report.get(field).and_then(Value::as_u64).unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+        let bare = median(&bare);
+        println!("| step | time | vs single-job `pg_restore` | peak RSS |\n|---|---|---|---|");
+        println!("| `pg_restore` of the same file into an empty database (baseline) | {bare:.2} s | 1.00 | |");
+        let bare_parallel = median(&bare_parallel);
+        println!("| `pg_restore -j2`, the same | {bare_parallel:.2} s | {:.2} | |", bare_parallel / bare);
+        let single = median(&single);
+        println!(
+            "| restore-verifier, `RESTORE_JOBS=1` (single transaction): download, size + SHA-256, restore, \
+             row counts, queries, drop | {single:.2} s | {:.2} | {single_rss:.1} MB |",
+            single / bare
+        );
+        let parallel = median(&parallel);
+        println!(
+            "| restore-verifier, default `RESTORE_JOBS=2` (`pg_restore -j2`): the same | {parallel:.2} s | {:.2} | \
+             {parallel_rss:.1} MB |",
+            parallel / bare
+        );
+        let [download, restore, checks] = phases.map(|p| median(&p));
+        println!(
+            "\nrestore-verifier with 2 jobs, by phase: download + size + SHA-256 {download:.2} s, pg_restore \
+             {restore:.2} s, row counts + queries {checks:.2} s; the rest is start-up, scratch database \
+             create and drop\n"
+        );
+        Ok(())
+    }
+
+    /// pg_dump 17's zstd beside its gzip, bare and through scheduled-backup, on the same
+    /// database generated on PostgreSQL 17.
+    async fn compression(&self, size: &Size) -> Result<(), String> {
+        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let pg17 = self.stack.pg17()?;
+        let db = format!("bench17_s{scale}");
+        let generated = self.generate(pg17, &db, scale, payload_rows).await?;
+        let tools = PgTools::open(&self.stack.tools_dir).map_err(|e| e.to_string())?;
+        let pg_dump = tools.pick(Tool::PgDump, pg17.major).map_err(|e| e.to_string())?;
+        let methods = ["gzip:6", "zstd:3"];
+        let mut bare: [Vec<f64>; 2] = Default::default();
+        let mut ours: [Vec<f64>; 2] = Default::default();
+        let mut bytes = [0_u64; 2];
+        for _ in 0..rounds {
+            for (i, method) in methods.iter().enumerate() {
+                bare[i].push(self.bare_dump(&pg_dump, &generated.creds, Some(method)).await?);
+                let env = [
+                    ("DATABASE_SECRET_ARN", generated.secret.clone()),
+                    ("BACKUP_PREFIX", format!("bench17-{scale}/")),
+                    ("DUMP_COMPRESSION", (*method).to_owned()),
+                ];
+                let (summary, took, _) = self.run_backup(&env).await?;
+                ours[i].push(took);
+                bytes[i] = summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
+                self.delete(summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?).await?;
+            }
+        }
+        println!(
+            "## pg_dump 17: gzip or zstd, {label} database on PostgreSQL 17 ({:.0} MB on disk; medians of {rounds} \
+             interleaved rounds)\n",
+            generated.bytes as f64 / 1e6
+        );
+        println!("| `DUMP_COMPRESSION` | dump | bare `pg_dump -Fc --compress=...` | scheduled-backup | vs bare |");
+        println!("|---|---|---|---|---|");
+        for (i, method) in methods.iter().enumerate() {
+            let (bare, ours) = (median(&bare[i]), median(&ours[i]));
+            let (mb, ratio) = (bytes[i] as f64 / 1e6, ours / bare);
+            println!("| {method} | {mb:.0} MB | {bare:.2} s | {ours:.2} s | {ratio:.2} |");
+        }
+        println!();
+        pg17.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&db)))?;
+        Ok(())
+    }
+}
+
+/// A backup benchmark's database: `scale` pgbench accounts and `payload_rows` rows of random
+/// hex (about half of each, so dumps span many parts), measured `rounds` times.
+struct Size {
+    scale: u32,
+    payload_rows: u32,
+    label: &'static str,
+    rounds: usize,
+    /// The backup only, once: no 5 MiB parts, no restore.
+    large: bool,
+    /// Also gzip against zstd with pg_dump 17.
+    compression: bool,
+}
+
+struct Generated {
+    creds: DbCredentials,
+    secret: String,
+    bytes: i64,
+    seconds: f64,
+}
+
+async fn run_async(command: &mut tokio::process::Command) -> Result<(), String> {
+    let output = command.output().await.map_err(|e| format!("{command:?}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr)))
     }
 }
 

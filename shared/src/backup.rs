@@ -51,6 +51,10 @@ pub struct Manifest {
     pub format: String,
     pub server_version: String,
     pub pg_dump_version: String,
+    /// pg_dump's compression, `gzip:6` or `zstd:3`; empty in manifests from before it was
+    /// recorded (those are gzip).
+    #[serde(default)]
+    pub compression: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub size_bytes: u64,

@@ -72,12 +72,13 @@ impl std::fmt::Debug for ObjectBody {
 
 pub trait ObjectStore: Send + Sync {
     fn start_upload(&self, key: &str) -> impl Future<Output = Result<String, ObjectError>> + Send;
+    /// Uploads part `number`; `body` is shared, so the caller may hash or reuse it meanwhile.
     fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         number: i32,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> impl Future<Output = Result<UploadedPart, ObjectError>> + Send;
     fn complete_upload(
         &self,
@@ -137,7 +138,7 @@ impl ObjectStore for S3Objects {
         key: &str,
         upload_id: &str,
         number: i32,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<UploadedPart, ObjectError> {
         let out = self
             .client
@@ -148,6 +149,10 @@ impl ObjectStore for S3Objects {
             .part_number(number)
             .content_length(body.len() as i64)
             .body(ByteStream::from(body))
+            .customize()
+            // The SDK's CRC32 checksum header, which is signed, already guards the part's bytes;
+            // a signed payload would hash every part with SHA-256 once more.
+            .disable_payload_signing()
             .send()
             .await
             .map_err(failed("UploadPart", key))?;

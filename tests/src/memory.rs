@@ -485,7 +485,7 @@ impl ObjectStore for MemoryObjects {
         key: &str,
         upload_id: &str,
         number: i32,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<UploadedPart, ObjectError> {
         let op = ObjectOp::UploadPart;
         let mut bucket = self.call(op, key)?;
@@ -495,7 +495,7 @@ impl ObjectStore for MemoryObjects {
         let upload = bucket.uploads.get_mut(upload_id).filter(|u| u.key == key);
         let upload = upload.ok_or_else(|| object_error(op, key, "NoSuchUpload"))?;
         let etag = format!("\"{upload_id}-{number}\"");
-        upload.parts.insert(number, (etag.clone(), body));
+        upload.parts.insert(number, (etag.clone(), body.to_vec()));
         Ok(UploadedPart { number, etag })
     }
 

@@ -14,7 +14,7 @@ use ops_testkit::memory::{MemoryObjects, ObjectOp, RecordingAlerts};
 use restore_verifier::{Selection, Verifier, VerifierConfig, VerifyError, default_validation_queries};
 use scheduled_backup::backup::time_budget;
 use scheduled_backup::dump::stream_parts;
-use scheduled_backup::{Backup, BackupConfig, BackupError, Dumped, Plan};
+use scheduled_backup::{Backup, BackupConfig, BackupError, Compression, Dumped, Plan};
 use sha2::Digest;
 
 const PREFIX: &str = "backups/";
@@ -44,6 +44,7 @@ fn backup(store: &MemoryObjects) -> Backup<MemoryObjects, RecordingAlerts> {
             prefix: PREFIX.into(),
             pg_tools_dir: "/nonexistent".into(),
             part_size: PART,
+            compression: Compression::Auto,
             rpo: 24 * HOUR,
             supabase: None,
             deadline_margin: Duration::from_secs(30),
@@ -70,6 +71,7 @@ fn verifier_config() -> VerifierConfig {
         rto: Duration::from_secs(30 * 60),
         rpo: 24 * HOUR,
         validation_queries: default_validation_queries(),
+        restore_jobs: 2,
         report_prefix: "reports/restore-tests/".into(),
         retention: 30 * 24 * HOUR,
         database_timeout: Duration::from_secs(1),
@@ -84,6 +86,7 @@ fn plan(database: &str, started_at: DateTime<Utc>, backup_id: &str) -> Plan {
         database: database.into(),
         server_version: "15.8".into(),
         pg_dump_version: "pg_dump (PostgreSQL) 15.8".into(),
+        compression: Compression::Gzip(6),
         snapshot: "00000003-00000002-1".into(),
         started_at,
     }
@@ -194,7 +197,7 @@ async fn a_dump_that_outlives_its_time_budget_is_aborted() {
     let plan = &plan("app", at(0), "a1");
     // One part arrives, then pg_dump stalls; the budget is already spent.
     let stalled = b.store_backup(plan, Some(Duration::ZERO), |upload_id| async move {
-        b.store.upload_part(&plan.key, &upload_id, 1, dump_bytes(PART)).await?;
+        b.store.upload_part(&plan.key, &upload_id, 1, dump_bytes(PART).into()).await?;
         std::future::pending::<Result<Dumped, BackupError>>().await
     });
     // Only a guard: without a budget the dump would never end.

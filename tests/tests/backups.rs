@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ops_shared::backup::{Manifest, manifest_key};
-use ops_shared::objects::{ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
+use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
 use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
@@ -14,7 +14,7 @@ use ops_testkit::aws::{Aws, Inbox, unique};
 use ops_testkit::names;
 use ops_testkit::pg::{Postgres, Seed};
 use restore_verifier::{Selection, Verifier, VerifierConfig, default_validation_queries};
-use scheduled_backup::{Backup, BackupConfig, BackupError};
+use scheduled_backup::{Backup, BackupConfig, BackupError, Compression};
 
 const MIB: usize = 1024 * 1024;
 
@@ -82,6 +82,7 @@ impl Fixture {
             prefix: self.prefix.clone(),
             pg_tools_dir: ops_testkit::shared().tools_dir.display().to_string(),
             part_size: 5 * MIB,
+            compression: Compression::Auto,
             rpo: Duration::from_secs(24 * 3600),
             supabase: None,
             deadline_margin: Duration::from_secs(30),
@@ -116,6 +117,7 @@ impl Fixture {
                 rto: Duration::from_secs(30 * 60),
                 rpo: Duration::from_secs(24 * 3600),
                 validation_queries: default_validation_queries(),
+                restore_jobs: 2,
                 report_prefix: format!("{}reports/", self.prefix),
                 retention: Duration::from_secs(30 * 24 * 3600),
                 database_timeout: Duration::from_secs(5),
@@ -185,8 +187,8 @@ async fn a_backup_of_postgres_17_taken_during_writes_is_consistent_and_restores(
 
 async fn consistent_backup_restores(major: u32) {
     let f = fixture_on(major).await;
-    // Big enough for several 5 MiB parts.
-    let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 60, audit_entries: 5_000 }).await;
+    // Big enough for several 5 MiB parts, with zstd too.
+    let (secret, creds) = f.database(Seed { users: 2_000, analyses_per_user: 150, audit_entries: 5_000 }).await;
 
     // Keep inserting while the dump runs; the writer publishes how many rows it has inserted.
     let writing = Arc::new(AtomicBool::new(true));
@@ -237,6 +239,8 @@ async fn consistent_backup_restores(major: u32) {
     // The tools of the server's own major made it.
     assert!(manifest.server_version.starts_with(&format!("{major}.")), "{}", manifest.server_version);
     assert!(manifest.pg_dump_version.contains(&format!("(PostgreSQL) {major}.")), "{}", manifest.pg_dump_version);
+    // By default pg_dump 17 compresses with zstd, which pg_dump 15 has not.
+    assert_eq!(manifest.compression, if major >= 17 { "zstd:3" } else { "gzip:6" });
     let stored: Manifest = serde_json::from_slice(&f.download(&manifest_key(&manifest.key)).await).expect("manifest");
     assert_eq!(stored, manifest);
     assert_eq!(summary.size_bytes, manifest.size_bytes);
@@ -262,6 +266,26 @@ async fn consistent_backup_restores(major: u32) {
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0].attribute("severity"), Some("info"));
     assert!(notes[0].alert().title.starts_with("Backup/restore successful"));
+}
+
+#[tokio::test]
+async fn dump_compression_is_what_the_servers_pg_dump_can_do_and_either_restores() {
+    for (major, asked, used) in [(17, "gzip:1", "gzip:1"), (15, "zstd:5", "gzip:6")] {
+        let f = fixture_on(major).await;
+        let (secret, _) = f.database(Seed::SMALL).await;
+        let mut config = f.backup_config(&secret);
+        config.compression = Compression::parse(asked).expect("setting");
+        let (manifest, _) = f.backup(f.store(), config).run(None, None).await.expect("backup");
+        assert_eq!(manifest.compression, used);
+        let warned = manifest.warnings.iter().any(|w| w.contains("needs pg_dump 16 or newer"));
+        assert_eq!(warned, asked != used, "{:?}", manifest.warnings);
+        // One job: the single-transaction restore.
+        let mut verifier = f.verifier();
+        verifier.config.restore_jobs = 1;
+        let report = verifier.run(Selection::Latest, None).await.expect("verification ran");
+        assert!(report.passed(), "{used} on {major}: {:#?}", report.failures);
+        assert!(!scratch_left(&f, &report));
+    }
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
@@ -357,7 +381,7 @@ impl ObjectStore for RefusingParts {
     async fn start_upload(&self, key: &str) -> Result<String, ObjectError> {
         self.0.start_upload(key).await
     }
-    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Vec<u8>) -> Result<UploadedPart, ObjectError> {
+    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Bytes) -> Result<UploadedPart, ObjectError> {
         Err(ObjectError {
             operation: "UploadPart",
             key: key.to_owned(),

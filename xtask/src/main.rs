@@ -26,12 +26,12 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick] [--cold-start] [--before DIR]
+  bench [--quick | --large] [--cold-start] [--before DIR]
                 release binaries against the local stack: the figures in BENCHMARKS.md;
-                --quick: smaller backup databases; --cold-start: only the cold starts (beside
-                a lambda_runtime hello world and the Python anchor, awslambdaric + boto3,
-                pinned); --before: earlier release binaries of the functions, started in
-                the same rounds
+                --quick: smaller backup databases; --large: the backup of a 10 GB one;
+                --cold-start: only the cold starts (beside a lambda_runtime hello world and
+                the Python anchor, awslambdaric + boto3, pinned); --before: earlier release
+                binaries of the functions, started in the same rounds
   setup         only install the prerequisites
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
@@ -506,7 +506,7 @@ fn bench(options: &[&str]) -> Result<(), String> {
     let mut rest = options.iter();
     while let Some(option) = rest.next() {
         match *option {
-            "--quick" | "--cold-start" => passed.push(option.to_string()),
+            "--quick" | "--large" | "--cold-start" => passed.push(option.to_string()),
             "--before" => {
                 let dir = rest.next().ok_or(USAGE)?;
                 let dir = std::fs::canonicalize(dir).map_err(|e| format!("--before {dir}: {e}"))?;
@@ -516,6 +516,8 @@ fn bench(options: &[&str]) -> Result<(), String> {
         }
     }
     step("setup", setup)?;
+    let aws = package::aws_cli(&target_dir(), &python())?;
+    let aws = aws.to_string_lossy();
     let python = package::lambda_python(&target_dir(), &python())?;
     let cargo = cargo();
     // The functions alone first: built together with the bench, their features would be
@@ -531,8 +533,16 @@ fn bench(options: &[&str]) -> Result<(), String> {
     let python = python.join("python");
     let handler = workspace().join("benches/python");
     let (python, handler) = (python.to_string_lossy(), handler.to_string_lossy());
-    let mut args =
-        vec!["--bin-dir", bin_dir.as_ref(), "--python", python.as_ref(), "--python-handler", handler.as_ref()];
+    let mut args = vec![
+        "--bin-dir",
+        bin_dir.as_ref(),
+        "--python",
+        python.as_ref(),
+        "--python-handler",
+        handler.as_ref(),
+        "--aws-cli",
+        aws.as_ref(),
+    ];
     args.extend(passed.iter().map(String::as_str));
     run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
 }

@@ -20,6 +20,8 @@ const CHECKOV: &str = "checkov==3.3.30";
 const AWSLAMBDARIC: &str = "awslambdaric==4.2.2";
 const BOTO3: &str = "boto3==1.44.5";
 const BOTOCORE: &str = "botocore==1.44.5";
+/// The benchmark's operator baseline, `pg_dump -Fc | aws s3 cp -`; its own botocore pins too.
+const AWS_CLI: &str = "awscli==1.46.2";
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 /// Each zip at most 4 MB: a small package loads fast on a cold start.
 const ZIP_BUDGET_BYTES: u64 = 4_000_000;
@@ -63,6 +65,11 @@ fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &
 pub fn lambda_python(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
     let probe = ["python", "-c", "import importlib.metadata as m; print(m.version('awslambdaric'))"];
     venv(target_dir, python, "lambda-python", &probe, &[AWSLAMBDARIC, BOTO3, BOTOCORE])
+}
+
+/// The AWS CLI (pinned) in a virtual environment of its own; returns the `aws` program.
+pub fn aws_cli(target_dir: &Path, python: &str) -> Result<PathBuf, String> {
+    Ok(venv(target_dir, python, "awscli", &["aws", "--version"], &[AWS_CLI])?.join("aws"))
 }
 
 fn cargo_lambda(target_dir: &Path, python: &str) -> Result<PathBuf, String> {

@@ -34,6 +34,8 @@ pub struct VerifierConfig {
     pub rto: Duration,
     pub rpo: Duration,
     pub validation_queries: Vec<ValidationQuery>,
+    /// pg_restore's parallel jobs (`--jobs`); 1 restores in a single transaction instead.
+    pub restore_jobs: u32,
     pub report_prefix: String,
     /// Backups older than this are not picked by `random` (the bucket's retention).
     pub retention: Duration,
@@ -54,6 +56,10 @@ impl VerifierConfig {
             rto: Duration::from_secs(env.parse_in_range("RTO_MINUTES", 30_u64, 1..=24 * 60)? * 60),
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),
             validation_queries,
+            // Most of a restore's work (COPY, index builds, constraints) is the staging
+            // server's, not this function's: two jobs load one table while another's indexes
+            // build, even on the ~0.6 vCPU of 1024 MB. More only pay with a larger server.
+            restore_jobs: env.parse_in_range("RESTORE_JOBS", 2, 1..=16)?,
             report_prefix: env.or("REPORT_PREFIX", "reports/restore-tests/"),
             retention: Duration::from_secs(30 * 24 * 3600),
             database_timeout: Duration::from_secs(10),
@@ -71,9 +77,13 @@ mod tests {
         let config = VerifierConfig::from_env(&Env::from_pairs(base)).expect("valid");
         assert_eq!(config.validation_queries.len(), 3);
         assert_eq!(config.rto, Duration::from_secs(1800));
-        for (var, value) in
-            [("VALIDATION_QUERIES", "[{\"name\": 1}]"), ("VALIDATION_QUERIES", "[]"), ("RTO_MINUTES", "0")]
-        {
+        assert_eq!(config.restore_jobs, 2);
+        for (var, value) in [
+            ("VALIDATION_QUERIES", "[{\"name\": 1}]"),
+            ("VALIDATION_QUERIES", "[]"),
+            ("RTO_MINUTES", "0"),
+            ("RESTORE_JOBS", "0"),
+        ] {
             let mut pairs = base.to_vec();
             pairs.push((var, value));
             assert_eq!(VerifierConfig::from_env(&Env::from_pairs(pairs)).expect_err(var).var(), Some(var));

@@ -2,6 +2,7 @@
 //! scratch database, compare row counts, run the validation queries, measure RTO and RPO,
 //! always drop the scratch database, file a report and tell ops.
 
+use std::io::Write;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,13 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
 use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport, TableCount, manifest_key, normalise_prefix};
-use ops_shared::objects::ObjectStore;
+use ops_shared::objects::{Bytes, ObjectStore};
 use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
 use ops_shared::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
 use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::config::{ValidationQuery, VerifierConfig};
 use crate::error::VerifyError;
@@ -250,7 +250,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
-        let restored = pg_restore(pg_restore_tool, target, dump).await;
+        let restored = pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -311,20 +311,43 @@ async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, Verif
     body.collect().await.map_err(|e| VerifyError::Io(format!("reading {key}: {}", e.detail)))
 }
 
-/// Streams the object to `path`, returning its size and SHA-256.
+/// Streams the object to `path`, returning its size and SHA-256. A blocking thread hashes and
+/// writes while the next chunks arrive, in large writes rather than one per chunk.
 async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) -> Result<(u64, String), VerifyError> {
     let mut body = store.get(key).await?;
-    let mut file = tokio::fs::File::create(path).await.map_err(|e| VerifyError::Io(e.to_string()))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0_u64;
+    let file = std::fs::File::create(path).map_err(|e| VerifyError::Io(e.to_string()))?;
+    let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = std::io::BufWriter::with_capacity(1024 * 1024, file);
+        let mut hasher = Sha256::new();
+        let mut size = 0_u64;
+        while let Some(chunk) = arriving.blocking_recv() {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk)?;
+        }
+        file.flush()?;
+        Ok::<_, std::io::Error>((size, hex::encode(hasher.finalize())))
+    });
+    let mut received = Ok(());
     while let Some(chunk) = body.next_chunk().await {
-        let chunk = chunk.map_err(|e| VerifyError::Io(format!("downloading {key}: {}", e.detail)))?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(|e| VerifyError::Io(e.to_string()))?;
+        match chunk {
+            // A send fails only when the writer stopped on an error, which it returns below.
+            Ok(chunk) => {
+                if chunks.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                received = Err(VerifyError::Io(format!("downloading {key}: {}", e.detail)));
+                break;
+            }
+        }
     }
-    file.flush().await.map_err(|e| VerifyError::Io(e.to_string()))?;
-    Ok((size, hex::encode(hasher.finalize())))
+    drop(chunks);
+    let written = writer.await.map_err(|e| VerifyError::Io(format!("writing {}: {e}", path.display())))?;
+    received?;
+    written.map_err(|e| VerifyError::Io(format!("writing {}: {e}", path.display())))
 }
 
 /// pg_restore of the oldest major that reads the dump (the major of the pg_dump that wrote
@@ -339,13 +362,20 @@ async fn pick_pg_restore(
     Ok(PgTools::open(dir)?.pick(Tool::PgRestore, staging_major.max(dump_major))?)
 }
 
-/// `pg_restore` into `target` in one transaction, stopping at the first error.
-pub async fn pg_restore(tool: &PgTool, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+/// `pg_restore` into `target` with `jobs` parallel jobs (one: in a single transaction, which
+/// parallel jobs cannot share), stopping at the first error.
+pub async fn pg_restore(
+    tool: &PgTool,
+    target: &DbCredentials,
+    dump: &std::path::Path,
+    jobs: u32,
+) -> Result<(), String> {
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
+    let parallel = if jobs > 1 { format!("--jobs={jobs}") } else { "--single-transaction".to_owned() };
     let output = tool
         .command()
-        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--no-password"])
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", &parallel])
         .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
         .args(["--dbname", &target.dbname])
         .arg(dump)

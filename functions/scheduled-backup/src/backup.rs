@@ -13,7 +13,7 @@ use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
 
-use crate::config::BackupConfig;
+use crate::config::{BackupConfig, Compression};
 use crate::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
 use crate::error::BackupError;
 use crate::platform::{is_fresh, latest_platform_backup};
@@ -50,6 +50,7 @@ pub struct Plan {
     pub database: String,
     pub server_version: String,
     pub pg_dump_version: String,
+    pub compression: Compression,
     pub snapshot: String,
     pub started_at: DateTime<Utc>,
 }
@@ -74,6 +75,7 @@ impl Plan {
             format: "pg_dump custom".to_owned(),
             server_version: self.server_version.clone(),
             pg_dump_version: self.pg_dump_version.clone(),
+            compression: self.compression.to_string(),
             started_at: self.started_at,
             finished_at: Utc::now(),
             size_bytes: dumped.streamed.size,
@@ -94,6 +96,9 @@ struct Source {
     server_version: String,
     pg_dump: PgTool,
     pg_dump_version: String,
+    compression: Compression,
+    /// Why `compression` is not what DUMP_COMPRESSION asks for, if it is not.
+    compression_warning: Option<String>,
 }
 
 /// The time the backup may take: `None` without a deadline; out of time when the deadline is
@@ -183,17 +188,10 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         self.store_backup(plan, budget, |upload_id| async move {
             let (counts, dumped) = tokio::join!(
                 count_rows(&source.client),
-                dump_to_upload(
-                    &self.store,
-                    &plan.key,
-                    &upload_id,
-                    &source.pg_dump,
-                    &source.creds,
-                    &plan.snapshot,
-                    part_size
-                )
+                dump_to_upload(&self.store, plan, &upload_id, &source.pg_dump, &source.creds, part_size)
             );
-            let (tables, (streamed, warnings)) = (counts?, dumped?);
+            let (tables, (streamed, mut warnings)) = (counts?, dumped?);
+            warnings.splice(0..0, source.compression_warning.clone());
             // pg_dump is done with the snapshot: end its transaction.
             let _ = source.client.batch_execute("COMMIT").await;
             Ok(Dumped { tables, streamed, warnings })
@@ -211,7 +209,11 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         // Checked before anything is uploaded: pg_dump must be at least the server's major.
         let pg_dump = PgTools::open(&config.pg_tools_dir)?.pick(Tool::PgDump, server_major)?;
         let pg_dump_version = pg_dump.version().await?;
-        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version })
+        let (compression, compression_warning) = config.compression.for_pg_dump(pg_dump.major);
+        if let Some(warning) = &compression_warning {
+            tracing::warn!("{warning}");
+        }
+        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version, compression, compression_warning })
     }
 
     /// Names the backup (its id and key) at its start.
@@ -229,6 +231,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             database: source.creds.dbname.clone(),
             server_version: source.server_version.clone(),
             pg_dump_version: source.pg_dump_version.clone(),
+            compression: source.compression,
             snapshot,
             started_at,
         }

@@ -3,6 +3,7 @@
 
 use std::process::Stdio;
 
+use bytes::BytesMut;
 use ops_shared::backup::TableCount;
 use ops_shared::objects::{ObjectStore, UploadedPart};
 use ops_shared::pgtools::PgTool;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_postgres::Client;
 
+use crate::backup::Plan;
 use crate::error::BackupError;
 
 /// S3 allows at most this many parts in one upload.
@@ -55,23 +57,20 @@ pub struct Streamed {
     pub parts: Vec<UploadedPart>,
 }
 
-/// Reads up to `size` bytes; fewer only at the end of the stream.
-async fn read_part<R: AsyncRead + Unpin>(reader: &mut R, size: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0_u8; size];
-    let mut filled = 0;
-    while filled < size {
-        let n = reader.read(&mut buf[filled..]).await?;
-        if n == 0 {
+/// Appends to `buf` until it holds `size` bytes; fewer only at the end of the stream.
+async fn read_part<R: AsyncRead + Unpin>(reader: &mut R, mut buf: BytesMut, size: usize) -> std::io::Result<BytesMut> {
+    while buf.len() < size {
+        let left = (size - buf.len()) as u64;
+        if (&mut *reader).take(left).read_buf(&mut buf).await? == 0 {
             break;
         }
-        filled += n;
     }
-    buf.truncate(filled);
     Ok(buf)
 }
 
-/// Streams `reader` into the multipart upload: part N uploads while part N+1 is read, so at
-/// most two parts are in memory.
+/// Streams `reader` into the multipart upload: part N uploads, and is hashed on a blocking
+/// thread, while part N+1 is read, so at most two parts are in memory and reading never waits
+/// for the hash. The two buffers are reused, so memory stays flat however long the dump.
 pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
     store: &S,
     key: &str,
@@ -79,10 +78,12 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
     reader: &mut R,
     part_size: usize,
 ) -> Result<Streamed, BackupError> {
+    let stream_error = |e: std::io::Error| BackupError::Stream(e.to_string());
     let mut hasher = Sha256::new();
     let mut size = 0_u64;
     let mut parts = Vec::new();
-    let mut buf = read_part(reader, part_size).await.map_err(|e| BackupError::Stream(e.to_string()))?;
+    let mut spare = None;
+    let mut buf = read_part(reader, BytesMut::with_capacity(part_size), part_size).await.map_err(stream_error)?;
     if buf.is_empty() {
         return Err(BackupError::EmptyDump);
     }
@@ -91,12 +92,24 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
         if number > MAX_PARTS {
             return Err(BackupError::TooManyParts { parts: MAX_PARTS, part_mib: part_size / (1024 * 1024) });
         }
-        hasher.update(&buf);
-        size += buf.len() as u64;
-        let upload = store.upload_part(key, upload_id, number as i32, buf);
-        let (uploaded, next) = tokio::join!(upload, read_part(reader, part_size));
+        let part = buf.freeze();
+        size += part.len() as u64;
+        let hashed = part.clone();
+        let hashing = tokio::task::spawn_blocking(move || {
+            hasher.update(&hashed);
+            hasher
+        });
+        let next = spare.take().unwrap_or_else(|| BytesMut::with_capacity(part_size));
+        let upload = store.upload_part(key, upload_id, number as i32, part.clone());
+        let (uploaded, hashed, next) = tokio::join!(upload, hashing, read_part(reader, next, part_size));
+        hasher = hashed.map_err(|e| BackupError::Stream(format!("hashing the dump failed: {e}")))?;
         parts.push(uploaded?);
-        buf = next.map_err(|e| BackupError::Stream(e.to_string()))?;
+        // The upload and the hash are done with the part: its buffer takes part N+2.
+        spare = part.try_into_mut().ok().map(|mut free| {
+            free.clear();
+            free
+        });
+        buf = next.map_err(stream_error)?;
         if buf.is_empty() {
             break;
         }
@@ -105,21 +118,22 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
     Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts })
 }
 
-/// Runs pg_dump on `snapshot` and streams its output into the upload. A non-zero exit, an
-/// error on stderr or an empty output is a failure, whatever was uploaded.
+/// Runs pg_dump on the plan's snapshot, compressed as planned, and streams its output into
+/// the upload. A non-zero exit, an error on stderr or an empty output is a failure, whatever
+/// was uploaded.
 pub async fn dump_to_upload<S: ObjectStore>(
     store: &S,
-    key: &str,
+    plan: &Plan,
     upload_id: &str,
     pg_dump: &PgTool,
     creds: &DbCredentials,
-    snapshot: &str,
     part_size: usize,
 ) -> Result<(Streamed, Vec<String>), BackupError> {
     let libpq = creds.libpq_env()?;
     let mut child = pg_dump
         .command()
-        .args(["--format=custom", "--no-password", "--snapshot", snapshot])
+        .args(["--format=custom", "--no-password", "--snapshot", &plan.snapshot])
+        .arg(format!("--compress={}", plan.compression.pg_dump_arg()))
         .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
         .args(["--dbname", &creds.dbname])
         .envs(libpq.vars.iter().cloned())
@@ -147,7 +161,7 @@ pub async fn dump_to_upload<S: ObjectStore>(
         }
         String::from_utf8_lossy(&kept).into_owned()
     });
-    let streamed = stream_parts(store, key, upload_id, &mut stdout, part_size).await;
+    let streamed = stream_parts(store, &plan.key, upload_id, &mut stdout, part_size).await;
     let status = child.wait().await.map_err(|e| BackupError::Stream(e.to_string()))?;
     let stderr = stderr_task.await.unwrap_or_default();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error") || l.contains("FATAL")).collect();

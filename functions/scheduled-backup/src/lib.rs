@@ -17,7 +17,7 @@ use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::Deserialize;
 
 pub use backup::{Backup, BackupSummary, Dumped, Plan};
-pub use config::BackupConfig;
+pub use config::{BackupConfig, Compression};
 pub use error::BackupError;
 
 pub const FUNCTION_NAME: &str = "scheduled-backup";
