@@ -32,14 +32,15 @@ async fn main() -> ExitCode {
     let bin_dir = match args.iter().position(|a| a == "--bin-dir").and_then(|i| args.get(i + 1)) {
         Some(dir) => PathBuf::from(dir),
         None => {
-            eprintln!("usage: ops-bench --bin-dir <release binaries> [--aws-cli <aws>] [--quick | --large]");
+            eprintln!("usage: ops-bench --bin-dir <release binaries> [--aws-cli <aws>] [--quick | --large <GB>]");
             return ExitCode::FAILURE;
         }
     };
     let quick = args.iter().any(|a| a == "--quick");
-    let large = args.iter().any(|a| a == "--large");
+    let large_gb = args.iter().position(|a| a == "--large").and_then(|i| args.get(i + 1)?.parse::<u32>().ok());
+    let large = large_gb.is_some();
     let aws_cli = args.iter().position(|a| a == "--aws-cli").and_then(|i| args.get(i + 1)).map(PathBuf::from);
-    let size = |scale, payload_rows, label, compression| Size {
+    let size = |scale, payload_rows, label: String, compression| Size {
         scale,
         payload_rows,
         label,
@@ -47,13 +48,13 @@ async fn main() -> ExitCode {
         large,
         compression,
     };
-    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB; --large: the backup of 10 GB only.
-    let sizes = if large {
-        vec![size(330, 20_000_000, "10 GB", false)]
+    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB; --large GB: only the backup of GB.
+    let sizes = if let Some(gb) = large_gb {
+        vec![size(33 * gb, 2_000_000 * gb, format!("{gb} GB"), false)]
     } else if quick {
-        vec![size(1, 40_000, "20 MB", false), size(3, 200_000, "100 MB", true)]
+        vec![size(1, 40_000, "20 MB".into(), false), size(3, 200_000, "100 MB".into(), true)]
     } else {
-        vec![size(3, 200_000, "100 MB", false), size(33, 2_000_000, "1 GB", true)]
+        vec![size(3, 200_000, "100 MB".into(), false), size(33, 2_000_000, "1 GB".into(), true)]
     };
     let stack = match Stack::start_async().await {
         Ok(stack) => stack,
@@ -488,7 +489,8 @@ impl Bench {
     /// and restore verification beside a bare `pg_restore` of the same file, each measured in
     /// interleaved rounds (A, B, A, B...) and reported as medians. `size.large`: the backup only.
     async fn backup(&self, size: &Size) -> Result<(), String> {
-        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let Size { scale, payload_rows, rounds, .. } = *size;
+        let label = &size.label;
         let db = format!("bench_s{scale}");
         let generated = self.generate(&self.stack.pg, &db, scale, payload_rows).await?;
         let creds = &generated.creds;
@@ -620,7 +622,8 @@ impl Bench {
     /// pg_dump 17's zstd beside its gzip, bare and through scheduled-backup, on the same
     /// database generated on PostgreSQL 17.
     async fn compression(&self, size: &Size) -> Result<(), String> {
-        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let Size { scale, payload_rows, rounds, .. } = *size;
+        let label = &size.label;
         let pg17 = self.stack.pg17()?;
         let db = format!("bench17_s{scale}");
         let generated = self.generate(pg17, &db, scale, payload_rows).await?;
@@ -667,7 +670,7 @@ impl Bench {
 struct Size {
     scale: u32,
     payload_rows: u32,
-    label: &'static str,
+    label: String,
     rounds: usize,
     /// The backup only, once: no 5 MiB parts, no restore.
     large: bool,

@@ -26,9 +26,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick | --large]
+  bench [--quick | --large [GB]]
                 release binaries against the local stack: the figures in BENCHMARKS.md
-                (--quick: smaller databases; --large: the backup of a 10 GB one)
+                (--quick: smaller databases; --large: only the backup of a 10 GB one, or GB)
   setup         only install the prerequisites
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
@@ -49,8 +49,10 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["ci"] => ci(),
         ["setup"] => setup(),
-        ["bench"] => bench(None),
-        ["bench", size @ ("--quick" | "--large")] => bench(Some(size)),
+        ["bench"] => bench(&[]),
+        ["bench", "--quick"] => bench(&["--quick"]),
+        ["bench", "--large"] => bench(&["--large", "10"]),
+        ["bench", "--large", gb] => bench(&["--large", gb]),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
         ["package"] => package().map(|_| ()),
@@ -499,24 +501,41 @@ fn demo() -> Result<(), String> {
     run(&bin_dir_program(&bin_dir, "demo"), &["--bin-dir", &bin_dir])
 }
 
-fn bench(size: Option<&str>) -> Result<(), String> {
+fn bench(size: &[&str]) -> Result<(), String> {
     step("setup", setup)?;
     let aws = package::aws_cli(&target_dir(), &python())?;
     let aws = aws.to_string_lossy();
     let cargo = cargo();
+    // Other checkouts build release binaries in the same target directory: the ones measured
+    // are copied aside as soon as they are built, so a build elsewhere cannot swap them mid-run.
+    let bin_dir = target_dir().join(format!("bench-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin_dir).map_err(|e| format!("cannot create {}: {e}", bin_dir.display()))?;
+    let copy = |names: &[&str]| {
+        names.iter().try_for_each(|name| {
+            let built = target_dir().join("release").join(name);
+            std::fs::copy(&built, bin_dir.join(name)).map(|_| ()).map_err(|e| format!("{}: {e}", built.display()))
+        })
+    };
     // The functions alone first: built together with the bench, their features would be
     // unified with the test kit's and the binaries would not be the ones that ship.
     let mut build = vec!["build", "--release", "--locked", "--bins"];
     for package in FUNCTIONS {
         build.extend(["-p", package]);
     }
-    step("build the release functions", || run(&cargo, &build))?;
-    step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))?;
-    let bin_dir = target_dir().join("release");
-    let bin_dir = bin_dir.to_string_lossy();
-    let mut args = vec!["--bin-dir", bin_dir.as_ref(), "--aws-cli", aws.as_ref()];
-    args.extend(size);
-    run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
+    let measured = step("build the release functions", || run(&cargo, &build))
+        .and_then(|()| copy(FUNCTIONS))
+        .and_then(|()| {
+            step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))
+        })
+        .and_then(|()| copy(&["ops-bench"]))
+        .and_then(|()| {
+            let bin_dir = bin_dir.to_string_lossy();
+            let mut args = vec!["--bin-dir", bin_dir.as_ref(), "--aws-cli", aws.as_ref()];
+            args.extend(size);
+            run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
+        });
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    measured
 }
 
 const FUNCTIONS: &[&str] =
