@@ -37,7 +37,7 @@ struct ColdOptions {
     before: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large] [--cold-start] \
+const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large <GB>] [--cold-start] \
     [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>] [--aws-cli <aws>]";
 
 #[tokio::main]
@@ -60,9 +60,10 @@ async fn main() -> ExitCode {
     // Only the cold-start section: a quick way to re-measure start-up work.
     let cold_only = args.iter().any(|a| a == "--cold-start");
     let quick = args.iter().any(|a| a == "--quick");
-    let large = args.iter().any(|a| a == "--large");
+    let large_gb = args.iter().position(|a| a == "--large").and_then(|i| args.get(i + 1)?.parse::<u32>().ok());
+    let large = large_gb.is_some();
     let aws_cli = value("--aws-cli");
-    let size = |scale, payload_rows, label, compression| Size {
+    let size = |scale, payload_rows, label: String, compression| Size {
         scale,
         payload_rows,
         label,
@@ -70,13 +71,13 @@ async fn main() -> ExitCode {
         large,
         compression,
     };
-    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB; --large: the backup of 10 GB only.
-    let sizes = if large {
-        vec![size(330, 20_000_000, "10 GB", false)]
+    // --quick: 20 MB and 100 MB instead of 100 MB and 1 GB; --large GB: only the backup of GB.
+    let sizes = if let Some(gb) = large_gb {
+        vec![size(33 * gb, 2_000_000 * gb, format!("{gb} GB"), false)]
     } else if quick {
-        vec![size(1, 40_000, "20 MB", false), size(3, 200_000, "100 MB", true)]
+        vec![size(1, 40_000, "20 MB".into(), false), size(3, 200_000, "100 MB".into(), true)]
     } else {
-        vec![size(3, 200_000, "100 MB", false), size(33, 2_000_000, "1 GB", true)]
+        vec![size(3, 200_000, "100 MB".into(), false), size(33, 2_000_000, "1 GB".into(), true)]
     };
     let stack = match Stack::start_async().await {
         Ok(stack) => stack,
@@ -706,7 +707,8 @@ impl Bench {
     /// and restore verification beside a bare `pg_restore` of the same file, each measured in
     /// interleaved rounds (A, B, A, B...) and reported as medians. `size.large`: the backup only.
     async fn backup(&self, size: &Size) -> Result<(), String> {
-        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let Size { scale, payload_rows, rounds, .. } = *size;
+        let label = &size.label;
         let db = format!("bench_s{scale}");
         let generated = self.generate(&self.stack.pg, &db, scale, payload_rows).await?;
         let creds = &generated.creds;
@@ -838,7 +840,8 @@ impl Bench {
     /// pg_dump 17's zstd beside its gzip, bare and through scheduled-backup, on the same
     /// database generated on PostgreSQL 17.
     async fn compression(&self, size: &Size) -> Result<(), String> {
-        let Size { scale, payload_rows, label, rounds, .. } = *size;
+        let Size { scale, payload_rows, rounds, .. } = *size;
+        let label = &size.label;
         let pg17 = self.stack.pg17()?;
         let db = format!("bench17_s{scale}");
         let generated = self.generate(pg17, &db, scale, payload_rows).await?;
@@ -885,7 +888,7 @@ impl Bench {
 struct Size {
     scale: u32,
     payload_rows: u32,
-    label: &'static str,
+    label: String,
     rounds: usize,
     /// The backup only, once: no 5 MiB parts, no restore.
     large: bool,

@@ -26,12 +26,12 @@ const USAGE: &str = "usage: cargo xtask <command>
   ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick | --large] [--cold-start] [--before DIR]
+  bench [--quick | --large [GB]] [--cold-start] [--before DIR]
                 release binaries against the local stack: the figures in BENCHMARKS.md;
-                --quick: smaller backup databases; --large: the backup of a 10 GB one;
-                --cold-start: only the cold starts (beside a lambda_runtime hello world and
-                the Python anchor, awslambdaric + boto3, pinned); --before: earlier release
-                binaries of the functions, started in the same rounds
+                --quick: smaller backup databases; --large: only the backup of a 10 GB
+                database, or GB; --cold-start: only the cold starts (beside a lambda_runtime
+                hello world and the Python anchor, awslambdaric + boto3, pinned); --before:
+                earlier release binaries of the functions, started in the same rounds
   setup         only install the prerequisites
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
@@ -508,10 +508,14 @@ fn demo() -> Result<(), String> {
 
 fn bench(options: &[&str]) -> Result<(), String> {
     let mut passed = Vec::new();
-    let mut rest = options.iter();
+    let mut rest = options.iter().peekable();
     while let Some(option) = rest.next() {
         match *option {
-            "--quick" | "--large" | "--cold-start" => passed.push(option.to_string()),
+            "--quick" | "--cold-start" => passed.push(option.to_string()),
+            "--large" => {
+                let gb = rest.next_if(|gb| gb.parse::<u32>().is_ok()).unwrap_or(&"10");
+                passed.extend(["--large".to_owned(), gb.to_string()]);
+            }
             "--before" => {
                 let dir = rest.next().ok_or(USAGE)?;
                 let dir = std::fs::canonicalize(dir).map_err(|e| format!("--before {dir}: {e}"))?;
@@ -525,31 +529,48 @@ fn bench(options: &[&str]) -> Result<(), String> {
     let aws = aws.to_string_lossy();
     let python = package::lambda_python(&target_dir(), &python())?;
     let cargo = cargo();
+    // Other checkouts build release binaries in the same target directory: the ones measured
+    // are copied aside as soon as they are built, so a build elsewhere cannot swap them mid-run.
+    let bin_dir = target_dir().join(format!("bench-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin_dir).map_err(|e| format!("cannot create {}: {e}", bin_dir.display()))?;
+    let copy = |names: &[&str]| {
+        names.iter().try_for_each(|name| {
+            let built = target_dir().join("release").join(name);
+            std::fs::copy(&built, bin_dir.join(name)).map(|_| ()).map_err(|e| format!("{}: {e}", built.display()))
+        })
+    };
     // The functions alone first: built together with the bench, their features would be
     // unified with the test kit's and the binaries would not be the ones that ship.
     let mut build = vec!["build", "--release", "--locked", "--bins"];
     for package in FUNCTIONS {
         build.extend(["-p", package]);
     }
-    step("build the release functions", || run(&cargo, &build))?;
-    step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))?;
-    let bin_dir = target_dir().join("release");
-    let bin_dir = bin_dir.to_string_lossy();
-    let python = python.join("python");
-    let handler = workspace().join("benches/python");
-    let (python, handler) = (python.to_string_lossy(), handler.to_string_lossy());
-    let mut args = vec![
-        "--bin-dir",
-        bin_dir.as_ref(),
-        "--python",
-        python.as_ref(),
-        "--python-handler",
-        handler.as_ref(),
-        "--aws-cli",
-        aws.as_ref(),
-    ];
-    args.extend(passed.iter().map(String::as_str));
-    run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
+    let measured = step("build the release functions", || run(&cargo, &build))
+        .and_then(|()| copy(FUNCTIONS))
+        .and_then(|()| {
+            step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))
+        })
+        .and_then(|()| copy(&["ops-bench"]))
+        .and_then(|()| {
+            let bin_dir = bin_dir.to_string_lossy();
+            let python = python.join("python");
+            let handler = workspace().join("benches/python");
+            let (python, handler) = (python.to_string_lossy(), handler.to_string_lossy());
+            let mut args = vec![
+                "--bin-dir",
+                bin_dir.as_ref(),
+                "--python",
+                python.as_ref(),
+                "--python-handler",
+                handler.as_ref(),
+                "--aws-cli",
+                aws.as_ref(),
+            ];
+            args.extend(passed.iter().map(String::as_str));
+            run(&bin_dir_program(&bin_dir, "ops-bench"), &args)
+        });
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    measured
 }
 
 const FUNCTIONS: &[&str] =

@@ -258,19 +258,23 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         }
         report.check("pg_restore succeeds", true, String::new());
         let checks_started = Instant::now();
-        match target.connect(self.config.database_timeout).await {
+        // One connection per restore job: the largest tables are counted side by side.
+        let connections = (0..self.config.restore_jobs.max(1)).map(|_| target.connect(self.config.database_timeout));
+        let connected: Result<Vec<_>, _> = futures::future::join_all(connections).await.into_iter().collect();
+        match connected {
             Err(err) => report.check("restored database accepts connections", false, err.to_string()),
-            Ok(client) => {
-                let mismatches = count_rows(&client, &manifest.tables).await;
+            Ok(clients) => {
+                let mismatches = count_rows(&clients, &manifest.tables).await;
                 let detail = if mismatches.is_empty() {
                     format!("{} tables", manifest.tables.len())
                 } else {
                     mismatches.join(", ")
                 };
                 report.check("row counts match the manifest", mismatches.is_empty(), detail);
+                let client = &clients[0];
                 for query in &self.config.validation_queries {
                     let (passed, detail) =
-                        run_validation(&client, query, manifest.started_at, report.rpo_target_hours).await;
+                        run_validation(client, query, manifest.started_at, report.rpo_target_hours).await;
                     report.check(&query.name, passed, detail);
                 }
             }
@@ -279,27 +283,42 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     }
 }
 
-/// Counts each table's rows in the restored database: the tables whose count differs from the
-/// manifest's (or that cannot be counted), described.
-async fn count_rows(client: &tokio_postgres::Client, tables: &[TableCount]) -> Vec<String> {
-    let mut mismatches = Vec::new();
-    for table in tables {
-        let sql = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&table.schema), quote_ident(&table.table));
-        match client.query_one(&sql, &[]).await {
-            Ok(row) => {
-                let rows: i64 = row.get(0);
-                if rows != table.rows {
-                    mismatches
-                        .push(format!("{}.{}: manifest {}, restored {rows}", table.schema, table.table, table.rows));
-                }
-            }
-            Err(err) => {
-                let problem = ops_shared::postgres::describe(&err);
-                mismatches.push(format!("{}.{}: {problem}", table.schema, table.table));
-            }
+/// Counts each table's rows in the restored database, spread over `clients` (largest tables
+/// first, each to the connection with the fewest rows to count): the tables whose count
+/// differs from the manifest's (or that cannot be counted), described, in the manifest's order.
+async fn count_rows(clients: &[tokio_postgres::Client], tables: &[TableCount]) -> Vec<String> {
+    let mut by_size: Vec<usize> = (0..tables.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(tables[i].rows));
+    let mut shares = vec![(0_i64, Vec::new()); clients.len().max(1)];
+    for i in by_size {
+        if let Some((rows, share)) = shares.iter_mut().min_by_key(|(rows, _)| *rows) {
+            *rows += tables[i].rows;
+            share.push(i);
         }
     }
-    mismatches
+    let counted = clients.iter().zip(&shares).map(|(client, (_, share))| async move {
+        let mut found = Vec::new();
+        for &i in share {
+            found.push((i, count_mismatch(client, &tables[i]).await));
+        }
+        found
+    });
+    let mut found: Vec<_> = futures::future::join_all(counted).await.into_iter().flatten().collect();
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().filter_map(|(_, mismatch)| mismatch).collect()
+}
+
+/// How `table`'s restored row count differs from the manifest's, if it does.
+async fn count_mismatch(client: &tokio_postgres::Client, table: &TableCount) -> Option<String> {
+    let sql = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&table.schema), quote_ident(&table.table));
+    match client.query_one(&sql, &[]).await {
+        Ok(row) => {
+            let rows: i64 = row.get(0);
+            (rows != table.rows)
+                .then(|| format!("{}.{}: manifest {}, restored {rows}", table.schema, table.table, table.rows))
+        }
+        Err(err) => Some(format!("{}.{}: {}", table.schema, table.table, ops_shared::postgres::describe(&err))),
+    }
 }
 
 fn file_name(key: &str) -> &str {
@@ -316,7 +335,7 @@ async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, Verif
 async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) -> Result<(u64, String), VerifyError> {
     let mut body = store.get(key).await?;
     let file = std::fs::File::create(path).map_err(|e| VerifyError::Io(e.to_string()))?;
-    let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || {
         let mut file = std::io::BufWriter::with_capacity(1024 * 1024, file);
         let mut hasher = Sha256::new();
