@@ -14,6 +14,7 @@ pub mod objects;
 pub mod pgtools;
 pub mod phases;
 pub mod postgres;
+pub mod restore;
 pub mod rotation;
 pub mod scrub;
 pub mod secret_versions;

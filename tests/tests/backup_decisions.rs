@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use ops_shared::backup::dump::stream_parts;
+use ops_shared::backup::take::time_budget;
+use ops_shared::backup::{Backup, BackupConfig, BackupError, Compression, Dumped, Plan};
 use ops_shared::backup::{Manifest, TableCount, dump_key, manifest_key};
 use ops_shared::objects::ObjectStore;
+use ops_shared::restore::{Selection, Verifier, VerifierConfig, VerifyError, default_validation_queries};
 use ops_shared::{FunctionError, Scrubber, SecretCache, Severity};
 use ops_testkit::memory::{MemoryObjects, ObjectOp, RecordingAlerts};
-use restore_verifier::{Selection, Verifier, VerifierConfig, VerifyError, default_validation_queries};
-use scheduled_backup::backup::time_budget;
-use scheduled_backup::dump::stream_parts;
-use scheduled_backup::{Backup, BackupConfig, BackupError, Compression, Dumped, Plan};
 use sha2::Digest;
 
 const PREFIX: &str = "backups/";
@@ -247,7 +247,7 @@ async fn the_newest_dump_with_a_manifest_is_tested_and_a_dump_without_one_is_ski
 fn seed(store: &MemoryObjects, database: &str, started_at: DateTime<Utc>, body: &[u8]) -> Manifest {
     let plan = plan(database, started_at, &format!("{}", started_at.timestamp()));
     let streamed =
-        scheduled_backup::dump::Streamed { size: body.len() as u64, sha256: sha256(body), parts: Vec::new() };
+        ops_shared::backup::dump::Streamed { size: body.len() as u64, sha256: sha256(body), parts: Vec::new() };
     let manifest = plan.manifest(Dumped { tables: tables(), streamed, warnings: Vec::new() }, PART);
     store.insert(&manifest.key, body, started_at);
     store.insert(&manifest_key(&manifest.key), serde_json::to_vec(&manifest).expect("json"), started_at);
@@ -361,7 +361,7 @@ async fn an_unreadable_manifest_means_no_test_could_run() {
 
 fn report_of_backup_started(started_at: DateTime<Utc>) -> ops_shared::backup::RestoreReport {
     let plan = plan("app", started_at, "a1");
-    let streamed = scheduled_backup::dump::Streamed { size: 1, sha256: "00".into(), parts: Vec::new() };
+    let streamed = ops_shared::backup::dump::Streamed { size: 1, sha256: "00".into(), parts: Vec::new() };
     let manifest = plan.manifest(Dumped { tables: tables(), streamed, warnings: Vec::new() }, PART);
     let config = verifier_config();
     ops_shared::backup::RestoreReport::new(&manifest, config.rto, config.rpo)

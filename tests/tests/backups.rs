@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ops_shared::backup::{Backup, BackupConfig, BackupError, Compression};
 use ops_shared::backup::{Manifest, manifest_key};
 use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
 use ops_shared::pgtools::{PgTools, Tool};
 use ops_shared::postgres::DbCredentials;
+use ops_shared::restore::{Selection, Verifier, VerifierConfig, default_validation_queries};
 use ops_shared::{Scrubber, SecretCache, Severity, SnsAlertPublisher};
 use ops_testkit::aws::{Aws, Inbox, unique};
 use ops_testkit::names;
 use ops_testkit::pg::{Postgres, Seed};
-use restore_verifier::{Selection, Verifier, VerifierConfig, default_validation_queries};
-use scheduled_backup::{Backup, BackupConfig, BackupError, Compression};
 
 const MIB: usize = 1024 * 1024;
 
@@ -521,7 +521,7 @@ async fn platform_check(f: &Fixture, api_url: String, token: &str) -> String {
     let token_secret = unique("supabase-token");
     f.aws.secrets.create_secret().name(&token_secret).secret_string(token).send().await.expect("token secret");
     let mut config = f.backup_config(&secret);
-    config.supabase = Some(scheduled_backup::config::SupabaseCheck {
+    config.supabase = Some(ops_shared::backup::SupabaseCheck {
         project_ref: "abcdefghijklmnop".into(),
         token_secret_arn: token_secret,
         api_url,
@@ -568,10 +568,10 @@ async fn stale_or_unreadable_platform_backups_warn() {
 }
 
 /// The Supabase-shaped database's checks, as `VALIDATION_QUERIES` would give them.
-fn supabase_checks() -> Vec<restore_verifier::ValidationQuery> {
+fn supabase_checks() -> Vec<ops_shared::restore::ValidationQuery> {
     ops_testkit::supabase_schema::validation_queries()
         .into_iter()
-        .map(|(name, sql)| restore_verifier::ValidationQuery { name, sql })
+        .map(|(name, sql)| ops_shared::restore::ValidationQuery { name, sql })
         .collect()
 }
 
@@ -626,7 +626,7 @@ async fn a_restore_needing_a_role_the_staging_server_lacks_names_the_role() {
 
     let mut verifier = f.verifier();
     verifier.config.validation_queries =
-        vec![restore_verifier::ValidationQuery { name: "reports".into(), sql: "SELECT true".into() }];
+        vec![ops_shared::restore::ValidationQuery { name: "reports".into(), sql: "SELECT true".into() }];
     let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
     assert!(!report.passed());
     let failure = report.failures.iter().find(|x| x.starts_with("pg_restore succeeds")).expect("pg_restore failed");

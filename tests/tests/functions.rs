@@ -53,26 +53,26 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
         ),
     )
     .await;
-    let backup_config = scheduled_backup::BackupConfig::from_env(&env).expect("backup config");
+    let backup_config = ops_shared::backup::BackupConfig::from_env(&env).expect("backup config");
     assert_refuses(
         "scheduled-backup",
-        scheduled_backup::Backup {
+        scheduled_backup::BackupFunction(ops_shared::backup::Backup {
             store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
             alerts: alerts.clone(),
             secrets: Arc::clone(&secrets),
             http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
             config: backup_config,
-        },
+        }),
     )
     .await;
     assert_refuses(
         "restore-verifier",
-        restore_verifier::Verifier {
+        restore_verifier::VerifierFunction(ops_shared::restore::Verifier {
             store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
             alerts: alerts.clone(),
             secrets: Arc::clone(&secrets),
-            config: restore_verifier::VerifierConfig::from_env(&env).expect("verifier config"),
-        },
+            config: ops_shared::restore::VerifierConfig::from_env(&env).expect("verifier config"),
+        }),
     )
     .await;
     let health_env =
@@ -121,14 +121,14 @@ fn each_function_configuration_error_names_its_variable() {
         assert_eq!(err.var(), Some(var));
         assert!(err.to_string().contains(var));
     };
-    named(scheduled_backup::BackupConfig::from_env(&without("DATABASE_SECRET_ARN")).map(drop), "DATABASE_SECRET_ARN");
-    named(scheduled_backup::BackupConfig::from_env(&with("PART_SIZE_MIB", "2")).map(drop), "PART_SIZE_MIB");
+    named(ops_shared::backup::BackupConfig::from_env(&without("DATABASE_SECRET_ARN")).map(drop), "DATABASE_SECRET_ARN");
+    named(ops_shared::backup::BackupConfig::from_env(&with("PART_SIZE_MIB", "2")).map(drop), "PART_SIZE_MIB");
     named(
-        restore_verifier::VerifierConfig::from_env(&without("STAGING_DATABASE_SECRET_ARN")).map(drop),
+        ops_shared::restore::VerifierConfig::from_env(&without("STAGING_DATABASE_SECRET_ARN")).map(drop),
         "STAGING_DATABASE_SECRET_ARN",
     );
     named(
-        restore_verifier::VerifierConfig::from_env(&with("VALIDATION_QUERIES", "{}")).map(drop),
+        ops_shared::restore::VerifierConfig::from_env(&with("VALIDATION_QUERIES", "{}")).map(drop),
         "VALIDATION_QUERIES",
     );
     named(health_checker::HealthConfig::from_env(&with("FAILURE_THRESHOLD", "none")).map(drop), "FAILURE_THRESHOLD");

@@ -1,9 +1,6 @@
 //! `restore-verifier`: proves a backup restores. Monthly, or on a manual invoke that names a
-//! backup (`{"backup": "latest" | "random" | "<key>"}`).
-
-pub mod config;
-pub mod error;
-pub mod verify;
+//! backup (`{"backup": "latest" | "random" | "<key>"}`). The restore test itself is
+//! `ops_shared::restore`, which `opsctl restore-test --local` runs too.
 
 use std::sync::Arc;
 
@@ -11,12 +8,9 @@ use lambda_runtime::Context;
 use ops_shared::backup::RestoreReport;
 use ops_shared::events::Trigger;
 use ops_shared::objects::{ObjectStore, S3Objects};
+use ops_shared::restore::{Selection, Verifier, VerifierConfig, VerifyError};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::Deserialize;
-
-pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
-pub use error::VerifyError;
-pub use verify::{Selection, Verifier};
 
 pub const FUNCTION_NAME: &str = "restore-verifier";
 
@@ -29,15 +23,14 @@ pub struct VerifyRequest {
 
 impl From<VerifyRequest> for Selection {
     fn from(request: VerifyRequest) -> Self {
-        match request.backup.as_deref().map(str::trim) {
-            None | Some("") | Some("latest") => Selection::Latest,
-            Some("random") => Selection::Random,
-            Some(key) => Selection::Key(key.to_owned()),
-        }
+        Selection::parse(request.backup.as_deref())
     }
 }
 
-impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Verifier<S, A> {
+/// The function: the restore test behind the Lambda handler.
+pub struct VerifierFunction<S, A>(pub Verifier<S, A>);
+
+impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for VerifierFunction<S, A> {
     type Event = Trigger<VerifyRequest>;
     type Output = RestoreReport;
     type Error = VerifyError;
@@ -47,16 +40,16 @@ impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Verifier<S, A
             Trigger::Schedule(_) => Selection::Latest,
             Trigger::Manual(request) => request.into(),
         };
-        self.run(selection, ops_shared::lambda::deadline(&ctx)).await
+        self.0.run(selection, ops_shared::lambda::deadline(&ctx)).await
     }
 }
 
-pub fn build(startup: Startup) -> Result<Verifier<S3Objects, SnsAlertPublisher>, ConfigError> {
+pub fn build(startup: Startup) -> Result<VerifierFunction<S3Objects, SnsAlertPublisher>, ConfigError> {
     let config = VerifierConfig::from_env(&startup.env)?;
-    Ok(Verifier {
+    Ok(VerifierFunction(Verifier {
         store: S3Objects::new(startup.clients.s3(), config.bucket.clone()),
         alerts: startup.alerts,
         secrets: Arc::clone(&startup.secrets),
         config,
-    })
+    }))
 }

@@ -1,24 +1,16 @@
 //! `scheduled-backup`: `pg_dump` streamed to S3 with a manifest, nightly at 02:00 UTC or on a
 //! manual invoke (`{"label": "pre-deploy"}`); also checks Supabase's own backups are fresh.
-
-pub mod backup;
-pub mod config;
-pub mod dump;
-pub mod error;
-pub mod platform;
+//! The backup itself is `ops_shared::backup`, which `opsctl backup --local` runs too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::Context;
+use ops_shared::backup::{Backup, BackupConfig, BackupError, BackupSummary, valid_label};
 use ops_shared::events::Trigger;
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::Deserialize;
-
-pub use backup::{Backup, BackupSummary, Dumped, Plan};
-pub use config::{BackupConfig, Compression};
-pub use error::BackupError;
 
 pub const FUNCTION_NAME: &str = "scheduled-backup";
 
@@ -30,11 +22,10 @@ pub struct BackupRequest {
     pub label: Option<String>,
 }
 
-fn valid_label(label: &str) -> bool {
-    (1..=40).contains(&label.len()) && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
+/// The function: the backup engine behind the Lambda handler.
+pub struct BackupFunction<S, A>(pub Backup<S, A>);
 
-impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Backup<S, A> {
+impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for BackupFunction<S, A> {
     type Event = Trigger<BackupRequest>;
     type Output = BackupSummary;
     type Error = BackupError;
@@ -51,19 +42,19 @@ impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for Backup<S, A> 
                 "label {label:?} must be 1-40 letters, digits, '-' or '_'"
             )));
         }
-        self.run(label, ops_shared::lambda::deadline(&ctx)).await.map(|(_, summary)| summary)
+        self.0.run(label, ops_shared::lambda::deadline(&ctx)).await.map(|(_, summary)| summary)
     }
 }
 
 /// Wires the function from the start-up state.
-pub fn build(startup: Startup) -> Result<Backup<S3Objects, SnsAlertPublisher>, ConfigError> {
+pub fn build(startup: Startup) -> Result<BackupFunction<S3Objects, SnsAlertPublisher>, ConfigError> {
     let config = BackupConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(10)))?;
-    Ok(Backup {
+    Ok(BackupFunction(Backup {
         store: S3Objects::new(startup.clients.s3(), config.bucket.clone()),
         alerts: startup.alerts,
         secrets: Arc::clone(&startup.secrets),
         http,
         config,
-    })
+    }))
 }

@@ -1,8 +1,8 @@
-use ops_shared::FunctionError;
-use ops_shared::objects::ObjectError;
-use ops_shared::pgtools::ToolsError;
-use ops_shared::postgres::DbError;
-use ops_shared::secrets::SecretError;
+use crate::FunctionError;
+use crate::objects::ObjectError;
+use crate::pgtools::ToolsError;
+use crate::postgres::DbError;
+use crate::secrets::SecretError;
 
 /// Why a restore test could not be run at all. A backup that restores but fails its checks
 /// is not an error here: it is a failed report.

@@ -3,17 +3,17 @@
 
 use std::process::Stdio;
 
+use crate::backup::TableCount;
+use crate::objects::{ObjectStore, UploadedPart};
+use crate::pgtools::PgTool;
+use crate::postgres::{DbCredentials, DbError, quote_ident};
 use bytes::BytesMut;
-use ops_shared::backup::TableCount;
-use ops_shared::objects::{ObjectStore, UploadedPart};
-use ops_shared::pgtools::PgTool;
-use ops_shared::postgres::{DbCredentials, DbError, quote_ident};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_postgres::Client;
 
-use crate::backup::Plan;
-use crate::error::BackupError;
+use super::error::BackupError;
+use super::take::Plan;
 
 /// S3 allows at most this many parts in one upload.
 pub const MAX_PARTS: u32 = 10_000;

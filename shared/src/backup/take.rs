@@ -3,20 +3,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::{Manifest, TableCount, dump_key, manifest_key};
+use crate::alert::{Alert, AlertSink, Severity};
+use crate::objects::ObjectStore;
+use crate::pgtools::{PgTool, PgTools, Tool};
+use crate::postgres::{DbCredentials, connect_with_secret, server_version};
+use crate::telemetry::{Metrics, Unit};
+use crate::{FunctionError, SecretCache};
 use chrono::{DateTime, Utc};
-use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{Manifest, TableCount, dump_key, manifest_key};
-use ops_shared::objects::ObjectStore;
-use ops_shared::pgtools::{PgTool, PgTools, Tool};
-use ops_shared::postgres::{DbCredentials, connect_with_secret, server_version};
-use ops_shared::telemetry::{Metrics, Unit};
-use ops_shared::{FunctionError, SecretCache};
 use serde::Serialize;
 
-use crate::config::{BackupConfig, Compression};
-use crate::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
-use crate::error::BackupError;
-use crate::platform::{is_fresh, latest_platform_backup};
+use super::config::{BackupConfig, Compression};
+use super::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
+use super::error::BackupError;
+use super::platform::{is_fresh, latest_platform_backup};
 
 pub const SOURCE: &str = "scheduled-backup";
 
@@ -87,6 +87,11 @@ impl Plan {
             warnings: dumped.warnings,
         }
     }
+}
+
+/// Whether `label` may name a backup: it becomes part of the object key.
+pub fn valid_label(label: &str) -> bool {
+    (1..=40).contains(&label.len()) && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The database to back up, and the pg_dump that suits its server.

@@ -1,5 +1,15 @@
-//! What a backup is on S3: the object layout and the manifest written beside each dump, shared
-//! by the function that writes backups and the one that restores them.
+//! What a backup is on S3 (the object layout and the manifest written beside each dump) and
+//! the engine that takes one, shared by the functions and `opsctl`.
+
+pub mod config;
+pub mod dump;
+pub mod error;
+pub mod platform;
+pub mod take;
+
+pub use config::{BackupConfig, Compression, SupabaseCheck};
+pub use error::BackupError;
+pub use take::{Backup, BackupSummary, Dumped, Plan, valid_label};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

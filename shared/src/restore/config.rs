@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ops_shared::{ConfigError, Env};
+use crate::{ConfigError, Env};
 use serde::{Deserialize, Serialize};
 
 /// A check run against the restored database; it must return one boolean, true when healthy.
@@ -29,7 +29,7 @@ pub struct VerifierConfig {
     pub bucket: String,
     pub prefix: String,
     pub staging_secret_arn: String,
-    /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `ops_shared::pgtools`).
+    /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `crate::pgtools`).
     pub pg_tools_dir: String,
     pub rto: Duration,
     pub rpo: Duration,
@@ -52,7 +52,7 @@ impl VerifierConfig {
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: env.or("BACKUP_PREFIX", "backups/"),
             staging_secret_arn: env.required("STAGING_DATABASE_SECRET_ARN")?,
-            pg_tools_dir: env.or("PG_TOOLS_DIR", ops_shared::pgtools::DEFAULT_DIR),
+            pg_tools_dir: env.or("PG_TOOLS_DIR", crate::pgtools::DEFAULT_DIR),
             rto: Duration::from_secs(env.parse_in_range("RTO_MINUTES", 30_u64, 1..=24 * 60)? * 60),
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),
             validation_queries,

@@ -7,18 +7,18 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::alert::{Alert, AlertSink, Severity};
+use crate::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport, TableCount, manifest_key, normalise_prefix};
+use crate::objects::{Bytes, ObjectStore};
+use crate::pgtools::{PgTool, PgTools, Tool, major_of};
+use crate::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
+use crate::telemetry::{Metrics, Unit};
+use crate::{FunctionError, SecretCache};
 use chrono::{DateTime, Utc};
-use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport, TableCount, manifest_key, normalise_prefix};
-use ops_shared::objects::{Bytes, ObjectStore};
-use ops_shared::pgtools::{PgTool, PgTools, Tool, major_of};
-use ops_shared::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
-use ops_shared::telemetry::{Metrics, Unit};
-use ops_shared::{FunctionError, SecretCache};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ValidationQuery, VerifierConfig};
-use crate::error::VerifyError;
+use super::config::{ValidationQuery, VerifierConfig};
+use super::error::VerifyError;
 
 pub const SOURCE: &str = "restore-verifier";
 
@@ -27,6 +27,17 @@ pub enum Selection {
     Latest,
     Random,
     Key(String),
+}
+
+impl Selection {
+    /// `latest` (also empty or absent), `random`, or a backup's key.
+    pub fn parse(text: Option<&str>) -> Selection {
+        match text.map(str::trim) {
+            None | Some("") | Some("latest") => Selection::Latest,
+            Some("random") => Selection::Random,
+            Some(key) => Selection::Key(key.to_owned()),
+        }
+    }
 }
 
 pub struct Verifier<S, A> {
@@ -233,10 +244,9 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
             admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await;
         report.scratch_dropped = dropped.is_ok();
         if let Err(err) = dropped {
-            report.failures.push(format!(
-                "scratch database {scratch} could not be dropped: {}",
-                ops_shared::postgres::describe(&err)
-            ));
+            report
+                .failures
+                .push(format!("scratch database {scratch} could not be dropped: {}", crate::postgres::describe(&err)));
         }
         Ok(())
     }
@@ -317,7 +327,7 @@ async fn count_mismatch(client: &tokio_postgres::Client, table: &TableCount) -> 
             (rows != table.rows)
                 .then(|| format!("{}.{}: manifest {}, restored {rows}", table.schema, table.table, table.rows))
         }
-        Err(err) => Some(format!("{}.{}: {}", table.schema, table.table, ops_shared::postgres::describe(&err))),
+        Err(err) => Some(format!("{}.{}: {}", table.schema, table.table, crate::postgres::describe(&err))),
     }
 }
 
@@ -417,7 +427,7 @@ pub async fn pg_restore(
         ),
         None => String::new(),
     };
-    Err(format!("{cause}{program} exited {}: {}", output.status, ops_shared::alert::cut_at_char(stderr.trim(), 4000)))
+    Err(format!("{cause}{program} exited {}: {}", output.status, crate::alert::cut_at_char(stderr.trim(), 4000)))
 }
 
 /// The role named in `role "<name>" does not exist`, PostgreSQL's message for a missing role.
@@ -444,7 +454,7 @@ async fn run_validation(
             Ok(None) => (false, "returned NULL".to_owned()),
             Err(_) => (false, "did not return a boolean".to_owned()),
         },
-        Err(err) => (false, ops_shared::postgres::describe(&err)),
+        Err(err) => (false, crate::postgres::describe(&err)),
     }
 }
 
