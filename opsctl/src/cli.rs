@@ -1,5 +1,5 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | dr … |
-//! sentry apply`.
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | backup |
+//! restore-test | dr … | sentry apply`.
 
 use clap::{Parser, Subcommand};
 
@@ -41,7 +41,31 @@ pub enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Disaster recovery: stop and allow writes, judge the backups against the live database
+    /// Take a backup now (a pre-deploy backup, say): the backup function, or this process
+    #[command(after_help = EXIT_CODES)]
+    Backup {
+        /// Label of the backup, part of its key (1-40 letters, digits, '-' or '_')
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        /// Wait for the backup and its manifest (always so with --local)
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a restore test now: the restore-verifier function, or this process
+    #[command(name = "restore-test", after_help = EXIT_CODES)]
+    RestoreTest {
+        /// latest, random, or a backup's key
+        #[arg(long, value_name = "KEY", default_value = "latest")]
+        backup: String,
+        /// Wait for the report (always so with --local)
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Disaster recovery: stop and allow writes, judge the backups, restore one
     Dr {
         #[command(subcommand)]
         command: DrCommand,
@@ -65,6 +89,20 @@ pub struct StackArgs {
     /// Print JSON instead of the table
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where a backup or a restore test runs.
+#[derive(Debug, Clone, clap::Args, PartialEq, Eq)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Run in this process with the function's own code instead of invoking the function: for
+    /// a database too large for Lambda's 15 minutes, or a stack without the function
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: where pg_dump and pg_restore are, as <dir>/<major>/bin/
+    #[arg(long, value_name = "DIR", default_value = crate::on_demand::DEFAULT_PG_TOOLS)]
+    pub pg_tools: String,
 }
 
 #[derive(Debug, Subcommand, PartialEq, Eq)]
@@ -94,6 +132,28 @@ pub enum DrCommand {
     Assess {
         #[command(flatten)]
         stack: StackArgs,
+    },
+    /// Restore a backup into a database: safety backup first, checksums, parallel restore,
+    /// row counts, validation queries, health checks, one alert
+    #[command(after_help = EXIT_CODES)]
+    Restore {
+        /// The backup's key (opsctl backups lists them)
+        #[arg(long, value_name = "KEY")]
+        backup: String,
+        /// The secret (name or ARN) of the database to restore into
+        #[arg(long, value_name = "SECRET")]
+        target: String,
+        /// The target's database name: the restore replaces what it holds
+        #[arg(long, value_name = "DATABASE")]
+        confirm: Option<String>,
+        /// A URL that must answer 2xx after the restore (the app's health endpoint); repeatable
+        #[arg(long = "health-url", value_name = "URL")]
+        health_urls: Vec<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Where pg_dump and pg_restore are, as <dir>/<major>/bin/
+        #[arg(long, value_name = "DIR", default_value = crate::on_demand::DEFAULT_PG_TOOLS)]
+        pg_tools: String,
     },
 }
 
@@ -138,14 +198,37 @@ mod tests {
         let cli = parse(&["status", "--json", "--bucket", "b"]).expect("status");
         let stack = StackArgs { prefix: "cineview".into(), bucket: Some("b".into()), json: true };
         assert_eq!(cli.command, Command::Status { stack });
+        let cli = parse(&["backup", "--label", "pre-deploy", "--wait"]).expect("backup");
+        let Command::Backup { label, wait, run } = cli.command else { panic!("backup") };
+        assert_eq!(
+            (label.as_deref(), wait, run.local, run.pg_tools.as_str()),
+            (Some("pre-deploy"), true, false, "/usr/lib/postgresql")
+        );
+        let cli = parse(&["restore-test", "--local", "--json"]).expect("restore-test");
+        let Command::RestoreTest { backup, run, .. } = cli.command else { panic!("restore-test") };
+        assert_eq!((backup.as_str(), run.local, run.stack.json), ("latest", true, true));
+        let cli =
+            parse(&["dr", "restore", "--backup", "k", "--target", "t", "--confirm", "postgres"]).expect("restore");
+        let Command::Dr { command: DrCommand::Restore { confirm, health_urls, .. } } = cli.command else {
+            panic!("dr restore")
+        };
+        assert_eq!((confirm.as_deref(), health_urls.len()), (Some("postgres"), 0));
         let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
     }
 
     #[test]
     fn usage_errors_exit_2_and_help_exits_0() {
-        for wrong in [&[][..], &["nonsense"], &["check-env", "--prefix"], &["sentry"], &["sentry", "apply", "--force"]]
-        {
+        let wrong: [&[&str]; 7] = [
+            &[],
+            &["nonsense"],
+            &["check-env", "--prefix"],
+            &["sentry"],
+            &["sentry", "apply", "--force"],
+            &["dr", "restore", "--backup", "k"],
+            &["backup", "--label"],
+        ];
+        for wrong in wrong {
             let err = parse(wrong).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{wrong:?}: {err}");
         }

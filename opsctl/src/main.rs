@@ -5,7 +5,11 @@ use ops_shared::Env;
 use ops_shared::objects::S3Objects;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::status;
-use opsctl::cli::{Cli, Command, DrCommand, SentryCommand, StackArgs};
+use opsctl::cli::{Cli, Command, DrCommand, RunArgs, SentryCommand, StackArgs};
+use opsctl::dr_restore::{self, RestoreRequest};
+use opsctl::on_demand::{self, Invoked};
+use opsctl::progress::Progress;
+use opsctl::stack::{Reach, Stack};
 use opsctl::{check_env, dr, sentry_rules};
 
 #[tokio::main]
@@ -44,6 +48,12 @@ async fn main() -> ExitCode {
                 Err(err) => failed(&err, dr::DrError::EXIT_CODE),
             }
         }
+        Command::Backup { label, wait, run } => backup(&sdk, &env, &http, label, wait, run).await,
+        Command::RestoreTest { backup, wait, run } => restore_test(&sdk, &env, &http, &backup, wait, run).await,
+        Command::Dr { command: DrCommand::Restore { backup, target, confirm, health_urls, stack, pg_tools } } => {
+            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, health_urls };
+            dr_restore(&sdk, &env, &http, request, stack, &pg_tools).await
+        }
         Command::Dr { command } => disaster_recovery(&sdk, &store, command).await,
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             match sentry_rules::run(&store, &http, &prefix, dry_run).await {
@@ -68,6 +78,7 @@ async fn disaster_recovery(
     let (prefix, json) = match &command {
         DrCommand::Freeze { prefix, json } | DrCommand::Thaw { prefix, json } => (prefix.clone(), *json),
         DrCommand::Assess { stack } => (stack.prefix.clone(), stack.json),
+        DrCommand::Restore { .. } => return ExitCode::from(2),
     };
     let (creds, client) = match dr::connect(store, &format!("{prefix}-database")).await {
         Ok(connected) => connected,
@@ -76,6 +87,7 @@ async fn disaster_recovery(
     let switched = match command {
         DrCommand::Freeze { .. } => dr::freeze(&client, &creds).await,
         DrCommand::Thaw { .. } => dr::thaw(&client, &creds).await,
+        DrCommand::Restore { .. } => return ExitCode::from(2),
         DrCommand::Assess { stack } => {
             let bucket = stack.bucket;
             let objects = match backup_objects(aws, &prefix, bucket).await {
@@ -123,12 +135,137 @@ async fn backup_objects(
 ) -> Result<S3Objects, ExitCode> {
     let bucket = match bucket {
         Some(bucket) => bucket,
-        None => backup_bucket(&aws_sdk_sts::Client::new(sdk), prefix).await.map_err(|err| {
-            eprintln!("opsctl: {err}");
-            ExitCode::from(2)
-        })?,
+        None => discover(sdk, prefix, None).await?.bucket(),
     };
     Ok(S3Objects::new(ops_shared::aws::s3_client(sdk), bucket))
+}
+
+/// The stack named `prefix` in the caller's account.
+async fn discover(sdk: &aws_config::SdkConfig, prefix: &str, bucket: Option<String>) -> Result<Stack, ExitCode> {
+    Stack::discover(sdk, prefix, bucket).await.map_err(|err| {
+        eprintln!("opsctl: {err}");
+        ExitCode::from(2)
+    })
+}
+
+async fn backup(
+    sdk: &aws_config::SdkConfig,
+    env: &Env,
+    http: &reqwest::Client,
+    label: Option<String>,
+    wait: bool,
+    run: RunArgs,
+) -> ExitCode {
+    let json = run.stack.json;
+    let stack = match discover(sdk, &run.stack.prefix, run.stack.bucket.clone()).await {
+        Ok(stack) => stack,
+        Err(code) => return code,
+    };
+    let reach = Reach::new(sdk, &stack, http.clone());
+    let progress = Progress::stderr();
+    let taken = if run.local {
+        let database = stack.secret("database");
+        match on_demand::backup_engine(&reach, &stack, env, &database, &run.pg_tools) {
+            Ok(engine) => progress.phase("taking a backup here", on_demand::backup_here(&engine, label)).await,
+            Err(err) => return failed(&err, 2),
+        }
+    } else {
+        let function = stack.function("scheduled-backup");
+        let payload = serde_json::json!({ "label": label });
+        let lambda = aws_sdk_lambda::Client::new(sdk);
+        let what = format!("invoking {function}");
+        match progress.phase(&what, on_demand::invoke(&lambda, &function, &payload, wait)).await {
+            Ok(Invoked::Finished(summary)) => {
+                on_demand::confirm_manifest(&reach.objects, &function, &summary).await.map(|()| summary)
+            }
+            Ok(started @ Invoked::Started { .. }) => {
+                let text = format!("{function} started; `opsctl backups` shows the backup once it is done\n");
+                return show(json, &started, text, ExitCode::SUCCESS);
+            }
+            Err(err) => Err(err),
+        }
+    };
+    match taken {
+        Ok(summary) => show(json, &summary, on_demand::render_backup(&summary), ExitCode::SUCCESS),
+        Err(err) => failed(&err, err.exit_code()),
+    }
+}
+
+async fn restore_test(
+    sdk: &aws_config::SdkConfig,
+    env: &Env,
+    http: &reqwest::Client,
+    backup: &str,
+    wait: bool,
+    run: RunArgs,
+) -> ExitCode {
+    let json = run.stack.json;
+    let stack = match discover(sdk, &run.stack.prefix, run.stack.bucket.clone()).await {
+        Ok(stack) => stack,
+        Err(code) => return code,
+    };
+    let progress = Progress::stderr();
+    let tested = if run.local {
+        let reach = Reach::new(sdk, &stack, http.clone());
+        let staging = stack.secret("staging-database");
+        match on_demand::verifier_engine(&reach, &stack, env, &staging, &run.pg_tools) {
+            Ok(engine) => {
+                progress.phase("restore test here", on_demand::restore_test_here(&engine, Some(backup))).await
+            }
+            Err(err) => return failed(&err, 2),
+        }
+    } else {
+        let function = stack.function("restore-verifier");
+        let payload = serde_json::json!({ "backup": backup });
+        let lambda = aws_sdk_lambda::Client::new(sdk);
+        let what = format!("invoking {function}");
+        match progress.phase(&what, on_demand::invoke(&lambda, &function, &payload, wait)).await {
+            Ok(Invoked::Finished(report)) => Ok(report),
+            Ok(started @ Invoked::Started { .. }) => {
+                let text = format!("{function} started; `opsctl backups` shows its result once it is done\n");
+                return show(json, &started, text, ExitCode::SUCCESS);
+            }
+            Err(err) => Err(err),
+        }
+    };
+    match tested {
+        Ok(report) => {
+            let code = if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            show(json, &report, on_demand::render_report(&report), code)
+        }
+        Err(err) => failed(&err, err.exit_code()),
+    }
+}
+
+async fn dr_restore(
+    sdk: &aws_config::SdkConfig,
+    env: &Env,
+    http: &reqwest::Client,
+    request: RestoreRequest,
+    stack: StackArgs,
+    pg_tools: &str,
+) -> ExitCode {
+    let json = stack.json;
+    let stack = match discover(sdk, &stack.prefix, stack.bucket).await {
+        Ok(stack) => stack,
+        Err(code) => return code,
+    };
+    let reach = Reach::new(sdk, &stack, http.clone());
+    let target = &request.target_secret;
+    let engines = on_demand::verifier_engine(&reach, &stack, env, target, pg_tools)
+        .and_then(|verifier| Ok((verifier, on_demand::backup_engine(&reach, &stack, env, target, pg_tools)?)));
+    let (verifier, safety) = match engines {
+        Ok(engines) => engines,
+        Err(err) => return failed(&err, 2),
+    };
+    let engines = dr_restore::Engines { verifier: &verifier, safety: &safety, http };
+    match dr_restore::restore(&engines, &request, &Progress::stderr()).await {
+        Ok(outcome) => {
+            let code = ExitCode::from(outcome.exit_code());
+            show(json, &outcome, outcome.render(), code)
+        }
+        Err(err) => failed(&err, err.exit_code()),
+    }
 }
 
 fn show(json: bool, value: &impl serde::Serialize, text: String, code: ExitCode) -> ExitCode {
@@ -168,14 +305,4 @@ async fn status(sdk: &aws_config::SdkConfig, store: &SecretsManagerVersions, sta
     let text = report.render();
     let code = ExitCode::from(report.exit_code());
     show(json, &report, text, code)
-}
-
-/// The stack's backup bucket, `<prefix>-ops-backups-<account id>`, for the caller's account.
-pub async fn backup_bucket(sts: &aws_sdk_sts::Client, prefix: &str) -> Result<String, String> {
-    let identity = sts.get_caller_identity().send().await.map_err(|e| {
-        let detail = ops_shared::aws::describe_sdk_error(&e);
-        format!("cannot tell which AWS account these credentials are for ({detail}): give --bucket")
-    })?;
-    let account = identity.account().ok_or("STS named no account: give --bucket")?;
-    Ok(format!("{prefix}-ops-backups-{account}"))
 }

@@ -49,6 +49,12 @@ impl Env {
         Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
+    /// These settings, with `pairs` set over them.
+    pub fn with<K: Into<String>, V: Into<String>>(mut self, pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        self.vars.extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     /// The value of `var` if set and not blank; surrounding whitespace is trimmed.
     pub fn get(&self, var: &str) -> Option<&str> {
         self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())

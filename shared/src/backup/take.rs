@@ -11,7 +11,7 @@ use crate::postgres::{DbCredentials, connect_with_secret, server_version};
 use crate::telemetry::{Metrics, Unit};
 use crate::{FunctionError, SecretCache};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{BackupConfig, Compression};
 use super::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
@@ -29,7 +29,7 @@ pub struct Backup<S, A> {
 }
 
 /// What the function returns: the manifest's essentials and the platform check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupSummary {
     pub key: String,
     pub backup_id: String,

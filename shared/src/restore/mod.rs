@@ -8,4 +8,4 @@ pub mod verify;
 
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
 pub use error::VerifyError;
-pub use verify::{Selection, Verifier};
+pub use verify::{Selection, Target, Verifier, pick_pg_restore};

@@ -185,7 +185,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     }
 
     /// Downloads the dump to `path` and checks its size and SHA-256 against the manifest.
-    async fn download_and_check(
+    pub async fn download_and_check(
         &self,
         manifest: &Manifest,
         path: &std::path::Path,
@@ -228,7 +228,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         let budget = deadline
             .and_then(|d| d.checked_duration_since(Instant::now()))
             .map(|d| d.saturating_sub(Duration::from_secs(60)));
-        let work = self.restore_and_check(&pg_restore, &target, dump, manifest, report);
+        let work = self.restore_and_check(&pg_restore, &target, dump, manifest, Target::Empty, report);
         let finished = match budget {
             None => {
                 work.await;
@@ -251,16 +251,19 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         Ok(())
     }
 
-    async fn restore_and_check(
+    /// Restores the dump into `target` and checks it: row counts against the manifest, then
+    /// the validation queries; each result lands in `report`.
+    pub async fn restore_and_check(
         &self,
         pg_restore_tool: &PgTool,
         target: &DbCredentials,
         dump: &std::path::Path,
         manifest: &Manifest,
+        kind: Target,
         report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
-        let restored = pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs).await;
+        let restored = pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs, kind).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -380,8 +383,8 @@ async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) 
 }
 
 /// pg_restore of the oldest major that reads the dump (the major of the pg_dump that wrote
-/// it) and suits the staging server (at least its major).
-async fn pick_pg_restore(
+/// it) and suits the server it restores into (at least its major).
+pub async fn pick_pg_restore(
     dir: &str,
     staging: &tokio_postgres::Client,
     manifest: &Manifest,
@@ -391,6 +394,16 @@ async fn pick_pg_restore(
     Ok(PgTools::open(dir)?.pick(Tool::PgRestore, staging_major.max(dump_major))?)
 }
 
+/// What a restore goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A database just created for the test.
+    Empty,
+    /// A database in use (disaster recovery): each object the dump holds is dropped first, and
+    /// the restore writes even while `opsctl dr freeze` makes the database read-only.
+    Existing,
+}
+
 /// `pg_restore` into `target` with `jobs` parallel jobs (one: in a single transaction, which
 /// parallel jobs cannot share), stopping at the first error.
 pub async fn pg_restore(
@@ -398,12 +411,16 @@ pub async fn pg_restore(
     target: &DbCredentials,
     dump: &std::path::Path,
     jobs: u32,
+    kind: Target,
 ) -> Result<(), String> {
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
     let parallel = if jobs > 1 { format!("--jobs={jobs}") } else { "--single-transaction".to_owned() };
-    let output = tool
-        .command()
+    let mut command = tool.command();
+    if kind == Target::Existing {
+        command.args(["--clean", "--if-exists"]).env("PGOPTIONS", "-c default_transaction_read_only=off");
+    }
+    let output = command
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", &parallel])
         .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
         .args(["--dbname", &target.dbname])

@@ -1,0 +1,401 @@
+//! `opsctl dr restore`: a chosen backup restored into the database being recovered. It refuses
+//! without `--confirm <database>`, checks the backup's size and SHA-256 before touching
+//! anything, takes a safety backup of the target (so the restore can be undone), restores with
+//! parallel jobs, runs the row counts, the validation queries and the health checks, and sends
+//! one alert saying what was restored, from when, and how long it took.
+//!
+//! A journal in the bucket (`reports/dr-restores/<database>.json`) records each restore's
+//! phase. A run that finds an unfinished one says so and keeps that run's safety backup: the
+//! target may be half restored by then, and a new safety backup of it would be worthless.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::backup::{Backup, Manifest, RestoreCheck, RestoreReport};
+use ops_shared::objects::ObjectStore;
+use ops_shared::postgres::{DbCredentials, describe};
+use ops_shared::restore::{Selection, Target, Verifier, pick_pg_restore};
+use serde::{Deserialize, Serialize};
+
+use crate::progress::Progress;
+
+pub const SOURCE: &str = "opsctl";
+pub const JOURNAL_PREFIX: &str = "reports/dr-restores/";
+/// The label of the backup taken of the target before it is restored into.
+pub const SAFETY_LABEL: &str = "pre-restore";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to restore where.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub backup_key: String,
+    /// The target database's secret (name or ARN), as the functions store database secrets.
+    pub target_secret: String,
+    /// The target's database name, typed by the operator.
+    pub confirm: Option<String>,
+    /// URLs that must answer 2xx once the database is back (the app's health endpoint).
+    pub health_urls: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("refusing to restore into {database} without --confirm {database}: the restore replaces what it holds")]
+    NotConfirmed { database: String },
+    #[error("--confirm {given:?} is not the target's database name, {database}: nothing was touched")]
+    WrongDatabase { given: String, database: String },
+    #[error("cannot read the target's secret {secret}: {detail}")]
+    TargetSecret { secret: String, detail: String },
+    #[error("cannot reach the target database {database} of {secret}: {detail}; nothing was touched")]
+    Unreachable { secret: String, database: String, detail: String },
+    #[error("cannot use backup {key}: {detail}")]
+    Backup { key: String, detail: String },
+    #[error("backup {key} does not match its manifest ({detail}); nothing was touched: pick another backup")]
+    Corrupt { key: String, detail: String },
+    #[error("the safety backup of {database} failed, so nothing was restored: {detail}")]
+    SafetyBackup { database: String, detail: String },
+    #[error("cannot record the restore's progress under {key}: {detail}")]
+    Journal { key: String, detail: String },
+}
+
+impl RestoreError {
+    /// 1 when the backup or the safety backup failed (a problem found), 2 for a refusal or no
+    /// access.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RestoreError::Corrupt { .. } | RestoreError::SafetyBackup { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The safety backup exists; the restore started and has not finished.
+    Restoring,
+    /// The restore ran and every check passed.
+    Finished,
+    /// The restore ran and something failed: the database may be partly restored.
+    Failed,
+}
+
+/// One target's restore journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    pub database: String,
+    pub backup_key: String,
+    pub safety_backup_key: String,
+    pub phase: Phase,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+pub fn journal_key(database: &str) -> String {
+    format!("{JOURNAL_PREFIX}{database}.json")
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreOutcome {
+    pub database: String,
+    pub backup_key: String,
+    pub backup_started_at: DateTime<Utc>,
+    pub backup_age_hours: f64,
+    /// The backup of what the target held before: restoring it undoes this restore.
+    pub safety_backup_key: String,
+    /// The unfinished restore this run took over from, if any.
+    pub resumed: Option<String>,
+    pub jobs: u32,
+    pub download_ms: u64,
+    pub restore_ms: u64,
+    pub checks_ms: u64,
+    /// Download, checks of the bytes, restore, row counts, validation and health checks.
+    pub rto_ms: u64,
+    pub checks: Vec<RestoreCheck>,
+    pub failures: Vec<String>,
+    pub passed: bool,
+    pub journal_key: String,
+    /// Whether the alert reached the alert topic (else why not).
+    pub alert: String,
+}
+
+impl RestoreOutcome {
+    pub fn exit_code(&self) -> u8 {
+        if self.passed { 0 } else { 1 }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(resumed) = &self.resumed {
+            out.push_str(&format!("Resumed: {resumed}\n"));
+        }
+        out.push_str(&format!(
+            "{} {} from {} (taken {}, {:.1} h ago)\n",
+            if self.passed { "Restored" } else { "Restore FAILED:" },
+            self.database,
+            self.backup_key,
+            self.backup_started_at.format("%Y-%m-%d %H:%M UTC"),
+            self.backup_age_hours
+        ));
+        out.push_str(&format!(
+            "RTO {:.1} s: download {:.1} s, restore {:.1} s ({} jobs), checks {:.1} s\n",
+            self.rto_ms as f64 / 1000.0,
+            self.download_ms as f64 / 1000.0,
+            self.restore_ms as f64 / 1000.0,
+            self.jobs,
+            self.checks_ms as f64 / 1000.0
+        ));
+        for check in &self.checks {
+            let mark = if check.passed { "ok  " } else { "FAIL" };
+            let detail = if check.detail.is_empty() { String::new() } else { format!(": {}", check.detail) };
+            out.push_str(&format!("  {mark} {}{detail}\n", check.name));
+        }
+        out.push_str(&format!("Undo: opsctl dr restore --backup {} (the safety backup)\n", self.safety_backup_key));
+        out.push_str(&format!("Alert: {}\n", self.alert));
+        if !self.passed {
+            out.push_str("The database may be partly restored: run the same command again to restore again.\n");
+        }
+        out
+    }
+}
+
+/// The engines a restore runs on: the restore engine (bucket, pg_restore, jobs, validation
+/// queries) and the backup engine configured for the target (the safety backup).
+pub struct Engines<'a, S, A> {
+    pub verifier: &'a Verifier<S, A>,
+    pub safety: &'a Backup<S, A>,
+    pub http: &'a reqwest::Client,
+}
+
+/// Restores `request.backup_key` into the target; see the module's description.
+pub async fn restore<S: ObjectStore, A: AlertSink>(
+    engines: &Engines<'_, S, A>,
+    request: &RestoreRequest,
+    progress: &Progress,
+) -> Result<RestoreOutcome, RestoreError> {
+    let verifier = engines.verifier;
+    let target: DbCredentials = verifier
+        .secrets
+        .get_json(&request.target_secret)
+        .await
+        .map_err(|e| RestoreError::TargetSecret { secret: request.target_secret.clone(), detail: e.to_string() })?;
+    let database = target.dbname.clone();
+    match request.confirm.as_deref() {
+        None => return Err(RestoreError::NotConfirmed { database }),
+        Some(given) if given != database => {
+            return Err(RestoreError::WrongDatabase { given: given.to_owned(), database });
+        }
+        Some(_) => {}
+    }
+    let unreachable = |detail: String| RestoreError::Unreachable {
+        secret: request.target_secret.clone(),
+        database: database.clone(),
+        detail,
+    };
+    let client = target.connect(CONNECT_TIMEOUT).await.map_err(|e| unreachable(e.to_string()))?;
+    let backup_error = |detail: String| RestoreError::Backup { key: request.backup_key.clone(), detail };
+    let (_, manifest) =
+        verifier.select(&Selection::Key(request.backup_key.clone())).await.map_err(|e| backup_error(e.to_string()))?;
+    let pg_restore = pick_pg_restore(&verifier.config.pg_tools_dir, &client, &manifest)
+        .await
+        .map_err(|e| backup_error(e.to_string()))?;
+
+    let started = Instant::now();
+    let mut report = RestoreReport::new(&manifest, verifier.config.rto, verifier.config.rpo);
+    let file = tempfile::NamedTempFile::new().map_err(|e| backup_error(format!("no room for the download: {e}")))?;
+    progress
+        .phase(
+            &format!(
+                "downloading {} ({:.1} MB) and checking its SHA-256",
+                manifest.key,
+                manifest.size_bytes as f64 / 1e6
+            ),
+            verifier.download_and_check(&manifest, file.path(), &mut report),
+        )
+        .await
+        .map_err(|e| backup_error(e.to_string()))?;
+    if !report.passed() {
+        let corrupt = RestoreError::Corrupt { key: manifest.key.clone(), detail: report.failures.join("; ") };
+        let alert =
+            Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:dr:{database}"), "A backup failed its checks")
+                .summary(format!("{corrupt}. The backups may be damaged: run a restore test of the others."))
+                .detail("backup_key", manifest.key.clone());
+        publish(verifier, &alert).await;
+        return Err(corrupt);
+    }
+
+    let (safety_backup_key, resumed) = safety_backup(engines, &manifest, &database, progress).await?;
+    let journal = Journal {
+        database: database.clone(),
+        backup_key: manifest.key.clone(),
+        safety_backup_key: safety_backup_key.clone(),
+        phase: Phase::Restoring,
+        started_at: Utc::now(),
+        updated_at: Utc::now(),
+        failures: Vec::new(),
+    };
+    write_journal(&verifier.store, &journal).await?;
+
+    let jobs = verifier.config.restore_jobs;
+    progress
+        .phase(
+            &format!("restoring into {database} with {jobs} jobs, then counting rows and validating"),
+            verifier.restore_and_check(&pg_restore, &target, file.path(), &manifest, Target::Existing, &mut report),
+        )
+        .await;
+    drop(client);
+    if report.checks.iter().any(|c| c.name == "pg_restore succeeds" && c.passed) {
+        let checks_started = Instant::now();
+        health_checks(&target, &request.health_urls, engines.http, &mut report).await;
+        report.checks_ms += checks_started.elapsed().as_millis() as u64;
+    }
+    let rto = started.elapsed();
+    let passed = report.passed();
+    let journal = Journal {
+        phase: if passed { Phase::Finished } else { Phase::Failed },
+        updated_at: Utc::now(),
+        failures: report.failures.clone(),
+        ..journal
+    };
+    write_journal(&verifier.store, &journal).await?;
+
+    let mut outcome = RestoreOutcome {
+        database,
+        backup_key: manifest.key.clone(),
+        backup_started_at: manifest.started_at,
+        backup_age_hours: (Utc::now() - manifest.started_at).num_seconds().max(0) as f64 / 3600.0,
+        safety_backup_key,
+        resumed,
+        jobs,
+        download_ms: report.download_ms,
+        restore_ms: report.restore_ms,
+        checks_ms: report.checks_ms,
+        rto_ms: rto.as_millis() as u64,
+        checks: report.checks,
+        failures: report.failures,
+        passed,
+        journal_key: journal_key(&journal.database),
+        alert: String::new(),
+    };
+    outcome.alert = publish(verifier, &outcome_alert(&outcome)).await;
+    Ok(outcome)
+}
+
+/// The safety backup: taken now, or, when an earlier restore into this database did not
+/// finish, the one that restore took (with a sentence saying so).
+async fn safety_backup<S: ObjectStore, A: AlertSink>(
+    engines: &Engines<'_, S, A>,
+    manifest: &Manifest,
+    database: &str,
+    progress: &Progress,
+) -> Result<(String, Option<String>), RestoreError> {
+    if let Some(earlier) = read_journal(&engines.verifier.store, database).await?
+        && earlier.phase != Phase::Finished
+    {
+        let state = match earlier.phase {
+            Phase::Restoring => "was interrupted",
+            _ => "failed",
+        };
+        let resumed = format!(
+            "the restore of {} into {database} started at {} {state}; its safety backup {} is kept (this run did \
+             not take another of the partly restored database) and {} is restored again",
+            earlier.backup_key,
+            earlier.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            earlier.safety_backup_key,
+            manifest.key
+        );
+        return Ok((earlier.safety_backup_key, Some(resumed)));
+    }
+    let taken = progress
+        .phase(
+            &format!("taking a safety backup of {database}"),
+            engines.safety.run(Some(SAFETY_LABEL.to_owned()), None),
+        )
+        .await;
+    match taken {
+        Ok((safety, _)) => Ok((safety.key, None)),
+        Err(err) => Err(RestoreError::SafetyBackup { database: database.to_owned(), detail: err.to_string() }),
+    }
+}
+
+async fn read_journal(store: &impl ObjectStore, database: &str) -> Result<Option<Journal>, RestoreError> {
+    let key = journal_key(database);
+    let failed = |detail: String| RestoreError::Journal { key: key.clone(), detail };
+    let listed = store.list(&key).await.map_err(|e| failed(e.to_string()))?;
+    if !listed.iter().any(|o| o.key == key) {
+        return Ok(None);
+    }
+    let body = store.get(&key).await.map_err(|e| failed(e.to_string()))?;
+    let body = body.collect().await.map_err(|e| failed(e.to_string()))?;
+    serde_json::from_slice(&body).map(Some).map_err(|e| failed(format!("unreadable: {e}")))
+}
+
+async fn write_journal(store: &impl ObjectStore, journal: &Journal) -> Result<(), RestoreError> {
+    let key = journal_key(&journal.database);
+    let failed = |detail: String| RestoreError::Journal { key: key.clone(), detail };
+    let body = serde_json::to_vec_pretty(journal).map_err(|e| failed(e.to_string()))?;
+    store.put(&key, body, "application/json").await.map_err(|e| failed(e.to_string()))
+}
+
+/// The database answers a new connection, and says whether it takes writes (it does not while
+/// `dr freeze` holds: not a failure, a reminder); each health URL answers 2xx.
+async fn health_checks(target: &DbCredentials, urls: &[String], http: &reqwest::Client, report: &mut RestoreReport) {
+    match target.connect(CONNECT_TIMEOUT).await {
+        Err(err) => report.check("database accepts new connections", false, err.to_string()),
+        Ok(client) => match client.query_one("SHOW default_transaction_read_only", &[]).await {
+            Ok(row) => {
+                let read_only = row.get::<_, String>(0) == "on";
+                let detail =
+                    if read_only { "writes still stopped: opsctl dr thaw when ready" } else { "writes allowed" };
+                report.check("database accepts new connections", true, detail.to_owned());
+            }
+            Err(err) => report.check("database accepts new connections", false, describe(&err)),
+        },
+    }
+    for url in urls {
+        let name = format!("{url} answers");
+        match http.get(url).send().await {
+            Ok(response) if response.status().is_success() => report.check(&name, true, response.status().to_string()),
+            Ok(response) => report.check(&name, false, response.status().to_string()),
+            Err(err) => report.check(&name, false, err.to_string()),
+        }
+    }
+}
+
+/// The runbook's communication step: what was restored, from when, how long it took.
+fn outcome_alert(outcome: &RestoreOutcome) -> Alert {
+    let what = format!(
+        "Backup {} (taken {}, {:.1} h before the restore) was restored into {} in {:.1} min",
+        outcome.backup_key,
+        outcome.backup_started_at.format("%Y-%m-%d %H:%M UTC"),
+        outcome.backup_age_hours,
+        outcome.database,
+        outcome.rto_ms as f64 / 60_000.0
+    );
+    let dedup = format!("{SOURCE}:dr:{}", outcome.database);
+    let alert = if outcome.passed {
+        Alert::new(SOURCE, Severity::Info, dedup, format!("Database restored: {}", outcome.database))
+            .summary(format!("{what}. Row counts, validation queries and health checks passed."))
+    } else {
+        Alert::new(SOURCE, Severity::Critical, dedup, format!("Database restore failed: {}", outcome.database))
+            .summary(format!("{what}, and failed: {}. It may be partly restored.", outcome.failures.join("; ")))
+    };
+    alert
+        .detail("backup_key", outcome.backup_key.clone())
+        .detail("safety_backup_key", outcome.safety_backup_key.clone())
+        .detail("rto_ms", outcome.rto_ms)
+}
+
+/// Publishes `alert`; says whether it went (an unsent alert is reported, never dropped silently).
+async fn publish<S, A: AlertSink>(verifier: &Verifier<S, A>, alert: &Alert) -> String {
+    match verifier.alerts.publish(alert).await {
+        Ok(()) => "sent".to_owned(),
+        Err(err) => {
+            tracing::error!(error = %err, "the restore alert could not be published");
+            format!("NOT sent: {err}")
+        }
+    }
+}
