@@ -834,6 +834,83 @@ impl Bench {
              {restore:.2} s, row counts + queries {checks:.2} s; the rest is start-up, scratch database \
              create and drop\n"
         );
+        self.dr_restore(&pg_restore, file.path(), prefix, key, rounds).await
+    }
+
+    /// `opsctl dr restore` of backup `key` into an empty database (a lost one recreated), run
+    /// with opsctl's library in this process, beside `pg_restore -j2` of the same file into an
+    /// empty database, in interleaved rounds.
+    async fn dr_restore(
+        &self,
+        pg_restore: &PgTool,
+        file: &std::path::Path,
+        prefix: &str,
+        key: &str,
+        rounds: usize,
+    ) -> Result<(), String> {
+        use opsctl::dr_restore::{Engines, RestoreRequest, restore};
+        use opsctl::stack::{Reach, Stack};
+        let stack = Stack {
+            prefix: "bench".into(),
+            account: ops_testkit::names::ACCOUNT_ID.into(),
+            region: ops_testkit::names::REGION.into(),
+            bucket: Some(ops_testkit::names::backup_bucket()),
+        };
+        self.aws.sns.create_topic().name("bench-ops-alerts").send().await.map_err(|e| format!("{e:?}"))?;
+        let http = ops_shared::http::client(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let reach = Reach::new(&self.aws.sdk, &stack, http.clone());
+        let queries = json!([{"name": "accounts exist", "sql": "SELECT count(*) > 0 FROM pgbench_accounts"}]);
+        let env = ops_shared::Env::from_pairs([
+            ("BACKUP_PREFIX", prefix.to_owned()),
+            ("VALIDATION_QUERIES", queries.to_string()),
+            ("RESTORE_JOBS", "2".to_owned()),
+        ]);
+        let tools = self.stack.tools_dir.display().to_string();
+        let (mut bare, mut ours) = (Vec::new(), Vec::new());
+        let mut phases: [Vec<f64>; 4] = Default::default();
+        for _ in 0..rounds {
+            bare.push(self.bare_restore(pg_restore, file, 2).await?);
+            let target = format!("bench_dr_{}", uuid::Uuid::new_v4().simple());
+            self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&target)))?;
+            let secret = format!("bench-dr-{target}");
+            self.secret(&secret, &self.stack.pg.superuser(&target)).await?;
+            let verifier = opsctl::on_demand::verifier_engine(&reach, &stack, &env, &secret, &tools);
+            let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, &secret, &tools);
+            let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
+            let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
+            let request = RestoreRequest {
+                backup_key: key.to_owned(),
+                target_secret: secret,
+                confirm: Some(target.clone()),
+                health_urls: Vec::new(),
+            };
+            let started = Instant::now();
+            let outcome = restore(&engines, &request, &opsctl::progress::Progress::quiet()).await;
+            ours.push(started.elapsed().as_secs_f64());
+            let outcome = outcome.map_err(|e| e.to_string())?;
+            if !outcome.passed {
+                return Err(format!("dr restore failed: {:?}", outcome.failures));
+            }
+            let fields = [outcome.download_ms, outcome.safety_backup_ms, outcome.restore_ms, outcome.checks_ms];
+            for (phase, ms) in phases.iter_mut().zip(fields) {
+                phase.push(ms as f64 / 1000.0);
+            }
+            self.delete(&outcome.safety_backup_key).await?;
+            self.psql("postgres", &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(&target)))?;
+        }
+        let (bare, ours) = (median(&bare), median(&ours));
+        println!("| step | time | vs `pg_restore -j2` |\n|---|---|---|");
+        println!("| `pg_restore -j2` of the same file into an empty database (baseline) | {bare:.2} s | 1.00 |");
+        println!(
+            "| `opsctl dr restore` into an empty database: secret, download, size + SHA-256, safety backup, \
+             `pg_restore --clean --if-exists -j2`, row counts, queries, health, journal, alert | {ours:.2} s | {:.2} |",
+            ours / bare
+        );
+        let [download, safety, restore, checks] = phases.map(|p| median(&p));
+        println!(
+            "\n`opsctl dr restore` by phase: download + size + SHA-256 {download:.2} s, safety backup of the \
+             (empty) target {safety:.2} s, pg_restore {restore:.2} s, row counts + queries + health {checks:.2} s\n"
+        );
         Ok(())
     }
 

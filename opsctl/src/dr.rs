@@ -47,6 +47,12 @@ pub async fn connect(store: &impl SecretVersions, secret: &str) -> Result<(DbCre
         .connect(CONNECT_TIMEOUT)
         .await
         .map_err(|e| DrError::Database { secret: secret.to_owned(), detail: e.to_string() })?;
+    // A session opened while the database is frozen is read-only itself: it could neither
+    // freeze again nor thaw.
+    client
+        .batch_execute("SET default_transaction_read_only = off")
+        .await
+        .map_err(|e| refused("SET default_transaction_read_only", &e))?;
     Ok((creds, client))
 }
 

@@ -110,6 +110,8 @@ pub struct RestoreOutcome {
     pub resumed: Option<String>,
     pub jobs: u32,
     pub download_ms: u64,
+    /// Zero when the safety backup of an earlier, unfinished run is kept.
+    pub safety_backup_ms: u64,
     pub restore_ms: u64,
     pub checks_ms: u64,
     /// Download, checks of the bytes, restore, row counts, validation and health checks.
@@ -141,9 +143,10 @@ impl RestoreOutcome {
             self.backup_age_hours
         ));
         out.push_str(&format!(
-            "RTO {:.1} s: download {:.1} s, restore {:.1} s ({} jobs), checks {:.1} s\n",
+            "RTO {:.1} s: download {:.1} s, safety backup {:.1} s, restore {:.1} s ({} jobs), checks {:.1} s\n",
             self.rto_ms as f64 / 1000.0,
             self.download_ms as f64 / 1000.0,
+            self.safety_backup_ms as f64 / 1000.0,
             self.restore_ms as f64 / 1000.0,
             self.jobs,
             self.checks_ms as f64 / 1000.0
@@ -227,7 +230,9 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         return Err(corrupt);
     }
 
+    let safety_started = Instant::now();
     let (safety_backup_key, resumed) = safety_backup(engines, &manifest, &database, progress).await?;
+    let safety_backup_ms = if resumed.is_some() { 0 } else { safety_started.elapsed().as_millis() as u64 };
     let journal = Journal {
         database: database.clone(),
         backup_key: manifest.key.clone(),
@@ -271,6 +276,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         resumed,
         jobs,
         download_ms: report.download_ms,
+        safety_backup_ms,
         restore_ms: report.restore_ms,
         checks_ms: report.checks_ms,
         rto_ms: rto.as_millis() as u64,

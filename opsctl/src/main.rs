@@ -16,6 +16,9 @@ use opsctl::{check_env, dr, sentry_rules};
 async fn main() -> ExitCode {
     // A usage error exits 2 and --help 0, both from clap.
     let cli = Cli::parse();
+    // The engines opsctl runs record CloudWatch metrics on stdout, where Lambda reads them; here
+    // stdout is the operator's (and `--json`'s).
+    ops_shared::telemetry::silence_metrics();
     let env = Env::from_process();
     let sdk = ops_shared::aws::load_cli_sdk_config(
         cli.region.as_deref(),

@@ -226,8 +226,18 @@ impl Metrics {
 
     /// Writes the record as one line on stdout, where the Lambda log agent picks it up.
     pub fn emit(&self) {
-        println!("{}", self.to_json());
+        if METRICS_ON_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+            println!("{}", self.to_json());
+        }
     }
+}
+
+static METRICS_ON_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Stops metric records from being written: for a process whose stdout is an operator's
+/// (opsctl runs the functions' engines), where no log agent reads them.
+pub fn silence_metrics() {
+    METRICS_ON_STDOUT.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -45,11 +45,14 @@ async fn freeze_stops_writes_and_ends_open_sessions_and_thaw_allows_them_again()
     let refused = insert(&creds).await.expect_err("no writes while frozen");
     assert!(refused.contains("read-only transaction") && refused.contains("25006"), "{refused}");
 
+    // Each opsctl run is a new session, read-only itself once the database is frozen.
+    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect again");
     let again = dr::freeze(&client, &creds_read).await.expect("freeze again");
     assert!(again.read_only && !again.changed, "idempotent: {again:?}");
     let json: Value = serde_json::to_value(&again).expect("json");
     assert_eq!((json["read_only"].as_bool(), json["changed"].as_bool()), (Some(true), Some(false)));
 
+    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect again");
     let thawed = dr::thaw(&client, &creds_read).await.expect("thaw");
     assert!(!thawed.read_only && thawed.changed, "{thawed:?}");
     insert(&creds).await.expect("writes work again");

@@ -58,6 +58,7 @@ async fn main() -> ExitCode {
     demo.gemini_key_rotation().await;
     demo.check_env().await;
     demo.backup_and_verify().await;
+    demo.disaster_recovery_drill().await;
     demo.outage_to_email().await;
     demo.sample_events("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"]).await;
 
@@ -442,8 +443,22 @@ impl Demo {
         if let Err(err) = google.point_runbook_secrets(&self.aws.secrets, ops_testkit::names::PREFIX, &key).await {
             self.problems.push(format!("cannot point the Gemini secret at the stand-in: {err}"));
         }
+        if let Some((_, code)) = self.opsctl(&["check-env"])
+            && code != Some(0)
+        {
+            self.problems.push(format!("check-env found problems (exit {code:?})"));
+        }
+        println!();
+    }
+}
+
+impl Demo {
+    /// Runs `opsctl <args>` against the stack, printing its output indented; its stdout and
+    /// exit code.
+    fn opsctl(&mut self, args: &[&str]) -> Option<(String, Option<i32>)> {
+        println!("  $ opsctl {}", args.join(" "));
         let output = std::process::Command::new(self.bin_dir.join("opsctl"))
-            .arg("check-env")
+            .args(args)
             .env_clear()
             .envs(self.stack.env())
             .env("SENTRY_DSN", "https://publickey@sentry.invalid/1")
@@ -451,14 +466,82 @@ impl Demo {
             .output();
         match output {
             Ok(output) => {
-                for line in String::from_utf8_lossy(&output.stdout).lines() {
-                    println!("  {line}");
+                // Progress (stderr) comes before the result (stdout).
+                for line in String::from_utf8_lossy(&output.stderr).lines() {
+                    println!("    {line}");
                 }
-                if !output.status.success() {
-                    self.problems.push(format!("check-env found problems ({})", output.status));
+                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                if !args.contains(&"--json") {
+                    for line in stdout.lines() {
+                        println!("    {line}");
+                    }
+                }
+                Some((stdout, output.status.code()))
+            }
+            Err(err) => {
+                self.problems.push(format!("cannot run opsctl: {err}"));
+                None
+            }
+        }
+    }
+
+    /// The runbook's disaster recovery, end to end with opsctl: an incident deletes the audit
+    /// log; writes are stopped, the backups judged, the newest restored (safety backup first,
+    /// checks after) and writes allowed again.
+    async fn disaster_recovery_drill(&mut self) {
+        println!("== disaster-recovery drill: freeze, assess, restore, validate, thaw");
+        let app = self.stack.pg.superuser(APP_DATABASE);
+        let count = "SELECT count(*) FROM public.audit_log";
+        // A session of its own per step: the freeze ends every open session of the database.
+        let query = |sql: &'static str| {
+            let app = app.clone();
+            async move {
+                let client = app.connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+                client.batch_execute(sql).await.map_err(|e| ops_shared::postgres::describe(&e))?;
+                match client.query_one(count, &[]).await {
+                    Ok(row) => Ok::<i64, String>(row.get(0)),
+                    Err(err) => Err(ops_shared::postgres::describe(&err)),
                 }
             }
-            Err(err) => self.problems.push(format!("cannot run opsctl: {err}")),
+        };
+        let before = query("SELECT 1").await.unwrap_or(-1);
+        if let Err(err) = query("DELETE FROM public.audit_log").await {
+            self.problems.push(format!("drill: cannot stage the incident: {err}"));
+            return;
+        }
+        println!("  the incident: every row of public.audit_log deleted ({before} rows)");
+        let started = Instant::now();
+        self.opsctl(&["dr", "freeze"]);
+        let assessed = self.opsctl(&["dr", "assess", "--json"]);
+        let assessment = assessed.and_then(|(stdout, _)| serde_json::from_str::<Value>(&stdout).ok());
+        if let Some(advice) = assessment.as_ref().and_then(|a| a["advice"].as_str()) {
+            println!("    advice: {advice}");
+        }
+        let newest = assessment.and_then(|a| a["newest"][0]["key"].as_str().map(str::to_owned));
+        let Some(newest) = newest else {
+            self.problems.push("drill: dr assess named no backup".into());
+            self.opsctl(&["dr", "thaw"]);
+            return;
+        };
+        println!("    newest backup: {newest}");
+        let tools = self.stack.tools_dir.display().to_string();
+        let restore = ["dr", "restore", "--backup", &newest, "--target", ops_testkit::names::DATABASE_SECRET];
+        let restored = self.opsctl(&[&restore[..], &["--confirm", APP_DATABASE, "--pg-tools", &tools]].concat());
+        self.opsctl(&["dr", "thaw"]);
+        let rto = started.elapsed();
+        let after = query("INSERT INTO public.audit_log (action) VALUES ('after the drill')").await;
+        let validated = after.as_ref().is_ok_and(|&rows| rows == before + 1);
+        println!(
+            "  validated: public.audit_log holds its {before} rows again and takes writes: {}",
+            match &after {
+                Ok(rows) if validated => format!("yes ({rows} rows with the new one)"),
+                Ok(rows) => format!("NO ({rows} rows)"),
+                Err(err) => format!("NO ({err})"),
+            }
+        );
+        println!("  drill RTO (freeze to thaw): {:.1} s", rto.as_secs_f64());
+        if restored.is_none_or(|(_, code)| code != Some(0)) || !validated {
+            self.problems.push("the disaster-recovery drill did not restore the database".into());
         }
         println!();
     }
