@@ -43,6 +43,8 @@ const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // opsctl's engines run in this process: their metric records would land in the report.
+    ops_shared::telemetry::silence_metrics();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
     let Some(bin_dir) = value("--bin-dir") else {
         eprintln!("{USAGE}");
@@ -778,6 +780,7 @@ impl Bench {
         println!();
         if !size.large {
             self.restore(&tools, &prefix, &key, rounds).await?;
+            self.dr_restore_into_the_source(&prefix, &key, &generated.secret, &db).await?;
         }
         self.delete(&key).await?;
         self.psql("postgres", &format!("DROP DATABASE {}", quote_ident(&db)))?;
@@ -837,17 +840,15 @@ impl Bench {
         self.dr_restore(&pg_restore, file.path(), prefix, key, rounds).await
     }
 
-    /// `opsctl dr restore` of backup `key` into an empty database (a lost one recreated), run
-    /// with opsctl's library in this process, beside `pg_restore -j2` of the same file into an
-    /// empty database, in interleaved rounds.
-    async fn dr_restore(
+    /// One `opsctl dr restore` of `key` into the database behind `secret`, with opsctl's
+    /// library in this process: its outcome and wall time.
+    async fn opsctl_dr_restore(
         &self,
-        pg_restore: &PgTool,
-        file: &std::path::Path,
         prefix: &str,
         key: &str,
-        rounds: usize,
-    ) -> Result<(), String> {
+        secret: &str,
+        database: &str,
+    ) -> Result<(opsctl::dr_restore::RestoreOutcome, f64), String> {
         use opsctl::dr_restore::{Engines, RestoreRequest, restore};
         use opsctl::stack::{Reach, Stack};
         let stack = Stack {
@@ -866,31 +867,63 @@ impl Bench {
             ("RESTORE_JOBS", "2".to_owned()),
         ]);
         let tools = self.stack.tools_dir.display().to_string();
-        let (mut bare, mut ours) = (Vec::new(), Vec::new());
+        let verifier = opsctl::on_demand::verifier_engine(&reach, &stack, &env, secret, &tools);
+        let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, secret, &tools);
+        let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
+        let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
+        let request = RestoreRequest {
+            backup_key: key.to_owned(),
+            target_secret: secret.to_owned(),
+            confirm: Some(database.to_owned()),
+            health_urls: Vec::new(),
+        };
+        let started = Instant::now();
+        let outcome = restore(&engines, &request, &opsctl::progress::Progress::quiet()).await;
+        let took = started.elapsed().as_secs_f64();
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        if !outcome.passed {
+            return Err(format!("dr restore failed: {:?}", outcome.failures));
+        }
+        Ok((outcome, took))
+    }
+
+    /// `opsctl dr restore` of backup `key` back into the database it was taken from, as after
+    /// an incident that damaged a part of it: the safety backup is then a full backup.
+    async fn dr_restore_into_the_source(&self, prefix: &str, key: &str, secret: &str, db: &str) -> Result<(), String> {
+        let (outcome, took) = self.opsctl_dr_restore(prefix, key, secret, db).await?;
+        println!(
+            "`opsctl dr restore` into the database the backup was taken from (one run): {took:.2} s: download + \
+             size + SHA-256 {:.2} s, safety backup of the full database {:.2} s, pg_restore --clean {:.2} s, \
+             checks {:.2} s\n",
+            outcome.download_ms as f64 / 1000.0,
+            outcome.safety_backup_ms as f64 / 1000.0,
+            outcome.restore_ms as f64 / 1000.0,
+            outcome.checks_ms as f64 / 1000.0
+        );
+        self.delete(&outcome.safety_backup_key).await
+    }
+
+    /// `opsctl dr restore` of backup `key` into an empty database (a lost one recreated), run
+    /// with opsctl's library in this process, beside `pg_restore -j2` of the same file into an
+    /// empty database, in interleaved rounds.
+    async fn dr_restore(
+        &self,
+        pg_restore: &PgTool,
+        file: &std::path::Path,
+        prefix: &str,
+        key: &str,
+        rounds: usize,
+    ) -> Result<(), String> {
         let mut phases: [Vec<f64>; 4] = Default::default();
+        let (mut bare, mut ours) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             bare.push(self.bare_restore(pg_restore, file, 2).await?);
             let target = format!("bench_dr_{}", uuid::Uuid::new_v4().simple());
             self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&target)))?;
             let secret = format!("bench-dr-{target}");
             self.secret(&secret, &self.stack.pg.superuser(&target)).await?;
-            let verifier = opsctl::on_demand::verifier_engine(&reach, &stack, &env, &secret, &tools);
-            let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, &secret, &tools);
-            let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
-            let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
-            let request = RestoreRequest {
-                backup_key: key.to_owned(),
-                target_secret: secret,
-                confirm: Some(target.clone()),
-                health_urls: Vec::new(),
-            };
-            let started = Instant::now();
-            let outcome = restore(&engines, &request, &opsctl::progress::Progress::quiet()).await;
-            ours.push(started.elapsed().as_secs_f64());
-            let outcome = outcome.map_err(|e| e.to_string())?;
-            if !outcome.passed {
-                return Err(format!("dr restore failed: {:?}", outcome.failures));
-            }
+            let (outcome, took) = self.opsctl_dr_restore(prefix, key, &secret, &target).await?;
+            ours.push(took);
             let fields = [outcome.download_ms, outcome.safety_backup_ms, outcome.restore_ms, outcome.checks_ms];
             for (phase, ms) in phases.iter_mut().zip(fields) {
                 phase.push(ms as f64 / 1000.0);

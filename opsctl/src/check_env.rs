@@ -40,14 +40,14 @@ pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
     rotated.chain([req("database", Shape::DatabaseJson), req("sentry-webhook", Shape::PlainString)]).collect()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
     pub secret: String,
     pub rotation: String,
     pub shape: &'static str,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
     pub rows: Vec<Row>,
     pub problems: Vec<String>,

@@ -28,6 +28,9 @@ pub enum Command {
         /// Name prefix of the secrets
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
         prefix: String,
+        /// Print JSON instead of the table
+        #[arg(long)]
+        json: bool,
     },
     /// The runbook's daily checks in one screen: health, backups, secrets, alerts, alarms
     #[command(after_help = EXIT_CODES)]
@@ -186,9 +189,9 @@ mod tests {
     fn commands_and_their_options() {
         Cli::command().debug_assert();
         let cli = parse(&["check-env"]).expect("check-env");
-        assert_eq!(cli.command, Command::CheckEnv { prefix: "cineview".into() });
-        let cli = parse(&["check-env", "--prefix", "staging"]).expect("prefix");
-        assert_eq!(cli.command, Command::CheckEnv { prefix: "staging".into() });
+        assert_eq!(cli.command, Command::CheckEnv { prefix: "cineview".into(), json: false });
+        let cli = parse(&["check-env", "--prefix", "staging", "--json"]).expect("prefix");
+        assert_eq!(cli.command, Command::CheckEnv { prefix: "staging".into(), json: true });
         let cli = parse(&["sentry", "apply", "--dry-run", "--region", "eu-west-1", "--profile", "ops"]).expect("apply");
         assert_eq!(
             cli.command,

@@ -36,10 +36,10 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Command::Status { stack } => status(&sdk, &store, stack).await,
-        Command::CheckEnv { prefix } => {
+        Command::CheckEnv { prefix, json } => {
             let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
-            print!("{}", report.render());
-            if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            let code = if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            show(json, &report, report.render(), code)
         }
         Command::Backups { stack: StackArgs { prefix, bucket, json } } => {
             let objects = match backup_objects(&sdk, &prefix, bucket).await {
@@ -173,24 +173,42 @@ async fn backup(
             Err(err) => return failed(&err, 2),
         }
     } else {
-        let function = stack.function("scheduled-backup");
         let payload = serde_json::json!({ "label": label });
-        let lambda = aws_sdk_lambda::Client::new(sdk);
-        let what = format!("invoking {function}");
-        match progress.phase(&what, on_demand::invoke(&lambda, &function, &payload, wait)).await {
-            Ok(Invoked::Finished(summary)) => {
+        match through_lambda(sdk, &stack, "scheduled-backup", payload, wait, json).await {
+            Ok(Ok(summary)) => {
+                let function = stack.function("scheduled-backup");
                 on_demand::confirm_manifest(&reach.objects, &function, &summary).await.map(|()| summary)
             }
-            Ok(started @ Invoked::Started { .. }) => {
-                let text = format!("{function} started; `opsctl backups` shows the backup once it is done\n");
-                return show(json, &started, text, ExitCode::SUCCESS);
-            }
-            Err(err) => Err(err),
+            Ok(Err(err)) => Err(err),
+            Err(queued) => return queued,
         }
     };
     match taken {
         Ok(summary) => show(json, &summary, on_demand::render_backup(&summary), ExitCode::SUCCESS),
         Err(err) => failed(&err, err.exit_code()),
+    }
+}
+
+/// Runs the stack's `function` through Lambda: its result, or, when it was only queued (no
+/// `--wait`), the exit code after saying so.
+async fn through_lambda<T: serde::de::DeserializeOwned>(
+    sdk: &aws_config::SdkConfig,
+    stack: &Stack,
+    function: &str,
+    payload: serde_json::Value,
+    wait: bool,
+    json: bool,
+) -> Result<Result<T, on_demand::OnDemandError>, ExitCode> {
+    let function = stack.function(function);
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    let what = format!("invoking {function}");
+    match Progress::stderr().phase(&what, on_demand::invoke(&lambda, &function, &payload, wait)).await {
+        Ok(Invoked::Finished(result)) => Ok(Ok(result)),
+        Ok(queued @ Invoked::Started { .. }) => {
+            let text = format!("{function} started; `opsctl backups` shows the result once it is done\n");
+            Err(show(json, &queued, text, ExitCode::SUCCESS))
+        }
+        Err(err) => Ok(Err(err)),
     }
 }
 
@@ -218,17 +236,10 @@ async fn restore_test(
             Err(err) => return failed(&err, 2),
         }
     } else {
-        let function = stack.function("restore-verifier");
         let payload = serde_json::json!({ "backup": backup });
-        let lambda = aws_sdk_lambda::Client::new(sdk);
-        let what = format!("invoking {function}");
-        match progress.phase(&what, on_demand::invoke(&lambda, &function, &payload, wait)).await {
-            Ok(Invoked::Finished(report)) => Ok(report),
-            Ok(started @ Invoked::Started { .. }) => {
-                let text = format!("{function} started; `opsctl backups` shows its result once it is done\n");
-                return show(json, &started, text, ExitCode::SUCCESS);
-            }
-            Err(err) => Err(err),
+        match through_lambda(sdk, &stack, "restore-verifier", payload, wait, json).await {
+            Ok(tested) => tested,
+            Err(queued) => return queued,
         }
     };
     match tested {

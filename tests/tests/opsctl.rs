@@ -37,6 +37,9 @@ async fn check_env_passes_on_a_correct_stack_and_prints_a_table() {
     assert_eq!(report.rows.len(), 5);
     assert!(table.contains(&format!("{prefix}-supabase-service-role")) && table.contains("every 90 days"), "{table}");
     assert!(table.contains("every 180 days (google-api-key)"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).expect("json")).expect("parse");
+    assert_eq!(json["rows"].as_array().map(Vec::len), Some(5));
+    assert_eq!(json["problems"].as_array().map(Vec::len), Some(0));
 }
 
 #[tokio::test]

@@ -550,7 +550,7 @@ fn bench(options: &[&str]) -> Result<(), String> {
         .and_then(|()| {
             step("build the benchmark", || run(&cargo, &["build", "--release", "--locked", "-p", "ops-benches"]))
         })
-        .and_then(|()| copy(&["ops-bench"]))
+        .and_then(|()| copy(&["ops-bench", "hello"]))
         .and_then(|()| {
             let bin_dir = bin_dir.to_string_lossy();
             let python = python.join("python");
