@@ -191,7 +191,7 @@ async fn backup(
 
 /// Runs the stack's `function` through Lambda: its result, or, when it was only queued (no
 /// `--wait`), the exit code after saying so.
-async fn through_lambda<T: serde::de::DeserializeOwned>(
+async fn through_lambda<T: serde::de::DeserializeOwned + serde::Serialize>(
     sdk: &aws_config::SdkConfig,
     stack: &Stack,
     function: &str,
