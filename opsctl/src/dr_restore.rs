@@ -258,14 +258,18 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         report.checks_ms += checks_started.elapsed().as_millis() as u64;
     }
     let rto = started.elapsed();
-    let passed = report.passed();
     let journal = Journal {
-        phase: if passed { Phase::Finished } else { Phase::Failed },
+        phase: if report.passed() { Phase::Finished } else { Phase::Failed },
         updated_at: Utc::now(),
         failures: report.failures.clone(),
         ..journal
     };
-    write_journal(&verifier.store, &journal).await?;
+    // The restore has run: a journal that cannot be closed is a failure to report, and the
+    // alert still goes.
+    if let Err(err) = write_journal(&verifier.store, &journal).await {
+        report.failures.push(format!("{err}; the next run will take this restore for an interrupted one"));
+    }
+    let passed = report.passed();
 
     let mut outcome = RestoreOutcome {
         database,

@@ -236,8 +236,6 @@ async fn dr_restore_brings_the_backup_back_into_a_frozen_database_with_a_safety_
     assert_eq!(outcome.exit_code(), 0);
     assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, audit_rows);
     assert!(op.count("SELECT count(*) FROM public.analyses").await > 0, "the dropped table is back");
-    let counts = outcome.checks.iter().find(|c| c.name == "row counts match the manifest").expect("counts");
-    assert!(counts.passed && counts.detail.contains("3 counted as they loaded"), "parallel jobs: {counts:?}");
     let health = outcome.checks.iter().find(|c| c.name == "database accepts new connections").expect("health");
     assert!(health.passed && health.detail.contains("opsctl dr thaw"), "{health:?}");
 

@@ -263,15 +263,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
-        let jobs = self.config.restore_jobs;
-        // With parallel jobs each table's data commits on its own: a table is counted as soon
-        // as pg_restore says its data is in, while other tables load and indexes build.
-        let (loaded, loaded_names) = tokio::sync::mpsc::unbounded_channel();
-        let timeout = self.config.database_timeout;
-        let (restored, early) = tokio::join!(
-            pg_restore(pg_restore_tool, target, dump, jobs, kind, (jobs > 1).then_some(loaded)),
-            count_as_loaded(target, timeout, &manifest.tables, loaded_names)
-        );
+        let restored = pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs, kind).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -279,21 +271,15 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         }
         report.check("pg_restore succeeds", true, String::new());
         let checks_started = Instant::now();
-        // One connection per restore job: the largest tables left are counted side by side.
-        let connections = (0..jobs.max(1)).map(|_| target.connect(timeout));
+        // One connection per restore job: the largest tables are counted side by side.
+        let connections = (0..self.config.restore_jobs.max(1)).map(|_| target.connect(self.config.database_timeout));
         let connected: Result<Vec<_>, _> = futures::future::join_all(connections).await.into_iter().collect();
         match connected {
             Err(err) => report.check("restored database accepts connections", false, err.to_string()),
             Ok(clients) => {
-                let left: Vec<usize> =
-                    (0..manifest.tables.len()).filter(|i| !early.iter().any(|(counted, _)| counted == i)).collect();
-                let mut counted = count_rows(&clients, &manifest.tables, left).await;
-                let counted_early = early.len();
-                counted.extend(early);
-                counted.sort_by_key(|(i, _)| *i);
-                let mismatches: Vec<String> = counted.into_iter().filter_map(|(_, mismatch)| mismatch).collect();
+                let mismatches = count_rows(&clients, &manifest.tables).await;
                 let detail = if mismatches.is_empty() {
-                    format!("{} tables ({counted_early} counted as they loaded)", manifest.tables.len())
+                    format!("{} tables", manifest.tables.len())
                 } else {
                     mismatches.join(", ")
                 };
@@ -310,41 +296,11 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     }
 }
 
-/// Counts each table pg_restore names as loaded, in the order it names them, on one
-/// connection: (index in `tables`, mismatch) of each counted. A name two schemas share, or a
-/// connection that fails, leaves the table to be counted after the restore.
-async fn count_as_loaded(
-    target: &DbCredentials,
-    timeout: Duration,
-    tables: &[TableCount],
-    mut loaded: tokio::sync::mpsc::UnboundedReceiver<String>,
-) -> Vec<(usize, Option<String>)> {
-    let mut counted = Vec::new();
-    let mut client = None;
-    while let Some(name) = loaded.recv().await {
-        let mut named = tables.iter().enumerate().filter(|(_, t)| t.table == name);
-        let (Some((i, table)), None) = (named.next(), named.next()) else {
-            continue;
-        };
-        if client.is_none() {
-            client = target.connect(timeout).await.ok();
-        }
-        match &client {
-            Some(client) => counted.push((i, count_mismatch(client, table).await)),
-            None => break,
-        }
-    }
-    counted
-}
-
-/// Counts the rows of the tables at `indices`, spread over `clients` (largest tables first,
-/// each to the connection with the fewest rows to count): (index, mismatch) of each.
-async fn count_rows(
-    clients: &[tokio_postgres::Client],
-    tables: &[TableCount],
-    indices: Vec<usize>,
-) -> Vec<(usize, Option<String>)> {
-    let mut by_size = indices;
+/// Counts each table's rows in the restored database, spread over `clients` (largest tables
+/// first, each to the connection with the fewest rows to count): the tables whose count
+/// differs from the manifest's (or that cannot be counted), described, in the manifest's order.
+async fn count_rows(clients: &[tokio_postgres::Client], tables: &[TableCount]) -> Vec<String> {
+    let mut by_size: Vec<usize> = (0..tables.len()).collect();
     by_size.sort_by_key(|&i| std::cmp::Reverse(tables[i].rows));
     let mut shares = vec![(0_i64, Vec::new()); clients.len().max(1)];
     for i in by_size {
@@ -360,7 +316,9 @@ async fn count_rows(
         }
         found
     });
-    futures::future::join_all(counted).await.into_iter().flatten().collect()
+    let mut found: Vec<_> = futures::future::join_all(counted).await.into_iter().flatten().collect();
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().filter_map(|(_, mismatch)| mismatch).collect()
 }
 
 /// How `table`'s restored row count differs from the manifest's, if it does.
@@ -447,17 +405,14 @@ pub enum Target {
 }
 
 /// `pg_restore` into `target` with `jobs` parallel jobs (one: in a single transaction, which
-/// parallel jobs cannot share), stopping at the first error. With `loaded`, it runs verbose
-/// and sends each table's name once pg_restore has finished loading its data.
+/// parallel jobs cannot share), stopping at the first error.
 pub async fn pg_restore(
     tool: &PgTool,
     target: &DbCredentials,
     dump: &std::path::Path,
     jobs: u32,
     kind: Target,
-    loaded: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 ) -> Result<(), String> {
-    use tokio::io::AsyncBufReadExt;
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
     let parallel = if jobs > 1 { format!("--jobs={jobs}") } else { "--single-transaction".to_owned() };
@@ -465,10 +420,7 @@ pub async fn pg_restore(
     if kind == Target::Existing {
         command.args(["--clean", "--if-exists"]).env("PGOPTIONS", "-c default_transaction_read_only=off");
     }
-    if loaded.is_some() {
-        command.arg("--verbose");
-    }
-    let mut child = command
+    let output = command
         .args(["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", &parallel])
         .args(["--host", &target.host, "--port", &target.port.to_string(), "--username", &target.username])
         .args(["--dbname", &target.dbname])
@@ -476,33 +428,15 @@ pub async fn pg_restore(
         .envs(libpq.vars.iter().cloned())
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .spawn()
+        .output()
+        .await
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut problems = String::new();
-    if let Some(stderr) = child.stderr.take() {
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match (loaded_table(&line), &loaded) {
-                (Some(table), Some(loaded)) => {
-                    let _ = loaded.send(table.to_owned());
-                }
-                _ if is_progress(&line) => {}
-                _ if problems.len() < 8000 => {
-                    problems.push_str(&line);
-                    problems.push('\n');
-                }
-                _ => {}
-            }
-        }
-    }
-    let status = child.wait().await.map_err(|e| format!("{program}: {e}"))?;
-    if status.success() {
+    if output.status.success() {
         return Ok(());
     }
-    let cause = match missing_role(&problems) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let cause = match missing_role(&stderr) {
         Some(role) => format!(
             "the staging server has no role {role:?}, which the dump refers to (in a row-level security policy, \
              for one); create the source database's roles on the staging server first (README: \"Staging server \
@@ -510,23 +444,7 @@ pub async fn pg_restore(
         ),
         None => String::new(),
     };
-    Err(format!("{cause}{program} exited {status}: {}", crate::alert::cut_at_char(problems.trim(), 4000)))
-}
-
-/// The table of `pg_restore: finished item <id> TABLE DATA <table>`, the line `--verbose`
-/// prints once a parallel job has committed a table's rows.
-fn loaded_table(line: &str) -> Option<&str> {
-    let rest = line.strip_prefix("pg_restore: finished item ")?;
-    let (_, rest) = rest.split_once(' ')?;
-    rest.strip_prefix("TABLE DATA ")
-}
-
-/// A `--verbose` progress line: `pg_restore: <what it does>`, without the level that errors,
-/// warnings and their details carry.
-fn is_progress(line: &str) -> bool {
-    line.strip_prefix("pg_restore: ").is_some_and(|rest| {
-        !["error:", "warning:", "detail:", "hint:", "fatal:"].iter().any(|level| rest.starts_with(level))
-    })
+    Err(format!("{cause}{program} exited {}: {}", output.status, crate::alert::cut_at_char(stderr.trim(), 4000)))
 }
 
 /// The role named in `role "<name>" does not exist`, PostgreSQL's message for a missing role.
@@ -560,19 +478,6 @@ async fn run_validation(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn verbose_lines_name_loaded_tables_and_keep_errors() {
-        assert_eq!(
-            loaded_table("pg_restore: finished item 3353 TABLE DATA pgbench_accounts"),
-            Some("pgbench_accounts")
-        );
-        assert_eq!(loaded_table("pg_restore: finished item 3360 INDEX pgbench_accounts_pkey"), None);
-        assert_eq!(loaded_table("pg_restore: launching item 3353 TABLE DATA pgbench_accounts"), None);
-        assert!(is_progress("pg_restore: creating TABLE \"public.analyses\""));
-        assert!(!is_progress("pg_restore: error: could not execute query: ERROR:  role \"x\" does not exist"));
-        assert!(!is_progress("Command was: CREATE POLICY p ON t TO x;"));
-    }
 
     #[test]
     fn a_missing_role_is_named() {
