@@ -666,7 +666,7 @@ impl Bench {
 
     /// One restore test by the release binary of backup `key`: the report, time and peak RSS.
     async fn run_verify(&self, prefix: &str, key: &str, jobs: u32) -> Result<(Value, f64, f64), String> {
-        let queries = json!([{"name": "accounts exist", "sql": "SELECT count(*) > 0 FROM pgbench_accounts"}]);
+        let queries = json!([{"name": "accounts exist", "sql": "SELECT EXISTS (SELECT 1 FROM pgbench_accounts)"}]);
         let env = [
             ("BACKUP_PREFIX", prefix.to_owned()),
             ("VALIDATION_QUERIES", queries.to_string()),
@@ -860,7 +860,7 @@ impl Bench {
         self.aws.sns.create_topic().name("bench-ops-alerts").send().await.map_err(|e| format!("{e:?}"))?;
         let http = ops_shared::http::client(Duration::from_secs(10)).map_err(|e| e.to_string())?;
         let reach = Reach::new(&self.aws.sdk, &stack, http.clone());
-        let queries = json!([{"name": "accounts exist", "sql": "SELECT count(*) > 0 FROM pgbench_accounts"}]);
+        let queries = json!([{"name": "accounts exist", "sql": "SELECT EXISTS (SELECT 1 FROM pgbench_accounts)"}]);
         let env = ops_shared::Env::from_pairs([
             ("BACKUP_PREFIX", prefix.to_owned()),
             ("VALIDATION_QUERIES", queries.to_string()),
