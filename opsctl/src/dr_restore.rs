@@ -4,7 +4,7 @@
 //! parallel jobs, runs the row counts, the validation queries and the health checks, and sends
 //! one alert saying what was restored, from when, and how long it took.
 //!
-//! A journal in the bucket (`reports/dr-restores/<database>.json`) records each restore's
+//! A journal in the bucket (`reports/dr-restores/<target secret>.json`) records each restore's
 //! phase. A run that finds an unfinished one says so and keeps that run's safety backup: the
 //! target may be half restored by then, and a new safety backup of it would be worthless.
 
@@ -83,6 +83,9 @@ pub enum Phase {
 /// One target's restore journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
+    /// The target's secret: Supabase names every database `postgres`, so the name alone would
+    /// not tell production's restore from staging's.
+    pub target_secret: String,
     pub database: String,
     pub backup_key: String,
     pub safety_backup_key: String,
@@ -93,8 +96,12 @@ pub struct Journal {
     pub failures: Vec<String>,
 }
 
-pub fn journal_key(database: &str) -> String {
-    format!("{JOURNAL_PREFIX}{database}.json")
+/// `reports/dr-restores/<target secret>.json`, the secret's name or ARN with every character
+/// but letters, digits, `-`, `_` and `.` written as `_`.
+pub fn journal_key(target_secret: &str) -> String {
+    let name: String =
+        target_secret.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    format!("{JOURNAL_PREFIX}{name}.json")
 }
 
 /// What a restore did.
@@ -231,9 +238,10 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     }
 
     let safety_started = Instant::now();
-    let (safety_backup_key, resumed) = safety_backup(engines, &manifest, &database, progress).await?;
+    let (safety_backup_key, resumed) = safety_backup(engines, request, &manifest, &database, progress).await?;
     let safety_backup_ms = if resumed.is_some() { 0 } else { safety_started.elapsed().as_millis() as u64 };
     let journal = Journal {
+        target_secret: request.target_secret.clone(),
         database: database.clone(),
         backup_key: manifest.key.clone(),
         safety_backup_key: safety_backup_key.clone(),
@@ -287,7 +295,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         checks: report.checks,
         failures: report.failures,
         passed,
-        journal_key: journal_key(&journal.database),
+        journal_key: journal_key(&journal.target_secret),
         alert: String::new(),
     };
     outcome.alert = publish(verifier, &outcome_alert(&outcome)).await;
@@ -298,11 +306,12 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
 /// finish, the one that restore took (with a sentence saying so).
 async fn safety_backup<S: ObjectStore, A: AlertSink>(
     engines: &Engines<'_, S, A>,
+    request: &RestoreRequest,
     manifest: &Manifest,
     database: &str,
     progress: &Progress,
 ) -> Result<(String, Option<String>), RestoreError> {
-    if let Some(earlier) = read_journal(&engines.verifier.store, database).await?
+    if let Some(earlier) = read_journal(&engines.verifier.store, &request.target_secret).await?
         && earlier.phase != Phase::Finished
     {
         let state = match earlier.phase {
@@ -331,8 +340,8 @@ async fn safety_backup<S: ObjectStore, A: AlertSink>(
     }
 }
 
-async fn read_journal(store: &impl ObjectStore, database: &str) -> Result<Option<Journal>, RestoreError> {
-    let key = journal_key(database);
+async fn read_journal(store: &impl ObjectStore, target_secret: &str) -> Result<Option<Journal>, RestoreError> {
+    let key = journal_key(target_secret);
     let failed = |detail: String| RestoreError::Journal { key: key.clone(), detail };
     let listed = store.list(&key).await.map_err(|e| failed(e.to_string()))?;
     if !listed.iter().any(|o| o.key == key) {
@@ -344,7 +353,7 @@ async fn read_journal(store: &impl ObjectStore, database: &str) -> Result<Option
 }
 
 async fn write_journal(store: &impl ObjectStore, journal: &Journal) -> Result<(), RestoreError> {
-    let key = journal_key(&journal.database);
+    let key = journal_key(&journal.target_secret);
     let failed = |detail: String| RestoreError::Journal { key: key.clone(), detail };
     let body = serde_json::to_vec_pretty(journal).map_err(|e| failed(e.to_string()))?;
     store.put(&key, body, "application/json").await.map_err(|e| failed(e.to_string()))
@@ -407,5 +416,20 @@ async fn publish<S, A: AlertSink>(verifier: &Verifier<S, A>, alert: &Alert) -> S
             tracing::error!(error = %err, "the restore alert could not be published");
             format!("NOT sent: {err}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_is_named_after_its_target_secret() {
+        assert_eq!(journal_key("cineview-database"), "reports/dr-restores/cineview-database.json");
+        assert_eq!(
+            journal_key("arn:aws:secretsmanager:eu-west-1:123456789012:secret:cineview-staging-database-Ab12Cd"),
+            "reports/dr-restores/arn_aws_secretsmanager_eu-west-1_123456789012_secret_cineview-staging-database-Ab12Cd.json"
+        );
+        assert_ne!(journal_key("prod/postgres"), journal_key("staging/postgres"));
     }
 }

@@ -96,7 +96,7 @@ impl Operator {
     }
 
     async fn journal(&self) -> Option<dr_restore::Journal> {
-        let key = dr_restore::journal_key(&self.production.dbname);
+        let key = dr_restore::journal_key(&self.stack.secret("database"));
         let body = self.reach.objects.get(&key).await.ok()?.collect().await.ok()?;
         serde_json::from_slice(&body).ok()
     }
