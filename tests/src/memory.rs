@@ -403,8 +403,13 @@ struct Bucket {
 }
 
 /// A bucket, shared by its clones: objects, and multipart uploads that become an object when
-/// completed (with S3's checks of the parts listed; part sizes are not checked) or vanish when
-/// aborted. Any call of an operation can be made to fail; what was stored can be read back.
+/// completed or vanish when aborted. Any call of an operation can be made to fail; what was
+/// stored can be read back. The multipart rules follow the Amazon S3 API Reference: UploadPart
+/// (part numbers 1 to 10,000; `NoSuchUpload`), CompleteMultipartUpload (`NoSuchUpload`, parts
+/// listed in ascending order or `InvalidPartOrder`, each part's number and ETag as uploaded or
+/// `InvalidPart`, an empty list `MalformedXML`) and AbortMultipartUpload (`NoSuchUpload`).
+/// Its `EntityTooSmall` (a part under 5 MiB other than the last) is not checked, so tests can
+/// use small parts.
 #[derive(Clone, Default)]
 pub struct MemoryObjects {
     bucket: Arc<Mutex<Bucket>>,
