@@ -17,8 +17,6 @@ pub const DEFAULT_PG_TOOLS: &str = "/usr/lib/postgresql";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OnDemandError {
-    #[error("{0}")]
-    Config(#[from] ConfigError),
     #[error("label {0:?} must be 1-40 letters, digits, '-' or '_'")]
     Label(String),
     #[error("cannot invoke {function}: {detail} (allow lambda:InvokeFunction on it, or run with --local)")]
