@@ -304,15 +304,21 @@ fn package() -> Result<(), String> {
 
 /// checkov (pinned, in a virtual environment of its own) on template.yaml and on the template
 /// SAM deploys from it; offline (no policy metadata from the vendor's platform), failed checks
-/// only (with the lines that failed them), and any of them fails. One file per run: both files
-/// hold resources of the same names, which checkov would otherwise resolve across files.
+/// only (with the lines that failed them), and any of them fails. Each file is scanned from its
+/// own folder, by its bare name: checkov's parser adds the path it was given to every mapping
+/// as `__file__`, and CKV_AWS_45 reads that as a Lambda environment variable, so a checkout
+/// path such as `/check/work/main/target/checkov/template` (40 characters of the AWS secret
+/// key pattern) would fail every function.
 fn checkov() -> Result<(), String> {
     let translated = translated_template()?;
     let args = ["--framework", "cloudformation", "--skip-download", "--quiet", "--file"];
-    let results: Vec<Result<(), String>> = [Path::new("template.yaml"), translated.as_path()]
+    let results: Vec<Result<(), String>> = [workspace().join("template.yaml"), translated]
         .iter()
         .map(|file| {
-            package::checkov(&workspace(), &target_dir(), &python(), &[&args[..], &[&*file.to_string_lossy()]].concat())
+            let (Some(folder), Some(name)) = (file.parent(), file.file_name()) else {
+                return Err(format!("{} is not a file path", file.display()));
+            };
+            package::checkov(folder, &target_dir(), &python(), &[&args[..], &[&*name.to_string_lossy()]].concat())
         })
         .collect();
     results.into_iter().collect()

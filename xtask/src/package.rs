@@ -92,14 +92,14 @@ pub fn sam(workspace: &Path, target_dir: &Path, python: &str, args: &[&str]) -> 
     if status.success() { Ok(()) } else { Err(format!("`sam {}` failed ({status})", args.join(" "))) }
 }
 
-/// `checkov <args>` with the pinned checkov, in the workspace; offline (no update check).
-pub fn checkov(workspace: &Path, target_dir: &Path, python: &str, args: &[&str]) -> Result<(), String> {
+/// `checkov <args>` with the pinned checkov, run in `folder`; offline (no update check).
+pub fn checkov(folder: &Path, target_dir: &Path, python: &str, args: &[&str]) -> Result<(), String> {
     // Asked of the package metadata: `checkov --version` looks for a newer release on PyPI first.
     let probe = ["python", "-c", "import importlib.metadata as m; print(m.version('checkov'))"];
     let bin = venv(target_dir, python, "checkov", &probe, &[CHECKOV])?;
     let status = Command::new(bin.join("checkov"))
         .args(args)
-        .current_dir(workspace)
+        .current_dir(folder)
         .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
         .status()
         .map_err(|e| format!("cannot run checkov: {e}"))?;
