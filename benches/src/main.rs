@@ -893,8 +893,8 @@ impl Bench {
         let (outcome, took) = self.opsctl_dr_restore(prefix, key, secret, db).await?;
         println!(
             "`opsctl dr restore` into the database the backup was taken from (one run): {took:.2} s: download + \
-             size + SHA-256 {:.2} s, safety backup of the full database {:.2} s, pg_restore --clean {:.2} s, \
-             checks {:.2} s\n",
+             size + SHA-256 {:.2} s, beside it the safety backup of the full database {:.2} s, pg_restore --clean \
+             {:.2} s, checks {:.2} s\n",
             outcome.download_ms as f64 / 1000.0,
             outcome.safety_backup_ms as f64 / 1000.0,
             outcome.restore_ms as f64 / 1000.0,
@@ -941,8 +941,9 @@ impl Bench {
         );
         let [download, safety, restore, checks] = phases.map(|p| median(&p));
         println!(
-            "\n`opsctl dr restore` by phase: download + size + SHA-256 {download:.2} s, safety backup of the \
-             (empty) target {safety:.2} s, pg_restore {restore:.2} s, row counts + queries + health {checks:.2} s\n"
+            "\n`opsctl dr restore` by phase: download + size + SHA-256 {download:.2} s, beside it the safety \
+             backup of the (empty) target {safety:.2} s, pg_restore {restore:.2} s, row counts + queries + health \
+             {checks:.2} s\n"
         );
         Ok(())
     }

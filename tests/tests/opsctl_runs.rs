@@ -196,9 +196,35 @@ async fn dr_restore_refuses_a_backup_whose_checksum_fails_before_touching_anythi
     assert!(matches!(err, RestoreError::Corrupt { .. }) && err.exit_code() == 1, "{err}");
     assert!(err.to_string().contains("sha256") && err.to_string().contains("nothing was touched"), "{err}");
     assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, 0, "nothing restored");
-    assert!(op.backups_labelled(dr_restore::SAFETY_LABEL).await.is_empty(), "no safety backup taken");
+    assert!(op.journal().await.is_none(), "no restore started");
+    // The safety backup ran beside the download: it is kept, and the alert names it.
+    let safety = op.backups_labelled(dr_restore::SAFETY_LABEL).await;
+    assert_eq!(safety.len(), 1, "{safety:?}");
     let notes = op.alerts.receive(1, Duration::from_secs(3)).await;
     assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].alert().severity, Severity::Critical);
+    assert!(notes[0].alert().summary.contains(&safety[0].key), "{:?}", notes[0].alert().summary);
+}
+
+#[tokio::test]
+async fn dr_restore_restores_nothing_when_the_safety_backup_fails() {
+    let op = operator("dr-no-safety", Seed::SMALL).await;
+    let backup = op.backup("nightly").await;
+    op.execute("DELETE FROM public.audit_log").await;
+
+    let request = op.request(&backup.key, Some(&op.production.dbname.clone()));
+    let verifier = op.verifier(&request.target_secret);
+    let no_tools = "/nonexistent/pgtools";
+    let safety = on_demand::backup_engine(&op.reach, &op.stack, &Env::default(), &request.target_secret, no_tools);
+    let safety = safety.expect("engine");
+    let engines = Engines { verifier: &verifier, safety: &safety, http: &op.reach.http };
+    let err = dr_restore::restore(&engines, &request, &Progress::quiet()).await.expect_err("no safety backup");
+    assert!(matches!(err, RestoreError::SafetyBackup { .. }) && err.exit_code() == 1, "{err}");
+    assert!(err.to_string().contains(no_tools) && err.to_string().contains("nothing was restored"), "{err}");
+    assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, 0, "nothing restored");
+    assert!(op.journal().await.is_none(), "no restore started");
+    let notes = op.alerts.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1, "the failed backup's own alert");
     assert_eq!(notes[0].alert().severity, Severity::Critical);
 }
 
