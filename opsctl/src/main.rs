@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Status { stack } => status(&sdk, &store, stack).await,
+        Command::Status { stack } => status(&sdk, &store, &http, stack).await,
         Command::CheckEnv { prefix, json } => {
             let report = check_env::check(&store, &http, &env, &check_env::runbook_requirements(&prefix)).await;
             let code = if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
@@ -299,7 +299,12 @@ fn failed(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn status(sdk: &aws_config::SdkConfig, store: &SecretsManagerVersions, stack: StackArgs) -> ExitCode {
+async fn status(
+    sdk: &aws_config::SdkConfig,
+    store: &SecretsManagerVersions,
+    http: &reqwest::Client,
+    stack: StackArgs,
+) -> ExitCode {
     let StackArgs { prefix, bucket, json } = stack;
     let prefix = prefix.as_str();
     let objects = match backup_objects(sdk, prefix, bucket).await {
@@ -310,7 +315,7 @@ async fn status(sdk: &aws_config::SdkConfig, store: &SecretsManagerVersions, sta
         state: &ops_shared::state::DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), format!("{prefix}-ops-state")),
         objects: &objects,
         secrets: store,
-        alarms: &aws_sdk_cloudwatch::Client::new(sdk),
+        alarms: &ops_shared::cloudwatch::CloudWatch::new(sdk, http.clone()),
         prefix,
         backup_prefix: "backups/",
         report_prefix: "reports/restore-tests/",

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod aws;
 pub mod backup;
+pub mod cloudwatch;
 pub mod config;
 pub mod events;
 pub mod health;

@@ -103,7 +103,7 @@ pub struct AlertsLine {
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmLine {
     pub name: String,
     pub reason: String,
@@ -125,28 +125,6 @@ pub struct Status {
 /// The alarms in ALARM whose names start with a prefix.
 pub trait Alarms {
     fn firing(&self, prefix: &str) -> impl Future<Output = Result<Vec<AlarmLine>, String>> + Send;
-}
-
-impl Alarms for aws_sdk_cloudwatch::Client {
-    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
-        let mut lines = Vec::new();
-        let mut pages = self
-            .describe_alarms()
-            .alarm_name_prefix(prefix)
-            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| crate::aws::describe_sdk_error(&e))?;
-            for alarm in page.metric_alarms() {
-                lines.push(AlarmLine {
-                    name: alarm.alarm_name().unwrap_or_default().to_owned(),
-                    reason: alarm.state_reason().unwrap_or_default().to_owned(),
-                });
-            }
-        }
-        Ok(lines)
-    }
 }
 
 /// Where status reads from.

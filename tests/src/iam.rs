@@ -161,17 +161,23 @@ fn allowed_actions(document: &Value) -> Vec<String> {
 const RESOURCE_CHECKED: [&str; 4] = ["s3", "sqs", "iam", "sts"];
 
 /// `document` as moto can evaluate it: statements about other services get `Resource: *`
-/// (moto asks them for `*`, which no narrower pattern matches); actions are untouched.
+/// (moto asks them for `*`, which no narrower pattern matches), and each `cloudwatch:` action
+/// is granted under moto's name for it too. IAM's prefix for CloudWatch is `cloudwatch`
+/// (Service Authorization Reference, "Actions, resources, and condition keys for Amazon
+/// CloudWatch"); moto names the action after the request's signing name, `monitoring`.
 fn for_moto(document: &Value) -> Value {
     let statements: Vec<Value> = statements(document)
         .into_iter()
         .map(|mut statement| {
-            let checked = as_list(&statement["Action"])
-                .iter()
-                .all(|a| RESOURCE_CHECKED.iter().any(|s| a.starts_with(&format!("{s}:"))));
+            let actions = as_list(&statement["Action"]);
+            let checked = actions.iter().all(|a| RESOURCE_CHECKED.iter().any(|s| a.starts_with(&format!("{s}:"))));
             if !checked {
                 statement["Resource"] = json!("*");
             }
+            let signing_names =
+                actions.iter().filter_map(|a| Some(format!("monitoring:{}", a.strip_prefix("cloudwatch:")?)));
+            let actions: Vec<String> = actions.iter().cloned().chain(signing_names).collect();
+            statement["Action"] = json!(actions);
             statement
         })
         .collect();

@@ -1,34 +1,25 @@
 //! `opsctl status` against the local stack: what the functions recorded (health state and
 //! counters, a backup's manifest, a restore report, rotated secrets, alert records) read back
-//! and judged against the runbook's numbers, as text and as JSON. moto (5.2) does not speak
-//! the protocol the CloudWatch SDK uses (Smithy RPC v2 CBOR), so alarms come from a list here.
+//! and judged against the runbook's numbers, as text and as JSON; alarms are put in ALARM in
+//! moto's CloudWatch and read back through its Query API.
 
 use chrono::{Duration, Utc};
 use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use ops_shared::cloudwatch::CloudWatch;
 use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::state::{DynamoState, StateStore};
-use ops_shared::status::{AlarmLine, Alarms, Sources, Status, Verdict, gather};
+use ops_shared::status::{Sources, Status, Verdict, gather};
 use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, unique};
 use serde_json::{Value, json};
-
-/// The stack's alarms in ALARM, as CloudWatch would list them.
-#[derive(Default)]
-struct FiringAlarms(Vec<AlarmLine>);
-
-impl Alarms for FiringAlarms {
-    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
-        Ok(self.0.iter().filter(|a| a.name.starts_with(prefix)).cloned().collect())
-    }
-}
 
 struct Recorded {
     aws: Aws,
     prefix: String,
     state: DynamoState,
     objects: S3Objects,
-    alarms: FiringAlarms,
+    alarms: CloudWatch,
 }
 
 async fn recorded(label: &str) -> Recorded {
@@ -43,7 +34,7 @@ async fn recorded(label: &str) -> Recorded {
     Recorded {
         state: DynamoState::new(aws.dynamodb.clone(), table),
         objects: S3Objects::new(aws.s3.clone(), bucket),
-        alarms: FiringAlarms::default(),
+        alarms: CloudWatch::new(&aws.sdk, ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http")),
         aws,
         prefix,
     }
@@ -94,6 +85,23 @@ impl Recorded {
             "scratch_dropped": true, "checks": [], "failures": [], "report_key": "reports/restore-tests/r.json"});
         let body = serde_json::to_vec(&report).expect("json");
         self.objects.put("reports/restore-tests/r.json", body, "application/json").await.expect("report");
+    }
+
+    /// An alarm on a metric nobody sends, put in ALARM as CloudWatch would after 26 hours.
+    async fn firing_alarm(&self, name: &str, reason: &str) {
+        let alarm = [
+            ("AlarmName", name),
+            ("Namespace", "Ops"),
+            ("MetricName", "BackupSucceeded"),
+            ("Statistic", "Sum"),
+            ("Period", "3600"),
+            ("EvaluationPeriods", "26"),
+            ("Threshold", "1"),
+            ("ComparisonOperator", "LessThanThreshold"),
+        ];
+        self.alarms.call("PutMetricAlarm", &alarm).await.expect("alarm");
+        let state = [("AlarmName", name), ("StateValue", "ALARM"), ("StateReason", reason)];
+        self.alarms.call("SetAlarmState", &state).await.expect("alarm state");
     }
 
     async fn alert(&self, key: &str, severity: Severity, status: AlertStatus) {
@@ -148,7 +156,7 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
 
 #[tokio::test]
 async fn each_broken_number_is_named_with_its_verdict() {
-    let mut r = recorded("status-bad").await;
+    let r = recorded("status-bad").await;
     let now = Utc::now().timestamp();
     let down = TargetState {
         down: true,
@@ -160,15 +168,13 @@ async fn each_broken_number_is_named_with_its_verdict() {
     r.backup(Duration::hours(30)).await;
     r.restore_report("failed", 45).await;
     r.alert("health-checker:app", Severity::Critical, AlertStatus::Firing).await;
-    r.alarms
-        .0
-        .push(AlarmLine { name: format!("{}-backup-missing", r.prefix), reason: "no backup for 26 hours".into() });
-    r.alarms.0.push(AlarmLine { name: "other-stack-backup-missing".into(), reason: "not ours".into() });
+    r.firing_alarm(&format!("{}-backup-missing", r.prefix), "no backup for 26 hours").await;
+    r.firing_alarm(&format!("other-{}-backup-missing", r.prefix), "not ours").await;
 
     let status = r.status().await;
     let text = status.render();
     assert_eq!(status.exit_code(), 1, "{text}");
-    assert!(!text.contains("other-stack"), "only this stack's alarms: {text}");
+    assert!(!text.contains("not ours"), "only this stack's alarms: {text}");
     for expected in [
         "CRITICAL app",
         "DOWN since",
@@ -189,11 +195,14 @@ async fn what_cannot_be_read_is_named_and_exits_2() {
     let r = recorded("status-none").await;
     let missing = S3Objects::new(r.aws.s3.clone(), format!("{}-no-such-bucket", r.prefix));
     let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
+    let closed_port = r.aws.sdk.to_builder().endpoint_url("http://127.0.0.1:9").build();
+    let no_cloudwatch =
+        CloudWatch::new(&closed_port, ops_shared::http::client(std::time::Duration::from_secs(2)).expect("http"));
     let sources = Sources {
         state: &r.state,
         objects: &missing,
         secrets: &secrets,
-        alarms: &r.alarms,
+        alarms: &no_cloudwatch,
         prefix: &r.prefix,
         backup_prefix: "backups/",
         report_prefix: "reports/restore-tests/",
@@ -202,6 +211,13 @@ async fn what_cannot_be_read_is_named_and_exits_2() {
     assert_eq!(status.exit_code(), 2);
     assert!(
         status.unreadable.iter().any(|u| u.starts_with("backups:") && u.contains("s3:ListBucket")),
+        "{:?}",
+        status.unreadable
+    );
+    assert!(
+        status.unreadable.iter().any(|u| u.starts_with("alarms: CloudWatch DescribeAlarms:")
+            && u.contains("127.0.0.1:9")
+            && u.contains("cloudwatch:DescribeAlarms")),
         "{:?}",
         status.unreadable
     );

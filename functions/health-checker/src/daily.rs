@@ -2,6 +2,7 @@
 //! once a day by a scheduled invocation so that nobody has to run the command for it.
 
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
+use ops_shared::cloudwatch::CloudWatch;
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
 use ops_shared::state::StateStore;
@@ -14,7 +15,7 @@ use crate::run::SOURCE;
 /// report runs, once a day, not on every cold start of the health checks.
 pub struct DailyReport {
     pub clients: ops_shared::aws::AwsClients,
-    pub sdk: aws_config::SdkConfig,
+    pub alarms: CloudWatch,
     pub bucket: String,
     /// The stack's name prefix (secrets and alarms).
     pub prefix: String,
@@ -25,11 +26,15 @@ pub struct DailyReport {
 impl DailyReport {
     /// `None` when the stack names no prefix (`NAME_PREFIX`): a deployment without the daily
     /// report. With one, the backup bucket (`BACKUP_BUCKET`) is required.
-    pub fn from_env(env: &Env, startup: &ops_shared::Startup) -> Result<Option<DailyReport>, ConfigError> {
+    pub fn from_env(
+        env: &Env,
+        startup: &ops_shared::Startup,
+        http: reqwest::Client,
+    ) -> Result<Option<DailyReport>, ConfigError> {
         let Some(prefix) = env.get("NAME_PREFIX") else { return Ok(None) };
         Ok(Some(DailyReport {
             clients: startup.clients.clone(),
-            sdk: startup.sdk.clone(),
+            alarms: CloudWatch::new(&startup.sdk, http),
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: prefix.to_owned(),
             backup_prefix: env.or("BACKUP_PREFIX", "backups/"),
@@ -46,12 +51,11 @@ impl DailyReport {
     ) -> Result<Verdict, PublishError> {
         let objects = S3Objects::new(self.clients.s3(), self.bucket.clone());
         let secrets = SecretsManagerVersions::new(self.clients.secrets());
-        let alarms = aws_sdk_cloudwatch::Client::new(&self.sdk);
         let sources = Sources {
             state,
             objects: &objects,
             secrets: &secrets,
-            alarms: &alarms,
+            alarms: &self.alarms,
             prefix: &self.prefix,
             backup_prefix: &self.backup_prefix,
             report_prefix: &self.report_prefix,

@@ -73,9 +73,9 @@ pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublishe
     let config = HealthConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(http_client())?;
     Ok(HealthRun {
+        daily: DailyReport::from_env(&startup.env, &startup, http.clone())?,
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
         state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
-        daily: DailyReport::from_env(&startup.env, &startup)?,
         alerts: startup.alerts,
         config,
     })

@@ -1,0 +1,210 @@
+//! CloudWatch's alarms read through its Query API (Amazon CloudWatch API Reference,
+//! "DescribeAlarms" and "Making API requests": form-encoded POST, SigV4 with the signing name
+//! `monitoring`, XML answers in the `http://monitoring.amazonaws.com/doc/2010-08-01/`
+//! namespace). Two calls do not need a whole SDK client, whose protocol (Smithy RPC v2 CBOR)
+//! the local AWS stand-in cannot answer; the query protocol it can, so the alarms are tested
+//! against it.
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+
+use crate::status::{AlarmLine, Alarms};
+
+const API_VERSION: &str = "2010-08-01";
+const SIGNING_NAME: &str = "monitoring";
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// A signed Query API caller for CloudWatch.
+#[derive(Clone, Debug)]
+pub struct CloudWatch {
+    http: reqwest::Client,
+    endpoint: String,
+    region: Option<String>,
+    credentials: Option<SharedCredentialsProvider>,
+}
+
+impl CloudWatch {
+    /// The region, credentials and endpoint (an override, or the region's public one) of
+    /// `sdk`; a missing region or credentials fail each call, naming what is missing.
+    pub fn new(sdk: &SdkConfig, http: reqwest::Client) -> CloudWatch {
+        let region = sdk.region().map(|r| r.to_string());
+        let endpoint = match (sdk.endpoint_url(), &region) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(region)) if region.starts_with("cn-") => {
+                format!("https://monitoring.{region}.amazonaws.com.cn")
+            }
+            (None, Some(region)) => format!("https://monitoring.{region}.amazonaws.com"),
+            (None, None) => String::new(),
+        };
+        CloudWatch { http, endpoint, region, credentials: sdk.credentials_provider() }
+    }
+
+    /// `action` with `params`; the answer's XML body, or what went wrong, named.
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, String> {
+        let failed = |detail: String| format!("CloudWatch {action}: {detail}");
+        let region = self.region.as_deref().ok_or_else(|| failed("no AWS region configured (AWS_REGION)".into()))?;
+        let provider = self.credentials.as_ref().ok_or_else(|| failed("no AWS credentials configured".into()))?;
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", action)
+            .append_pair("Version", API_VERSION)
+            .extend_pairs(params)
+            .finish();
+
+        let credentials = provider.provide_credentials().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+        let identity = Identity::from(credentials);
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| failed(e.to_string()))?
+            .into();
+        let headers = [("content-type", FORM)];
+        let signable =
+            SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
+                .map_err(|e| failed(format!("endpoint {}: {e}", self.endpoint)))?;
+        let (signature, _) = sign(signable, &params).map_err(|e| failed(e.to_string()))?.into_parts();
+        let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
+        for (name, value) in signature.headers() {
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {}: {}", status.as_u16(), error_of(&text))));
+        }
+        Ok(text)
+    }
+}
+
+impl Alarms for CloudWatch {
+    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
+        let mut lines = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let mut params = vec![("AlarmNamePrefix", prefix), ("StateValue", "ALARM")];
+            if let Some(token) = &next_token {
+                params.push(("NextToken", token));
+            }
+            let page = self.call("DescribeAlarms", &params).await?;
+            let (alarms, token) = parse_describe_alarms(&page)
+                .map_err(|e| format!("CloudWatch DescribeAlarms: unreadable answer ({e})"))?;
+            lines.extend(alarms);
+            match token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(lines),
+            }
+        }
+    }
+}
+
+/// The metric alarms of a `DescribeAlarmsResponse` and its `NextToken`.
+fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), String> {
+    let mut doc = Document::new(xml);
+    let mut root = doc.root_element().map_err(|e| e.to_string())?;
+    if !root.start_el().matches("DescribeAlarmsResponse") {
+        return Err(format!("<{}> where <DescribeAlarmsResponse> was expected", root.start_el().local()));
+    }
+    let (mut alarms, mut token) = (Vec::new(), None);
+    while let Some(mut result) = root.next_tag() {
+        if !result.start_el().matches("DescribeAlarmsResult") {
+            continue;
+        }
+        while let Some(mut field) = result.next_tag() {
+            if field.start_el().matches("MetricAlarms") {
+                while let Some(mut member) = field.next_tag() {
+                    alarms.push(alarm(&mut member)?);
+                }
+            } else if field.start_el().matches("NextToken") {
+                token = Some(text(&mut field)?);
+            }
+        }
+    }
+    Ok((alarms, token))
+}
+
+fn alarm(member: &mut ScopedDecoder) -> Result<AlarmLine, String> {
+    let mut line = AlarmLine { name: String::new(), reason: String::new() };
+    while let Some(mut field) = member.next_tag() {
+        if field.start_el().matches("AlarmName") {
+            line.name = text(&mut field)?;
+        } else if field.start_el().matches("StateReason") {
+            line.reason = text(&mut field)?;
+        }
+    }
+    Ok(line)
+}
+
+fn text(tag: &mut ScopedDecoder) -> Result<String, String> {
+    try_data(tag).map(|data| data.into_owned()).map_err(|e| e.to_string())
+}
+
+/// `Code: Message` of an `ErrorResponse`, or the start of a body that is not one.
+fn error_of(xml: &str) -> String {
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = xml[start..].find(&format!("</{name}>"))? + start;
+        Some(xml[start..end].trim().to_owned())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => crate::alert::cut_at_char(xml.trim(), 300).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DescribeAlarms answer as the API reference shows it (fields this code does not
+    /// read left out), over two pages.
+    #[test]
+    fn a_describe_alarms_page_gives_its_alarms_and_next_token() {
+        let xml = r#"<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+  <DescribeAlarmsResult>
+    <CompositeAlarms/>
+    <MetricAlarms>
+      <member>
+        <AlarmName>cineview-backup-missing</AlarmName>
+        <StateValue>ALARM</StateValue>
+        <StateReason>Threshold Crossed: no datapoints were received for 26 periods &amp; more</StateReason>
+        <Dimensions/>
+      </member>
+      <member><AlarmName>cineview-health-checker-errors</AlarmName><StateReason/></member>
+    </MetricAlarms>
+    <NextToken>page-2</NextToken>
+  </DescribeAlarmsResult>
+  <ResponseMetadata><RequestId>f2a5b0c4-1111-2222-3333-444455556666</RequestId></ResponseMetadata>
+</DescribeAlarmsResponse>"#;
+        let (alarms, token) = parse_describe_alarms(xml).expect("parsed");
+        assert_eq!(alarms.len(), 2);
+        assert_eq!(alarms[0].name, "cineview-backup-missing");
+        assert!(alarms[0].reason.ends_with("26 periods & more"), "{}", alarms[0].reason);
+        assert_eq!((alarms[1].name.as_str(), alarms[1].reason.as_str()), ("cineview-health-checker-errors", ""));
+        assert_eq!(token.as_deref(), Some("page-2"));
+
+        let last = r#"<DescribeAlarmsResponse><DescribeAlarmsResult><MetricAlarms/></DescribeAlarmsResult></DescribeAlarmsResponse>"#;
+        assert_eq!(parse_describe_alarms(last).expect("parsed"), (Vec::new(), None));
+    }
+
+    #[test]
+    fn an_error_answer_is_named_by_its_code_and_message() {
+        let xml = r#"<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type>
+<Code>AccessDenied</Code><Message>User is not authorized to perform: cloudwatch:DescribeAlarms</Message></Error>
+<RequestId>r</RequestId></ErrorResponse>"#;
+        assert_eq!(error_of(xml), "AccessDenied: User is not authorized to perform: cloudwatch:DescribeAlarms");
+        assert_eq!(error_of("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert!(parse_describe_alarms(xml).is_err());
+    }
+}
