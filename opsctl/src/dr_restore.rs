@@ -222,30 +222,48 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     if earlier.is_none() {
         doing.push_str(&format!(", while taking a safety backup of {database}"));
     }
-    // The safety backup only reads the target, so it runs while the backup downloads. Boxed:
-    // the backup engine's future is large, and the two side by side would not fit a stack.
+    // The safety backup only reads the target, so it runs while the backup downloads; whichever
+    // fails first stops the other (a stopped safety backup is an upload without a manifest,
+    // never listed as a backup). Boxed: the backup engine's future is large, and the two side
+    // by side would not fit a stack.
+    let taken_meanwhile = std::sync::Mutex::new(None);
     let safety = Box::pin(async {
         let safety_started = Instant::now();
-        let taken = safety_backup(engines.safety, earlier, &manifest, &database).await;
-        (taken, safety_started.elapsed())
+        let (key, resumed) =
+            safety_backup(engines.safety, earlier, &manifest, &database).await.map_err(Halt::Safety)?;
+        if resumed.is_none()
+            && let Ok(mut taken) = taken_meanwhile.lock()
+        {
+            *taken = Some(key.clone());
+        }
+        Ok((key, resumed, safety_started.elapsed()))
     });
-    let download = verifier.download_and_check(&manifest, file.path(), &mut report);
-    let (downloaded, (safety, safety_took)) = progress.phase(&doing, async { tokio::join!(download, safety) }).await;
-    downloaded.map_err(|e| backup_error(e.to_string()))?;
-    if !report.passed() {
-        let kept = match &safety {
-            Ok((key, _)) => format!(" The safety backup taken meanwhile, {key}, holds the database as it is."),
-            Err(_) => String::new(),
-        };
-        let corrupt = RestoreError::Corrupt { key: manifest.key.clone(), detail: report.failures.join("; ") };
-        let alert =
-            Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:dr:{database}"), "A backup failed its checks")
-                .summary(format!("{corrupt}. The backups may be damaged: run a restore test of the others.{kept}"))
-                .detail("backup_key", manifest.key.clone());
-        publish(verifier, &alert).await;
-        return Err(corrupt);
-    }
-    let (safety_backup_key, resumed) = safety?;
+    let download = async {
+        verifier
+            .download_and_check(&manifest, file.path(), &mut report)
+            .await
+            .map_err(|e| Halt::Download(e.to_string()))?;
+        if report.passed() { Ok(()) } else { Err(Halt::Corrupt) }
+    };
+    let both = progress.phase(&doing, async { tokio::try_join!(download, safety) }).await;
+    let (safety_backup_key, resumed, safety_took) = match both {
+        Ok(((), safety)) => safety,
+        Err(Halt::Download(detail)) => return Err(backup_error(detail)),
+        Err(Halt::Safety(err)) => return Err(err),
+        Err(Halt::Corrupt) => {
+            let kept = match taken_meanwhile.lock().ok().and_then(|mut taken| taken.take()) {
+                Some(key) => format!(" The safety backup taken meanwhile, {key}, holds the database as it is."),
+                None => String::new(),
+            };
+            let corrupt = RestoreError::Corrupt { key: manifest.key.clone(), detail: report.failures.join("; ") };
+            let alert =
+                Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:dr:{database}"), "A backup failed its checks")
+                    .summary(format!("{corrupt}. The backups may be damaged: run a restore test of the others.{kept}"))
+                    .detail("backup_key", manifest.key.clone());
+            publish(verifier, &alert).await;
+            return Err(corrupt);
+        }
+    };
     let safety_backup_ms = if resumed.is_some() { 0 } else { safety_took.as_millis() as u64 };
     let journal = Journal {
         target_secret: request.target_secret.clone(),
@@ -307,6 +325,13 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     };
     outcome.alert = publish(verifier, &outcome_alert(&outcome)).await;
     Ok(outcome)
+}
+
+/// Why the download and the safety backup, run side by side, stopped early.
+enum Halt {
+    Download(String),
+    Corrupt,
+    Safety(RestoreError),
 }
 
 /// The safety backup: taken now, or, when an earlier restore into this database did not

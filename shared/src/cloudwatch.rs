@@ -5,7 +5,7 @@
 //! the local AWS stand-in cannot answer; the query protocol it can, so the alarms are tested
 //! against it.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -14,11 +14,15 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 
+use crate::http::{Repeat, send_with_retry};
 use crate::status::{AlarmLine, Alarms};
 
 const API_VERSION: &str = "2010-08-01";
 const SIGNING_NAME: &str = "monitoring";
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// 100 pages of up to 100 alarms: far more than a stack has.
+const MAX_PAGES: usize = 100;
 
 /// A signed Query API caller for CloudWatch.
 #[derive(Clone, Debug)]
@@ -47,19 +51,30 @@ impl CloudWatch {
 
     /// `action` with `params`; the answer's XML body, or what went wrong, named.
     pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, String> {
+        let identity = self.identity(action).await?;
+        self.send(action, params, &identity).await
+    }
+
+    /// The credentials to sign with, fetched once per read (a profile's may cost a round trip).
+    async fn identity(&self, action: &str) -> Result<Identity, String> {
+        let provider = self.credentials.as_ref().ok_or_else(|| format!("CloudWatch {action}: no AWS credentials"))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("CloudWatch {action}: {}", crate::lambda::error_chain(&e)))?;
+        Ok(Identity::from(credentials))
+    }
+
+    async fn send(&self, action: &str, params: &[(&str, &str)], identity: &Identity) -> Result<String, String> {
         let failed = |detail: String| format!("CloudWatch {action}: {detail}");
         let region = self.region.as_deref().ok_or_else(|| failed("no AWS region configured (AWS_REGION)".into()))?;
-        let provider = self.credentials.as_ref().ok_or_else(|| failed("no AWS credentials configured".into()))?;
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("Action", action)
             .append_pair("Version", API_VERSION)
             .extend_pairs(params)
             .finish();
-
-        let credentials = provider.provide_credentials().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
-        let identity = Identity::from(credentials);
         let params = v4::SigningParams::builder()
-            .identity(&identity)
+            .identity(identity)
             .region(region)
             .name(SIGNING_NAME)
             .time(SystemTime::now())
@@ -72,11 +87,17 @@ impl CloudWatch {
             SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
                 .map_err(|e| failed(format!("endpoint {}: {e}", self.endpoint)))?;
         let (signature, _) = sign(signable, &params).map_err(|e| failed(e.to_string()))?.into_parts();
-        let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
-        for (name, value) in signature.headers() {
-            request = request.header(name, value);
-        }
-        let response = request.body(body).send().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+        let request = || {
+            let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
+            for (name, value) in signature.headers() {
+                request = request.header(name, value);
+            }
+            request.body(body.clone())
+        };
+        // Reads and puts are idempotent: retried after a refused connection, a 5xx or a timeout.
+        let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent)
+            .await
+            .map_err(|e| failed(crate::lambda::error_chain(&e)))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
         if !status.is_success() {
@@ -88,22 +109,26 @@ impl CloudWatch {
 
 impl Alarms for CloudWatch {
     async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
+        let identity = self.identity("DescribeAlarms").await?;
         let mut lines = Vec::new();
         let mut next_token: Option<String> = None;
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut params = vec![("AlarmNamePrefix", prefix), ("StateValue", "ALARM")];
             if let Some(token) = &next_token {
                 params.push(("NextToken", token));
             }
-            let page = self.call("DescribeAlarms", &params).await?;
+            let page = self.send("DescribeAlarms", &params, &identity).await?;
             let (alarms, token) = parse_describe_alarms(&page)
                 .map_err(|e| format!("CloudWatch DescribeAlarms: unreadable answer ({e})"))?;
             lines.extend(alarms);
+            // The last page has no token; a repeated one would never end (the SDK's paginators
+            // stop there too).
             match token {
-                Some(token) if !token.is_empty() => next_token = Some(token),
+                Some(token) if !token.is_empty() && next_token.as_ref() != Some(&token) => next_token = Some(token),
                 _ => return Ok(lines),
             }
         }
+        Err(format!("CloudWatch DescribeAlarms: more than {MAX_PAGES} pages of alarms under {prefix:?}"))
     }
 }
 
@@ -122,7 +147,7 @@ fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), 
         while let Some(mut field) = result.next_tag() {
             if field.start_el().matches("MetricAlarms") {
                 while let Some(mut member) = field.next_tag() {
-                    alarms.push(alarm(&mut member)?);
+                    alarms.extend(in_alarm(&mut member)?);
                 }
             } else if field.start_el().matches("NextToken") {
                 token = Some(text(&mut field)?);
@@ -132,16 +157,22 @@ fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), 
     Ok((alarms, token))
 }
 
-fn alarm(member: &mut ScopedDecoder) -> Result<AlarmLine, String> {
+/// The alarm of a `member`, if its state is ALARM: the request asks for those only, and a
+/// server that ignores `StateValue` (the local stand-in does when a name prefix is given) must
+/// not make an alarm that is OK look firing.
+fn in_alarm(member: &mut ScopedDecoder) -> Result<Option<AlarmLine>, String> {
     let mut line = AlarmLine { name: String::new(), reason: String::new() };
+    let mut state = String::new();
     while let Some(mut field) = member.next_tag() {
         if field.start_el().matches("AlarmName") {
             line.name = text(&mut field)?;
         } else if field.start_el().matches("StateReason") {
             line.reason = text(&mut field)?;
+        } else if field.start_el().matches("StateValue") {
+            state = text(&mut field)?;
         }
     }
-    Ok(line)
+    Ok((state == "ALARM").then_some(line))
 }
 
 fn text(tag: &mut ScopedDecoder) -> Result<String, String> {
@@ -181,7 +212,8 @@ mod tests {
         <StateReason>Threshold Crossed: no datapoints were received for 26 periods &amp; more</StateReason>
         <Dimensions/>
       </member>
-      <member><AlarmName>cineview-health-checker-errors</AlarmName><StateReason/></member>
+      <member><AlarmName>cineview-health-checker-errors</AlarmName><StateValue>ALARM</StateValue><StateReason/></member>
+      <member><AlarmName>cineview-api-p95</AlarmName><StateValue>OK</StateValue><StateReason>fine</StateReason></member>
     </MetricAlarms>
     <NextToken>page-2</NextToken>
   </DescribeAlarmsResult>

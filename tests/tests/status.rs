@@ -87,8 +87,9 @@ impl Recorded {
         self.objects.put("reports/restore-tests/r.json", body, "application/json").await.expect("report");
     }
 
-    /// An alarm on a metric nobody sends, put in ALARM as CloudWatch would after 26 hours.
-    async fn firing_alarm(&self, name: &str, reason: &str) {
+    /// An alarm on a metric nobody sends, put in `state` (ALARM: as CloudWatch would after 26
+    /// hours).
+    async fn alarm(&self, name: &str, state: &str, reason: &str) {
         let alarm = [
             ("AlarmName", name),
             ("Namespace", "Ops"),
@@ -100,7 +101,7 @@ impl Recorded {
             ("ComparisonOperator", "LessThanThreshold"),
         ];
         self.alarms.call("PutMetricAlarm", &alarm).await.expect("alarm");
-        let state = [("AlarmName", name), ("StateValue", "ALARM"), ("StateReason", reason)];
+        let state = [("AlarmName", name), ("StateValue", state), ("StateReason", reason)];
         self.alarms.call("SetAlarmState", &state).await.expect("alarm state");
     }
 
@@ -168,13 +169,15 @@ async fn each_broken_number_is_named_with_its_verdict() {
     r.backup(Duration::hours(30)).await;
     r.restore_report("failed", 45).await;
     r.alert("health-checker:app", Severity::Critical, AlertStatus::Firing).await;
-    r.firing_alarm(&format!("{}-backup-missing", r.prefix), "no backup for 26 hours").await;
-    r.firing_alarm(&format!("other-{}-backup-missing", r.prefix), "not ours").await;
+    r.alarm(&format!("{}-backup-missing", r.prefix), "ALARM", "no backup for 26 hours").await;
+    r.alarm(&format!("other-{}-backup-missing", r.prefix), "ALARM", "not ours").await;
+    r.alarm(&format!("{}-api-p95", r.prefix), "OK", "back under the threshold").await;
 
     let status = r.status().await;
     let text = status.render();
     assert_eq!(status.exit_code(), 1, "{text}");
     assert!(!text.contains("not ours"), "only this stack's alarms: {text}");
+    assert!(!text.contains("api-p95"), "only alarms in ALARM: {text}");
     for expected in [
         "CRITICAL app",
         "DOWN since",
@@ -215,9 +218,10 @@ async fn what_cannot_be_read_is_named_and_exits_2() {
         status.unreadable
     );
     assert!(
-        status.unreadable.iter().any(|u| u.starts_with("alarms: CloudWatch DescribeAlarms:")
-            && u.contains("127.0.0.1:9")
-            && u.contains("cloudwatch:DescribeAlarms")),
+        status
+            .unreadable
+            .iter()
+            .any(|u| u.starts_with("alarms: CloudWatch DescribeAlarms:") && u.contains("127.0.0.1:9")),
         "{:?}",
         status.unreadable
     );

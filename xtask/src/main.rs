@@ -500,7 +500,12 @@ fn run_tests(cargo: &str, totals: &mut (usize, usize, usize)) -> Result<(), Stri
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        // Cargo resolves a relative one from where it was started; the tools run in other folders.
+        Some(dir) if dir.is_relative() => std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir),
+        Some(dir) => dir,
+        None => workspace().join("target"),
+    }
 }
 
 fn demo() -> Result<(), String> {
