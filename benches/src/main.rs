@@ -123,6 +123,9 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The phases of a backup, as its summary reports them (`ops_shared::backup::BackupPhases`).
+const BACKUP_PHASES: [&str; 5] = ["open_ms", "dump_ms", "counts_ms", "complete_ms", "manifest_ms"];
+
 const FUNCTIONS: [&str; 5] =
     ["secret-rotation", "scheduled-backup", "restore-verifier", "health-checker", "alert-forwarder"];
 
@@ -728,10 +731,16 @@ impl Bench {
         };
         let (mut bare, mut cli, mut ours, mut small) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut rss, mut small_rss, mut dump_bytes, mut key) = (0.0_f64, 0.0_f64, 0, String::new());
+        let mut phases: [Vec<f64>; 5] = Default::default();
         for _ in 0..rounds {
             bare.push(self.bare_dump(&pg_dump, creds, None).await?);
             let (summary, took, peak) = self.run_backup(&backup_env(&prefix)).await?;
             ours.push(took);
+            for (phase, field) in phases.iter_mut().zip(BACKUP_PHASES) {
+                phase.push(
+                    summary.pointer(&format!("/phases/{field}")).and_then(Value::as_u64).unwrap_or(0) as f64 / 1000.0,
+                );
+            }
             rss = rss.max(peak);
             dump_bytes = summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0);
             if !key.is_empty() {
@@ -777,7 +786,12 @@ impl Bench {
                 vs_cli(small)
             );
         }
-        println!();
+        let [open, dump, counts, complete, manifest] = phases.map(|p| median(&p));
+        println!(
+            "\nscheduled-backup with 16 MiB parts, by phase: secret, connection and snapshot {open:.2} s, dump \
+             streamed to S3 until pg_dump exits and the last part is uploaded {dump:.2} s (beside it the row \
+             counts {counts:.2} s), CompleteMultipartUpload {complete:.2} s, manifest {manifest:.2} s\n"
+        );
         if !size.large {
             self.restore(&tools, &prefix, &key, rounds).await?;
             self.dr_restore_into_the_source(&prefix, &key, &generated.secret, &db).await?;

@@ -118,6 +118,7 @@ async fn back_up(
         Ok(Dumped { tables: tables(), streamed, warnings: Vec::new() })
     })
     .await
+    .map(|(manifest, _)| manifest)
 }
 
 /// The moment a plan starts, `hours` before a fixed time.

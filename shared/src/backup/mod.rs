@@ -9,7 +9,7 @@ pub mod take;
 
 pub use config::{BackupConfig, Compression, SupabaseCheck};
 pub use error::BackupError;
-pub use take::{Backup, BackupSummary, Dumped, Plan, valid_label};
+pub use take::{Backup, BackupPhases, BackupSummary, Dumped, Plan, valid_label};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The nightly (or pre-deploy) backup: checks, dump, upload, manifest last, alerts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Manifest, TableCount, dump_key, manifest_key};
@@ -39,6 +40,26 @@ pub struct BackupSummary {
     pub tables: usize,
     pub rows: i64,
     pub platform_backups: String,
+    #[serde(default)]
+    pub phases: BackupPhases,
+}
+
+/// Where a backup's time went, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupPhases {
+    /// The secret, the connection, pg_dump's version and the exported snapshot.
+    pub open_ms: u64,
+    /// From CreateMultipartUpload until pg_dump has exited and its last part is uploaded.
+    pub dump_ms: u64,
+    /// The row counts in the snapshot, taken beside the dump.
+    pub counts_ms: u64,
+    /// CompleteMultipartUpload.
+    pub complete_ms: u64,
+    pub manifest_ms: u64,
+}
+
+fn millis(elapsed: Duration) -> u64 {
+    elapsed.as_millis() as u64
 }
 
 /// A backup about to be taken: what its manifest says that is known before the dump starts.
@@ -130,8 +151,8 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         let elapsed = started.elapsed();
         let platform_backups = self.check_platform().await;
         match result {
-            Ok(manifest) => {
-                let summary = self.succeeded(&manifest, elapsed, platform_backups);
+            Ok((manifest, phases)) => {
+                let summary = self.succeeded(&manifest, elapsed, platform_backups, phases);
                 Ok((manifest, summary))
             }
             Err(err) => {
@@ -142,7 +163,13 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
     }
 
     /// Metrics and the summary of a backup taken.
-    fn succeeded(&self, manifest: &Manifest, elapsed: Duration, platform_backups: String) -> BackupSummary {
+    fn succeeded(
+        &self,
+        manifest: &Manifest,
+        elapsed: Duration,
+        platform_backups: String,
+        phases: BackupPhases,
+    ) -> BackupSummary {
         let seconds = elapsed.as_secs_f64().max(0.001);
         Metrics::new("CineView/Ops")
             .dimension("Function", SOURCE)
@@ -151,17 +178,18 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             .value("BackupSizeBytes", manifest.size_bytes as f64, Unit::Bytes)
             .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
             .emit();
-        let ms = elapsed.as_millis() as u64;
-        tracing::info!(key = %manifest.key, size = manifest.size_bytes, ms, "backup complete");
+        let ms = millis(elapsed);
+        tracing::info!(key = %manifest.key, size = manifest.size_bytes, ms, ?phases, "backup complete");
         BackupSummary {
             key: manifest.key.clone(),
             backup_id: manifest.backup_id.clone(),
             size_bytes: manifest.size_bytes,
             sha256: manifest.sha256.clone(),
-            duration_ms: elapsed.as_millis() as u64,
+            duration_ms: ms,
             tables: manifest.tables.len(),
             rows: manifest.total_rows(),
             platform_backups,
+            phases,
         }
     }
 
@@ -184,24 +212,40 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         }
     }
 
-    async fn backup(&self, label: Option<String>, deadline: Option<Instant>) -> Result<Manifest, BackupError> {
+    async fn backup(
+        &self,
+        label: Option<String>,
+        deadline: Option<Instant>,
+    ) -> Result<(Manifest, BackupPhases), BackupError> {
+        let started = Instant::now();
         let source = &self.open_source().await?;
         let budget = time_budget(deadline, self.config.deadline_margin)?;
         let snapshot = export_snapshot(&source.client).await?;
         let plan = &self.plan(label, source, snapshot);
+        let open_ms = millis(started.elapsed());
         let part_size = self.config.part_size;
-        self.store_backup(plan, budget, |upload_id| async move {
-            let (counts, dumped) = tokio::join!(
-                count_rows(&source.client),
-                dump_to_upload(&self.store, plan, &upload_id, &source.pg_dump, &source.creds, part_size)
-            );
-            let (tables, (streamed, mut warnings)) = (counts?, dumped?);
-            warnings.splice(0..0, source.compression_warning.clone());
-            // pg_dump is done with the snapshot: end its transaction.
-            let _ = source.client.batch_execute("COMMIT").await;
-            Ok(Dumped { tables, streamed, warnings })
-        })
-        .await
+        let counts_ms = &AtomicU64::new(0);
+        let (manifest, phases) = self
+            .store_backup(plan, budget, |upload_id| async move {
+                let counts = async {
+                    let counting = Instant::now();
+                    let counted = count_rows(&source.client).await;
+                    counts_ms.store(millis(counting.elapsed()), Ordering::Relaxed);
+                    counted
+                };
+                let (counts, dumped) = tokio::join!(
+                    counts,
+                    dump_to_upload(&self.store, plan, &upload_id, &source.pg_dump, &source.creds, part_size)
+                );
+                let (tables, (streamed, mut warnings)) = (counts?, dumped?);
+                warnings.splice(0..0, source.compression_warning.clone());
+                // pg_dump is done with the snapshot: end its transaction.
+                let _ = source.client.batch_execute("COMMIT").await;
+                Ok(Dumped { tables, streamed, warnings })
+            })
+            .await?;
+        let phases = BackupPhases { open_ms, counts_ms: counts_ms.load(Ordering::Relaxed), ..phases };
+        Ok((manifest, phases))
     }
 
     /// Connects to the database and picks the pg_dump for its server, before anything is uploaded.
@@ -245,18 +289,23 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
     /// Takes the planned backup: `dump` streams into a new multipart upload of `plan.key` (it is
     /// given the upload id) within `budget`; then the upload is completed and the manifest
     /// written, last. Whatever fails or runs out of time, the upload is aborted and no manifest
-    /// is written: a partial dump is never a backup.
+    /// is written: a partial dump is never a backup. Returns the manifest and the time the
+    /// dump, the completion and the manifest took.
     pub async fn store_backup<F>(
         &self,
         plan: &Plan,
         budget: Option<Duration>,
         dump: impl FnOnce(String) -> F,
-    ) -> Result<Manifest, BackupError>
+    ) -> Result<(Manifest, BackupPhases), BackupError>
     where
         F: Future<Output = Result<Dumped, BackupError>>,
     {
-        let dumped = self.dump_and_upload(&plan.key, budget, dump).await?;
-        self.write_manifest(plan, dumped).await
+        let mut phases = BackupPhases::default();
+        let dumped = self.dump_and_upload(&plan.key, budget, dump, &mut phases).await?;
+        let writing = Instant::now();
+        let manifest = self.write_manifest(plan, dumped).await?;
+        phases.manifest_ms = millis(writing.elapsed());
+        Ok((manifest, phases))
     }
 
     /// Runs `dump` into a new multipart upload and completes it; aborts it on any failure.
@@ -265,10 +314,12 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         key: &str,
         budget: Option<Duration>,
         dump: impl FnOnce(String) -> F,
+        phases: &mut BackupPhases,
     ) -> Result<Dumped, BackupError>
     where
         F: Future<Output = Result<Dumped, BackupError>>,
     {
+        let dumping = Instant::now();
         let upload_id = self.store.start_upload(key).await?;
         let work = dump(upload_id.clone());
         let outcome = match budget {
@@ -277,6 +328,8 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
                 .await
                 .unwrap_or(Err(BackupError::OutOfTime { seconds: budget.as_secs() })),
         };
+        phases.dump_ms = millis(dumping.elapsed());
+        let completing = Instant::now();
         let completed = match outcome {
             Ok(dumped) => match self.store.complete_upload(key, &upload_id, dumped.streamed.parts.clone()).await {
                 Ok(()) => Ok(dumped),
@@ -284,6 +337,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             },
             Err(err) => Err(err),
         };
+        phases.complete_ms = millis(completing.elapsed());
         if completed.is_err()
             && let Err(abort) = self.store.abort_upload(key, &upload_id).await
         {
