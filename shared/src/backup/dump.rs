@@ -1,6 +1,7 @@
 //! One consistent dump: a transaction exports its snapshot, row counts are taken in it, and
 //! `pg_dump --snapshot` streams the same snapshot into an S3 multipart upload, hashed on the way.
 
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 
 use crate::backup::TableCount;
@@ -28,8 +29,10 @@ pub async fn export_snapshot(client: &Client) -> Result<String, DbError> {
     Ok(row.get(0))
 }
 
-/// Row counts of every user table, in the exported snapshot's transaction.
+/// Row counts of every user table, in the exported snapshot's transaction. They take less time
+/// than the dump they run beside, so they take one process on the server, not parallel workers.
 pub async fn count_rows(client: &Client) -> Result<Vec<TableCount>, DbError> {
+    client.batch_execute("SET LOCAL max_parallel_workers_per_gather = 0").await.map_err(DbError::query)?;
     let tables = client
         .query(
             "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -118,6 +121,18 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
     Ok(Streamed { size, sha256: hex::encode(hasher.finalize()), parts })
 }
 
+/// A pipe holds 64 KiB by default: whenever this process is busy for a few milliseconds (a
+/// part's checksum, a socket write), pg_dump stops writing. With 1 MiB, the most an
+/// unprivileged process may ask for on Linux, pg_dump keeps compressing meanwhile.
+fn widen_pipe(pipe: &impl AsRawFd) {
+    const PIPE_BYTES: libc::c_int = 1 << 20;
+    // SAFETY: F_SETPIPE_SZ on a pipe this process owns changes only its capacity.
+    let widened = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
+    if widened < 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "pg_dump's pipe keeps its default size");
+    }
+}
+
 /// Runs pg_dump on the plan's snapshot, compressed as planned, and streams its output into
 /// the upload. A non-zero exit, an error on stderr or an empty output is a failure, whatever
 /// was uploaded.
@@ -148,6 +163,7 @@ pub async fn dump_to_upload<S: ObjectStore>(
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(BackupError::Stream("pg_dump's output pipes are missing".into()));
     };
+    widen_pipe(&stdout);
     let stderr_task = tokio::spawn(async move {
         let mut kept = Vec::new();
         let mut chunk = [0_u8; 4096];
