@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 pub use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, Stream, StreamExt};
@@ -31,6 +31,8 @@ pub struct ObjectInfo {
 pub struct UploadedPart {
     pub number: i32,
     pub etag: String,
+    /// The part's CRC32 as S3 computed and checked it (base64), named again on completion.
+    pub crc32: String,
 }
 
 /// An object's bytes as they arrive, chunk by chunk: a large object is never held whole in memory.
@@ -71,6 +73,8 @@ impl std::fmt::Debug for ObjectBody {
 }
 
 pub trait ObjectStore: Send + Sync {
+    /// Starts a multipart upload whose parts each carry a CRC32, so S3 checks every part and
+    /// stores the object's checksum as the combination of theirs.
     fn start_upload(&self, key: &str) -> impl Future<Output = Result<String, ObjectError>> + Send;
     /// Uploads part `number`; `body` is shared, so the caller may hash or reuse it meanwhile.
     fn upload_part(
@@ -123,6 +127,10 @@ impl ObjectStore for S3Objects {
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/octet-stream")
+            // Without an algorithm S3 computes a full-object CRC64NVME by reading the whole
+            // object back on completion; declaring the CRC32 each part carries anyway lets it
+            // combine the parts' checksums instead (a COMPOSITE checksum).
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
             .map_err(failed("CreateMultipartUpload", key))?;
@@ -147,6 +155,7 @@ impl ObjectStore for S3Objects {
             .key(key)
             .upload_id(upload_id)
             .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .content_length(body.len() as i64)
             .body(ByteStream::from(body))
             .customize()
@@ -156,17 +165,22 @@ impl ObjectStore for S3Objects {
             .send()
             .await
             .map_err(failed("UploadPart", key))?;
-        let etag = out.e_tag.ok_or_else(|| ObjectError {
+        let missing = |what: &str| ObjectError {
             operation: "UploadPart",
             key: key.to_owned(),
-            detail: format!("part {number} returned no ETag"),
-        })?;
-        Ok(UploadedPart { number, etag })
+            detail: format!("part {number} returned no {what}"),
+        };
+        let etag = out.e_tag.ok_or_else(|| missing("ETag"))?;
+        let crc32 = out.checksum_crc32.ok_or_else(|| missing("CRC32 checksum"))?;
+        Ok(UploadedPart { number, etag, crc32 })
     }
 
     async fn complete_upload(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>) -> Result<(), ObjectError> {
-        let parts =
-            parts.into_iter().map(|p| CompletedPart::builder().part_number(p.number).e_tag(p.etag).build()).collect();
+        // An upload started with a checksum algorithm is completed with every part's checksum.
+        let parts = parts
+            .into_iter()
+            .map(|p| CompletedPart::builder().part_number(p.number).e_tag(p.etag).checksum_crc32(p.crc32).build())
+            .collect();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)

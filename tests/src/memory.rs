@@ -387,8 +387,15 @@ pub struct StoredObject {
 
 struct Upload {
     key: String,
-    /// Part number to its ETag and bytes; uploading a number again replaces the part, as in S3.
-    parts: BTreeMap<i32, (String, Vec<u8>)>,
+    /// Part number to the part as uploaded; uploading a number again replaces it, as in S3.
+    parts: BTreeMap<i32, StoredPart>,
+}
+
+struct StoredPart {
+    etag: String,
+    /// Stands for the CRC32 S3 returns; completion must name it again.
+    crc32: String,
+    bytes: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -500,8 +507,9 @@ impl ObjectStore for MemoryObjects {
         let upload = bucket.uploads.get_mut(upload_id).filter(|u| u.key == key);
         let upload = upload.ok_or_else(|| object_error(op, key, "NoSuchUpload"))?;
         let etag = format!("\"{upload_id}-{number}\"");
-        upload.parts.insert(number, (etag.clone(), body.to_vec()));
-        Ok(UploadedPart { number, etag })
+        let crc32 = format!("crc32-{upload_id}-{number}");
+        upload.parts.insert(number, StoredPart { etag: etag.clone(), crc32: crc32.clone(), bytes: body.to_vec() });
+        Ok(UploadedPart { number, etag, crc32 })
     }
 
     async fn complete_upload(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>) -> Result<(), ObjectError> {
@@ -517,8 +525,11 @@ impl ObjectStore for MemoryObjects {
         }
         let mut body = Vec::new();
         for part in &parts {
+            // S3: an upload started with a checksum algorithm needs every part's checksum.
             match upload.parts.get(&part.number) {
-                Some((etag, bytes)) if *etag == part.etag => body.extend_from_slice(bytes),
+                Some(stored) if stored.etag == part.etag && stored.crc32 == part.crc32 => {
+                    body.extend_from_slice(&stored.bytes)
+                }
                 _ => return Err(object_error(op, key, format!("InvalidPart: part {}", part.number))),
             }
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use aws_sdk_s3::types::{ChecksumType, ObjectAttributes};
 use ops_shared::backup::{Backup, BackupConfig, BackupError, Compression};
 use ops_shared::backup::{Manifest, manifest_key};
 use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, S3Objects, UploadedPart};
@@ -142,6 +143,25 @@ impl Fixture {
         out.uploads().len()
     }
 
+    /// The object's checksum as S3 stores it: it must be the combination of its parts' CRC32s.
+    async fn stored_crc32(&self, key: &str) -> String {
+        let out = self
+            .aws
+            .s3
+            .get_object_attributes()
+            .bucket(names::backup_bucket())
+            .key(key)
+            .object_attributes(ObjectAttributes::Checksum)
+            .send()
+            .await
+            .expect("object attributes");
+        let checksum = out.checksum().expect("the object has a checksum");
+        assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite));
+        // S3 may add the part count ("...-3"), moto does not.
+        let crc32 = checksum.checksum_crc32().expect("a CRC32 checksum");
+        crc32.split('-').next().unwrap_or(crc32).to_owned()
+    }
+
     async fn download(&self, key: &str) -> Vec<u8> {
         self.store().get(key).await.expect("get").collect().await.expect("body")
     }
@@ -230,6 +250,7 @@ async fn consistent_backup_restores(major: u32) {
     assert_eq!(bytes.len() as u64, manifest.size_bytes);
     assert_eq!(hex_sha256(&bytes), manifest.sha256);
     assert!(manifest.parts >= 2, "multipart: {} parts", manifest.parts);
+    assert_eq!(f.stored_crc32(&manifest.key).await, composite_crc32(&bytes, manifest.part_size_bytes as usize));
     assert!(manifest.key.starts_with(&f.prefix) && manifest.key.ends_with(".dump"));
     assert!(manifest.backup_id.starts_with("pre-deploy-"));
     let file = tempfile::NamedTempFile::new().expect("temp");
@@ -286,6 +307,14 @@ async fn dump_compression_is_what_the_servers_pg_dump_can_do_and_either_restores
         assert!(report.passed(), "{used} on {major}: {:#?}", report.failures);
         assert!(!scratch_left(&f, &report));
     }
+}
+
+/// S3's COMPOSITE CRC32 of an object uploaded in parts of `part_size`: the CRC32 of the parts'
+/// big-endian CRC32s, base64-encoded.
+fn composite_crc32(bytes: &[u8], part_size: usize) -> String {
+    use base64::Engine;
+    let parts: Vec<u8> = bytes.chunks(part_size).flat_map(|part| crc32fast::hash(part).to_be_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(&parts).to_be_bytes())
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
