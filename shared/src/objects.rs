@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 pub use bytes::Bytes;
@@ -97,6 +98,12 @@ pub trait ObjectStore: Send + Sync {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, ObjectError>> + Send;
     /// The object's bytes, streamed as they arrive.
     fn get(&self, key: &str) -> impl Future<Output = Result<ObjectBody, ObjectError>> + Send;
+    /// A dump's bytes, streamed as they arrive, for a caller that checks them against the
+    /// manifest's SHA-256. A dump's checksum combines its parts' checksums, which the SDK
+    /// cannot check (it would warn on every download).
+    fn get_dump(&self, key: &str) -> impl Future<Output = Result<ObjectBody, ObjectError>> + Send {
+        self.get(key)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -108,6 +115,30 @@ pub struct S3Objects {
 impl S3Objects {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         S3Objects { client, bucket: bucket.into() }
+    }
+
+    /// GetObject; `validation` says whether the SDK asks for the object's checksum and checks it.
+    async fn get_object(&self, key: &str, validation: ResponseChecksumValidation) -> Result<ObjectBody, ObjectError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .customize()
+            .config_override(aws_sdk_s3::Config::builder().response_checksum_validation(validation))
+            .send()
+            .await
+            .map_err(failed("GetObject", key))?;
+        // The SDK's chunks as they come off the connection, passed on without copying.
+        let chunks = futures::stream::unfold((out.body, key.to_owned()), |(mut body, key)| async move {
+            let chunk = body.next().await?.map_err(|err| ObjectError {
+                operation: "GetObject",
+                key: key.clone(),
+                detail: err.to_string(),
+            });
+            Some((chunk, (body, key)))
+        });
+        Ok(ObjectBody::from_stream(chunks))
     }
 }
 
@@ -127,9 +158,9 @@ impl ObjectStore for S3Objects {
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/octet-stream")
-            // Without an algorithm S3 computes a full-object CRC64NVME by reading the whole
-            // object back on completion; declaring the CRC32 each part carries anyway lets it
-            // combine the parts' checksums instead (a COMPOSITE checksum).
+            // The CRC32 every part carries anyway, declared for the upload: S3 checks each part
+            // against it and keeps the combination of the parts' checksums (COMPOSITE) as the
+            // object's. Without it, S3 gives the object a full-object CRC-64/NVME of its own.
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
@@ -239,17 +270,10 @@ impl ObjectStore for S3Objects {
     }
 
     async fn get(&self, key: &str) -> Result<ObjectBody, ObjectError> {
-        let out =
-            self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(failed("GetObject", key))?;
-        // The SDK's chunks as they come off the connection, passed on without copying.
-        let chunks = futures::stream::unfold((out.body, key.to_owned()), |(mut body, key)| async move {
-            let chunk = body.next().await?.map_err(|err| ObjectError {
-                operation: "GetObject",
-                key: key.clone(),
-                detail: err.to_string(),
-            });
-            Some((chunk, (body, key)))
-        });
-        Ok(ObjectBody::from_stream(chunks))
+        self.get_object(key, ResponseChecksumValidation::WhenSupported).await
+    }
+
+    async fn get_dump(&self, key: &str) -> Result<ObjectBody, ObjectError> {
+        self.get_object(key, ResponseChecksumValidation::WhenRequired).await
     }
 }

@@ -413,8 +413,8 @@ struct Bucket {
 /// completed or vanish when aborted. Any call of an operation can be made to fail; what was
 /// stored can be read back. The multipart rules follow the Amazon S3 API Reference: UploadPart
 /// (part numbers 1 to 10,000; `NoSuchUpload`), CompleteMultipartUpload (`NoSuchUpload`, parts
-/// listed in ascending order or `InvalidPartOrder`, each part's number and ETag as uploaded or
-/// `InvalidPart`, an empty list `MalformedXML`) and AbortMultipartUpload (`NoSuchUpload`).
+/// listed in ascending order or `InvalidPartOrder`, each part's number, ETag and checksum as
+/// uploaded or `InvalidPart`, an empty list `MalformedXML`) and AbortMultipartUpload (`NoSuchUpload`).
 /// Its `EntityTooSmall` (a part under 5 MiB other than the last) is not checked, so tests can
 /// use small parts.
 #[derive(Clone, Default)]

@@ -1,7 +1,6 @@
 //! One consistent dump: a transaction exports its snapshot, row counts are taken in it, and
 //! `pg_dump --snapshot` streams the same snapshot into an S3 multipart upload, hashed on the way.
 
-use std::os::fd::AsRawFd;
 use std::process::Stdio;
 
 use crate::backup::TableCount;
@@ -124,7 +123,8 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
 /// A pipe holds 64 KiB by default: whenever this process is busy for a few milliseconds (a
 /// part's checksum, a socket write), pg_dump stops writing. With 1 MiB, the most an
 /// unprivileged process may ask for on Linux, pg_dump keeps compressing meanwhile.
-fn widen_pipe(pipe: &impl AsRawFd) {
+#[cfg(target_os = "linux")]
+fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
     const PIPE_BYTES: libc::c_int = 1 << 20;
     // SAFETY: F_SETPIPE_SZ on a pipe this process owns changes only its capacity.
     let widened = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
@@ -132,6 +132,10 @@ fn widen_pipe(pipe: &impl AsRawFd) {
         tracing::debug!(error = %std::io::Error::last_os_error(), "pg_dump's pipe keeps its default size");
     }
 }
+
+/// Other systems (an operator's laptop running opsctl) keep the default.
+#[cfg(not(target_os = "linux"))]
+fn widen_pipe<P>(_pipe: &P) {}
 
 /// Runs pg_dump on the plan's snapshot, compressed as planned, and streams its output into
 /// the upload. A non-zero exit, an error on stderr or an empty output is a failure, whatever

@@ -40,6 +40,7 @@ pub struct BackupSummary {
     pub tables: usize,
     pub rows: i64,
     pub platform_backups: String,
+    /// Missing from the summaries of functions deployed before it was reported.
     #[serde(default)]
     pub phases: BackupPhases,
 }
@@ -49,12 +50,14 @@ pub struct BackupSummary {
 pub struct BackupPhases {
     /// The secret, the connection, pg_dump's version and the exported snapshot.
     pub open_ms: u64,
-    /// From CreateMultipartUpload until pg_dump has exited and its last part is uploaded.
+    /// From CreateMultipartUpload until pg_dump has exited, its last part is uploaded and the
+    /// row counts are in.
     pub dump_ms: u64,
     /// The row counts in the snapshot, taken beside the dump.
     pub counts_ms: u64,
     /// CompleteMultipartUpload.
     pub complete_ms: u64,
+    /// Writing the manifest, which makes the dump a backup.
     pub manifest_ms: u64,
 }
 
@@ -174,12 +177,23 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         Metrics::new("CineView/Ops")
             .dimension("Function", SOURCE)
             .value("BackupSucceeded", 1.0, Unit::Count)
-            .value("BackupDurationMs", elapsed.as_millis() as f64, Unit::Milliseconds)
+            .value("BackupDurationMs", millis(elapsed) as f64, Unit::Milliseconds)
             .value("BackupSizeBytes", manifest.size_bytes as f64, Unit::Bytes)
             .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
             .emit();
         let ms = millis(elapsed);
-        tracing::info!(key = %manifest.key, size = manifest.size_bytes, ms, ?phases, "backup complete");
+        // Flat fields: the JSON log layer writes no nested ones (see `crate::phases`).
+        tracing::info!(
+            key = %manifest.key,
+            size = manifest.size_bytes,
+            ms,
+            phases_ms.open = phases.open_ms,
+            phases_ms.dump = phases.dump_ms,
+            phases_ms.counts = phases.counts_ms,
+            phases_ms.complete = phases.complete_ms,
+            phases_ms.manifest = phases.manifest_ms,
+            "backup complete"
+        );
         BackupSummary {
             key: manifest.key.clone(),
             backup_id: manifest.backup_id.clone(),
@@ -206,7 +220,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             .detail("database_secret", database.clone())
             .detail("bucket", self.config.bucket.clone())
             .detail("error_type", err.kind())
-            .detail("elapsed_ms", elapsed.as_millis() as u64);
+            .detail("elapsed_ms", millis(elapsed));
         if let Err(publish) = self.alerts.publish(&alert).await {
             tracing::error!(error = %publish, "the backup failure alert could not be published");
         }

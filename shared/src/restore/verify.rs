@@ -346,7 +346,7 @@ async fn read_all<S: ObjectStore>(store: &S, key: &str) -> Result<Vec<u8>, Verif
 /// Streams the object to `path`, returning its size and SHA-256. A blocking thread hashes and
 /// writes while the next chunks arrive, in large writes rather than one per chunk.
 async fn download<S: ObjectStore>(store: &S, key: &str, path: &std::path::Path) -> Result<(u64, String), VerifyError> {
-    let mut body = store.get(key).await?;
+    let mut body = store.get_dump(key).await?;
     let file = std::fs::File::create(path).map_err(|e| VerifyError::Io(e.to_string()))?;
     let (chunks, mut arriving) = tokio::sync::mpsc::channel::<Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || {
