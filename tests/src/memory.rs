@@ -414,7 +414,8 @@ struct Bucket {
 /// stored can be read back. The multipart rules follow the Amazon S3 API Reference: UploadPart
 /// (part numbers 1 to 10,000; `NoSuchUpload`), CompleteMultipartUpload (`NoSuchUpload`, parts
 /// listed in ascending order or `InvalidPartOrder`, each part's number, ETag and checksum as
-/// uploaded or `InvalidPart`, an empty list `MalformedXML`) and AbortMultipartUpload (`NoSuchUpload`).
+/// uploaded or `InvalidPart` (CompletedPart: the part's checksum, as the upload declares an
+/// algorithm), an empty list `MalformedXML`) and AbortMultipartUpload (`NoSuchUpload`).
 /// Its `EntityTooSmall` (a part under 5 MiB other than the last) is not checked, so tests can
 /// use small parts.
 #[derive(Clone, Default)]
