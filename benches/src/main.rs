@@ -146,10 +146,12 @@ struct Contender {
     label: String,
     start: Start,
     binary_bytes: Option<u64>,
-    /// Milliseconds to the first `invocation/next`, to the first answer; peak RSS in MB.
+    /// Milliseconds to the first `invocation/next`, to the first answer; peak RSS and the
+    /// process's own part of it (anonymous) at the answer, in MB.
     init: Vec<f64>,
     answer: Vec<f64>,
     rss: Vec<f64>,
+    anon: Vec<f64>,
     /// Microseconds per start-up phase (the functions only).
     phases: BTreeMap<String, Vec<f64>>,
 }
@@ -164,6 +166,7 @@ impl Contender {
             init: Vec::new(),
             answer: Vec::new(),
             rss: Vec::new(),
+            anon: Vec::new(),
             phases: BTreeMap::new(),
         }
     }
@@ -302,21 +305,23 @@ impl Bench {
         let (anchor_answer, anchor_rss) =
             anchor.map(|i| (median(&contenders[i].answer), median(&contenders[i].rss))).unwrap_or((0.0, 0.0));
         println!(
-            "| process | binary | init (to first poll) | first answer | × floor | × Python | peak RSS | RSS × Python |"
+            "| process | binary | init (to first poll) | first answer | × floor | × Python | peak RSS | RSS × Python \
+             | of it anonymous |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for contender in &contenders {
             let (answer, rss) = (median(&contender.answer), median(&contender.rss));
             let binary = contender.binary_bytes.map(|b| format!("{:.1} MB", b as f64 / 1e6)).unwrap_or_default();
             let vs_python =
                 |ours: f64, theirs: f64| if theirs > 0.0 { format!("{:.3}", ours / theirs) } else { String::new() };
             println!(
-                "| {} | {binary} | {:.1} ms | {answer:.1} ms | {:.2} | {} | {rss:.1} MB | {} |",
+                "| {} | {binary} | {:.1} ms | {answer:.1} ms | {:.2} | {} | {rss:.1} MB | {} | {:.1} MB |",
                 contender.label,
                 median(&contender.init),
                 answer / floor,
                 vs_python(answer, anchor_answer),
                 vs_python(rss, anchor_rss),
+                median(&contender.anon),
             );
         }
         println!(
@@ -362,6 +367,7 @@ impl Bench {
         contender.answer.push(ms(answer));
         contender.init.push(ms(init));
         contender.rss.push(process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0);
+        contender.anon.push(process.anon_rss_kib().unwrap_or(0) as f64 / 1024.0);
         let logs = process.stop();
         let phases = logs
             .lines()

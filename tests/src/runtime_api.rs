@@ -136,10 +136,20 @@ impl LambdaProcess {
 
     /// Peak resident memory of the function process so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident memory that is the process's own (RssAnon: heap, stacks, written data) now, in
+    /// KiB; the rest of its resident memory is mapped files, its binary and libraries.
+    pub fn anon_rss_kib(&self) -> Option<u64> {
+        self.status_kib("RssAnon:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
