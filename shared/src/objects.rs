@@ -117,19 +117,9 @@ impl S3Objects {
         S3Objects { client, bucket: bucket.into() }
     }
 
-    /// GetObject; `validation` says whether the SDK asks for the object's checksum and checks it.
-    async fn get_object(&self, key: &str, validation: ResponseChecksumValidation) -> Result<ObjectBody, ObjectError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .customize()
-            .config_override(aws_sdk_s3::Config::builder().response_checksum_validation(validation))
-            .send()
-            .await
-            .map_err(failed("GetObject", key))?;
-        // The SDK's chunks as they come off the connection, passed on without copying.
+    /// The SDK's chunks of a GetObject body as they come off the connection, passed on
+    /// without copying.
+    fn body(out: aws_sdk_s3::operation::get_object::GetObjectOutput, key: &str) -> ObjectBody {
         let chunks = futures::stream::unfold((out.body, key.to_owned()), |(mut body, key)| async move {
             let chunk = body.next().await?.map_err(|err| ObjectError {
                 operation: "GetObject",
@@ -138,7 +128,7 @@ impl S3Objects {
             });
             Some((chunk, (body, key)))
         });
-        Ok(ObjectBody::from_stream(chunks))
+        ObjectBody::from_stream(chunks)
     }
 }
 
@@ -270,10 +260,17 @@ impl ObjectStore for S3Objects {
     }
 
     async fn get(&self, key: &str) -> Result<ObjectBody, ObjectError> {
-        self.get_object(key, ResponseChecksumValidation::WhenSupported).await
+        let out =
+            self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(failed("GetObject", key))?;
+        Ok(S3Objects::body(out, key))
     }
 
     async fn get_dump(&self, key: &str) -> Result<ObjectBody, ObjectError> {
-        self.get_object(key, ResponseChecksumValidation::WhenRequired).await
+        // Without asking for the checksum, S3 sends none and the SDK has nothing to check.
+        let skip_checksum =
+            aws_sdk_s3::Config::builder().response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        let get = self.client.get_object().bucket(&self.bucket).key(key).customize().config_override(skip_checksum);
+        let out = get.send().await.map_err(failed("GetObject", key))?;
+        Ok(S3Objects::body(out, key))
     }
 }
