@@ -1,0 +1,29 @@
+//! The integration tests against the local stack, one module per area, in one test binary:
+//! the stack (moto, PostgreSQL) starts once for all of them, and the AWS SDK is linked once
+//! instead of once per file. Tests that set process-wide state are binaries of their own
+//! beside this one: `iam.rs` (moto's IAM enforcement), `logging.rs` (the tracing subscriber),
+//! `sentry.rs` and `traces.rs` (Sentry's hub).
+
+mod alerts;
+mod api_keys;
+mod arm64_packages;
+mod aws_events;
+mod backup_decisions;
+mod backups;
+mod common_crate;
+mod dr;
+mod forwarding_decisions;
+mod functions;
+mod google_keys;
+mod health;
+mod opsctl;
+mod opsctl_runs;
+mod postgres17;
+mod rotation;
+mod rotation_decisions;
+mod sentry_rules;
+mod slo;
+mod status;
+mod supabase_keys;
+mod template;
+mod tls;
