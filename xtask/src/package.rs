@@ -56,7 +56,9 @@ fn venv(target_dir: &Path, python: &str, name: &str, probe: &[&str], packages: &
     if !installed {
         println!("==> installing {} into {}", packages.join(" "), venv.display());
         run(Command::new(python).args(["-m", "venv", "--clear"]).arg(&venv))?;
-        run(Command::new(bin.join("pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(packages))?;
+        run(Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "--no-cache-dir"])
+            .args(packages))?;
     }
     Ok(bin)
 }

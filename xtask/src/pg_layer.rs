@@ -101,7 +101,9 @@ fn fresh_dir(path: &Path) -> Result<(), String> {
 }
 
 /// An apt configuration of its own (Debian 12 and 13, amd64 and arm64) under `work`, so the
-/// system's sources, lists and cache stay untouched. Returns its file.
+/// system's sources, lists and cache stay untouched. Returns its file. The lists stay
+/// compressed, without translations, and no binary cache is written: uncompressed they took
+/// 470 MB of disk, now 76 MB, for the 10 MB of packages the layer needs per architecture.
 fn apt_config(work: &Path) -> Result<PathBuf, String> {
     let apt = work.join("apt");
     for dir in ["lists/partial", "cache/archives/partial", "etc/parts", "etc/preferences.d"] {
@@ -124,7 +126,9 @@ fn apt_config(work: &Path) -> Result<PathBuf, String> {
          Dir::Etc::Parts \"{a}/etc/parts\";\nDir::Etc::Preferences \"{a}/etc/preferences\";\n\
          Dir::Etc::PreferencesParts \"{a}/etc/preferences.d\";\nDir::State::Lists \"{a}/lists\";\n\
          Dir::State::status \"{a}/status\";\nDir::Cache \"{a}/cache\";\n\
-         APT::Architectures {{ \"amd64\"; \"arm64\"; }};\nAPT::Sandbox::User \"root\";\n"
+         APT::Architectures {{ \"amd64\"; \"arm64\"; }};\nAPT::Sandbox::User \"root\";\n\
+         Acquire::Languages \"none\";\nAcquire::GzipIndexes \"true\";\n\
+         Dir::Cache::pkgcache \"\";\nDir::Cache::srcpkgcache \"\";\n"
     );
     let path = apt.join("apt.conf");
     write(&path, &config)?;
@@ -179,7 +183,7 @@ fn download(config: &Path, arch: Arch, debs: &Path) -> Result<Vec<String>, Strin
 pub fn build(work: &Path, arch: Arch) -> Result<Built, String> {
     let config = apt_config(work)?;
     let lists_present = std::fs::read_dir(work.join("apt/lists"))
-        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with("_Packages")))
+        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().contains("_Packages")))
         .unwrap_or(false);
     if !lists_present {
         run("apt-get", &["update", "-q"], Some(&config), None)?;
