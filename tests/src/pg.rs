@@ -189,6 +189,12 @@ impl Postgres {
             "max_connections=200",
             "-c",
             "ssl=on",
+            // Checkpoints every 64 MB of WAL: at the default 1 GB each server kept ~240 MB of
+            // WAL on disk during a test run, disk a CI machine may not have.
+            "-c",
+            "min_wal_size=32MB",
+            "-c",
+            "max_wal_size=64MB",
         ]);
         server.arg("-c").arg(format!("ssl_cert_file={}", root.join("server.crt").display()));
         server.arg("-c").arg(format!("ssl_key_file={}", root.join("server.key").display()));

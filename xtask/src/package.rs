@@ -145,6 +145,17 @@ pub fn package(
     functions.iter().map(|function| check(&lambda_dir.join(function), function, python)).collect()
 }
 
+/// Removes what building the packages left besides the zips: the arm64 build's files and
+/// cargo-lambda's environment (with zig, 0.47 GB). The next `package` makes them again.
+pub fn remove_build_files(target_dir: &Path) -> Result<(), String> {
+    for dir in [target_dir.join(TARGET), target_dir.join("py").join("cargo-lambda")] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The mode the zip records for its `bootstrap`: Lambda runs the file with it.
 const ZIP_MODE: &str =
     "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo('bootstrap').external_attr >> 16)";
