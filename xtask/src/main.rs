@@ -415,7 +415,10 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     if !status.success() {
         return Err(format!("apt-get could not install {}", packages.join(" ")));
     }
-    run("apt-get", &["clean"])
+    if !succeeds("apt-get", &["clean"]) {
+        println!("apt-get clean failed: the downloaded archives stay in /var/cache/apt/archives");
+    }
+    Ok(())
 }
 
 /// Lets this machine run arm64 binaries (the layer's tools) under qemu user-mode emulation:
