@@ -22,8 +22,7 @@ use crate::progress::Progress;
 
 pub const SOURCE: &str = "opsctl";
 pub const JOURNAL_PREFIX: &str = "reports/dr-restores/";
-/// The label of the backup taken of the target before it is restored into.
-pub const SAFETY_LABEL: &str = "pre-restore";
+pub use ops_shared::backup::SAFETY_LABEL;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to restore where.

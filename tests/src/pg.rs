@@ -14,10 +14,13 @@ use ops_shared::postgres::DbCredentials;
 
 use crate::process::{free_port, spawn_tied, stop_child, wait_for_port};
 
+/// The system user the servers run as, and the bootstrap superuser of a plain server.
 pub const SUPERUSER: &str = "postgres";
 
 pub struct Postgres {
     pub port: u16,
+    /// The bootstrap superuser initdb made (`postgres`, or Supabase's `supabase_admin`).
+    pub superuser_name: String,
     /// PEM of the CA that signed the server's TLS certificate (for `verify-full`).
     pub ca_pem: String,
     pub major: u32,
@@ -128,6 +131,12 @@ fn as_service_user(command: &mut Command, user: Option<(u32, u32)>) {
 impl Postgres {
     /// initdb in `root` (created by the caller, removed by the caller) and start the server.
     pub fn start(root: &Path, server: Server) -> Result<Postgres, String> {
+        Postgres::start_as(root, server, SUPERUSER)
+    }
+
+    /// [`Postgres::start`] with `bootstrap` as the superuser initdb makes (a Supabase server's is
+    /// `supabase_admin`, so that `postgres` can be an ordinary, demoted role).
+    pub fn start_as(root: &Path, server: Server, bootstrap: &str) -> Result<Postgres, String> {
         let bin_dir = server.bin_dir()?;
         let psql = find_bin_dir()?.join("psql");
         std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
@@ -154,7 +163,7 @@ impl Postgres {
             .arg(&data_dir)
             .args([
                 "-U",
-                SUPERUSER,
+                bootstrap,
                 "-E",
                 "UTF8",
                 "--locale=C",
@@ -205,7 +214,15 @@ impl Postgres {
             stop_child(&mut child, libc::SIGQUIT, Duration::from_secs(2));
             return Err(format!("{err}\n{}", std::fs::read_to_string(root.join("postgres.log")).unwrap_or_default()));
         }
-        let pg = Postgres { port, ca_pem, major, psql, superuser_password: password, child: Mutex::new(Some(child)) };
+        let pg = Postgres {
+            port,
+            superuser_name: bootstrap.to_owned(),
+            ca_pem,
+            major,
+            psql,
+            superuser_password: password,
+            child: Mutex::new(Some(child)),
+        };
         pg.wait_ready(Duration::from_secs(30))?;
         Ok(pg)
     }
@@ -228,7 +245,7 @@ impl Postgres {
             engine: "postgres".to_owned(),
             host: "127.0.0.1".to_owned(),
             port: self.port,
-            username: SUPERUSER.to_owned(),
+            username: self.superuser_name.clone(),
             password: self.superuser_password.clone(),
             dbname: dbname.to_owned(),
             masterarn: None,
@@ -240,7 +257,7 @@ impl Postgres {
     /// Runs SQL with psql as the superuser; returns unaligned, tuples-only output.
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, String> {
         let output = Command::new(&self.psql)
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", &self.superuser_name])
             .args(["-p", &self.port.to_string(), "-d", dbname, "-c", sql])
             .env("PGPASSWORD", &self.superuser_password)
             .env("PGCONNECT_TIMEOUT", "5")

@@ -13,6 +13,7 @@ use crate::moto::Moto;
 use crate::names::{self, ACCOUNT_ID, REGION};
 use crate::pg::{Postgres, Seed, Server};
 use crate::process::at_exit;
+use crate::supabase_schema::SupabaseServer;
 
 /// The production-like database the demo and tests back up and rotate.
 pub const APP_DATABASE: &str = "app";
@@ -22,6 +23,9 @@ pub struct Stack {
     /// PostgreSQL 15, with the app database; its `postgres` database is the staging server.
     pub pg: Postgres,
     pg17: OnceLock<Result<Postgres, String>>,
+    /// Servers built as Supabase builds a project's (15 and 17), started on first use.
+    supabase15: OnceLock<Result<SupabaseServer, String>>,
+    supabase17: OnceLock<Result<SupabaseServer, String>>,
     /// `pg_dump`/`pg_restore` 15 and 17, laid out as the tools layer (`PG_TOOLS_DIR`).
     pub tools_dir: std::path::PathBuf,
     pub alert_topic_arn: String,
@@ -45,6 +49,8 @@ impl Stack {
             moto,
             pg,
             pg17: OnceLock::new(),
+            supabase15: OnceLock::new(),
+            supabase17: OnceLock::new(),
             tools_dir,
             alert_topic_arn: String::new(),
             ops_topic_arn: String::new(),
@@ -87,6 +93,20 @@ impl Stack {
         match server {
             Ok(server) => server,
             Err(err) => panic!("PostgreSQL {major} could not start: {err}"),
+        }
+    }
+
+    /// The Supabase-built server of `major` (15 or 17), started on first use.
+    pub fn supabase(&self, major: u32) -> &SupabaseServer {
+        let (cell, server) = match major {
+            15 => (&self.supabase15, Server::Debian),
+            17 => (&self.supabase17, Server::Pg17),
+            other => panic!("the local stack has no Supabase server of PostgreSQL {other}"),
+        };
+        let root = self.root.path().join(format!("supabase{major}"));
+        match cell.get_or_init(|| SupabaseServer::start(&root, server)) {
+            Ok(server) => server,
+            Err(err) => panic!("the Supabase-built PostgreSQL {major} could not start: {err}"),
         }
     }
 
@@ -146,6 +166,11 @@ impl Stack {
         self.pg.stop();
         if let Some(Ok(pg17)) = self.pg17.get() {
             pg17.stop();
+        }
+        for supabase in [&self.supabase15, &self.supabase17] {
+            if let Some(Ok(server)) = supabase.get() {
+                server.pg.stop();
+            }
         }
         let _ = std::fs::remove_dir_all(self.root.path());
     }

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 
 use crate::backup::TableCount;
+use crate::backup::scope::Scope;
 use crate::objects::{ObjectStore, UploadedPart};
 use crate::pgtools::PgTool;
 use crate::postgres::{DbCredentials, DbError, quote_ident};
@@ -28,9 +29,10 @@ pub async fn export_snapshot(client: &Client) -> Result<String, DbError> {
     Ok(row.get(0))
 }
 
-/// Row counts of every user table, in the exported snapshot's transaction. They take less time
-/// than the dump they run beside, so they take one process on the server, not parallel workers.
-pub async fn count_rows(client: &Client) -> Result<Vec<TableCount>, DbError> {
+/// Row counts of every table the dump holds, in the exported snapshot's transaction. They take
+/// less time than the dump they run beside, so they take one process on the server, not
+/// parallel workers.
+pub async fn count_rows(client: &Client, scope: &Scope) -> Result<Vec<TableCount>, DbError> {
     client.batch_execute("SET LOCAL max_parallel_workers_per_gather = 0").await.map_err(DbError::query)?;
     let tables = client
         .query(
@@ -44,6 +46,9 @@ pub async fn count_rows(client: &Client) -> Result<Vec<TableCount>, DbError> {
     let mut counts = Vec::with_capacity(tables.len());
     for row in tables {
         let (schema, table): (String, String) = (row.get(0), row.get(1));
+        if !scope.holds(&schema, &table) {
+            continue;
+        }
         let sql = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&schema), quote_ident(&table));
         let rows: i64 = client.query_one(&sql, &[]).await.map_err(DbError::query)?.get(0);
         counts.push(TableCount { schema, table, rows });
@@ -152,6 +157,7 @@ pub async fn dump_to_upload<S: ObjectStore>(
     let mut child = pg_dump
         .command()
         .args(["--format=custom", "--no-password", "--snapshot", &plan.snapshot])
+        .args(plan.scope.pg_dump_args())
         .arg(format!("--compress={}", plan.compression.pg_dump_arg()))
         .args(["--host", &creds.host, "--port", &creds.port.to_string(), "--username", &creds.username])
         .args(["--dbname", &creds.dbname])

@@ -14,6 +14,12 @@ pub enum BackupError {
     Database(#[from] DbError),
     #[error(transparent)]
     Tools(#[from] ToolsError),
+    #[error(
+        "the backup would miss what {role} cannot read: {}; grant {role} SELECT on them, or report them if \
+         the platform made them",
+        tables.join(", ")
+    )]
+    Unreadable { role: String, tables: Vec<String> },
     #[error("pg_dump failed ({status}): {stderr}")]
     PgDumpFailed { status: String, stderr: String },
     #[error("pg_dump produced no output")]

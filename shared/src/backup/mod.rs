@@ -5,16 +5,21 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod platform;
+pub mod scope;
 pub mod take;
 
 pub use config::{BackupConfig, Compression, SupabaseCheck};
 pub use error::BackupError;
+pub use scope::{LeftOut, Platform, Scope};
 pub use take::{Backup, BackupPhases, BackupSummary, Dumped, Plan, valid_label};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const DUMP_SUFFIX: &str = ".dump";
+/// The label of the backup `opsctl dr restore` takes of a database before restoring into it:
+/// it undoes that restore, and is never "the latest backup" of the database.
+pub const SAFETY_LABEL: &str = "pre-restore";
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 
 /// `backups/<db>/<YYYY>/<MM>/<DD>/<started-at>-<id>.dump`
@@ -75,11 +80,45 @@ pub struct Manifest {
     pub tables: Vec<TableCount>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The database the dump came from; absent in manifests from before it was recorded.
+    #[serde(default)]
+    pub source: Option<BackupSource>,
+    #[serde(default)]
+    pub platform: Platform,
+    /// What the dump leaves out on purpose, and why.
+    #[serde(default)]
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Which database a backup is of: a restore test or a disaster recovery picks among the
+/// backups of the database it serves (on Supabase every database is called `postgres`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupSource {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    /// The secret the backup read the credentials from, as configured.
+    pub secret: String,
 }
 
 impl Manifest {
     pub fn total_rows(&self) -> i64 {
         self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    pub fn is_safety_backup(&self) -> bool {
+        self.label.as_deref() == Some(SAFETY_LABEL)
+    }
+
+    /// Whether the backup was taken with the database secret `secret` (as configured, an ARN
+    /// in the template). Manifests from before the source was recorded cannot say: they count.
+    pub fn is_from_secret(&self, secret: &str) -> bool {
+        self.source.as_ref().is_none_or(|source| source.secret == secret)
+    }
+
+    /// Whether the backup is of database `database` on `host`:`port` (same caveat).
+    pub fn is_of_database(&self, host: &str, port: u16, database: &str) -> bool {
+        self.source.as_ref().is_none_or(|s| s.host == host && s.port == port && s.database == database)
     }
 }
 
@@ -116,6 +155,9 @@ pub struct RestoreReport {
     pub rpo_met: bool,
     pub scratch_database: Option<String>,
     pub scratch_dropped: bool,
+    /// Scratch databases that killed runs had left, dropped by this one.
+    #[serde(default)]
+    pub abandoned_scratch_dropped: Vec<String>,
     pub checks: Vec<RestoreCheck>,
     pub failures: Vec<String>,
     pub report_key: String,
@@ -147,6 +189,7 @@ impl RestoreReport {
             rpo_met: false,
             scratch_database: None,
             scratch_dropped: false,
+            abandoned_scratch_dropped: Vec::new(),
             checks: Vec::new(),
             failures: Vec::new(),
             report_key: String::new(),

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Manifest, TableCount, dump_key, manifest_key};
+use super::scope::Scope;
+use super::{BackupSource, Manifest, TableCount, dump_key, manifest_key};
 use crate::alert::{Alert, AlertSink, Severity};
 use crate::objects::ObjectStore;
 use crate::pgtools::{PgTool, PgTools, Tool};
@@ -77,6 +78,9 @@ pub struct Plan {
     pub compression: Compression,
     pub snapshot: String,
     pub started_at: DateTime<Utc>,
+    pub source: BackupSource,
+    /// What the dump holds.
+    pub scope: Scope,
 }
 
 /// What a dump produced: its snapshot's row counts, the uploaded parts, pg_dump's warnings.
@@ -109,6 +113,9 @@ impl Plan {
             parts: dumped.streamed.parts.len() as u32,
             tables: dumped.tables,
             warnings: dumped.warnings,
+            source: Some(self.source.clone()),
+            platform: self.scope.platform,
+            left_out: self.scope.left_out.clone(),
         }
     }
 }
@@ -128,6 +135,7 @@ struct Source {
     compression: Compression,
     /// Why `compression` is not what DUMP_COMPRESSION asks for, if it is not.
     compression_warning: Option<String>,
+    scope: Scope,
 }
 
 /// The time the backup may take: `None` without a deadline; out of time when the deadline is
@@ -243,7 +251,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             .store_backup(plan, budget, |upload_id| async move {
                 let counts = async {
                     let counting = Instant::now();
-                    let counted = count_rows(&source.client).await;
+                    let counted = count_rows(&source.client, &plan.scope).await;
                     counts_ms.store(millis(counting.elapsed()), Ordering::Relaxed);
                     counted
                 };
@@ -276,7 +284,9 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         if let Some(warning) = &compression_warning {
             tracing::warn!("{warning}");
         }
-        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version, compression, compression_warning })
+        // Before anything is uploaded too: a table the dump needs and cannot read.
+        let scope = Scope::of(&client).await?;
+        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version, compression, compression_warning, scope })
     }
 
     /// Names the backup (its id and key) at its start.
@@ -297,6 +307,13 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             compression: source.compression,
             snapshot,
             started_at,
+            source: BackupSource {
+                host: source.creds.host.clone(),
+                port: source.creds.port,
+                database: source.creds.dbname.clone(),
+                secret: self.config.database_secret_arn.clone(),
+            },
+            scope: source.scope.clone(),
         }
     }
 

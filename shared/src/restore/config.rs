@@ -31,6 +31,9 @@ pub struct VerifierConfig {
     pub bucket: String,
     pub prefix: String,
     pub staging_secret_arn: String,
+    /// The production database's secret, as the backups record it: `latest` and `random` pick
+    /// among its backups only. Unset: among every backup under the prefix.
+    pub database_secret_arn: Option<String>,
     /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `crate::pgtools`).
     pub pg_tools_dir: String,
     pub rto: Duration,
@@ -54,6 +57,7 @@ impl VerifierConfig {
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: env.or("BACKUP_PREFIX", "backups/"),
             staging_secret_arn: env.required("STAGING_DATABASE_SECRET_ARN")?,
+            database_secret_arn: env.optional("DATABASE_SECRET_ARN"),
             pg_tools_dir: env.or("PG_TOOLS_DIR", crate::pgtools::DEFAULT_DIR),
             rto: Duration::from_secs(env.parse_in_range("RTO_MINUTES", 30_u64, 1..=24 * 60)? * 60),
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),

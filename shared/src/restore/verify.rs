@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::alert::{Alert, AlertSink, Severity};
-use crate::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport, TableCount, manifest_key, normalise_prefix};
+use crate::backup::{MANIFEST_SUFFIX, Manifest, Platform, RestoreReport, TableCount, manifest_key, normalise_prefix};
 use crate::objects::{Bytes, ObjectStore};
 use crate::pgtools::{PgTool, PgTools, Tool, major_of};
 use crate::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
@@ -132,7 +132,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     /// The manifest of the backup to test.
     pub async fn select(&self, selection: &Selection) -> Result<(String, Manifest), VerifyError> {
         let prefix = normalise_prefix(&self.config.prefix);
-        let key = match selection {
+        match selection {
             Selection::Key(key) => {
                 if !key.starts_with(&prefix) {
                     return Err(VerifyError::InvalidRequest(format!("{key:?} is not under {prefix:?}")));
@@ -142,32 +142,46 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
                 if !listed.iter().any(|o| o.key == manifest) {
                     return Err(VerifyError::NoManifest(key.clone()));
                 }
-                manifest
+                let read = self.read_manifest(&manifest).await?;
+                Ok((manifest, read))
             }
             Selection::Latest | Selection::Random => {
                 let mut manifests: Vec<_> =
                     self.store.list(&prefix).await?.into_iter().filter(|o| o.key.ends_with(MANIFEST_SUFFIX)).collect();
-                // File names start with the backup's start time, so they sort by age.
-                manifests.sort_by(|a, b| file_name(&a.key).cmp(file_name(&b.key)));
-                let chosen = if *selection == Selection::Latest {
-                    manifests.pop()
-                } else {
+                if *selection == Selection::Random {
                     let cutoff = Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
                     manifests.retain(|o| o.last_modified.is_none_or(|t| t >= cutoff));
-                    if manifests.is_empty() {
-                        None
-                    } else {
-                        let index = rand::random_range(0..manifests.len());
-                        Some(manifests.swap_remove(index))
+                    // Shuffled, then tried from the end: the first that qualifies is a random one.
+                    for i in (1..manifests.len()).rev() {
+                        manifests.swap(i, rand::random_range(0..=i));
                     }
-                };
-                chosen.ok_or_else(|| VerifyError::NoBackup(prefix.clone()))?.key
+                } else {
+                    // File names start with the backup's start time, so they sort by age.
+                    manifests.sort_by(|a, b| file_name(&a.key).cmp(file_name(&b.key)));
+                }
+                while let Some(candidate) = manifests.pop() {
+                    let manifest = self.read_manifest(&candidate.key).await?;
+                    if self.serves(&manifest) {
+                        return Ok((candidate.key, manifest));
+                    }
+                }
+                Err(VerifyError::NoBackup(prefix.clone()))
             }
-        };
-        let bytes = read_all(&self.store, &key).await?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| VerifyError::BadManifest { key: key.clone(), problem: e.to_string() })?;
-        Ok((key, manifest))
+        }
+    }
+
+    /// Whether a backup is one the test picks by itself: the production database's (when the
+    /// configuration names its secret), and not a safety backup taken before a disaster
+    /// recovery's restore.
+    fn serves(&self, manifest: &Manifest) -> bool {
+        !manifest.is_safety_backup()
+            && self.config.database_secret_arn.as_deref().is_none_or(|secret| manifest.is_from_secret(secret))
+    }
+
+    async fn read_manifest(&self, key: &str) -> Result<Manifest, VerifyError> {
+        let bytes = read_all(&self.store, key).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| VerifyError::BadManifest { key: key.to_owned(), problem: e.to_string() })
     }
 
     async fn verify(&self, selection: Selection, deadline: Option<Instant>) -> Result<RestoreReport, VerifyError> {
@@ -214,9 +228,10 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         let (staging, admin) =
             connect_with_secret::<VerifyError>(&self.secrets, &config.staging_secret_arn, config.database_timeout)
                 .await?;
+        report.abandoned_scratch_dropped = drop_abandoned_scratch(&admin, Utc::now()).await;
         let scratch = format!(
-            "restore_test_{}_{}",
-            report.verified_at.format("%Y%m%d%H%M%S"),
+            "{SCRATCH_PREFIX}{}_{}",
+            report.verified_at.format(SCRATCH_TIME),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let pg_restore = pick_pg_restore(&config.pg_tools_dir, &admin, manifest).await?;
@@ -239,14 +254,21 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         if !finished {
             report.failures.push("the restore did not finish before the Lambda deadline".to_owned());
         }
-        // Always, whatever happened above.
-        let dropped =
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await;
+        // Always, whatever happened above; over a new connection if a long restore outlived
+        // the first (a server or a network may close an idle one).
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch));
+        let mut dropped = admin.batch_execute(&drop).await.map_err(|e| crate::postgres::describe(&e));
+        if dropped.is_err() {
+            dropped = match staging.connect(config.database_timeout).await {
+                Ok(fresh) => fresh.batch_execute(&drop).await.map_err(|e| crate::postgres::describe(&e)),
+                Err(err) => Err(err.to_string()),
+            };
+        }
         report.scratch_dropped = dropped.is_ok();
         if let Err(err) = dropped {
-            report
-                .failures
-                .push(format!("scratch database {scratch} could not be dropped: {}", crate::postgres::describe(&err)));
+            report.failures.push(format!(
+                "scratch database {scratch} could not be dropped: {err}; the next restore test drops it"
+            ));
         }
         Ok(())
     }
@@ -263,7 +285,8 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
-        let restored = pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs, kind).await;
+        let restored =
+            pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs, kind, manifest.platform).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -294,6 +317,54 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         }
         report.checks_ms = checks_started.elapsed().as_millis() as u64;
     }
+}
+
+/// Scratch databases are named `restore_test_<UTC time>_<id>`.
+const SCRATCH_PREFIX: &str = "restore_test_";
+const SCRATCH_TIME: &str = "%Y%m%d%H%M%S";
+/// A scratch database older than this (Lambda's longest run) that no session uses was left by
+/// a run that was killed: no run is still restoring into it.
+const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Drops the scratch databases that killed runs left on the staging server; returns their names.
+/// A failure is logged, not fatal: the test itself can still run.
+async fn drop_abandoned_scratch(admin: &tokio_postgres::Client, now: DateTime<Utc>) -> Vec<String> {
+    let listed = admin
+        .query(
+            "SELECT d.datname::text FROM pg_database d WHERE starts_with(d.datname, $1) \
+             AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datname = d.datname)",
+            &[&SCRATCH_PREFIX],
+        )
+        .await;
+    let names: Vec<String> = match listed {
+        Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+        Err(err) => {
+            tracing::warn!(error = %crate::postgres::describe(&err), "cannot list left-over scratch databases");
+            return Vec::new();
+        }
+    };
+    let mut dropped = Vec::new();
+    for name in names.into_iter().filter(|name| scratch_abandoned(name, now)) {
+        match admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&name))).await {
+            Ok(()) => {
+                tracing::warn!(database = %name, "dropped a scratch database a killed restore test left");
+                dropped.push(name);
+            }
+            Err(err) => {
+                tracing::warn!(database = %name, error = %crate::postgres::describe(&err), "cannot drop a left-over scratch database")
+            }
+        }
+    }
+    dropped
+}
+
+/// Whether scratch database `name` was created longer than [`ABANDONED_AFTER`] before `now`.
+fn scratch_abandoned(name: &str, now: DateTime<Utc>) -> bool {
+    let Some(time) = name.strip_prefix(SCRATCH_PREFIX).and_then(|rest| rest.split('_').next()) else {
+        return false;
+    };
+    chrono::NaiveDateTime::parse_from_str(time, SCRATCH_TIME)
+        .is_ok_and(|created| now.naive_utc() - created > ABANDONED_AFTER)
 }
 
 /// Counts each table's rows in the restored database, spread over `clients` (largest tables
@@ -412,11 +483,20 @@ pub async fn pg_restore(
     dump: &std::path::Path,
     jobs: u32,
     kind: Target,
+    platform: Platform,
 ) -> Result<(), String> {
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
     let parallel = if jobs > 1 { format!("--jobs={jobs}") } else { "--single-transaction".to_owned() };
     let mut command = tool.command();
+    let _list = match platform {
+        Platform::Postgres => None,
+        Platform::Supabase => {
+            let list = supabase_list(tool, dump).await?;
+            command.arg("--use-list").arg(list.path());
+            Some(list)
+        }
+    };
     if kind == Target::Existing {
         command.args(["--clean", "--if-exists"]).env("PGOPTIONS", "-c default_transaction_read_only=off");
     }
@@ -445,6 +525,35 @@ pub async fn pg_restore(
         None => String::new(),
     };
     Err(format!("{cause}{program} exited {}: {}", output.status, crate::alert::cut_at_char(stderr.trim(), 4000)))
+}
+
+/// The table of contents of a Supabase dump without what every database already has: a dump
+/// that names its schemas one by one holds `CREATE SCHEMA public`, which fails in any database.
+async fn supabase_list(tool: &PgTool, dump: &std::path::Path) -> Result<tempfile::NamedTempFile, String> {
+    let output = tool
+        .command()
+        .arg("--list")
+        .arg(dump)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", tool.program().display()))?;
+    if !output.status.success() {
+        return Err(format!("pg_restore --list failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let kept: String = listing.lines().filter(|line| !is_public_schema(line)).map(|line| format!("{line}\n")).collect();
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the restore list: {e}"))?;
+    file.write_all(kept.as_bytes()).map_err(|e| format!("cannot write the restore list: {e}"))?;
+    Ok(file)
+}
+
+/// A table-of-contents line (`<id>; <catalog> <oid> <type> <schema> <name> <owner>`) that
+/// creates schema `public`.
+fn is_public_schema(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    fields.get(3..6) == Some(&["SCHEMA", "-", "public"][..])
 }
 
 /// The role named in `role "<name>" does not exist`, PostgreSQL's message for a missing role.
@@ -478,6 +587,23 @@ async fn run_validation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_schema_is_known_in_a_table_of_contents() {
+        assert!(is_public_schema("5; 2615 2200 SCHEMA - public pg_database_owner"));
+        assert!(!is_public_schema("6; 2615 16390 SCHEMA - auth supabase_admin"));
+        assert!(!is_public_schema("215; 1259 16500 TABLE public profiles postgres"));
+        assert!(!is_public_schema(";     Dump Version: 1.16-0"));
+    }
+
+    #[test]
+    fn only_scratch_databases_older_than_a_run_are_abandoned() {
+        let now = DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z").expect("time").with_timezone(&Utc);
+        assert!(scratch_abandoned("restore_test_20261202113000_1a2b3c4d", now));
+        assert!(!scratch_abandoned("restore_test_20261202115000_1a2b3c4d", now), "ten minutes: maybe running");
+        assert!(!scratch_abandoned("restore_test_notatime_1a2b3c4d", now));
+        assert!(!scratch_abandoned("app", now));
+    }
 
     #[test]
     fn a_missing_role_is_named() {

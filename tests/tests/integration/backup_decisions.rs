@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use ops_shared::backup::dump::stream_parts;
 use ops_shared::backup::take::time_budget;
 use ops_shared::backup::{Backup, BackupConfig, BackupError, Compression, Dumped, Plan};
-use ops_shared::backup::{Manifest, TableCount, dump_key, manifest_key};
+use ops_shared::backup::{BackupSource, Manifest, Scope, TableCount, dump_key, manifest_key};
 use ops_shared::objects::ObjectStore;
 use ops_shared::restore::{Selection, Verifier, VerifierConfig, VerifyError, default_validation_queries};
 use ops_shared::{FunctionError, Scrubber, SecretCache, Severity};
@@ -67,6 +67,7 @@ fn verifier_config() -> VerifierConfig {
         bucket: "backups".into(),
         prefix: PREFIX.into(),
         staging_secret_arn: "staging".into(),
+        database_secret_arn: None,
         pg_tools_dir: "/nonexistent".into(),
         rto: Duration::from_secs(30 * 60),
         rpo: 24 * HOUR,
@@ -89,6 +90,13 @@ fn plan(database: &str, started_at: DateTime<Utc>, backup_id: &str) -> Plan {
         compression: Compression::Gzip(6),
         snapshot: "00000003-00000002-1".into(),
         started_at,
+        source: BackupSource {
+            host: "db.example.com".into(),
+            port: 5432,
+            database: database.into(),
+            secret: format!("{database}-secret"),
+        },
+        scope: Scope::everything(),
     }
 }
 
@@ -253,6 +261,34 @@ fn seed(store: &MemoryObjects, database: &str, started_at: DateTime<Utc>, body: 
     store.insert(&manifest.key, body, started_at);
     store.insert(&manifest_key(&manifest.key), serde_json::to_vec(&manifest).expect("json"), started_at);
     manifest
+}
+
+/// A safety backup `opsctl dr restore` took, and backups of other databases in the same
+/// bucket, are never the restore test's "latest" or "random" when it knows its database.
+#[tokio::test]
+async fn the_test_picks_among_its_own_databases_backups_and_never_a_safety_backup() {
+    let store = MemoryObjects::default();
+    let own = seed(&store, "alpha", at(3), b"alpha");
+    seed(&store, "zeta", at(2), b"zeta, another server's");
+    let mut safety = plan("alpha", at(1), "pre-restore-1a2b3c4d");
+    safety.label = Some(ops_shared::backup::SAFETY_LABEL.to_owned());
+    let streamed = ops_shared::backup::dump::Streamed { size: 6, sha256: sha256(b"safety"), parts: Vec::new() };
+    let safety = safety.manifest(Dumped { tables: tables(), streamed, warnings: Vec::new() }, PART);
+    store.insert(&safety.key, b"safety", at(1));
+    store.insert(&manifest_key(&safety.key), serde_json::to_vec(&safety).expect("json"), at(1));
+
+    let mut v = verifier(&store);
+    v.config.database_secret_arn = Some("alpha-secret".into());
+    for selection in [Selection::Latest, Selection::Random] {
+        let (key, picked) = v.select(&selection).await.expect("a backup");
+        assert_eq!((key, picked), (manifest_key(&own.key), own.clone()), "{selection:?}");
+    }
+    v.config.database_secret_arn = Some("gamma-secret".into());
+    let err = v.select(&Selection::Latest).await.expect_err("no backup of gamma");
+    assert!(matches!(err, VerifyError::NoBackup(_)), "{err:?}");
+    v.config.database_secret_arn = None;
+    let (_, picked) = v.select(&Selection::Latest).await.expect("a backup");
+    assert_eq!(picked.key, own.key, "the safety backup is skipped even without a database named");
 }
 
 #[tokio::test]

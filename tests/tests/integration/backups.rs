@@ -114,6 +114,7 @@ impl Fixture {
                 bucket: names::backup_bucket(),
                 prefix: self.prefix.clone(),
                 staging_secret_arn: self.staging_secret.clone(),
+                database_secret_arn: None,
                 pg_tools_dir,
                 rto: Duration::from_secs(30 * 60),
                 rpo: Duration::from_secs(24 * 3600),
@@ -603,42 +604,6 @@ async fn stale_or_unreadable_platform_backups_warn() {
     let outcome = platform_check(&f, url, "wrong-token").await;
     assert!(outcome.contains("could not be checked") && outcome.contains("401"), "{outcome}");
     assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1);
-}
-
-/// The Supabase-shaped database's checks, as `VALIDATION_QUERIES` would give them.
-fn supabase_checks() -> Vec<ops_shared::restore::ValidationQuery> {
-    ops_testkit::supabase_schema::validation_queries()
-        .into_iter()
-        .map(|(name, sql)| ops_shared::restore::ValidationQuery { name, sql })
-        .collect()
-}
-
-#[tokio::test]
-async fn a_supabase_shaped_postgres_17_database_backs_up_and_restores_with_every_check_passing() {
-    let f = fixture_on(17).await;
-    let name = unique("supabase").replace('-', "_");
-    ops_testkit::supabase_schema::create_database(f.pg(), &name).expect("Supabase-shaped database");
-    let secret = f.secret(&f.pg().superuser(&name)).await;
-    let (manifest, _) = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
-    let counted = |schema: &str, table: &str| {
-        manifest.tables.iter().find(|t| t.schema == schema && t.table == table).map(|t| t.rows)
-    };
-    assert_eq!(counted("auth", "users"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
-    assert_eq!(counted("public", "documents"), Some(1));
-    assert_eq!(counted("storage", "objects"), Some(i64::from(ops_testkit::supabase_schema::USERS)));
-
-    let mut verifier = f.verifier();
-    verifier.config.validation_queries = supabase_checks();
-    let report = verifier.run(Selection::Latest, None).await.expect("the test ran");
-    assert!(report.passed(), "{:#?}", report.failures);
-    for (check, _) in ops_testkit::supabase_schema::validation_queries() {
-        assert!(
-            report.checks.iter().any(|c| c.name == check && c.passed),
-            "{check} did not pass: {:#?}",
-            report.checks
-        );
-    }
-    assert!(!scratch_left(&f, &report));
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ mod rotation_decisions;
 mod sentry_rules;
 mod slo;
 mod status;
+mod supabase;
 mod supabase_keys;
 mod template;
 mod tls;
