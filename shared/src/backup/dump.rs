@@ -9,6 +9,7 @@ use crate::objects::{ObjectStore, UploadedPart};
 use crate::pgtools::PgTool;
 use crate::postgres::{DbCredentials, DbError, quote_ident};
 use bytes::BytesMut;
+use futures::TryFutureExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_postgres::Client;
@@ -107,16 +108,17 @@ pub async fn stream_parts<S: ObjectStore, R: AsyncRead + Unpin>(
             hasher
         });
         let next = spare.take().unwrap_or_else(|| BytesMut::with_capacity(part_size));
-        let upload = store.upload_part(key, upload_id, number as i32, part.clone());
-        let (uploaded, hashed, next) = tokio::join!(upload, hashing, read_part(reader, next, part_size));
-        hasher = hashed.map_err(|e| BackupError::Stream(format!("hashing the dump failed: {e}")))?;
-        parts.push(uploaded?);
+        let upload = store.upload_part(key, upload_id, number as i32, part.clone()).map_err(BackupError::from);
+        // A refused part stops the stream at once, without waiting for the next part to fill.
+        let (uploaded, next) = tokio::try_join!(upload, read_part(reader, next, part_size).map_err(stream_error))?;
+        hasher = hashing.await.map_err(|e| BackupError::Stream(format!("hashing the dump failed: {e}")))?;
+        parts.push(uploaded);
         // The upload and the hash are done with the part: its buffer takes part N+2.
         spare = part.try_into_mut().ok().map(|mut free| {
             free.clear();
             free
         });
-        buf = next.map_err(stream_error)?;
+        buf = next;
         if buf.is_empty() {
             break;
         }
@@ -188,6 +190,14 @@ pub async fn dump_to_upload<S: ObjectStore>(
         String::from_utf8_lossy(&kept).into_owned()
     });
     let streamed = stream_parts(store, &plan.key, upload_id, &mut stdout, part_size).await;
+    if let Err(err) = streamed {
+        // Nobody reads pg_dump's output any more: it would wait on a full pipe for ever.
+        if let Err(kill) = child.start_kill() {
+            tracing::warn!(error = %kill, "pg_dump could not be stopped");
+        }
+        let _ = child.wait().await;
+        return Err(err);
+    }
     let status = child.wait().await.map_err(|e| BackupError::Stream(e.to_string()))?;
     let stderr = stderr_task.await.unwrap_or_default();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error") || l.contains("FATAL")).collect();

@@ -269,7 +269,7 @@ fn seed(store: &MemoryObjects, database: &str, started_at: DateTime<Utc>, body: 
 async fn the_test_picks_among_its_own_databases_backups_and_never_a_safety_backup() {
     let store = MemoryObjects::default();
     let own = seed(&store, "alpha", at(3), b"alpha");
-    seed(&store, "zeta", at(2), b"zeta, another server's");
+    let other = seed(&store, "zeta", at(2), b"zeta, another server's");
     let mut safety = plan("alpha", at(1), "pre-restore-1a2b3c4d");
     safety.label = Some(ops_shared::backup::SAFETY_LABEL.to_owned());
     let streamed = ops_shared::backup::dump::Streamed { size: 6, sha256: sha256(b"safety"), parts: Vec::new() };
@@ -279,6 +279,8 @@ async fn the_test_picks_among_its_own_databases_backups_and_never_a_safety_backu
 
     let mut v = verifier(&store);
     v.config.database_secret_arn = Some("alpha-secret".into());
+    // The fixed times lie months back: every backup here is within the retention.
+    v.config.retention = 3650 * 24 * HOUR;
     for selection in [Selection::Latest, Selection::Random] {
         let (key, picked) = v.select(&selection).await.expect("a backup");
         assert_eq!((key, picked), (manifest_key(&own.key), own.clone()), "{selection:?}");
@@ -288,7 +290,7 @@ async fn the_test_picks_among_its_own_databases_backups_and_never_a_safety_backu
     assert!(matches!(err, VerifyError::NoBackup(_)), "{err:?}");
     v.config.database_secret_arn = None;
     let (_, picked) = v.select(&Selection::Latest).await.expect("a backup");
-    assert_eq!(picked.key, own.key, "the safety backup is skipped even without a database named");
+    assert_eq!(picked.key, other.key, "the safety backup is skipped even without a database named");
 }
 
 #[tokio::test]

@@ -413,14 +413,18 @@ async fn a_server_newer_than_every_pg_dump_is_refused_naming_the_versions_there_
     assert!(notes[0].alert().summary.contains("has pg_restore for PostgreSQL 15 only"), "{}", notes[0].alert().summary);
 }
 
-/// S3 as it is, except that it refuses every part: moto cannot be told to.
-struct RefusingParts(S3Objects);
+/// S3 as it is, except that it refuses every part from part `.1` on (moto cannot be told to),
+/// as S3 answers 500 to each retry.
+struct RefusingParts(S3Objects, i32);
 
 impl ObjectStore for RefusingParts {
     async fn start_upload(&self, key: &str) -> Result<String, ObjectError> {
         self.0.start_upload(key).await
     }
-    async fn upload_part(&self, key: &str, _: &str, number: i32, _: Bytes) -> Result<UploadedPart, ObjectError> {
+    async fn upload_part(&self, key: &str, id: &str, number: i32, body: Bytes) -> Result<UploadedPart, ObjectError> {
+        if number < self.1 {
+            return self.0.upload_part(key, id, number, body).await;
+        }
         Err(ObjectError {
             operation: "UploadPart",
             key: key.to_owned(),
@@ -449,8 +453,32 @@ async fn s3_refusing_a_part_is_a_failed_backup() {
     let f = fixture().await;
     let (secret, _) = f.database(Seed::SMALL).await;
     let err =
-        f.backup(RefusingParts(f.store()), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
+        f.backup(RefusingParts(f.store(), 1), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
     f.assert_failed_cleanly(&err, "part 1 refused").await;
+}
+
+/// A part S3 refuses while pg_dump is still writing (a dump larger than the pipe and a part)
+/// stops the backup within seconds with S3's error: pg_dump is stopped, not left waiting on a
+/// pipe nobody reads, and the upload is aborted.
+#[tokio::test]
+async fn s3_refusing_a_part_while_pg_dump_writes_stops_the_backup_within_seconds() {
+    let f = fixture().await;
+    let (secret, _) = f.database(Seed::SMALL).await;
+    // 400 MB of noise, a size of its own so that the process can be found afterwards.
+    let size = 400_000_000 + u64::from(uuid::Uuid::new_v4().as_bytes()[0]) * 1000;
+    let marker = format!("head -c {size} /dev/urandom");
+    let (_dir, tools) =
+        wrapper(15, &format!("if [ \"$1\" = --version ]; then REAL --version; exit; fi\nexec {marker}"));
+    let mut config = f.backup_config(&secret);
+    config.pg_tools_dir = tools;
+    let started = std::time::Instant::now();
+    let backup = f.backup(RefusingParts(f.store(), 2), config);
+    let outcome = tokio::time::timeout(Duration::from_secs(60), backup.run(None, None)).await;
+    let err = outcome.expect("the backup answered within a minute").expect_err("must fail");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    f.assert_failed_cleanly(&err, "part 2 refused").await;
+    let left = std::process::Command::new("pgrep").args(["-f", &marker]).output().expect("pgrep");
+    assert!(left.stdout.is_empty(), "pg_dump is still running: {}", String::from_utf8_lossy(&left.stdout));
 }
 
 /// Backs up a small database and returns its manifest (draining the backup's own alerts).
