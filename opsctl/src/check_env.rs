@@ -260,6 +260,14 @@ fn shape_problem(shape: Shape, value: &str) -> Option<String> {
         Shape::PlainString => None,
         Shape::DatabaseJson => match serde_json::from_str::<DbCredentials>(value) {
             Ok(creds) if creds.password.is_empty() => Some("the database password is empty".to_owned()),
+            Ok(creds) if creds.sslmode.is_none() && creds.sslrootcert.is_none() => Some(
+                "names neither `sslmode` nor `sslrootcert`: the functions verify the database server, by default \
+                 against the system's CAs, which Supabase's (and RDS's) certificates do not chain to. Add \
+                 `sslrootcert` with the PEM of the CA that signs the server's certificate (Supabase: Database \
+                 settings, SSL configuration, download the certificate), or name `sslmode` (`verify-full` when \
+                 a public CA signs it)"
+                    .to_owned(),
+            ),
             Ok(_) => None,
             Err(err) => Some(format!(
                 "not database JSON (engine, host, port, username, password, dbname): {}",

@@ -14,16 +14,18 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls_improved::MakeRustlsConnect;
 
-/// TLS to the database, with libpq's `sslmode` meanings: `prefer` (the default, as in libpq)
-/// and `require` encrypt without authenticating the server; `verify-full` also checks the
-/// certificate chain (against `sslrootcert`, else the system roots) and the host name.
+/// TLS to the database, with libpq's `sslmode` meanings: `prefer` and `require` encrypt
+/// without authenticating the server; `verify-full` also checks the certificate chain (against
+/// `sslrootcert`, else the system roots) and the host name. The default is `verify-full`, not
+/// libpq's `prefer`: the password must never go to a server whose identity was not checked, and
+/// a secret opts out of that only by naming a weaker mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
-    #[default]
     Prefer,
     Require,
+    #[default]
     VerifyFull,
 }
 
@@ -52,7 +54,7 @@ pub struct DbCredentials {
     pub dbname: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masterarn: Option<String>,
-    /// Not in AWS's RDS template; defaults to `prefer`. Supabase: `verify-full` with its CA.
+    /// Not in AWS's RDS template; defaults to `verify-full`. Supabase: its CA in `sslrootcert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sslmode: Option<SslMode>,
     /// PEM of the CA that signs the server's certificate, for `verify-full`.
@@ -94,6 +96,12 @@ pub enum DbError {
     Query(String),
     #[error("TLS settings of the database secret are unusable: {0}")]
     Tls(String),
+    #[error(
+        "database {host}:{port} was not authenticated, so the password was not sent: {detail}. Put the PEM of the \
+         CA that signs its certificate in the secret's `sslrootcert` (Supabase: Database settings, SSL \
+         configuration, download the certificate), or, on a network you trust, set `sslmode` to `require`"
+    )]
+    Unverified { host: String, port: u16, detail: String },
 }
 
 impl DbError {
@@ -199,12 +207,21 @@ impl DbCredentials {
         let auth = err.as_db_error().is_some_and(|db| {
             *db.code() == SqlState::INVALID_PASSWORD || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         });
+        let detail = describe(err);
         if auth {
             DbError::AuthFailed { host: self.host.clone(), port: self.port, user: self.username.clone() }
+        } else if self.ssl_mode() == SslMode::VerifyFull && unverified(&detail) {
+            DbError::Unverified { host: self.host.clone(), port: self.port, detail }
         } else {
-            DbError::Unreachable { host: self.host.clone(), port: self.port, detail: describe(err) }
+            DbError::Unreachable { host: self.host.clone(), port: self.port, detail }
         }
     }
+}
+
+/// Whether a connection error says the server's identity could not be checked: its
+/// certificate (rustls: "invalid peer certificate"), or no TLS at all.
+fn unverified(detail: &str) -> bool {
+    detail.contains("invalid peer certificate") || detail.contains("server does not support TLS")
 }
 
 /// Environment for libpq tools (`pg_dump`, `pg_restore`): password and TLS settings. Keep it
@@ -217,7 +234,19 @@ pub struct LibpqEnv {
 impl DbCredentials {
     pub fn libpq_env(&self) -> Result<LibpqEnv, DbError> {
         let mut env = vec![("PGPASSWORD", self.password.clone()), ("PGSSLMODE", self.ssl_mode().as_libpq().to_owned())];
-        let root = match &self.sslrootcert {
+        // libpq reads no system store by itself here (its OpenSSL's default paths are
+        // Debian's, not Lambda's): it gets the roots the connections above verify against.
+        let system_pem;
+        let root_pem = match (&self.sslrootcert, self.ssl_mode()) {
+            (Some(pem), _) => Some(pem.as_str()),
+            (None, SslMode::VerifyFull) => {
+                system_pem = crate::tls::system_roots_pem()
+                    .map_err(|e| DbError::Tls(format!("no CA to verify the server against: {e}")))?;
+                Some(system_pem.as_str())
+            }
+            (None, _) => None,
+        };
+        let root = match root_pem {
             None => None,
             Some(pem) => {
                 let file = tempfile::NamedTempFile::new()

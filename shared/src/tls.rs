@@ -35,6 +35,26 @@ pub fn system_roots() -> Result<Arc<RootCertStore>, rustls::Error> {
         .clone()
 }
 
+/// The system's roots, found as [`system_roots`] finds them, as PEM for libpq (`PGSSLROOTCERT`).
+pub fn system_roots_pem() -> Result<String, rustls::Error> {
+    use base64::Engine;
+    let found = rustls_native_certs::load_native_certs().certs;
+    if found.is_empty() {
+        return Err(rustls::Error::General("no CA certificates were found on this system".to_owned()));
+    }
+    let mut pem = String::new();
+    for cert in found {
+        let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    Ok(pem)
+}
+
 /// The client configuration for HTTPS: TLS 1.2 and 1.3, HTTP/1.1, server certificates checked
 /// against [`system_roots`]. Cheap to call: clones share the verifier and its roots.
 pub fn https_config() -> Result<rustls::ClientConfig, rustls::Error> {

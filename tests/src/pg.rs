@@ -240,6 +240,8 @@ impl Postgres {
         }
     }
 
+    /// The bootstrap superuser's credentials, verifying the server against its CA (as a
+    /// production secret carries its database's CA in `sslrootcert`).
     pub fn superuser(&self, dbname: &str) -> DbCredentials {
         DbCredentials {
             engine: "postgres".to_owned(),
@@ -250,7 +252,7 @@ impl Postgres {
             dbname: dbname.to_owned(),
             masterarn: None,
             sslmode: None,
-            sslrootcert: None,
+            sslrootcert: Some(self.ca_pem.clone()),
         }
     }
 

@@ -132,3 +132,36 @@ async fn check_env_asks_google_which_key_the_gemini_secret_holds() {
     repoint(key.clone(), key.name.clone()).await;
     assert!(check_stack(&aws, &good_env(DSN), &prefix).await.is_ok());
 }
+
+/// A database secret written before the functions verified the server by default (no
+/// `sslmode`, no `sslrootcert`) is flagged before a deploy makes its backups fail, with the fix.
+#[tokio::test]
+async fn check_env_flags_a_database_secret_that_cannot_verify_its_server() {
+    let (aws, prefix, _google, _key) = provisioned("tls").await;
+    let mut creds = ops_testkit::shared().pg.superuser("app");
+    creds.sslrootcert = None;
+    let value = serde_json::to_string(&creds).expect("json");
+    aws.secrets
+        .put_secret_value()
+        .secret_id(format!("{prefix}-database"))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("put");
+    let report = check_stack(&aws, &good_env(DSN), &prefix).await;
+    let text = report.render();
+    assert_eq!(report.problems.len(), 1, "{text}");
+    assert!(text.contains("-database: names neither `sslmode` nor `sslrootcert`"), "{text}");
+    assert!(text.contains("download the certificate"), "{text}");
+
+    creds.sslmode = Some(ops_shared::postgres::SslMode::Require);
+    let value = serde_json::to_string(&creds).expect("json");
+    aws.secrets
+        .put_secret_value()
+        .secret_id(format!("{prefix}-database"))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("put");
+    assert!(check_stack(&aws, &good_env(DSN), &prefix).await.is_ok(), "an explicit sslmode is the operator's choice");
+}
