@@ -7,6 +7,7 @@ pub mod aws_examples;
 pub mod google;
 pub mod http_targets;
 pub mod iam;
+pub mod iam_policy;
 pub mod logs;
 pub mod memory;
 pub mod moto;

@@ -3,8 +3,11 @@
 //! operations `v1-get-project-api-keys`, `v1-get-project-api-key`, `v1-create-project-api-key`,
 //! `v1-delete-project-api-key`; schemas `ApiKeyResponse`, `CreateApiKeyBody`):
 //! - `GET /v1/projects/{ref}/api-keys[?reveal=true]`: every key of the project, as
-//!   `ApiKeyResponse` (only `name` required; `id` and `type` nullable). Legacy `anon` and
-//!   `service_role` keys come with a null `id`; a secret key's `api_key` is null unless revealed.
+//!   `ApiKeyResponse` (only `name` required; `id` and `type` nullable). As Supabase's CLI
+//!   recorded the real answers (`supabase/cli`,
+//!   `apps/cli-e2e/fixtures/recorded/GET_v1_projects___PROJECT_REF___api_keys/2.response.json`):
+//!   the legacy keys come with ids `anon` and `service_role` and type `legacy`, and an unrevealed
+//!   secret key's `api_key` is its prefix followed by `·` characters, not its value.
 //! - `GET /v1/projects/{ref}/api-keys/{id}[?reveal=true]`: one key.
 //! - `POST /v1/projects/{ref}/api-keys[?reveal=true]` with `{type: publishable|secret, name}`
 //!   (name 4-64 characters of `^[a-z_][a-z0-9_]+$`) -> 201 and the key. No idempotency key.
@@ -37,7 +40,6 @@ pub enum KeyType {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectKey {
-    /// None for legacy keys.
     pub id: Option<String>,
     pub name: String,
     pub kind: KeyType,
@@ -57,6 +59,9 @@ struct Project {
     /// Listings asked with `reveal=true`, which hand every secret key's plaintext to the caller.
     revealed_listings: usize,
     data_api_enabled: bool,
+    /// Whether `reveal=true` shows secret keys' values (a token without the right to see
+    /// them gets them masked).
+    reveals: bool,
 }
 
 #[derive(Clone)]
@@ -80,7 +85,7 @@ impl Supabase {
             api_key: format!("sb_secret_{}", uuid::Uuid::new_v4().simple()),
         };
         let legacy = |name: &str| ProjectKey {
-            id: None,
+            id: Some(name.into()),
             name: name.into(),
             kind: KeyType::Legacy,
             api_key: format!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.sig", uuid::Uuid::new_v4().simple()),
@@ -102,6 +107,7 @@ impl Supabase {
             management_requests: 0,
             revealed_listings: 0,
             data_api_enabled: true,
+            reveals: true,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind Supabase");
         let stand_in = Supabase {
@@ -130,6 +136,17 @@ impl Supabase {
 
     pub fn key_works(&self, key: &str) -> bool {
         self.all_keys().iter().any(|k| k.api_key == key)
+    }
+
+    /// From now on secret keys are shown masked even with `reveal=true`.
+    pub fn stop_revealing(&self) {
+        if let Ok(mut project) = self.project.lock() {
+            project.reveals = false;
+        }
+    }
+
+    fn reveals(&self, query: &HashMap<String, String>) -> bool {
+        revealed(query) && self.project.lock().map(|p| p.reveals).unwrap_or(false)
     }
 
     pub fn queue_faults(&self, faults: &[Fault]) {
@@ -192,7 +209,7 @@ impl Supabase {
     }
 }
 
-/// `ApiKeyResponse`: a secret key's value only when revealed.
+/// `ApiKeyResponse`: a secret key's value only when revealed, else masked as recorded.
 fn shown(key: &ProjectKey, reveal: bool) -> Value {
     let (kind, hidden) = match key.kind {
         KeyType::Legacy => ("legacy", false),
@@ -202,7 +219,7 @@ fn shown(key: &ProjectKey, reveal: bool) -> Value {
     let prefix = key.api_key.get(..15).unwrap_or_default();
     json!({
         "id": key.id, "name": key.name, "type": kind,
-        "api_key": if hidden { Value::Null } else { json!(key.api_key) },
+        "api_key": if hidden { json!(format!("{prefix}{}", "·".repeat(26))) } else { json!(key.api_key) },
         "prefix": if key.kind == KeyType::Legacy { Value::Null } else { json!(prefix) },
         "description": null, "hash": null,
         "secret_jwt_template": if key.kind == KeyType::Secret { json!({"role": "service_role"}) } else { Value::Null },
@@ -228,7 +245,7 @@ async fn list(
     {
         project.revealed_listings += 1;
     }
-    axum::Json(s.all_keys().iter().map(|k| shown(k, revealed(&q))).collect::<Vec<_>>()).into_response()
+    axum::Json(s.all_keys().iter().map(|k| shown(k, s.reveals(&q))).collect::<Vec<_>>()).into_response()
 }
 
 async fn show(
@@ -241,7 +258,7 @@ async fn show(
         return refused.into_response();
     }
     match s.all_keys().iter().find(|k| k.id.as_deref() == Some(id.as_str())) {
-        Some(key) => axum::Json(shown(key, revealed(&q))).into_response(),
+        Some(key) => axum::Json(shown(key, s.reveals(&q))).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -285,7 +302,7 @@ async fn create(
         project.keys.push(key.clone());
         (key, project.after_create.pop_front())
     };
-    let made = (StatusCode::CREATED, axum::Json(shown(&key, revealed(&q)))).into_response();
+    let made = (StatusCode::CREATED, axum::Json(shown(&key, s.reveals(&q)))).into_response();
     crate::ai_engine::answer_after_create(fault, made).await
 }
 

@@ -1,6 +1,6 @@
 //! Supabase's Management API for secret API keys (bearer management token):
-//! `GET /v1/projects/{ref}/api-keys` lists every kind of key (legacy `anon` and `service_role`
-//! with a null `id`, publishable and secret ones) without their plaintext, `GET
+//! `GET /v1/projects/{ref}/api-keys` lists every kind of key (legacy `anon` and `service_role`,
+//! publishable and secret ones) without their plaintext (masked), `GET
 //! .../api-keys/{id}?reveal=true` shows one, `POST .../api-keys?reveal=true` creates one (no
 //! idempotency key), `DELETE .../api-keys/{id}` revokes one.
 
@@ -60,10 +60,24 @@ impl<'a> Supabase<'a> {
         let key: Revealed =
             response.json().await.map_err(|_| self.upstream.failed(operation, "answered an unexpected body"))?;
         match (key.id, key.api_key) {
-            (Some(id), Some(api_key)) if api_key.starts_with("sb_secret_") => Ok((id, api_key)),
+            (Some(id), Some(api_key)) if is_secret_key(&api_key) => Ok((id, api_key)),
+            (Some(_), Some(_)) => Err(self.upstream.failed(
+                operation,
+                "answered a masked or malformed key instead of its value (does the management token \
+                 have the right to reveal secret keys?)",
+            )),
             _ => Err(self.upstream.failed(operation, "answered without the secret key's id and value")),
         }
     }
+}
+
+/// A secret key's value as revealed: `sb_secret_` and at least 20 characters of URL-safe
+/// base64. An unrevealed one is its prefix followed by `·` (as Supabase's CLI recorded it) or
+/// the prefix alone, and is never taken for a key.
+fn is_secret_key(value: &str) -> bool {
+    value
+        .strip_prefix("sb_secret_")
+        .is_some_and(|rest| rest.len() >= 20 && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
 }
 
 impl KeyProvider for Supabase<'_> {
@@ -126,5 +140,19 @@ impl KeyProvider for Supabase<'_> {
 
     fn check<'a>(&'a self, key: &'a str) -> Call<'a, ()> {
         Box::pin(async move { self.upstream.check(&self.check_url, "apikey", key).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_revealed_secret_key_is_a_key() {
+        assert!(is_secret_key("sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"));
+        assert!(!is_secret_key("sb_secret_N7UND··························"), "masked, as listed");
+        assert!(!is_secret_key("sb_secret_N7UND"), "the prefix alone");
+        assert!(!is_secret_key("sb_secret_"));
+        assert!(!is_secret_key("sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"));
     }
 }

@@ -8,6 +8,7 @@ mod alerts;
 mod api_keys;
 mod arm64_packages;
 mod aws_events;
+mod backup_bucket;
 mod backup_decisions;
 mod backups;
 mod common_crate;

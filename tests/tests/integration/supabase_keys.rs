@@ -182,3 +182,19 @@ async fn a_create_that_may_have_worked_is_looked_up_not_repeated() {
     assert_eq!(live.len(), 2, "{} live secret keys", live.len());
     assert!(live.contains(&f.key(AWSCURRENT).await) && live.contains(&f.key(AWSPREVIOUS).await));
 }
+
+/// A management token that may not reveal secret keys gets them masked (their prefix and `·`,
+/// as Supabase's CLI recorded the API's answers): the masked value is never taken for a key, and
+/// nothing is written to AWSPENDING.
+#[tokio::test]
+async fn a_masked_key_is_never_taken_for_a_real_one() {
+    let f = fixture(None, Duration::from_secs(5)).await;
+    f.supabase.stop_revealing();
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    let err = f.step("createSecret", &token).await.expect_err("a masked key is no key");
+    assert!(err.error_message.contains("masked or malformed key"), "{}", err.error_message);
+    let pending = read_stage(&f.aws.secrets, &f.secret, ops_shared::secrets::AWSPENDING).await;
+    assert!(pending.is_err() || pending.as_ref().is_ok_and(|v| v.value.is_empty()), "AWSPENDING got a value");
+    assert_eq!(f.key(AWSCURRENT).await, f.initial_key, "AWSCURRENT untouched");
+    assert_eq!(f.alerts.receive(1, Duration::from_secs(3)).await.len(), 1, "ops are told");
+}
