@@ -21,6 +21,10 @@
 //!   announced September 2026 rule; the page's September 2026 revision keeps only the
 //!   refusal of unrestricted standard keys), an unknown or deleted key 400 `API_KEY_INVALID`,
 //!   a key not allowed the Generative Language API 403.
+//! - Gemini's `POST /v1beta/models/{model}:countTokens` ("Gemini API reference,
+//!   models.countTokens": body `{contents: [...]}`, answer `{totalTokens}`), which answers as the
+//!   model list does, and 401 `UNAUTHENTICATED` with reason `ACCESS_TOKEN_TYPE_UNSUPPORTED` for
+//!   a key GenerativeService refuses though it lists models (google-gemini/gemini-cli #28538).
 //!
 //! Faults can be queued for the next token or API Keys calls.
 
@@ -81,6 +85,10 @@ struct Cloud {
     requests: usize,
     /// Every access token is refused with 401, as after the service account lost its role.
     tokens_refused: bool,
+    /// Keys made from now on list models but GenerativeService refuses them.
+    generation_refused: bool,
+    /// The key strings GenerativeService refuses.
+    refused_for_generation: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -167,6 +175,8 @@ impl Google {
             faults: VecDeque::new(),
             requests: 0,
             tokens_refused: false,
+            generation_refused: false,
+            refused_for_generation: Vec::new(),
         };
         let google = Google { base, service_account, cloud: Arc::new(Mutex::new(cloud)) };
         let app = Router::new()
@@ -177,6 +187,7 @@ impl Google {
             .route("/v2/operations/{id}", get(operation))
             .route("/v2/keys:lookupKey", get(lookup))
             .route("/v1beta/models", get(models))
+            .route("/v1beta/models/{method}", post(count_tokens))
             .with_state(google.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         (google, initial)
@@ -217,6 +228,13 @@ impl Google {
     pub fn queue_faults(&self, faults: &[Fault]) {
         if let Ok(mut cloud) = self.cloud.lock() {
             cloud.faults.extend(faults.iter().copied());
+        }
+    }
+
+    /// Keys created from now on list models, but GenerativeService refuses them.
+    pub fn refuse_generation_for_new_keys(&self) {
+        if let Ok(mut cloud) = self.cloud.lock() {
+            cloud.generation_refused = true;
         }
     }
 
@@ -412,6 +430,9 @@ async fn create(
     };
     let mut response = resource(&key);
     response["@type"] = json!("type.googleapis.com/google.api.apikeys.v2.Key");
+    if cloud.generation_refused {
+        cloud.refused_for_generation.push(key.key_string.clone());
+    }
     cloud.keys.push(key);
     axum::Json(Google::start_operation(&mut cloud, response)).into_response()
 }
@@ -515,6 +536,49 @@ async fn lookup(State(g): State<Google>, headers: HeaderMap, Query(query): Query
         .into_response(),
         None => not_found(),
     }
+}
+
+/// `models/{model}:countTokens`: as the model list, and 401 for a key GenerativeService refuses.
+async fn count_tokens(
+    State(g): State<Google>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let Some(model) = method.strip_suffix(":countTokens") else { return not_found() };
+    if model != "gemini-2.5-flash" {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "models/{model} is not found for API version v1beta");
+    }
+    let listed = models(State(g.clone()), headers.clone(), Query(query.clone())).await;
+    if listed.status() != StatusCode::OK {
+        return listed;
+    }
+    let key = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).or(query.get("key").map(String::as_str));
+    let refused = g.cloud.lock().map(|c| key.is_some_and(|k| c.refused_for_generation.iter().any(|r| r == k)));
+    if refused.unwrap_or(true) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {
+                "code": 401,
+                "message": "Request had invalid authentication credentials.",
+                "status": "UNAUTHENTICATED",
+                "details": [{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+                    "domain": "googleapis.com",
+                    "metadata": {"method": "google.ai.generativelanguage.v1beta.GenerativeService.CountTokens",
+                        "service": GEMINI_SERVICE}
+                }]
+            }})),
+        )
+            .into_response();
+    }
+    let text: usize = body["contents"]
+        .as_array()
+        .map(|contents| contents.iter().flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default()).count())
+        .unwrap_or(0);
+    axum::Json(json!({"totalTokens": text.max(1)})).into_response()
 }
 
 /// Gemini's model list: what a request with the key would get.

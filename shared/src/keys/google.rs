@@ -20,7 +20,13 @@ use super::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyError, KeyPro
 
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const DEFAULT_API_URL: &str = "https://apikeys.googleapis.com";
+/// testSecret asks the model the app calls to count a prompt's tokens (`POST
+/// {check_url}/{check_model}:countTokens`, "Gemini API reference, models.countTokens"): the
+/// Generative Language service itself, at no cost. A model listing is not enough: keys that list
+/// models have been refused by GenerativeService with 401 `ACCESS_TOKEN_TYPE_UNSUPPORTED`
+/// (google-gemini/gemini-cli #28538).
 pub const DEFAULT_CHECK_URL: &str = "https://generativelanguage.googleapis.com/v1beta/models";
+pub const DEFAULT_CHECK_MODEL: &str = "gemini-2.5-flash";
 /// The only API a rotated Gemini key may call.
 pub const GEMINI_SERVICE: &str = "generativelanguage.googleapis.com";
 /// Managing API keys needs the cloud-platform scope.
@@ -239,7 +245,8 @@ pub struct Google<'a> {
     upstream: Upstream<'a>,
     api_url: String,
     keys_url: String,
-    check_url: String,
+    /// `{check_url}/{model}:countTokens`.
+    count_tokens_url: String,
     token_url: Option<&'a str>,
     /// The service account new keys are bound to; the managing account's own when unset.
     bind_to: Option<&'a str>,
@@ -259,7 +266,11 @@ impl<'a> Google<'a> {
             upstream,
             keys_url: format!("{api_url}/v2/projects/{project}/locations/global/keys"),
             api_url,
-            check_url: base_url(secret, "check_url", DEFAULT_CHECK_URL),
+            count_tokens_url: format!(
+                "{}/{}:countTokens",
+                base_url(secret, "check_url", DEFAULT_CHECK_URL),
+                secret.field("check_model").unwrap_or(DEFAULT_CHECK_MODEL).trim_start_matches("models/")
+            ),
             token_url: secret.field("token_url"),
             bind_to: secret.field("service_account_email"),
         })
@@ -444,10 +455,16 @@ impl KeyProvider for Google<'_> {
         })
     }
 
-    /// Gemini's model list with the key in `x-goog-api-key`, which keeps it out of URLs and so
+    /// Gemini's countTokens with the key in `x-goog-api-key`, which keeps it out of URLs and so
     /// out of error texts.
     fn check<'a>(&'a self, key: &'a str) -> Call<'a, ()> {
-        Box::pin(async move { self.upstream.check(&self.check_url, "x-goog-api-key", key).await })
+        Box::pin(async move {
+            let url = &self.count_tokens_url;
+            let prompt = serde_json::json!({"contents": [{"parts": [{"text": "ping"}]}]});
+            self.upstream
+                .check_with(url, || self.upstream.http.post(url).header("x-goog-api-key", key).json(&prompt))
+                .await
+        })
     }
 }
 

@@ -158,15 +158,40 @@ impl Upstream<'_> {
 
     /// testSecret's request: `GET url` with the key in `header`; 200 means the key works.
     pub async fn check(&self, url: &str, header: &str, value: &str) -> Result<(), KeyError> {
+        self.check_with(url, || self.http.get(url).header(header, value)).await
+    }
+
+    /// testSecret's request as `build` makes it (to `url`, named in the error); 200 means the
+    /// key works, anything else is the failure with the service's own reason where it gives one.
+    pub async fn check_with(&self, url: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<(), KeyError> {
         let failed = |problem: String| KeyError::TestFailed { secret: self.secret.to_owned(), problem };
-        let response =
-            send_with_retry(|| self.http.get(url).header(header, value), ATTEMPTS, BACKOFF, Repeat::Idempotent)
-                .await
-                .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
+        let response = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
+            .await
+            .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
         match response.status() {
             reqwest::StatusCode::OK => Ok(()),
-            status => Err(failed(format!("{url} answered HTTP {status}"))),
+            status => {
+                let reason = response.json::<Value>().await.ok().and_then(|body| google_error_reason(&body));
+                let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                Err(failed(format!("{url} answered HTTP {status}{reason}")))
+            }
         }
+    }
+}
+
+/// The `status` and `ErrorInfo` reason of a Google API error body (`{error: {status, details:
+/// [{reason}]}}`, "Google API errors", AIP-193); they never carry the key.
+fn google_error_reason(body: &Value) -> Option<String> {
+    let error = body.get("error")?;
+    let status = error.get("status").and_then(Value::as_str);
+    let reason = error
+        .get("details")
+        .and_then(Value::as_array)
+        .and_then(|details| details.iter().find_map(|d| d.get("reason").and_then(Value::as_str)));
+    match (status, reason) {
+        (Some(status), Some(reason)) => Some(format!("{status}, {reason}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
     }
 }
 

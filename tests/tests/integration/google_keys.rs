@@ -256,3 +256,26 @@ async fn keys_are_bound_to_the_account_the_secret_names() {
     assert_eq!(created.service_account.as_deref(), Some(other.as_str()));
     assert!(f.google.key_works(&current.api_key));
 }
+
+/// A new key that lists models but that the service the app calls (GenerativeService) refuses,
+/// as keys have been refused with 401 `ACCESS_TOKEN_TYPE_UNSUPPORTED`, fails testSecret: the
+/// test asks the model to count a prompt's tokens, which costs nothing, not for the model list.
+#[tokio::test]
+async fn a_key_the_generative_service_refuses_fails_the_test_though_it_lists_models() {
+    let f = fixture(Duration::from_secs(5)).await;
+    f.google.refuse_generation_for_new_keys();
+    let token = f.aws.start_rotation(&f.secret).await.expect("start");
+    f.step("createSecret", &token).await.expect("createSecret");
+    f.step("setSecret", &token).await.expect("setSecret");
+    let pending = f.stage(ops_shared::secrets::AWSPENDING).await;
+    let http = reqwest::Client::new();
+    let listed = http.get(f.google.check_url()).header("x-goog-api-key", &pending.api_key).send().await.expect("list");
+    assert_eq!(listed.status(), 200, "the new key lists models");
+    let err = f.assert_refused(&token, "testSecret", "RotationTestFailed").await;
+    assert!(
+        err.error_message.contains("401") && err.error_message.contains("ACCESS_TOKEN_TYPE_UNSUPPORTED"),
+        "{}",
+        err.error_message
+    );
+    assert!(err.error_message.contains(":countTokens"), "{}", err.error_message);
+}
