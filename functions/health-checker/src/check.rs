@@ -1,4 +1,5 @@
-//! One check of one target, always bounded by the target's own timeout.
+//! One check of one target, always bounded by the target's own timeout, and by the time the
+//! invocation has left.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,10 +49,27 @@ pub struct Prober {
 
 impl Prober {
     pub async fn check(&self, target: &Target) -> CheckResult {
+        self.check_within(target, None).await
+    }
+
+    /// The check, given at most `left` (the run's time before the function's deadline) when
+    /// that is shorter than the target's `timeout_ms`: a slow target can never take the run past
+    /// its deadline, where Lambda would end it before it records anything.
+    pub async fn check_within(&self, target: &Target, left: Option<std::time::Duration>) -> CheckResult {
         let started = Instant::now();
-        let outcome = tokio::time::timeout(target.timeout(), self.probe(target)).await;
+        let limit = left.map_or(target.timeout(), |left| left.min(target.timeout()));
+        let outcome = tokio::time::timeout(limit, self.probe(target)).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (class, detail, tls_days_left) = match outcome {
+            Err(_) if limit < target.timeout() => (
+                Class::Hanging,
+                format!(
+                    "no answer within {} ms, the time the run had left (timeout_ms {} is longer)",
+                    limit.as_millis(),
+                    target.timeout_ms
+                ),
+                None,
+            ),
             Err(_) => (Class::Hanging, format!("no answer within {} ms", target.timeout_ms), None),
             Ok(Err((class, detail))) => (class, detail, None),
             Ok(Ok((detail, tls))) if latency_ms > target.warn_ms => (Class::Slow, detail, tls),

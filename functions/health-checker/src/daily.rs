@@ -85,10 +85,11 @@ where
         (Verdict::Ok, false) => (Severity::Warning, "Daily ops status: some sources could not be read".to_owned()),
         (verdict, _) => (Severity::Warning, format!("Daily ops status: {}", verdict_word(verdict))),
     };
+    // A report, not an incident: firing, so that its subject says what it is ("[INFO] Daily ops
+    // status: ...", not "[RESOLVED] ...").
     let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:daily-status"), title)
         .summary(status.render())
-        .detail("verdict", verdict_word(verdict))
-        .resolved();
+        .detail("verdict", verdict_word(verdict));
     alerts.publish(&alert).await?;
     Ok(verdict)
 }

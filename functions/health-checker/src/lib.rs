@@ -53,9 +53,9 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A
     type Output = Outcome;
     type Error = HealthError;
 
-    async fn handle(&self, event: Self::Event, _ctx: Context) -> Result<Outcome, HealthError> {
+    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<Outcome, HealthError> {
         let Trigger::Manual(RunRequest { report: Some(ReportKind::Daily) }) = event else {
-            return self.run().await.map(Outcome::Run);
+            return self.run_until(ops_shared::lambda::deadline(&ctx)).await.map(Outcome::Run);
         };
         let daily = self.daily.as_ref().ok_or(HealthError::NoDailyReport)?;
         let verdict = daily.send(&self.state, &self.alerts, chrono::Utc::now()).await?;

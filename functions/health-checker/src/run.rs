@@ -60,6 +60,9 @@ pub struct RunSummary {
     pub alerts: Vec<String>,
 }
 
+/// What a run keeps of its time for writing the targets' state and publishing alerts.
+const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct HealthRun<S, A> {
     pub prober: Prober,
     pub state: S,
@@ -71,8 +74,14 @@ pub struct HealthRun<S, A> {
 
 impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
     pub async fn run(&self) -> Result<RunSummary, HealthError> {
+        self.run_until(None).await
+    }
+
+    /// A run that ends its checks in time to record them and alert before `deadline`.
+    pub async fn run_until(&self, deadline: Option<Instant>) -> Result<RunSummary, HealthError> {
         let started = Instant::now();
-        let results = join_all(self.config.targets.iter().map(|t| self.prober.check(t))).await;
+        let left = deadline.map(|d| d.saturating_duration_since(started).saturating_sub(RECORD_MARGIN));
+        let results = join_all(self.config.targets.iter().map(|t| self.prober.check_within(t, left))).await;
         let now = Utc::now();
         let recorded = join_all(self.config.targets.iter().zip(&results).map(|(t, r)| self.record(t, r, now))).await;
         let mut alerts = Vec::new();

@@ -258,3 +258,25 @@ async fn a_rotation_between_two_runs_records_no_failed_check() {
     assert!(second.alerts.is_empty());
     assert!(f.alerts.receive(0, Duration::from_millis(300)).await.is_empty(), "no alert");
 }
+
+/// A target whose `timeout_ms` is longer than the invocation has left never takes the run past
+/// the function's deadline: its check ends in time for the run to record it, saying why.
+#[tokio::test]
+async fn a_timeout_longer_than_the_invocation_has_left_is_cut_to_the_deadline() {
+    use ops_shared::lambda::Handler;
+    let f = fixture().await;
+    let web = Targets::start(10).await;
+    let run = f.run(vec![http(&unique("stuck"), &web.url("/hang"), 60_000)]);
+    let mut ctx = lambda_runtime::Context::default();
+    let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+    ctx.deadline = now_ms + 8_000;
+    let started = Instant::now();
+    let event = serde_json::from_value(json!({})).expect("event");
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run.handle(event, ctx)).await;
+    let outcome = outcome.expect("the run ended, not Lambda").expect("the run recorded its checks");
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    let summary = serde_json::to_value(&outcome).expect("json");
+    let detail = summary.pointer("/results/0/detail").and_then(|d| d.as_str()).unwrap_or_default().to_owned();
+    assert_eq!(summary.pointer("/results/0/class"), Some(&json!("hanging")), "{summary}");
+    assert!(detail.contains("the time the run had left"), "{detail}");
+}

@@ -254,6 +254,7 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
     assert_eq!(alert.title, "Daily ops status: critical problems");
     assert_eq!(alert.severity, Severity::Warning, "a report, not a page: the backup alarm pages");
     assert_eq!(alert.dedup_key, "health-checker:daily-status");
+    assert_eq!(alert.subject(), "[WARNING] Daily ops status: critical problems", "a report, never titled RESOLVED");
     assert!(
         alert.summary.contains("CRITICAL newest 30.0 h old") && alert.summary.contains("ok       app"),
         "{}",
