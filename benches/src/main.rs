@@ -456,7 +456,7 @@ impl Bench {
             {"name": "app", "kind": "http", "url": web.url("/healthy")},
             {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
                 "body": [{"path": "status", "equals": "ok"}]},
-            {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::DATABASE_SECRET}
+            {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::HEALTH_DATABASE_SECRET}
         ])
         .to_string();
         let mut process = self.start("health-checker", &[("HEALTH_TARGETS", targets)]).await?;

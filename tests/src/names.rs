@@ -12,6 +12,10 @@ pub const OPS_TOPIC: &str = "cineview-ops-notifications";
 pub const STATE_TABLE: &str = "cineview-ops-state";
 pub const DATABASE_SECRET: &str = "cineview-database";
 pub const STAGING_DATABASE_SECRET: &str = "cineview-staging-database";
+/// The health check's login, which may only connect.
+pub const HEALTH_DATABASE_SECRET: &str = "cineview-health-database";
+/// Its role on the app database.
+pub const HEALTH_ROLE: &str = "cineview_health";
 pub const SENTRY_WEBHOOK_SECRET: &str = "cineview-sentry-webhook";
 
 pub fn backup_bucket() -> String {

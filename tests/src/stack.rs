@@ -45,6 +45,13 @@ impl Stack {
         let moto = Moto::start(root.path())?;
         let pg = Postgres::start(&root.path().join("pg15"), Server::Debian)?;
         pg.create_seeded_database(APP_DATABASE, Seed::SMALL)?;
+        let health_password = uuid::Uuid::new_v4().simple().to_string();
+        pg.psql("postgres", &format!("CREATE ROLE {} LOGIN PASSWORD '{health_password}'", names::HEALTH_ROLE))?;
+        let health_db = DbCredentials {
+            username: names::HEALTH_ROLE.to_owned(),
+            password: health_password,
+            ..pg.superuser(APP_DATABASE)
+        };
         let mut stack = Stack {
             moto,
             pg,
@@ -60,6 +67,7 @@ impl Stack {
             stack.sdk_config_blocking(),
             stack.pg.superuser(APP_DATABASE),
             stack.pg.superuser("postgres"),
+            health_db,
         ))??;
         stack.alert_topic_arn = alert;
         stack.ops_topic_arn = ops;
@@ -220,6 +228,7 @@ async fn provision(
     sdk: SdkConfig,
     app_db: DbCredentials,
     staging_db: DbCredentials,
+    health_db: DbCredentials,
 ) -> Result<(String, String), String> {
     let sns = aws_sdk_sns::Client::new(&sdk);
     let alert_topic =
@@ -242,6 +251,13 @@ async fn provision(
         .send()
         .await
         .map_err(|e| format!("create secret {}: {e:?}", names::STAGING_DATABASE_SECRET))?;
+    secrets
+        .create_secret()
+        .name(names::HEALTH_DATABASE_SECRET)
+        .secret_string(json!(health_db).to_string())
+        .send()
+        .await
+        .map_err(|e| format!("create secret {}: {e:?}", names::HEALTH_DATABASE_SECRET))?;
     Ok((
         alert_topic.topic_arn.ok_or("moto returned no topic ARN")?,
         ops_topic.topic_arn.ok_or("moto returned no topic ARN")?,

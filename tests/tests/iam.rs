@@ -151,7 +151,7 @@ async fn health(role: &Role) -> Scenario {
     let web = ops_testkit::http_targets::Targets::start(10).await;
     let (app, db) = (unique("app"), unique("database"));
     let targets = json!([{"name": app, "kind": "http", "url": web.url("/failing"), "timeout_ms": 1000},
-        {"name": db, "kind": "postgres", "secret_arn": names::DATABASE_SECRET}]);
+        {"name": db, "kind": "postgres", "secret_arn": names::HEALTH_DATABASE_SECRET}]);
     let env = [
         ("HEALTH_TARGETS", targets.to_string()),
         ("BACKUP_BUCKET", names::backup_bucket()),

@@ -291,3 +291,24 @@ fn what_sns_cannot_deliver_lands_in_the_dead_letter_queue() {
     assert_eq!(policy["Principal"], json!({"Service": "sns.amazonaws.com"}));
     assert_eq!(policy["Action"], "sqs:SendMessage");
 }
+
+/// The health check, which runs every minute, reads only the connect-only database login, never
+/// the credentials that own the data.
+#[test]
+fn the_health_check_reads_a_connect_only_login_not_the_databases_owner() {
+    let roles = ops_testkit::iam::template_roles().unwrap_or_else(|e| panic!("{e}"));
+    let health = &roles["health-checker"];
+    let readable: Vec<String> = health
+        .policies
+        .iter()
+        .flat_map(|p| match &p.document["Statement"] {
+            serde_json::Value::Array(all) => all.clone(),
+            one => vec![one.clone()],
+        })
+        .filter(|s| s["Action"].to_string().contains("secretsmanager:GetSecretValue"))
+        .map(|s| s["Resource"].to_string())
+        .collect();
+    let text = readable.join(" ");
+    assert!(text.contains("cineview-health-database"), "{text}");
+    assert!(!text.contains("secret:cineview-database-"), "the health check may read the owner's credentials: {text}");
+}
