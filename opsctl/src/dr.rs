@@ -255,8 +255,8 @@ impl WriteSwitch {
 /// (taking EXECUTE away would also break the row-level security policies that call such
 /// functions to read); tables of other owners; the platform's services, which write `auth`
 /// and `storage` as their own roles (sign-ups, and the profile trigger they fire, uploads);
-/// a relation whose write privilege a grantee has passed on (taking it back would lose that
-/// grant). A second run keeps the first record and takes away what was granted since.
+/// a write privilege a grantee has passed on, for that grantee and those it granted it to
+/// (taking it back would lose those grants). A second run keeps the first record and takes away what was granted since.
 pub async fn freeze(
     client: &Client,
     creds: &DbCredentials,
@@ -443,8 +443,8 @@ pub async fn thaw(
 }
 
 /// The write privileges granted now on the relations the connected role owns outside the
-/// platform's schemas, to every role but the owner; and the relations left alone because a
-/// grantee passed such a privilege on.
+/// platform's schemas, to every role but the owner; and what is left because a grantee
+/// passed the privilege on.
 async fn write_privileges(client: &Client) -> Result<(Vec<WritePrivilege>, Vec<String>), DrError> {
     let rows = client
         .query(
@@ -466,7 +466,7 @@ async fn write_privileges(client: &Client) -> Result<(Vec<WritePrivilege>, Vec<S
                       aclexplode(t.attacl) a) \
              SELECT schema, relation, col, sequence, \
                     CASE WHEN grantee = 0 THEN NULL ELSE pg_get_userbyid(grantee)::text END, \
-                    privilege_type, is_grantable, grantor = relowner \
+                    privilege_type, is_grantable, grantor = relowner, pg_get_userbyid(grantor)::text \
              FROM granted \
              WHERE grantee <> relowner \
                AND privilege_type = ANY (CASE WHEN sequence THEN $2::text[] ELSE $1::text[] END) \
@@ -475,8 +475,10 @@ async fn write_privileges(client: &Client) -> Result<(Vec<WritePrivilege>, Vec<S
         )
         .await
         .map_err(|e| refused("reading the write privileges", &e))?;
-    let mut privileges = Vec::new();
-    let mut passed_on: Vec<(String, String)> = Vec::new();
+    let mut granted = Vec::new();
+    // (schema, relation, privilege, grantor) of every grant made by a grantee with the grant
+    // option: the owner cannot take those back, nor its own grant to that grantee.
+    let mut passed_on: Vec<(String, String, String, String)> = Vec::new();
     for row in rows {
         let privilege = WritePrivilege {
             schema: row.get(0),
@@ -490,19 +492,34 @@ async fn write_privileges(client: &Client) -> Result<(Vec<WritePrivilege>, Vec<S
         if platform_schema(&privilege.schema) {
             continue;
         }
-        let by_owner: bool = row.get(7);
-        let relation = (privilege.schema.clone(), privilege.relation.clone());
-        if !by_owner && !passed_on.contains(&relation) {
-            passed_on.push(relation);
+        let (by_owner, grantor): (bool, String) = (row.get(7), row.get(8));
+        if !by_owner {
+            let passer = (privilege.schema.clone(), privilege.relation.clone(), privilege.privilege.clone(), grantor);
+            if !passed_on.contains(&passer) {
+                passed_on.push(passer);
+            }
         }
-        privileges.push(privilege);
+        granted.push((privilege, by_owner));
     }
-    privileges.retain(|p| !passed_on.iter().any(|(s, r)| *s == p.schema && *r == p.relation));
+    let privileges = granted
+        .into_iter()
+        .filter(|(p, by_owner)| {
+            *by_owner
+                && !passed_on.iter().any(|(schema, relation, privilege, grantor)| {
+                    *schema == p.schema
+                        && *relation == p.relation
+                        && *privilege == p.privilege
+                        && p.grantee.as_deref() == Some(grantor.as_str())
+                })
+        })
+        .map(|(p, _)| p)
+        .collect();
     let not_done = passed_on
         .into_iter()
-        .map(|(schema, relation)| {
+        .map(|(schema, relation, privilege, grantor)| {
             format!(
-                "{schema}.{relation}: a grantee passed a write privilege on, and taking it back would lose that grant"
+                "{privilege} on {schema}.{relation}: {grantor} passed it on, and taking it back would lose that \
+                 grant, so {grantor} and those it granted it to keep it"
             )
         })
         .collect();
@@ -827,4 +844,48 @@ pub fn render_backups(entries: &[BackupEntry]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_privilege_is_taken_and_given_back_as_it_was_granted() {
+        let column = WritePrivilege {
+            schema: "public".into(),
+            relation: "Profiles".into(),
+            column: Some("first name".into()),
+            sequence: false,
+            grantee: Some("authenticated".into()),
+            privilege: "UPDATE".into(),
+            grantable: true,
+        };
+        assert_eq!(
+            column.revoke(),
+            "REVOKE UPDATE (\"first name\") ON TABLE \"public\".\"Profiles\" FROM \"authenticated\";\n"
+        );
+        assert_eq!(
+            column.grant(),
+            "GRANT UPDATE (\"first name\") ON TABLE \"public\".\"Profiles\" TO \"authenticated\" WITH GRANT OPTION;\n"
+        );
+        let sequence = WritePrivilege {
+            column: None,
+            sequence: true,
+            grantee: None,
+            privilege: "USAGE".into(),
+            grantable: false,
+            ..column
+        };
+        assert_eq!(sequence.grant(), "GRANT USAGE ON SEQUENCE \"public\".\"Profiles\" TO PUBLIC;\n");
+    }
+
+    #[test]
+    fn a_freeze_record_is_named_after_the_secret_arn() {
+        assert_eq!(
+            freeze_key("arn:aws:secretsmanager:eu-west-1:123456789012:secret:cineview-database-Ab12Cd"),
+            "reports/dr-freezes/arn_aws_secretsmanager_eu-west-1_123456789012_secret_cineview-database-Ab12Cd.json"
+        );
+        assert!(platform_schema("auth") && platform_schema("realtime") && !platform_schema("public"));
+    }
 }

@@ -133,7 +133,8 @@ async fn reserved_roles(client: &Client) -> Vec<String> {
 
 /// A project of its own on the Supabase server of `major`, with what an app adds: a table
 /// without row-level security that visitors sign (and its sequence), an updatable view of it,
-/// and a column-level grant (users may change their first name only).
+/// a column-level grant (users may change their first name only), a privilege held with the
+/// grant option, and one passed on by its grantee.
 struct Project {
     alerts: Inbox,
     publisher: SnsAlertPublisher,
@@ -150,6 +151,12 @@ CREATE TABLE public.guestbook (id bigserial PRIMARY KEY, body text NOT NULL);
 CREATE VIEW public.guestbook_entries AS SELECT id, body FROM public.guestbook;
 REVOKE UPDATE ON public.profiles FROM authenticated;
 GRANT UPDATE (first_name) ON public.profiles TO authenticated;
+GRANT INSERT ON public.messages TO service_role WITH GRANT OPTION;
+CREATE TABLE public.partner_notes (body text NOT NULL);
+GRANT INSERT ON public.partner_notes TO service_role WITH GRANT OPTION;
+SET ROLE service_role;
+GRANT INSERT ON public.partner_notes TO authenticated;
+RESET ROLE;
 ";
 
 async fn project(major: u32) -> Project {
@@ -243,6 +250,18 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
         let refused = api_write(server, db, role, &user, &sql).await.expect_err(&format!("{role} may not: {sql}"));
         assert!(refused.contains("permission denied") && refused.contains("42501"), "{role}: {sql}: {refused}");
     }
+    // A privilege service_role passed on stays with it and with whom it went to, and says so.
+    let note = "INSERT INTO public.partner_notes (body) VALUES ('note')";
+    api_write(server, db, "anon", &user, note).await.expect_err("anon's own grant was taken");
+    api_write(server, db, "authenticated", &user, note).await.expect("a grant passed on is left");
+    assert!(
+        frozen
+            .not_done
+            .iter()
+            .any(|line| line.starts_with("INSERT on public.partner_notes: service_role passed it on")),
+        "{:?}",
+        frozen.not_done
+    );
     let count = |role: &'static str, sql: &'static str| {
         let user = user.clone();
         async move { api_count(server, db, role, &user, sql).await.unwrap_or_else(|e| panic!("{role} reads: {e}")) }
