@@ -110,10 +110,13 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum DrCommand {
-    /// Stop writes to the production database (<prefix>-database), the Data API's included:
-    /// write privileges taken from every role but the owner on the tables the owner has, new
-    /// transactions read-only, open sessions ended; what was granted is recorded in the backup
-    /// bucket first, and an alert says who froze, why and how to thaw
+    /// Stop writes to the production database (<prefix>-database), the Data API's included
+    ///
+    /// Write privileges are taken from every role but the owner on the tables, views and
+    /// sequences the owner has, new transactions become read-only and open sessions are ended.
+    /// What was granted and set is recorded in the backup bucket first
+    /// (reports/dr-freezes/<secret ARN>.json), and an alert says who froze, when, why and how
+    /// to thaw.
     #[command(after_help = EXIT_CODES)]
     Freeze {
         #[command(flatten)]
@@ -122,7 +125,7 @@ pub enum DrCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
     },
-    /// Allow writes again: every privilege and setting the freeze recorded put back
+    /// Allow writes again: every privilege and setting the freeze recorded, put back
     #[command(after_help = EXIT_CODES)]
     Thaw {
         #[command(flatten)]
