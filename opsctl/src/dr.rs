@@ -204,7 +204,7 @@ pub struct WriteSwitch {
 impl WriteSwitch {
     pub fn render(&self) -> String {
         let state = if self.frozen {
-            "stopped: the API roles may not write, new transactions are read-only"
+            "stopped: no role but the owner may write, new transactions are read-only"
         } else if self.read_only {
             "allowed to the API roles, but new transactions are still read-only (so before the freeze)"
         } else {
