@@ -110,25 +110,26 @@ pub struct RunArgs {
 
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum DrCommand {
-    /// Stop writes to the production database: new transactions read-only, open sessions ended
+    /// Stop writes to the production database (<prefix>-database), the Data API's included
+    ///
+    /// Write privileges are taken from every role but the owner on the tables, views and
+    /// sequences the owner has, new transactions become read-only and open sessions are ended.
+    /// What was granted and set is recorded in the backup bucket first
+    /// (reports/dr-freezes/<secret ARN>.json), and an alert says who froze, when, why and how
+    /// to thaw.
     #[command(after_help = EXIT_CODES)]
     Freeze {
-        /// Name prefix of the secrets: the database is <prefix>-database
-        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
-        prefix: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Why writes are stopped, for the alert and the record
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
     },
-    /// Allow writes again
+    /// Allow writes again: every privilege and setting the freeze recorded, put back
     #[command(after_help = EXIT_CODES)]
     Thaw {
-        /// Name prefix of the secrets: the database is <prefix>-database
-        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
-        prefix: String,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
     },
     /// The newest backups, each table's live rows beside the backup's, and the runbook's advice
     #[command(after_help = EXIT_CODES)]
@@ -216,19 +217,26 @@ mod tests {
             panic!("dr restore")
         };
         assert_eq!((confirm.as_deref(), health_urls.len()), (Some("postgres"), 0));
+        let cli = parse(&["dr", "freeze", "--reason", "incident 42", "--bucket", "b"]).expect("freeze");
+        let Command::Dr { command: DrCommand::Freeze { stack, reason } } = cli.command else { panic!("dr freeze") };
+        assert_eq!(
+            (reason.as_str(), stack.bucket.as_deref(), stack.prefix.as_str()),
+            ("incident 42", Some("b"), "cineview")
+        );
         let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
     }
 
     #[test]
     fn usage_errors_exit_2_and_help_exits_0() {
-        let wrong: [&[&str]; 7] = [
+        let wrong: [&[&str]; 8] = [
             &[],
             &["nonsense"],
             &["check-env", "--prefix"],
             &["sentry"],
             &["sentry", "apply", "--force"],
             &["dr", "restore", "--backup", "k"],
+            &["dr", "freeze"],
             &["backup", "--label"],
         ];
         for wrong in wrong {

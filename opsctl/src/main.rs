@@ -57,7 +57,13 @@ async fn main() -> ExitCode {
             let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, health_urls };
             dr_restore(&sdk, &env, &http, request, stack, &pg_tools).await
         }
-        Command::Dr { command } => disaster_recovery(&sdk, &store, command).await,
+        Command::Dr { command: DrCommand::Freeze { stack, reason } } => {
+            freeze_or_thaw(&sdk, &env, &http, &store, stack, Some(reason)).await
+        }
+        Command::Dr { command: DrCommand::Thaw { stack } } => {
+            freeze_or_thaw(&sdk, &env, &http, &store, stack, None).await
+        }
+        Command::Dr { command: DrCommand::Assess { stack } } => assess(&sdk, &store, stack).await,
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             match sentry_rules::run(&store, &http, &prefix, dry_run).await {
                 Ok(outcome) => {
@@ -73,59 +79,68 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn disaster_recovery(
-    aws: &aws_config::SdkConfig,
-    store: &SecretsManagerVersions,
-    command: DrCommand,
-) -> ExitCode {
-    let (prefix, json) = match &command {
-        DrCommand::Freeze { prefix, json } | DrCommand::Thaw { prefix, json } => (prefix.clone(), *json),
-        DrCommand::Assess { stack } => (stack.prefix.clone(), stack.json),
-        DrCommand::Restore { .. } => return ExitCode::from(2),
-    };
-    let (creds, client) = match dr::connect(store, &format!("{prefix}-database")).await {
+/// `dr assess`: the newest backups against the live database.
+async fn assess(aws: &aws_config::SdkConfig, store: &SecretsManagerVersions, stack: StackArgs) -> ExitCode {
+    let (_, client) = match dr::connect(store, &format!("{}-database", stack.prefix)).await {
         Ok(connected) => connected,
         Err(err) => return failed(&err, dr::DrError::EXIT_CODE),
     };
-    let switched = match command {
-        DrCommand::Freeze { .. } => dr::freeze(&client, &creds).await,
-        DrCommand::Thaw { .. } => dr::thaw(&client, &creds).await,
-        DrCommand::Restore { .. } => return ExitCode::from(2),
-        DrCommand::Assess { stack } => {
-            let bucket = stack.bucket;
-            let objects = match backup_objects(aws, &prefix, bucket).await {
-                Ok(objects) => objects,
-                Err(code) => return code,
-            };
-            let now = chrono::Utc::now();
-            let assessed = match dr::backups(&objects, "backups/", "reports/restore-tests/", now).await {
-                Ok(entries) => dr::assess(&client, entries).await,
-                Err(err) => Err(err),
-            };
-            return match assessed {
-                Ok(assessment) => {
-                    let text = assessment.render();
-                    show(json, &assessment, text, ExitCode::SUCCESS)
-                }
-                Err(err) => failed(&err, dr::DrError::EXIT_CODE),
-            };
+    let objects = match backup_objects(aws, &stack.prefix, stack.bucket).await {
+        Ok(objects) => objects,
+        Err(code) => return code,
+    };
+    let now = chrono::Utc::now();
+    let assessed = match dr::backups(&objects, "backups/", "reports/restore-tests/", now).await {
+        Ok(entries) => dr::assess(&client, entries).await,
+        Err(err) => Err(err),
+    };
+    match assessed {
+        Ok(assessment) => {
+            let text = assessment.render();
+            show(stack.json, &assessment, text, ExitCode::SUCCESS)
         }
+        Err(err) => failed(&err, dr::DrError::EXIT_CODE),
+    }
+}
+
+/// `dr freeze` (with its reason) or `dr thaw`: the record in the stack's bucket, the alert on
+/// its topic.
+async fn freeze_or_thaw(
+    sdk: &aws_config::SdkConfig,
+    env: &Env,
+    http: &reqwest::Client,
+    store: &SecretsManagerVersions,
+    args: StackArgs,
+    reason: Option<String>,
+) -> ExitCode {
+    let json = args.json;
+    let stack = match discover(sdk, &args.prefix, args.bucket.clone()).await {
+        Ok(stack) => stack,
+        Err(code) => return code,
+    };
+    let reach = Reach::new(sdk, &stack, http.clone());
+    let secret = stack.secret("database");
+    let connected = async {
+        let arn = dr::secret_arn(store, &secret).await?;
+        let (creds, client) = dr::connect(store, &secret).await?;
+        Ok::<_, dr::DrError>((arn, creds, client))
+    };
+    let (secret_arn, creds, client) = match connected.await {
+        Ok(connected) => connected,
+        Err(err) => return failed(&err, dr::DrError::EXIT_CODE),
+    };
+    let who = opsctl::stack::caller(sdk, env).await;
+    let switched = match reason {
+        Some(reason) => {
+            let bucket = args.bucket.map_or(String::new(), |bucket| format!(" --bucket {bucket}"));
+            let thaw_command = format!("opsctl dr thaw --prefix {}{bucket}", stack.prefix);
+            let request = dr::FreezeRequest { secret_arn, who, reason, thaw_command };
+            dr::freeze(&client, &creds, &reach.objects, &reach.alerts, &request).await
+        }
+        None => dr::thaw(&client, &creds, &reach.objects, &reach.alerts, &secret_arn, &who).await,
     };
     match switched {
-        Ok(switch) => {
-            let text = format!(
-                "{}: writes {} ({}){}\n",
-                switch.database,
-                if switch.read_only { "stopped: new transactions are read-only" } else { "allowed" },
-                if switch.changed { "changed now" } else { "already so" },
-                if switch.sessions_ended > 0 {
-                    format!(", {} open sessions ended", switch.sessions_ended)
-                } else {
-                    String::new()
-                }
-            );
-            show(json, &switch, text, ExitCode::SUCCESS)
-        }
+        Ok(switch) => show(json, &switch, switch.render(), ExitCode::SUCCESS),
         Err(err) => failed(&err, dr::DrError::EXIT_CODE),
     }
 }

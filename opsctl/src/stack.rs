@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use ops_shared::aws::AwsClients;
 use ops_shared::objects::S3Objects;
-use ops_shared::{Scrubber, SecretCache, SnsAlertPublisher};
+use ops_shared::{Env, Scrubber, SecretCache, SnsAlertPublisher};
 
 /// A stack: its name prefix, and the account and region it is deployed in.
 #[derive(Debug, Clone)]
@@ -49,6 +49,16 @@ impl Stack {
     /// A secret's name, `<prefix>-<name>`.
     pub fn secret(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)
+    }
+}
+
+/// Who runs opsctl, for the records and alerts that name them: the ARN STS names for the
+/// credentials, else the OS user.
+pub async fn caller(sdk: &SdkConfig, env: &Env) -> String {
+    let identity = aws_sdk_sts::Client::new(sdk).get_caller_identity().send().await;
+    match identity.ok().and_then(|identity| identity.arn().map(str::to_owned)) {
+        Some(arn) => arn,
+        None => format!("OS user {}", env.get("USER").or_else(|| env.get("USERNAME")).unwrap_or("unknown")),
     }
 }
 

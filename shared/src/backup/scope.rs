@@ -195,7 +195,8 @@ impl Scope {
     }
 }
 
-fn platform_schema(schema: &str) -> Option<&'static str> {
+/// Why `schema` belongs to Supabase's platform (its services or extensions), if it does.
+pub fn platform_schema(schema: &str) -> Option<&'static str> {
     SUPABASE_PLATFORM_SCHEMAS.iter().find_map(|(name, reason)| {
         let matches = match name.strip_suffix('*') {
             Some(prefix) => schema.starts_with(prefix),

@@ -511,7 +511,7 @@ impl Demo {
         }
         println!("  the incident: every row of public.audit_log deleted ({before} rows)");
         let started = Instant::now();
-        self.opsctl(&["dr", "freeze"]);
+        self.opsctl(&["dr", "freeze", "--reason", "drill: every row of public.audit_log was deleted"]);
         let assessed = self.opsctl(&["dr", "assess", "--json"]);
         let assessment = assessed.and_then(|(stdout, _)| serde_json::from_str::<Value>(&stdout).ok());
         if let Some(advice) = assessment.as_ref().and_then(|a| a["advice"].as_str()) {

@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use ops_shared::SnsAlertPublisher;
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::postgres::DbCredentials;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_testkit::aws::{Aws, unique};
+use ops_testkit::names;
 use ops_testkit::pg::Seed;
-use opsctl::dr::{self, DrError};
+use opsctl::dr::{self, DrError, FreezeRequest};
 use serde_json::{Value, json};
 
 /// A seeded database of its own, and its secret `<prefix>-database`.
@@ -32,31 +34,62 @@ async fn insert(creds: &DbCredentials) -> Result<u64, String> {
         .map_err(|e| ops_shared::postgres::describe(&e))
 }
 
+async fn audit_log_acl(creds: &DbCredentials) -> String {
+    let client = creds.connect(Duration::from_secs(5)).await.expect("connect");
+    let sql = "SELECT coalesce(relacl::text, '') FROM pg_class WHERE oid = 'public.audit_log'::regclass";
+    client.query_one(sql, &[]).await.expect("acl").get(0)
+}
+
 #[tokio::test]
 async fn freeze_stops_writes_and_ends_open_sessions_and_thaw_allows_them_again() {
-    let (_aws, prefix, creds, store) = production("dr-freeze").await;
+    let (aws, prefix, creds, store) = production("dr-freeze").await;
+    let secret = format!("{prefix}-database");
+    let topic = aws.create_topic(&format!("{prefix}-ops-alerts")).await;
+    let inbox = aws.subscribe_queue(&topic).await;
+    let alerts = SnsAlertPublisher::new(aws.sns.clone(), topic);
+    let records = S3Objects::new(aws.s3.clone(), names::backup_bucket());
+    let arn = dr::secret_arn(&store, &secret).await.expect("arn");
+    let request = FreezeRequest {
+        secret_arn: arn.clone(),
+        who: "OS user alice".into(),
+        reason: "incident 7".into(),
+        thaw_command: format!("opsctl dr thaw --prefix {prefix}"),
+    };
     insert(&creds).await.expect("writes work before the freeze");
+    // Every role may write the audit log (the owner is the superuser the test connects as).
+    let client = creds.connect(Duration::from_secs(5)).await.expect("connect");
+    client.batch_execute("GRANT INSERT ON public.audit_log TO PUBLIC").await.expect("grant");
+    let acl_before = audit_log_acl(&creds).await;
     let open = creds.connect(Duration::from_secs(5)).await.expect("an open session");
 
-    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect");
-    let frozen = dr::freeze(&client, &creds_read).await.expect("freeze");
+    let (creds_read, client) = dr::connect(&store, &secret).await.expect("connect");
+    let frozen = dr::freeze(&client, &creds_read, &records, &alerts, &request).await.expect("freeze");
     assert!(frozen.read_only && frozen.changed && frozen.sessions_ended >= 1, "{frozen:?}");
+    assert_eq!((frozen.privileges, frozen.alert.as_str()), (1, "sent"), "{frozen:?}");
     assert!(open.simple_query("SELECT 1").await.is_err(), "the open session was ended");
     let refused = insert(&creds).await.expect_err("no writes while frozen");
     assert!(refused.contains("read-only transaction") && refused.contains("25006"), "{refused}");
+    assert!(!audit_log_acl(&creds).await.contains("=a/"), "PUBLIC may not insert while frozen");
+    let notes = inbox.receive(1, Duration::from_secs(3)).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let alert = notes[0].alert();
+    assert!(alert.summary.contains("OS user alice") && alert.summary.contains("incident 7"), "{}", alert.summary);
+    assert!(alert.summary.contains(&request.thaw_command), "{}", alert.summary);
 
     // Each opsctl run is a new session, read-only itself once the database is frozen.
-    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect again");
-    let again = dr::freeze(&client, &creds_read).await.expect("freeze again");
+    let (creds_read, client) = dr::connect(&store, &secret).await.expect("connect again");
+    let again = dr::freeze(&client, &creds_read, &records, &alerts, &request).await.expect("freeze again");
     assert!(again.read_only && !again.changed, "idempotent: {again:?}");
     let json: Value = serde_json::to_value(&again).expect("json");
     assert_eq!((json["read_only"].as_bool(), json["changed"].as_bool()), (Some(true), Some(false)));
+    assert!(again.render().contains("already so"), "{}", again.render());
 
-    let (creds_read, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect again");
-    let thawed = dr::thaw(&client, &creds_read).await.expect("thaw");
-    assert!(!thawed.read_only && thawed.changed, "{thawed:?}");
+    let (creds_read, client) = dr::connect(&store, &secret).await.expect("connect again");
+    let thawed = dr::thaw(&client, &creds_read, &records, &alerts, &arn, "OS user alice").await.expect("thaw");
+    assert!(!thawed.read_only && thawed.changed && thawed.privileges == 1, "{thawed:?}");
     insert(&creds).await.expect("writes work again");
-    let again = dr::thaw(&client, &creds_read).await.expect("thaw again");
+    assert_eq!(audit_log_acl(&creds).await, acl_before);
+    let again = dr::thaw(&client, &creds_read, &records, &alerts, &arn, "OS user alice").await.expect("thaw again");
     assert!(!again.changed, "idempotent: {again:?}");
 }
 

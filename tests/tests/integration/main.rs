@@ -13,6 +13,7 @@ mod backup_decisions;
 mod backups;
 mod common_crate;
 mod dr;
+mod dr_freeze;
 mod forwarding_decisions;
 mod functions;
 mod google_keys;

@@ -258,7 +258,15 @@ async fn dr_restore_brings_the_backup_back_into_a_frozen_database_with_a_safety_
     op.execute("DELETE FROM public.audit_log; DROP TABLE public.analyses").await;
     let store = SecretsManagerVersions::new(op.aws.secrets.clone());
     let (creds, client) = dr::connect(&store, &op.stack.secret("database")).await.expect("connect");
-    dr::freeze(&client, &creds).await.expect("freeze");
+    let arn = dr::secret_arn(&store, &op.stack.secret("database")).await.expect("the secret's ARN");
+    let why = dr::FreezeRequest {
+        secret_arn: arn.clone(),
+        who: "ops".into(),
+        reason: "drill".into(),
+        thaw_command: "opsctl dr thaw".into(),
+    };
+    dr::freeze(&client, &creds, &op.reach.objects, &op.reach.alerts, &why).await.expect("freeze");
+    assert_eq!(op.alerts.receive(1, Duration::from_secs(3)).await.len(), 1, "the freeze's own alert");
 
     let name = op.production.dbname.clone();
     let outcome = op.restore(&op.request(&backup.key, Some(&name))).await.expect("restore");
@@ -288,7 +296,7 @@ async fn dr_restore_brings_the_backup_back_into_a_frozen_database_with_a_safety_
     assert_eq!(alert.title, format!("Database restored: {name}"));
     assert!(alert.summary.contains(&backup.key) && alert.summary.contains(" min"), "{}", alert.summary);
 
-    dr::thaw(&client, &creds).await.expect("thaw");
+    dr::thaw(&client, &creds, &op.reach.objects, &op.reach.alerts, &arn, "ops").await.expect("thaw");
     op.execute("INSERT INTO public.audit_log (action) VALUES ('after the restore')").await;
 }
 
