@@ -34,6 +34,22 @@ impl SecretDescription {
     }
 }
 
+/// One version of a secret, deprecated ones (no staging label) included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub id: String,
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    pub stages: Vec<String>,
+}
+
+impl VersionInfo {
+    /// Whether the version was made at least `age` ago (false when it is not known when).
+    pub fn older_than(&self, age: std::time::Duration) -> bool {
+        let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        self.created.is_some_and(|at| chrono::Utc::now() - at >= age)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("Secrets Manager {operation} on {secret} failed: {detail}")]
 pub struct StoreError {
@@ -71,6 +87,9 @@ pub trait SecretVersions: Send + Sync {
         from_version: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn random_password(&self, length: i64, exclude: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// Every version of the secret, deprecated ones included (DescribeSecret lists only those
+    /// with a staging label).
+    fn history(&self, secret: &str) -> impl Future<Output = Result<Vec<VersionInfo>, StoreError>> + Send;
 }
 
 #[derive(Clone, Debug)]
@@ -171,6 +190,39 @@ impl SecretVersions for SecretsManagerVersions {
                 detail: describe_sdk_error(&err),
             })?;
         Ok(())
+    }
+
+    async fn history(&self, secret: &str) -> Result<Vec<VersionInfo>, StoreError> {
+        let mut versions = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret)
+                .include_deprecated(true)
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|err| StoreError {
+                    operation: "ListSecretVersionIds",
+                    secret: secret.to_owned(),
+                    detail: describe_sdk_error(&err),
+                })?;
+            versions.extend(out.versions().iter().filter_map(|v| {
+                Some(VersionInfo {
+                    id: v.version_id()?.to_owned(),
+                    created: v.created_date().and_then(to_utc),
+                    stages: v.version_stages().to_vec(),
+                })
+            }));
+            // moto answers an empty token on the last page; AWS leaves it out.
+            match out.next_token().filter(|t| !t.is_empty()) {
+                Some(token) => next = Some(token.to_owned()),
+                None => return Ok(versions),
+            }
+        }
     }
 
     async fn random_password(&self, length: i64, exclude: &str) -> Result<String, StoreError> {

@@ -182,6 +182,21 @@ impl MemorySecrets {
 }
 
 impl SecretVersions for MemorySecrets {
+    /// Versions here have no creation time: none is old enough to be judged abandoned.
+    async fn history(&self, name: &str) -> Result<Vec<ops_shared::secret_versions::VersionInfo>, StoreError> {
+        let secrets = self.secrets.lock().map_err(|_| Self::missing("ListSecretVersionIds", name))?;
+        let secret = secrets.get(name).ok_or_else(|| Self::missing("ListSecretVersionIds", name))?;
+        Ok(secret
+            .versions
+            .iter()
+            .map(|(id, _, stages)| ops_shared::secret_versions::VersionInfo {
+                id: id.clone(),
+                created: None,
+                stages: stages.clone(),
+            })
+            .collect())
+    }
+
     async fn describe(&self, name: &str) -> Result<SecretDescription, StoreError> {
         let secrets = self.secrets.lock().map_err(|_| Self::missing("DescribeSecret", name))?;
         let secret = secrets.get(name).ok_or_else(|| Self::missing("DescribeSecret", name))?;

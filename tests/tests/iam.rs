@@ -359,6 +359,32 @@ async fn rotation(role: &Role) -> Scenario {
     ensure(current.password != password, "the password was not rotated")?;
     current.connect(Duration::from_secs(5)).await.map_err(|e| format!("the new password does not log in: {e}"))?;
     delivered(&alerts, &[&format!("Secret rotated: {secret}")]).await?;
+
+    // An API key: its setSecret also lists the secret's versions for keys a cancelled rotation left.
+    let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+    let (engine, initial) = ops_testkit::ai_engine::AiEngine::start(&admin_token).await;
+    let admin_secret = unique("iam-ai-engine-admin");
+    admin
+        .secrets
+        .create_secret()
+        .name(&admin_secret)
+        .secret_string(&admin_token)
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let key_secret = unique("iam-ai-engine-api");
+    let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
+        "check_url": engine.check_url(), "admin_secret_arn": admin_secret});
+    admin.create_rotated_secret(&key_secret, &value.to_string(), "http-api-key").await?;
+    let token = admin.start_rotation(&key_secret).await?;
+    for step in ops_testkit::aws::ROTATION_STEPS {
+        let event = json!({"Step": step, "SecretId": key_secret, "ClientRequestToken": token});
+        invoke(&function, event).await.map_err(|e| format!("{step}: {e}"))?;
+    }
+    let notes = delivered(&alerts, &[&format!("Secret rotated: {key_secret}")]).await?;
+    let unchecked =
+        notes.iter().any(|n| n.message.contains(&format!("Orphan keys of {key_secret} could not be checked")));
+    ensure(!unchecked, "the sweep for orphan keys could not list the secret's versions")?;
     Ok(calls.actions())
 }
 

@@ -10,9 +10,15 @@ pub struct RotationConfig {
     pub database_timeout: Duration,
     /// How long a provider's long-running operation (Google key create/delete) may take.
     pub operation_timeout: Duration,
+    /// A key left by a version of the secret that no stage holds any more, and that is older
+    /// than this (a rotation still under way is younger), is an orphan to revoke.
+    pub orphan_after: Duration,
 }
 
 pub const DEFAULT_EXCLUDE_CHARACTERS: &str = ":/@\"'\\";
+/// Secrets Manager's rotation window is at most a day: a version without a stage that old was
+/// left by a rotation that was cancelled or whose pending version was removed.
+pub const ORPHAN_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl RotationConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -21,6 +27,7 @@ impl RotationConfig {
             exclude_characters: env.or("EXCLUDE_CHARACTERS", DEFAULT_EXCLUDE_CHARACTERS),
             database_timeout: Duration::from_secs(env.parse_in_range("DATABASE_TIMEOUT_SECONDS", 10, 1..=120)?),
             operation_timeout: Duration::from_secs(env.parse_in_range("OPERATION_TIMEOUT_SECONDS", 30, 1..=600)?),
+            orphan_after: ORPHAN_AFTER,
         })
     }
 }
@@ -32,6 +39,7 @@ impl Default for RotationConfig {
             exclude_characters: DEFAULT_EXCLUDE_CHARACTERS.to_owned(),
             database_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
+            orphan_after: ORPHAN_AFTER,
         }
     }
 }

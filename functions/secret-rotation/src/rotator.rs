@@ -18,6 +18,8 @@ use crate::event::{RotationEvent, Step};
 use crate::postgres::{self as pg, parse_credentials};
 
 pub const SOURCE: &str = "secret-rotation";
+/// Versions looked at for orphan keys in one rotation, the newest first.
+const ORPHAN_LOOKUPS: usize = 10;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -310,14 +312,80 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             Err(SecretError::NotFound { .. }) => None,
             Err(other) => return Err(other.into()),
         };
+        let provider = keys::for_service(service, self.upstream(secret), &current)?;
+        let admin = self.admin(secret, &current, provider.as_ref()).await?;
+        let mut held = vec![current.key_id.as_str(), pending.key_id.as_str()];
+        held.extend(previous.as_ref().map(|p| p.key_id.as_str()));
+        self.revoke_orphans(event, provider.as_ref(), &admin, &held).await;
         match previous {
             Some(old) if old.key_id != current.key_id && old.key_id != pending.key_id => {
-                let provider = keys::for_service(service, self.upstream(secret), &current)?;
-                let admin = self.admin(secret, &current, provider.as_ref()).await?;
                 provider.revoke(&admin, &old.key_id).await?;
                 Ok(Outcome::Set)
             }
             _ => Ok(Outcome::AlreadySet),
+        }
+    }
+
+    /// Revokes the keys a cancelled rotation of this secret left upstream, and tells ops which.
+    /// A key is one only when its name is the rotation name of one of this secret's own
+    /// versions (its token: no other secret's or stack's key can carry it), that version is
+    /// held by no stage and is older than [`RotationConfig::orphan_after`], and no stage holds
+    /// the key (`held`). The sweep never fails the rotation: what it cannot do, it reports.
+    async fn revoke_orphans(&self, event: &RotationEvent, provider: &dyn KeyProvider, admin: &Admin, held: &[&str]) {
+        let secret = &event.secret_id;
+        let swept = async {
+            let mut abandoned: Vec<_> = self
+                .store
+                .history(secret)
+                .await?
+                .into_iter()
+                .filter(|v| v.stages.is_empty() && v.id != event.token && v.older_than(self.config.orphan_after))
+                .collect();
+            // The newest first, and a bounded number of lookups per rotation.
+            abandoned.sort_by_key(|v| std::cmp::Reverse(v.created));
+            abandoned.truncate(ORPHAN_LOOKUPS);
+            let mut revoked = Vec::new();
+            for version in abandoned {
+                for found in provider.find(admin, &keys::key_name(&version.id)).await? {
+                    if !held.contains(&found.id.as_str()) {
+                        provider.revoke(admin, &found.id).await?;
+                        revoked.push(found.id);
+                    }
+                }
+            }
+            Ok::<_, RotationError>(revoked)
+        };
+        let alert = match swept.await {
+            Ok(revoked) if revoked.is_empty() => return,
+            Ok(revoked) => Alert::new(
+                SOURCE,
+                Severity::Warning,
+                format!("secret-rotation:orphans:{secret}"),
+                format!("Orphan keys of {secret} revoked"),
+            )
+            .summary(format!(
+                "A cancelled or abandoned rotation of {secret} had left {} live key(s) upstream that no stage \
+                 holds: {}. They are revoked now.",
+                revoked.len(),
+                revoked.join(", ")
+            ))
+            .detail("secret", secret.clone())
+            .detail("revoked_key_ids", revoked),
+            Err(err) => Alert::new(
+                SOURCE,
+                Severity::Warning,
+                format!("secret-rotation:orphans:{secret}"),
+                format!("Orphan keys of {secret} could not be checked"),
+            )
+            .summary(format!(
+                "Looking for keys a cancelled rotation of {secret} left upstream failed: {err}. The rotation goes \
+                 on; keys left by earlier rotations may still be live."
+            ))
+            .detail("secret", secret.clone()),
+        };
+        tracing::warn!(secret = %secret, title = %alert.title, "orphan key sweep");
+        if let Err(err) = self.alerts.publish(&alert).await {
+            tracing::error!(secret = %secret, error = %err, "the orphan key alert could not be published");
         }
     }
 

@@ -33,6 +33,10 @@ impl std::ops::Deref for Fixture {
 }
 
 async fn fixture(http_timeout: Duration) -> Fixture {
+    fixture_with(http_timeout, RotationConfig::default()).await
+}
+
+async fn fixture_with(http_timeout: Duration, config: RotationConfig) -> Fixture {
     ops_testkit::logs::capture();
     let aws = Aws::new(ops_testkit::shared()).await;
     let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
@@ -41,8 +45,7 @@ async fn fixture(http_timeout: Duration) -> Fixture {
     aws.secrets.create_secret().name(&admin_secret).secret_string(&admin_token).send().await.expect("admin secret");
     let value = json!({"api_key": initial.key, "key_id": initial.id, "admin_url": engine.admin_url(),
         "check_url": engine.check_url(), "admin_secret_arn": admin_secret, "owner": "ai-team"});
-    let rotation =
-        RotationUnderTest::new("ai-engine-api", &value, "http-api-key", http_timeout, RotationConfig::default()).await;
+    let rotation = RotationUnderTest::new("ai-engine-api", &value, "http-api-key", http_timeout, config).await;
     Fixture { rotation, engine, initial_key: initial.key }
 }
 
@@ -207,4 +210,42 @@ async fn finish_refuses_to_promote_a_version_without_a_value() {
     let err = f.step("finishSecret", &token).await.expect_err("malformed pending value");
     assert_eq!(err.error_type, "SecretConfiguration", "{err:?}");
     assert_eq!(f.stage(AWSCURRENT).await.api_key, f.initial_key);
+}
+
+/// A rotation cancelled after its key was made (its AWSPENDING removed) leaves a live key that
+/// no stage holds; the next rotation revokes it and names it to ops. Keys named after another
+/// secret's rotations, and the current and previous keys, are left alone.
+#[tokio::test]
+async fn a_key_a_cancelled_rotation_left_is_revoked_by_the_next_rotation_and_no_other() {
+    // moto reports every version as made just now: the age bound is lifted to see the sweep.
+    let config = RotationConfig { orphan_after: Duration::ZERO, ..RotationConfig::default() };
+    let f = fixture_with(Duration::from_secs(5), config).await;
+    f.rotate(0).await;
+    let abandoned = f.aws.start_rotation(&f.secret).await.expect("start");
+    f.step("createSecret", &abandoned).await.expect("createSecret");
+    let orphan = f.stage(ops_shared::secrets::AWSPENDING).await.key_id;
+    f.aws
+        .secrets
+        .update_secret_version_stage()
+        .secret_id(&f.secret)
+        .version_stage(ops_shared::secrets::AWSPENDING)
+        .remove_from_version_id(&abandoned)
+        .send()
+        .await
+        .expect("cancel the rotation: remove AWSPENDING");
+    let anothers = f.engine.create_key(&ops_shared::keys::key_name(&uuid::Uuid::new_v4().to_string()));
+    let live = |id: &str| f.engine.keys().iter().any(|k| k.id == id);
+    assert!(live(&orphan) && live(&anothers.id));
+
+    f.rotate(0).await;
+    assert!(!live(&orphan), "the orphan key is revoked");
+    assert!(live(&anothers.id), "another secret's key is not this rotation's to revoke");
+    for stage in [AWSCURRENT, AWSPREVIOUS] {
+        assert!(live(&f.stage(stage).await.key_id), "{stage} still works");
+    }
+    let notes = f.alerts.receive(4, Duration::from_secs(3)).await;
+    let note = notes.iter().find(|n| n.alert().title.starts_with("Orphan keys of")).expect("ops are told");
+    assert_eq!(note.attribute("severity"), Some("warning"));
+    assert!(note.alert().summary.contains(&orphan), "{}", note.alert().summary);
+    f.assert_no_key_in(&notes.iter().map(|n| n.message.clone()).collect::<Vec<_>>()).await;
 }
