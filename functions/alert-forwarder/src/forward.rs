@@ -196,7 +196,11 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 Ok(response) => {
                     tracing::error!(status = %response.status(), "Slack refused the notification (e-mail was sent)")
                 }
-                Err(err) => tracing::error!(error = %err, "Slack could not be reached (e-mail was sent)"),
+                // The webhook URL is the credential: no error text may carry it into the logs.
+                Err(err) => tracing::error!(
+                    error = %ops_shared::lambda::error_chain(&err.without_url()),
+                    "Slack could not be reached (e-mail was sent)"
+                ),
             }
         }
         Ok(())

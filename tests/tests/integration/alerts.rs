@@ -413,6 +413,32 @@ async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_link
     );
 }
 
+/// Slack's incoming-webhook URL is the credential (its path is the secret): when Slack cannot
+/// be reached, the error logged names the failure and not the URL.
+#[tokio::test]
+async fn a_slack_webhook_url_never_reaches_a_log_line() {
+    let logs = ops_testkit::logs::capture();
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let slack_secret = unique("slack-webhook");
+    let path_secret = uuid::Uuid::new_v4().simple().to_string();
+    let url = format!("http://127.0.0.1:9/services/T00000000/B00000000/{path_secret}");
+    aws.secrets.create_secret().name(&slack_secret).secret_string(&url).send().await.expect("slack secret");
+    let f = fixture_configured(None, |config| config.slack_secret_arn = Some(slack_secret)).await;
+    let body = json!({"action": "triggered", "data": {"event": {
+        "event_id": uuid::Uuid::new_v4().simple().to_string(), "issue_id": unique("issue"), "level": "error",
+        "title": "Slack is down"
+    }, "triggered_rule": "rule"}})
+    .to_string();
+    let (status, _) = f
+        .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
+        .await;
+    assert_eq!(status, 202);
+    f.one_notification().await;
+    let text = logs.text();
+    assert!(text.contains("Slack could not be reached"), "the failure is logged");
+    assert!(!text.contains(&path_secret), "the webhook URL reached the logs");
+}
+
 /// AWS's example SNS event `name`, each record given its own MessageId and AlarmName (AWS's
 /// files reuse one of each) so the deliveries are distinct and independent of other tests.
 fn aws_example(name: &str) -> (Value, Vec<String>) {
