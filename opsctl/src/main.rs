@@ -53,8 +53,8 @@ async fn main() -> ExitCode {
         }
         Command::Backup { label, wait, run } => backup(&sdk, &env, &http, label, wait, run).await,
         Command::RestoreTest { backup, wait, run } => restore_test(&sdk, &env, &http, &backup, wait, run).await,
-        Command::Dr { command: DrCommand::Restore { backup, target, confirm, health_urls, stack, pg_tools } } => {
-            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, health_urls };
+        Command::Dr { command: DrCommand::Restore { backup, target, confirm, jobs, health_urls, stack, pg_tools } } => {
+            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, jobs, health_urls };
             dr_restore(&sdk, &env, &http, request, stack, &pg_tools).await
         }
         Command::Dr { command } => disaster_recovery(&sdk, &store, command).await,
@@ -99,7 +99,7 @@ async fn disaster_recovery(
             };
             let now = chrono::Utc::now();
             let assessed = match dr::backups(&objects, "backups/", "reports/restore-tests/", now).await {
-                Ok(entries) => dr::assess(&client, entries).await,
+                Ok(entries) => dr::assess(&client, &creds, entries).await,
                 Err(err) => Err(err),
             };
             return match assessed {

@@ -16,18 +16,18 @@ use ops_testkit::supabase_schema::{self, SupabaseServer};
 
 /// Restore tests on the Supabase servers, one at a time: each drops the scratch databases it
 /// finds abandoned, and one test leaves one there on purpose.
-static RESTORE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static RESTORE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Fixture {
-    aws: Aws,
-    prefix: String,
-    alerts: Inbox,
+pub(crate) struct Fixture {
+    pub(crate) aws: Aws,
+    pub(crate) prefix: String,
+    pub(crate) alerts: Inbox,
     topic: String,
-    secrets: Arc<SecretCache>,
-    server: &'static SupabaseServer,
+    pub(crate) secrets: Arc<SecretCache>,
+    pub(crate) server: &'static SupabaseServer,
 }
 
-async fn fixture(major: u32) -> Fixture {
+pub(crate) async fn fixture(major: u32) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("supabase-alerts")).await;
     let alerts = aws.subscribe_queue(&topic).await;
@@ -38,13 +38,13 @@ async fn fixture(major: u32) -> Fixture {
 
 impl Fixture {
     /// A project with the app and its users, and the secret of its `postgres` credentials.
-    async fn project(&self) -> (String, DbCredentials) {
+    pub(crate) async fn project(&self) -> (String, DbCredentials) {
         let name = unique("project").replace('-', "_");
         let creds = self.server.create_project(&name).expect("a Supabase project");
         (self.secret(&creds).await, creds)
     }
 
-    async fn secret(&self, creds: &DbCredentials) -> String {
+    pub(crate) async fn secret(&self, creds: &DbCredentials) -> String {
         assert_eq!(creds.username, supabase_schema::POSTGRES, "the functions connect as postgres");
         assert!(
             !self
@@ -60,11 +60,11 @@ impl Fixture {
         name
     }
 
-    fn store(&self) -> S3Objects {
+    pub(crate) fn store(&self) -> S3Objects {
         S3Objects::new(self.aws.s3.clone(), names::backup_bucket())
     }
 
-    fn backup(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn backup(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
         Backup {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -85,7 +85,7 @@ impl Fixture {
         }
     }
 
-    fn verifier(&self, staging_secret: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn verifier(&self, staging_secret: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
         Verifier {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -112,7 +112,7 @@ impl Fixture {
 
     /// Every object of database `name` with its owner and privileges, and its tables' rows:
     /// what must not change where a restore test only visits.
-    fn objects_of(&self, name: &str) -> String {
+    pub(crate) fn objects_of(&self, name: &str) -> String {
         self.server
             .pg
             .psql(
