@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::DbCredentials;
-use opsctl::dr_restore::{self, Engines, RestoreError, RestoreOutcome, RestoreRequest};
+use opsctl::dr_restore::{self, Engines, Journal, Phase, RestoreError, RestoreOutcome, RestoreRequest};
 use opsctl::progress::Progress;
 
 use super::supabase::{Fixture, fixture};
@@ -43,22 +44,26 @@ SELECT concat_ws(E'\n',
      FROM realtime.schema_migrations))
 "#;
 
-/// The rows of the app and of the users, as digests.
-const ROWS: &str = r#"
-SELECT concat_ws(E'\n',
-  (SELECT 'auth.users ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM auth.users t),
-  (SELECT 'auth.refresh_tokens ' || count(*) FROM auth.refresh_tokens),
-  (SELECT 'storage.objects ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
-     FROM storage.objects t),
-  (SELECT 'public.profiles ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
-     FROM public.profiles t),
-  (SELECT 'public.documents ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
-     FROM public.documents t),
-  (SELECT 'public.billing ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
-     FROM public.billing t),
-  (SELECT 'public.messages ' || count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
-     FROM public.messages t))
-"#;
+/// The tables of the app and of the users.
+const TABLES: &[&str] = &[
+    "auth.users",
+    "auth.refresh_tokens",
+    "storage.buckets",
+    "storage.objects",
+    "public.profiles",
+    "public.documents",
+    "public.billing",
+    "public.messages",
+];
+
+/// A query of the rows of `tables`: each one's count and a digest of its rows.
+fn rows_of(tables: &[&str]) -> String {
+    let each: Vec<String> = tables
+        .iter()
+        .map(|t| format!("(SELECT '{t} ' || count(*) || ' ' || coalesce(md5(string_agg(r::text, ',' ORDER BY r::text)), '') FROM {t} r)"))
+        .collect();
+    format!("SELECT concat_ws(E'\\n', {})", each.join(", "))
+}
 
 /// The project's damage: rows deleted, a table dropped, users deleted.
 const DAMAGE: &str = "
@@ -89,7 +94,7 @@ impl Project {
     }
 
     fn rows(&self) -> String {
-        self.f.server.pg.psql(&self.name, ROWS).expect("the rows")
+        self.superuser(&rows_of(TABLES))
     }
 
     fn superuser(&self, sql: &str) -> String {
@@ -114,6 +119,28 @@ impl Project {
             jobs: 1,
             health_urls: Vec::new(),
         }
+    }
+
+    /// The ARN of the project's secret, which keys its restore journal.
+    async fn secret_arn(&self) -> String {
+        let described = self.f.aws.secrets.describe_secret().secret_id(&self.secret).send().await;
+        described.expect("describe").arn().expect("arn").to_owned()
+    }
+
+    async fn journal(&self) -> Option<Journal> {
+        let key = dr_restore::journal_key(&self.secret_arn().await);
+        let body = self.f.store().get(&key).await.ok()?.collect().await.ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+
+    /// The keys of the safety backups `dr restore` took.
+    async fn safety_backups(&self) -> Vec<String> {
+        let listed = self.f.store().list(&self.f.prefix).await.expect("list");
+        listed
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|key| key.ends_with(".dump") && key.contains(&format!("-{}-", dr_restore::SAFETY_LABEL)))
+            .collect()
     }
 
     async fn restore(&self, request: &RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
@@ -149,6 +176,11 @@ async fn restore_into_the_live_project(major: u32) {
     let after = p.state();
     let differences: Vec<_> = diff(&state, &after);
     assert!(differences.is_empty(), "changed by the restore:\n{}", differences.join("\n"));
+
+    // The journal is the secret's ARN's, though its name was typed.
+    let journal = p.journal().await.expect("the journal is keyed by the secret's ARN");
+    assert_eq!((journal.phase, journal.target_secret), (Phase::Finished, p.secret_arn().await));
+    assert_eq!(p.safety_backups().await, [outcome.safety_backup_key.clone()]);
 }
 
 /// The lines of `before` and `after` that are not in both.
@@ -168,4 +200,115 @@ async fn postgres_15_dr_restore_into_the_live_project_brings_back_the_app_and_le
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_17_dr_restore_into_the_live_project_brings_back_the_app_and_leaves_the_platform() {
     restore_into_the_live_project(17).await;
+}
+
+/// A statement fails late in the restore (after the app's tables were dropped and made again,
+/// `auth` and `storage` emptied and every row loaded): the project is exactly as it was
+/// before the restore, its damage included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_fails_in_the_middle_changes_nothing() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.as_postgres(DAMAGE).await;
+    // The platform made a relation named as the app's primary key index on public.messages:
+    // the restore's ADD CONSTRAINT messages_pkey, one of its last statements, fails.
+    p.superuser(
+        "ALTER TABLE public.messages DROP CONSTRAINT messages_pkey; \
+         CREATE TABLE public.messages_pkey (id int); ALTER TABLE public.messages_pkey OWNER TO supabase_admin",
+    );
+    let state = p.state();
+    // public.billing is dropped: the rest of the app's tables.
+    let remaining: Vec<&str> = TABLES.iter().copied().filter(|t| *t != "public.billing").collect();
+    let rows = p.superuser(&rows_of(&remaining));
+    assert!(rows.contains("auth.users 29 "), "{rows}");
+
+    let outcome = p.restore(&p.request(&manifest.key)).await.expect("the restore ran");
+    assert!(!outcome.passed && outcome.exit_code() == 1, "{outcome:?}");
+    let failed = outcome.checks.iter().find(|c| c.name == "pg_restore succeeds").expect("the restore's check");
+    assert!(!failed.passed && failed.detail.contains("messages_pkey"), "{failed:?}");
+    assert!(failed.detail.contains("rolled back") && failed.detail.contains("nothing was changed"), "{failed:?}");
+
+    let rows_after = p.superuser(&rows_of(&remaining));
+    assert_eq!(rows_after, rows, "no row changed");
+    let differences = diff(&state, &p.state());
+    assert!(differences.is_empty(), "changed by the failed restore:\n{}", differences.join("\n"));
+    assert_eq!(p.superuser("SELECT to_regclass('public.billing') IS NULL"), "t", "the dropped table is still gone");
+    assert_eq!(p.journal().await.expect("journal").phase, Phase::Failed);
+}
+
+/// Two restores into the same project at once: one runs, the other stops before touching
+/// anything and says another is running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_restores_at_once_cannot_both_proceed() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.as_postgres(DAMAGE).await;
+    let request = p.request(&manifest.key);
+    let (first, second) = tokio::join!(p.restore(&request), p.restore(&request));
+    let (ran, refused) = match (first, second) {
+        (Ok(ran), Err(refused)) | (Err(refused), Ok(ran)) => (ran, refused),
+        other => panic!("one run was to proceed and one to be refused: {other:?}"),
+    };
+    assert!(ran.passed, "{:?}", ran.failures);
+    assert!(matches!(refused, RestoreError::Busy { .. }) && refused.exit_code() == 2, "{refused}");
+    assert!(refused.to_string().contains("another opsctl dr restore") && refused.to_string().contains("session"));
+    assert_eq!(p.safety_backups().await.len(), 1, "the refused run took no safety backup");
+    assert_eq!(p.superuser("SELECT count(*) FROM auth.users"), "40");
+    // The lock went with the run: the next one proceeds.
+    let again = p.restore(&request).await.expect("a later run");
+    assert!(again.passed, "{:?}", again.failures);
+}
+
+/// An unfinished restore whose safety backup is gone from the bucket: the next run (the
+/// secret typed by name, the journal found by the secret's ARN) stops before touching
+/// anything and says what is missing and how to go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_restore_stops_when_its_safety_backup_is_gone() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.as_postgres(DAMAGE).await;
+    let arn = p.secret_arn().await;
+    let gone = format!("{}{}/2026/01/01/20260101T000000Z-pre-restore-gone.dump", p.f.prefix, p.name);
+    let journal = Journal {
+        target_secret: arn.clone(),
+        database: p.name.clone(),
+        backup_key: manifest.key.clone(),
+        safety_backup_key: gone.clone(),
+        phase: Phase::Restoring,
+        started_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        failures: Vec::new(),
+    };
+    let key = dr_restore::journal_key(&arn);
+    let body = serde_json::to_vec(&journal).expect("json");
+    p.f.store().put(&key, body, "application/json").await.expect("an interrupted run's journal");
+    let rows = p.superuser("SELECT count(*) FROM auth.users");
+
+    let err = p.restore(&p.request(&manifest.key)).await.expect_err("no safety backup to rely on");
+    assert!(matches!(err, RestoreError::SafetyBackupGone { .. }) && err.exit_code() == 1, "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&gone) && message.contains(&key) && message.contains("nothing was touched"), "{message}");
+    assert_eq!(p.superuser("SELECT count(*) FROM auth.users"), rows, "nothing restored");
+    assert!(p.safety_backups().await.is_empty(), "no new safety backup of the partly restored database");
+    assert_eq!(p.journal().await.expect("journal").phase, Phase::Restoring, "the journal is kept");
+}
+
+/// `--confirm` names the host as well as the database: on Supabase every database is called
+/// `postgres`, so the name alone would confirm any project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_names_the_host_and_the_database() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.as_postgres("DELETE FROM public.documents").await;
+    let other_host = format!("db.abcd.supabase.co/{}", p.name);
+    for given in [p.name.as_str(), other_host.as_str(), "postgres"] {
+        let request = RestoreRequest { confirm: Some(given.to_owned()), ..p.request(&manifest.key) };
+        let err = p.restore(&request).await.expect_err("not this project");
+        assert!(matches!(err, RestoreError::WrongTarget { .. }) && err.to_string().contains(&p.confirm()), "{err}");
+    }
+    assert_eq!(p.superuser("SELECT count(*) FROM public.documents"), "0", "nothing restored");
+    assert!(p.safety_backups().await.is_empty());
+    let outcome = p.restore(&p.request(&manifest.key)).await.expect("confirmed with host and database");
+    assert!(outcome.passed, "{:?}", outcome.failures);
+    assert_eq!(p.superuser("SELECT count(*) FROM public.documents"), "1");
 }
