@@ -180,7 +180,7 @@ async fn restore_into_the_live_project(major: u32) {
     // The journal is the secret's ARN's, though its name was typed.
     let journal = p.journal().await.expect("the journal is keyed by the secret's ARN");
     assert_eq!((journal.phase, journal.target_secret), (Phase::Finished, p.secret_arn().await));
-    assert_eq!(p.safety_backups().await, [outcome.safety_backup_key.clone()]);
+    assert_eq!(p.safety_backups().await, std::slice::from_ref(&outcome.safety_backup_key));
 }
 
 /// The lines of `before` and `after` that are not in both.
