@@ -312,3 +312,30 @@ async fn confirm_names_the_host_and_the_database() {
     assert!(outcome.passed, "{:?}", outcome.failures);
     assert_eq!(p.superuser("SELECT count(*) FROM public.documents"), "1");
 }
+
+/// A platform object that depends on an app table the restore makes again (a view in
+/// `realtime` over `public.messages`, made after the backup) would go with the drops, and the
+/// backup does not hold it: the restore stops, naming it, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_object_the_backup_does_not_hold_stops_the_restore() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.superuser(
+        "CREATE VIEW realtime.recent_messages AS SELECT id, body FROM public.messages; \
+         ALTER VIEW realtime.recent_messages OWNER TO supabase_realtime_admin",
+    );
+    p.as_postgres("DELETE FROM public.documents").await;
+    let state = p.state();
+    let rows = p.rows();
+
+    let outcome = p.restore(&p.request(&manifest.key)).await.expect("the restore ran");
+    assert!(!outcome.passed, "{outcome:?}");
+    let failed = outcome.checks.iter().find(|c| c.name == "pg_restore succeeds").expect("the restore's check");
+    assert!(
+        failed.detail.contains("view realtime.recent_messages") && failed.detail.contains("does not hold"),
+        "{failed:?}"
+    );
+    assert_eq!(p.rows(), rows, "no row changed");
+    let differences = diff(&state, &p.state());
+    assert!(differences.is_empty(), "changed by the refused restore:\n{}", differences.join("\n"));
+}
