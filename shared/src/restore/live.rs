@@ -579,18 +579,18 @@ async fn copy_rows<R: tokio::io::AsyncBufRead + Unpin>(
     let sink = client.copy_in::<_, Bytes>(copy).await.map_err(|e| format!("{copy}: {}", describe(&e)))?;
     futures::pin_mut!(sink);
     let mut chunk = Vec::with_capacity(COPY_CHUNK + 64 * 1024);
-    let mut line = Vec::new();
     loop {
-        line.clear();
+        // Each line is read straight into the chunk; the end marker is taken back out.
+        let start = chunk.len();
         let read =
-            script.read_until(b'\n', &mut line).await.map_err(|e| format!("reading pg_restore's output: {e}"))?;
+            script.read_until(b'\n', &mut chunk).await.map_err(|e| format!("reading pg_restore's output: {e}"))?;
         if read == 0 {
             return Err(format!("pg_restore's output ended inside {copy}"));
         }
-        if line == b"\\.\n" || line == b"\\." {
+        if matches!(&chunk[start..], b"\\.\n" | b"\\.") {
+            chunk.truncate(start);
             break;
         }
-        chunk.extend_from_slice(&line);
         if chunk.len() >= COPY_CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(COPY_CHUNK + 64 * 1024));
             sink.send(Bytes::from(full)).await.map_err(|e| format!("{copy}: {}", describe(&e)))?;
