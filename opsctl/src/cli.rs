@@ -150,10 +150,10 @@ pub enum DrCommand {
         /// the restore replaces what it holds
         #[arg(long, value_name = "HOST/DATABASE")]
         confirm: Option<String>,
-        /// Parallel pg_restore jobs, for a large plain PostgreSQL database. RISK: more than 1
-        /// cannot share one transaction, so a restore that fails part-way leaves the database
-        /// partly restored (the safety backup undoes it). 1, the default, restores in one
-        /// transaction: all or nothing. A Supabase backup is always restored in one transaction
+        /// Parallel jobs loading the tables, for a large database. RISK: more than 1 cannot
+        /// share one transaction, so a restore that fails part-way leaves the database partly
+        /// restored (the safety backup undoes it). 1, the default, restores in one
+        /// transaction: all or nothing
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
         jobs: u32,
         /// A URL that must answer 2xx after the restore (the app's health endpoint); repeatable

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{Backup, DUMP_SUFFIX, Manifest, Platform, RestoreCheck, RestoreReport, manifest_key};
+use ops_shared::backup::{Backup, DUMP_SUFFIX, Manifest, RestoreCheck, RestoreReport, manifest_key};
 use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::{DbCredentials, describe};
 use ops_shared::restore::{Selection, Target, Verifier, pick_pg_restore};
@@ -41,7 +41,7 @@ pub struct RestoreRequest {
     pub target_secret: String,
     /// The target's `<host>/<database>`, typed by the operator.
     pub confirm: Option<String>,
-    /// pg_restore's parallel jobs for a plain PostgreSQL dump; 1 restores in one transaction.
+    /// Parallel jobs; 1 restores in one transaction, more cannot share one.
     pub jobs: u32,
     /// URLs that must answer 2xx once the database is back (the app's health endpoint).
     pub health_urls: Vec<String>,
@@ -312,8 +312,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     };
     write_journal(&verifier.store, &journal).await?;
 
-    // A Supabase backup goes back in one transaction whatever was asked (see `Target`).
-    let jobs = if manifest.platform == Platform::Supabase { 1 } else { request.jobs.max(1) };
+    let jobs = request.jobs.max(1);
     let how = if jobs == 1 { "in one transaction".to_owned() } else { format!("with {jobs} jobs") };
     progress
         .phase(

@@ -1,5 +1,6 @@
 //! A Supabase backup restored into the live project it came from, as the project's `postgres`
-//! role, in one transaction: either all of it is restored or nothing changed.
+//! role, in one transaction: either all of it is restored or nothing changed (unless parallel
+//! jobs were asked for, which cannot share one).
 //!
 //! The platform owns `auth` and `storage` (and `postgres` may not drop their tables), so there
 //! they get their rows back and nothing else: their tables are emptied and reloaded. The app's
@@ -279,20 +280,36 @@ async fn objects(client: &Client) -> Result<Vec<(Object, bool)>, String> {
 }
 
 /// Restores `dump` into the live project behind `target`; see the module's description.
-pub async fn restore(tool: &PgTool, target: &DbCredentials, dump: &std::path::Path) -> Result<(), String> {
+/// With `jobs` above 1, `jobs` connections load the tables' rows side by side, each in its
+/// own transaction: faster for a large database, but a failure leaves it partly restored.
+pub async fn restore(tool: &PgTool, target: &DbCredentials, dump: &std::path::Path, jobs: u32) -> Result<(), String> {
     let toc: Vec<TocEntry> = list(tool, dump).await?.lines().filter_map(TocEntry::parse).collect();
-    let client = target.connect(std::time::Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
-    // The restore writes even while `opsctl dr freeze` makes new transactions read-only.
-    execute(&client, "SET default_transaction_read_only = off; BEGIN READ WRITE").await?;
-    let restored = restore_in_transaction(&client, tool, &toc, dump).await;
+    let client = connect(target).await?;
+    execute(&client, "BEGIN READ WRITE").await?;
+    let restored = if jobs <= 1 {
+        restore_in_transaction(&client, tool, &toc, dump).await
+    } else {
+        restore_in_parts(&client, target, tool, &toc, dump, jobs).await
+    };
     match restored {
         Ok(()) => execute(&client, "COMMIT").await,
-        Err(err) => {
+        Err(err) if jobs <= 1 => {
             // Dropping the connection would roll back as well; saying so is clearer.
             let _ = client.batch_execute("ROLLBACK").await;
             Err(format!("{err}; the transaction was rolled back: nothing was changed"))
         }
+        Err(err) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(format!("{err}; with {jobs} parallel jobs the database may be partly restored"))
+        }
     }
+}
+
+/// A connection that writes even while `opsctl dr freeze` makes new transactions read-only.
+async fn connect(target: &DbCredentials) -> Result<Client, String> {
+    let client = target.connect(std::time::Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+    execute(&client, "SET default_transaction_read_only = off").await?;
+    Ok(client)
 }
 
 async fn restore_in_transaction(
@@ -301,6 +318,53 @@ async fn restore_in_transaction(
     toc: &[TocEntry],
     dump: &std::path::Path,
 ) -> Result<(), String> {
+    let made = make(client, tool, toc, dump).await?;
+    run_section(client, tool, dump, made.list.path(), "data").await?;
+    run_section(client, tool, dump, made.list.path(), "post-data").await?;
+    made.publications.put_back(client).await
+}
+
+/// The objects made and committed first; then the rows loaded by `jobs` connections side by
+/// side, a table at a time each; then, in the open transaction of `client`, the indexes,
+/// constraints, triggers and policies, and the publications' tables.
+async fn restore_in_parts(
+    client: &Client,
+    target: &DbCredentials,
+    tool: &PgTool,
+    toc: &[TocEntry],
+    dump: &std::path::Path,
+    jobs: u32,
+) -> Result<(), String> {
+    let made = make(client, tool, toc, dump).await?;
+    execute(client, "COMMIT").await?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let loaders = (0..jobs).map(|_| async {
+        let loader = connect(target).await?;
+        execute(&loader, "SET session_replication_role = replica").await?;
+        while let Some(entry) = made.rows.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+            let mut one = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the restore list: {e}"))?;
+            writeln!(one, "{entry}").map_err(|e| format!("cannot write the restore list: {e}"))?;
+            run_section(&loader, tool, dump, one.path(), "data").await?;
+        }
+        Ok::<(), String>(())
+    });
+    futures::future::try_join_all(loaders).await?;
+    execute(client, "BEGIN READ WRITE; SET LOCAL session_replication_role = replica").await?;
+    run_section(client, tool, dump, made.list.path(), "post-data").await?;
+    made.publications.put_back(client).await
+}
+
+/// What [`make`] made: the list of entries to restore, the data entries among them, and the
+/// publications' tables to put back.
+struct Made {
+    list: tempfile::NamedTempFile,
+    rows: Vec<String>,
+    publications: Publications,
+}
+
+/// In the open transaction of `client`: decides what to restore, drops what is made again,
+/// empties the platform's tables and makes the objects (with the dump's privileges).
+async fn make(client: &Client, tool: &PgTool, toc: &[TocEntry], dump: &std::path::Path) -> Result<Made, String> {
     // pg_restore's scripts name every object with its schema; so do the queries here.
     execute(
         client,
@@ -371,13 +435,19 @@ async fn restore_in_transaction(
     // privileges (which grant everything to the API roles in `public`).
     defaults.set_aside(client).await?;
     let selected: String = plan.keep.iter().map(|&i| format!("{}\n", toc[i].line)).collect();
-    let mut list_file = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the restore list: {e}"))?;
-    list_file.write_all(selected.as_bytes()).map_err(|e| format!("cannot write the restore list: {e}"))?;
-    for section in ["pre-data", "data", "post-data"] {
-        run_section(client, tool, dump, list_file.path(), section).await?;
-    }
-    publications.put_back(client).await?;
-    defaults.put_back(client).await
+    let mut list = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the restore list: {e}"))?;
+    list.write_all(selected.as_bytes()).map_err(|e| format!("cannot write the restore list: {e}"))?;
+    run_section(client, tool, dump, list.path(), "pre-data").await?;
+    // Only the objects the pre-data section makes take default privileges.
+    defaults.put_back(client).await?;
+    let rows = plan
+        .keep
+        .iter()
+        .map(|&i| &toc[i])
+        .filter(|e| e.is_data() && e.kind != "MATERIALIZED VIEW DATA")
+        .map(|e| e.line.clone())
+        .collect();
+    Ok(Made { list, rows, publications })
 }
 
 /// The project's publications and the tables in them (`supabase_realtime`, which Realtime

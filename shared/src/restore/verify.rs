@@ -474,8 +474,7 @@ pub enum Target {
     Empty,
     /// A database in use (disaster recovery): each object the dump holds is dropped first, and
     /// the restore writes even while `opsctl dr freeze` makes the database read-only. A
-    /// Supabase project's gets the app and the users' rows back, in one transaction whatever
-    /// `jobs` says ([`super::live`]).
+    /// Supabase project's gets the app and the users' rows back ([`super::live`]).
     Existing,
 }
 
@@ -490,7 +489,7 @@ pub async fn pg_restore(
     platform: Platform,
 ) -> Result<(), String> {
     if kind == Target::Existing && platform == Platform::Supabase {
-        return super::live::restore(tool, target, dump).await;
+        return super::live::restore(tool, target, dump, jobs).await;
     }
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;

@@ -156,7 +156,7 @@ impl Project {
 /// deleted), `dr restore` as `postgres`: the app's rows and the users are back, profiles once
 /// each (the trigger on `auth.users` did not fire again), and the platform's objects, owners,
 /// event triggers, migrations tables, publication and privileges are exactly as before.
-async fn restore_into_the_live_project(major: u32) {
+async fn restore_into_the_live_project(major: u32, jobs: u32) {
     let p = project(major).await;
     let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("the backup as postgres");
     let state = p.state();
@@ -169,8 +169,9 @@ async fn restore_into_the_live_project(major: u32) {
     p.as_postgres(DAMAGE).await;
     assert_eq!(p.superuser("SELECT count(*) FROM auth.users"), "29", "users deleted");
 
-    let outcome = p.restore(&p.request(&manifest.key)).await.expect("dr restore as postgres");
-    assert!(outcome.passed, "{:#?}", outcome.checks);
+    let request = RestoreRequest { jobs, ..p.request(&manifest.key) };
+    let outcome = p.restore(&request).await.expect("dr restore as postgres");
+    assert!(outcome.passed && outcome.jobs == jobs, "{:#?}", outcome.checks);
     assert_eq!(p.rows(), rows, "the app's rows and the users are back, each once");
     assert_eq!(p.superuser(anon_reads_billing), "f", "anon still cannot read public.billing");
     let after = p.state();
@@ -194,12 +195,19 @@ fn diff(before: &str, after: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_15_dr_restore_into_the_live_project_brings_back_the_app_and_leaves_the_platform() {
-    restore_into_the_live_project(15).await;
+    restore_into_the_live_project(15, 1).await;
+}
+
+/// The same with parallel jobs (not one transaction: the objects, then the rows side by side,
+/// then the indexes, constraints, triggers and policies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_15_dr_restore_into_the_live_project_with_parallel_jobs() {
+    restore_into_the_live_project(15, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_17_dr_restore_into_the_live_project_brings_back_the_app_and_leaves_the_platform() {
-    restore_into_the_live_project(17).await;
+    restore_into_the_live_project(17, 1).await;
 }
 
 /// A statement fails late in the restore (after the app's tables were dropped and made again,
