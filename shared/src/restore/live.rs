@@ -348,10 +348,25 @@ async fn restore_in_parts(
         }
         Ok::<(), String>(())
     });
-    futures::future::try_join_all(loaders).await?;
-    execute(client, "BEGIN READ WRITE; SET LOCAL session_replication_role = replica").await?;
-    run_section(client, tool, dump, made.list.path(), "post-data").await?;
-    made.publications.put_back(client).await
+    let finished = async {
+        futures::future::try_join_all(loaders).await?;
+        execute(client, "BEGIN READ WRITE; SET LOCAL session_replication_role = replica").await?;
+        run_section(client, tool, dump, made.list.path(), "post-data").await?;
+        made.publications.put_back(client).await
+    };
+    match finished.await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            // The tables were made again without them: a later run would not know.
+            let _ = client.batch_execute("ROLLBACK").await;
+            match made.publications.missing(client).await {
+                Ok(missing) if !missing.is_empty() => {
+                    Err(format!("{err}; the publications lack tables they had: {}", missing.join("; ")))
+                }
+                _ => Err(err),
+            }
+        }
+    }
 }
 
 /// What [`make`] made: the list of entries to restore, the data entries among them, and the
@@ -471,13 +486,21 @@ impl Publications {
     }
 
     async fn put_back(&self, client: &Client) -> Result<(), String> {
-        let now = Publications::read(client).await?;
-        for (publication, table) in &self.0 {
-            if !now.0.contains(&(publication.clone(), table.clone())) {
-                execute(client, &format!("ALTER PUBLICATION {publication} ADD TABLE {table}")).await?;
-            }
+        for statement in self.missing(client).await? {
+            execute(client, &statement).await?;
         }
         Ok(())
+    }
+
+    /// The statements that put back the tables the publications had and lack now.
+    async fn missing(&self, client: &Client) -> Result<Vec<String>, String> {
+        let now = Publications::read(client).await?;
+        Ok(self
+            .0
+            .iter()
+            .filter(|had| !now.0.contains(had))
+            .map(|(publication, table)| format!("ALTER PUBLICATION {publication} ADD TABLE {table}"))
+            .collect())
     }
 }
 

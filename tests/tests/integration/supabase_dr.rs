@@ -347,3 +347,22 @@ async fn a_platform_object_the_backup_does_not_hold_stops_the_restore() {
     let differences = diff(&state, &p.state());
     assert!(differences.is_empty(), "changed by the refused restore:\n{}", differences.join("\n"));
 }
+
+/// With parallel jobs a failure while the rows load (the platform added a column to
+/// `auth.users` that the backup's rows lack) leaves the project partly restored, as `--help`
+/// warns: the outcome says so and names the publication's tables to put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_restore_that_fails_says_so_and_what_the_publication_lacks() {
+    let p = project(15).await;
+    let (manifest, _) = p.f.backup(&p.secret).run(None, None).await.expect("backup");
+    p.superuser(
+        "ALTER TABLE auth.users ADD COLUMN must_have text NOT NULL DEFAULT 'x'; \
+         ALTER TABLE auth.users ALTER COLUMN must_have DROP DEFAULT",
+    );
+    let request = RestoreRequest { jobs: 2, ..p.request(&manifest.key) };
+    let outcome = p.restore(&request).await.expect("the restore ran");
+    assert!(!outcome.passed, "{outcome:?}");
+    let failed = outcome.checks.iter().find(|c| c.name == "pg_restore succeeds").expect("the restore's check");
+    assert!(failed.detail.contains("must_have") && failed.detail.contains("partly restored"), "{failed:?}");
+    assert!(failed.detail.contains("ALTER PUBLICATION supabase_realtime ADD TABLE public.messages"), "{failed:?}");
+}
