@@ -176,7 +176,7 @@ async fn a_bad_label_a_missing_backup_and_a_function_that_is_not_deployed_are_na
 }
 
 #[tokio::test]
-async fn dr_restore_refuses_without_the_database_name_and_touches_nothing() {
+async fn dr_restore_refuses_without_the_host_and_database_and_touches_nothing() {
     let op = operator("dr-confirm", Seed::SMALL).await;
     let backup = op.backup("nightly").await;
     op.execute("DELETE FROM public.audit_log").await;
