@@ -891,10 +891,13 @@ impl Bench {
         let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, secret, &tools);
         let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
         let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
+        let host = self.stack.pg.superuser(database).host;
         let request = RestoreRequest {
             backup_key: key.to_owned(),
             target_secret: secret.to_owned(),
-            confirm: Some(database.to_owned()),
+            confirm: Some(format!("{host}/{database}")),
+            // Beside `pg_restore -j2`, as before `--jobs` existed (the restore's default is 1).
+            jobs: 2,
             health_urls: Vec::new(),
         };
         let started = Instant::now();

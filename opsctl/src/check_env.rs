@@ -275,7 +275,7 @@ fn shape_problem(shape: Shape, value: &str) -> Option<String> {
             )),
         },
         Shape::ApiKeyJson(strategy) => {
-            let value = SecretValue { version_id: None, value: value.to_owned() };
+            let value = SecretValue { version_id: None, value: value.to_owned(), arn: None };
             let Some(service) = strategy.key_service() else {
                 return Some(format!("{} is not an API-key strategy", strategy.as_str()));
             };

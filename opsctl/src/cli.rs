@@ -137,8 +137,8 @@ pub enum DrCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Restore a backup into a database: safety backup first, checksums, parallel restore,
-    /// row counts, validation queries, health checks, one alert
+    /// Restore a backup into a database: safety backup first, checksums, restore in one
+    /// transaction, row counts, validation queries, health checks, one alert
     #[command(after_help = EXIT_CODES)]
     Restore {
         /// The backup's key (opsctl backups lists them)
@@ -147,9 +147,16 @@ pub enum DrCommand {
         /// The secret (name or ARN) of the database to restore into
         #[arg(long, value_name = "SECRET")]
         target: String,
-        /// The target's database name: the restore replaces what it holds
-        #[arg(long, value_name = "DATABASE")]
+        /// The target's host and database, as <host>/<database> (db.abcd.supabase.co/postgres):
+        /// the restore replaces what it holds
+        #[arg(long, value_name = "HOST/DATABASE")]
         confirm: Option<String>,
+        /// Parallel jobs loading the tables, for a large database. RISK: more than 1 cannot
+        /// share one transaction, so a restore that fails part-way leaves the database partly
+        /// restored (the safety backup undoes it). 1, the default, restores in one
+        /// transaction: all or nothing
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        jobs: u32,
         /// A URL that must answer 2xx after the restore (the app's health endpoint); repeatable
         #[arg(long = "health-url", value_name = "URL")]
         health_urls: Vec<String>,
@@ -212,11 +219,20 @@ mod tests {
         let Command::RestoreTest { backup, run, .. } = cli.command else { panic!("restore-test") };
         assert_eq!((backup.as_str(), run.local, run.stack.json), ("latest", true, true));
         let cli =
-            parse(&["dr", "restore", "--backup", "k", "--target", "t", "--confirm", "postgres"]).expect("restore");
-        let Command::Dr { command: DrCommand::Restore { confirm, health_urls, .. } } = cli.command else {
+            parse(&["dr", "restore", "--backup", "k", "--target", "t", "--confirm", "db.abcd.supabase.co/postgres"])
+                .expect("restore");
+        let Command::Dr { command: DrCommand::Restore { confirm, health_urls, jobs, .. } } = cli.command else {
             panic!("dr restore")
         };
-        assert_eq!((confirm.as_deref(), health_urls.len()), (Some("postgres"), 0));
+        assert_eq!((confirm.as_deref(), health_urls.len(), jobs), (Some("db.abcd.supabase.co/postgres"), 0, 1));
+        let cli = parse(&["dr", "restore", "--backup", "k", "--target", "t", "--jobs", "4"]).expect("jobs");
+        assert!(matches!(cli.command, Command::Dr { command: DrCommand::Restore { jobs: 4, .. } }));
+        assert!(parse(&["dr", "restore", "--backup", "k", "--target", "t", "--jobs", "0"]).is_err());
+        let help = parse(&["dr", "restore", "--help"]).expect_err("help").to_string();
+        assert!(
+            help.contains("--jobs") && help.contains("partly restored") && help.contains("<host>/<database>"),
+            "{help}"
+        );
         let cli = parse(&["dr", "freeze", "--reason", "incident 42", "--bucket", "b"]).expect("freeze");
         let Command::Dr { command: DrCommand::Freeze { stack, reason } } = cli.command else { panic!("dr freeze") };
         assert_eq!(

@@ -770,9 +770,15 @@ pub struct Assessment {
     pub restore_without_asking: bool,
 }
 
-/// The newest backups with their ages, each table's live rows beside the newest backup's
-/// count, and the runbook's rule: under 24 hours restore, older decide with the team.
-pub async fn assess(client: &Client, entries: Vec<BackupEntry>) -> Result<Assessment, DrError> {
+/// The newest backups of the database behind `creds` (backups of other servers or databases
+/// and the safety backups `dr restore` takes are never its latest), each table's live rows
+/// beside the newest backup's count, and the runbook's rule: under 24 hours restore, older
+/// decide with the team.
+pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupEntry>) -> Result<Assessment, DrError> {
+    let entries: Vec<BackupEntry> = entries
+        .into_iter()
+        .filter(|e| !e.manifest.is_safety_backup() && e.manifest.is_of_database(&creds.host, creds.port, &creds.dbname))
+        .collect();
     let Some(newest) = entries.first() else {
         return Ok(Assessment {
             newest: Vec::new(),
@@ -795,8 +801,8 @@ pub async fn assess(client: &Client, entries: Vec<BackupEntry>) -> Result<Assess
     let advice = if restore_without_asking {
         format!(
             "the newest backup is {:.1} h old (under {RESTORE_WITHOUT_ASKING_HOURS} h): restore it \
-             (opsctl dr restore --backup {} --target <secret> --confirm <database>)",
-            newest.age_hours, newest.key
+             (opsctl dr restore --backup {} --target <secret> --confirm {}/{})",
+            newest.age_hours, newest.key, creds.host, creds.dbname
         )
     } else {
         format!(

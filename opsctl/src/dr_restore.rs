@@ -1,21 +1,29 @@
 //! `opsctl dr restore`: a chosen backup restored into the database being recovered. It refuses
-//! without `--confirm <database>`, takes a safety backup of the target (so the restore can be
-//! undone) while it downloads the backup and checks its size and SHA-256, touches nothing
-//! unless both succeeded, restores with parallel jobs, runs the row counts, the validation queries and the health checks, and sends
-//! one alert saying what was restored, from when, and how long it took.
+//! without `--confirm <host>/<database>`, takes a safety backup of the target (so the restore
+//! can be undone) while it downloads the backup and checks its size and SHA-256, touches
+//! nothing unless both succeeded, restores in one transaction (or with parallel jobs, which
+//! cannot share one), runs the row counts, the validation queries and the health checks, and
+//! sends one alert saying what was restored, from when, and how long it took.
 //!
-//! A journal in the bucket (`reports/dr-restores/<target secret>.json`) records each restore's
-//! phase. A run that finds an unfinished one says so and keeps that run's safety backup: the
-//! target may be half restored by then, and a new safety backup of it would be worthless.
+//! A journal in the bucket (`reports/dr-restores/<target secret's ARN>.json`) records each
+//! restore's phase. A run that finds an unfinished one says so and keeps that run's safety
+//! backup (after checking it is still in the bucket): the target may be half restored by
+//! then, and a new safety backup of it would be worthless.
+//!
+//! One run at a time per database: each run holds a PostgreSQL advisory lock on the target
+//! from before it reads the journal until it has written its outcome. The lock lives in the
+//! database being restored, so it needs nothing else to agree on, and it goes with the run's
+//! connection: a run that is killed leaves no lock behind to clear by hand.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, Severity};
-use ops_shared::backup::{Backup, Manifest, RestoreCheck, RestoreReport};
+use ops_shared::backup::{Backup, DUMP_SUFFIX, Manifest, RestoreCheck, RestoreReport, manifest_key};
 use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::{DbCredentials, describe};
 use ops_shared::restore::{Selection, Target, Verifier, pick_pg_restore};
+use ops_shared::secrets::AWSCURRENT;
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
@@ -31,18 +39,40 @@ pub struct RestoreRequest {
     pub backup_key: String,
     /// The target database's secret (name or ARN), as the functions store database secrets.
     pub target_secret: String,
-    /// The target's database name, typed by the operator.
+    /// The target's `<host>/<database>`, typed by the operator.
     pub confirm: Option<String>,
+    /// Parallel jobs; 1 restores in one transaction, more cannot share one.
+    pub jobs: u32,
     /// URLs that must answer 2xx once the database is back (the app's health endpoint).
     pub health_urls: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("refusing to restore into {database} without --confirm {database}: the restore replaces what it holds")]
-    NotConfirmed { database: String },
-    #[error("--confirm {given:?} is not the target's database name, {database}: nothing was touched")]
-    WrongDatabase { given: String, database: String },
+    #[error("refusing to restore into {target} without --confirm {target}: the restore replaces what it holds")]
+    NotConfirmed { target: String },
+    #[error("--confirm {given:?} is not the target's host and database, {target}: nothing was touched")]
+    WrongTarget { given: String, target: String },
+    #[error(
+        "another opsctl dr restore into {database} is running ({holder}): wait for it to finish; nothing was touched"
+    )]
+    Busy { database: String, holder: String },
+    #[error("cannot take the restore lock on {database}: {detail}; nothing was touched")]
+    Lock { database: String, detail: String },
+    #[error(
+        "the restore of {backup_key} into {database} started at {started_at} did not finish, and its safety backup \
+         {safety_backup_key} is no longer in the bucket ({detail}): nothing was touched. The database may be partly \
+         restored and that backup was its only undo. To restore anyway, with a new safety backup of the database as \
+         it is now, delete {journal_key} and run again"
+    )]
+    SafetyBackupGone {
+        database: String,
+        backup_key: String,
+        started_at: String,
+        safety_backup_key: String,
+        detail: String,
+        journal_key: String,
+    },
     #[error("cannot read the target's secret {secret}: {detail}")]
     TargetSecret { secret: String, detail: String },
     #[error("cannot reach the target database {database} of {secret}: {detail}; nothing was touched")]
@@ -62,7 +92,9 @@ impl RestoreError {
     /// access.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RestoreError::Corrupt { .. } | RestoreError::SafetyBackup { .. } => 1,
+            RestoreError::Corrupt { .. }
+            | RestoreError::SafetyBackup { .. }
+            | RestoreError::SafetyBackupGone { .. } => 1,
             _ => 2,
         }
     }
@@ -82,8 +114,8 @@ pub enum Phase {
 /// One target's restore journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
-    /// The target's secret: Supabase names every database `postgres`, so the name alone would
-    /// not tell production's restore from staging's.
+    /// The target's secret, by ARN whatever name was typed: Supabase names every database
+    /// `postgres`, so the name alone would not tell production's restore from staging's.
     pub target_secret: String,
     pub database: String,
     pub backup_key: String,
@@ -95,8 +127,8 @@ pub struct Journal {
     pub failures: Vec<String>,
 }
 
-/// `reports/dr-restores/<target secret>.json`, the secret's name or ARN with every character
-/// but letters, digits, `-`, `_` and `.` written as `_`.
+/// `reports/dr-restores/<target secret>.json`, the secret's ARN with every character but
+/// letters, digits, `-`, `_` and `.` written as `_`.
 pub fn journal_key(target_secret: &str) -> String {
     let name: String =
         target_secret.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
@@ -186,16 +218,18 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     progress: &Progress,
 ) -> Result<RestoreOutcome, RestoreError> {
     let verifier = engines.verifier;
-    let target: DbCredentials = verifier
-        .secrets
-        .get_json(&request.target_secret)
-        .await
-        .map_err(|e| RestoreError::TargetSecret { secret: request.target_secret.clone(), detail: e.to_string() })?;
+    let secret_error = |detail: String| RestoreError::TargetSecret { secret: request.target_secret.clone(), detail };
+    let secret = verifier.secrets.get(&request.target_secret).await.map_err(|e| secret_error(e.to_string()))?;
+    let target: DbCredentials =
+        secret.json(&request.target_secret, AWSCURRENT).map_err(|e| secret_error(e.to_string()))?;
+    // The journal is the secret's, whether its name or its ARN was typed.
+    let target_secret = secret.arn.clone().unwrap_or_else(|| request.target_secret.clone());
     let database = target.dbname.clone();
+    let named = format!("{}/{}", target.host, target.dbname);
     match request.confirm.as_deref() {
-        None => return Err(RestoreError::NotConfirmed { database }),
-        Some(given) if given != database => {
-            return Err(RestoreError::WrongDatabase { given: given.to_owned(), database });
+        None => return Err(RestoreError::NotConfirmed { target: named }),
+        Some(given) if given != named => {
+            return Err(RestoreError::WrongTarget { given: given.to_owned(), target: named });
         }
         Some(_) => {}
     }
@@ -205,6 +239,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         detail,
     };
     let client = target.connect(CONNECT_TIMEOUT).await.map_err(|e| unreachable(e.to_string()))?;
+    one_run_at_a_time(&client, &database).await?;
     let backup_error = |detail: String| RestoreError::Backup { key: request.backup_key.clone(), detail };
     let (_, manifest) =
         verifier.select(&Selection::Key(request.backup_key.clone())).await.map_err(|e| backup_error(e.to_string()))?;
@@ -215,7 +250,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     let started = Instant::now();
     let mut report = RestoreReport::new(&manifest, verifier.config.rto, verifier.config.rpo);
     let file = tempfile::NamedTempFile::new().map_err(|e| backup_error(format!("no room for the download: {e}")))?;
-    let earlier = read_journal(&verifier.store, &request.target_secret).await?.filter(|j| j.phase != Phase::Finished);
+    let earlier = read_journal(&verifier.store, &target_secret).await?.filter(|j| j.phase != Phase::Finished);
     let mut doing =
         format!("downloading {} ({:.1} MB) and checking its SHA-256", manifest.key, manifest.size_bytes as f64 / 1e6);
     if earlier.is_none() {
@@ -228,8 +263,9 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     let taken_meanwhile = std::sync::Mutex::new(None);
     let safety = Box::pin(async {
         let safety_started = Instant::now();
-        let (key, resumed) =
-            safety_backup(engines.safety, earlier, &manifest, &database).await.map_err(Halt::Safety)?;
+        let (key, resumed) = safety_backup(engines.safety, &verifier.store, earlier, &manifest, &database)
+            .await
+            .map_err(Halt::Safety)?;
         if resumed.is_none()
             && let Ok(mut taken) = taken_meanwhile.lock()
         {
@@ -265,7 +301,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     };
     let safety_backup_ms = if resumed.is_some() { 0 } else { safety_took.as_millis() as u64 };
     let journal = Journal {
-        target_secret: request.target_secret.clone(),
+        target_secret: target_secret.clone(),
         database: database.clone(),
         backup_key: manifest.key.clone(),
         safety_backup_key: safety_backup_key.clone(),
@@ -276,15 +312,37 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     };
     write_journal(&verifier.store, &journal).await?;
 
-    let jobs = verifier.config.restore_jobs;
+    let jobs = request.jobs.max(1);
+    let how = if jobs == 1 { "in one transaction".to_owned() } else { format!("with {jobs} jobs") };
     progress
         .phase(
-            &format!("restoring into {database} with {jobs} jobs, then counting rows and validating"),
-            verifier.restore_and_check(&pg_restore, &target, file.path(), &manifest, Target::Existing, &mut report),
+            &format!("restoring into {database} {how}, then counting rows and validating"),
+            verifier.restore_and_check(
+                &pg_restore,
+                &target,
+                file.path(),
+                &manifest,
+                Target::Existing,
+                jobs,
+                &mut report,
+            ),
         )
         .await;
-    drop(client);
-    if report.checks.iter().any(|c| c.name == "pg_restore succeeds" && c.passed) {
+    let restored = report.checks.iter().any(|c| c.name == "pg_restore succeeds" && c.passed);
+    if restored {
+        // The restore made the app's tables again with the dump's privileges: a frozen database
+        // must stay frozen until `dr thaw`.
+        match crate::dr::reapply_freeze_if_frozen(&target, &verifier.store, &target_secret).await {
+            Ok(None) => {}
+            Ok(Some(_)) => report.check(
+                "writes stopped again on the restored tables (dr freeze holds)",
+                true,
+                "opsctl dr thaw when ready".to_owned(),
+            ),
+            Err(err) => report.check("writes stopped again on the restored tables", false, err.to_string()),
+        }
+    }
+    if restored {
         let checks_started = Instant::now();
         health_checks(&target, &request.health_urls, engines.http, &mut report).await;
         report.checks_ms += checks_started.elapsed().as_millis() as u64;
@@ -323,8 +381,37 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
         alert: String::new(),
     };
     outcome.alert = publish(verifier, &outcome_alert(&outcome)).await;
+    // The lock is held until the outcome is written and told.
+    drop(client);
     Ok(outcome)
 }
+
+/// Takes the target's restore lock for as long as `client` is open, or says who holds it.
+async fn one_run_at_a_time(client: &tokio_postgres::Client, database: &str) -> Result<(), RestoreError> {
+    let refused = |detail: String| RestoreError::Lock { database: database.to_owned(), detail };
+    let taken: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK.0, &LOCK.1])
+        .await
+        .map_err(|e| refused(describe(&e)))?
+        .get(0);
+    if taken {
+        return Ok(());
+    }
+    let holder = client
+        .query_opt(
+            "SELECT format('session %s of %s, started %s', l.pid, a.usename,              to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS UTC'))              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid              WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid              AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[&LOCK.0, &LOCK.1],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.get::<_, Option<String>>(0))
+        .unwrap_or_else(|| "another session".to_owned());
+    Err(RestoreError::Busy { database: database.to_owned(), holder })
+}
+
+/// The advisory lock a restore holds on its target: `opsc`, `drrs` in ASCII.
+const LOCK: (i32, i32) = (0x6f70_7363, 0x6472_7273);
 
 /// Why the download and the safety backup, run side by side, stopped early.
 enum Halt {
@@ -337,11 +424,13 @@ enum Halt {
 /// finish, the one that restore took (with a sentence saying so).
 async fn safety_backup<S: ObjectStore, A: AlertSink>(
     engine: &Backup<S, A>,
+    store: &impl ObjectStore,
     earlier: Option<Journal>,
     manifest: &Manifest,
     database: &str,
 ) -> Result<(String, Option<String>), RestoreError> {
     if let Some(earlier) = earlier {
+        still_there(store, &earlier, database).await?;
         let state = match earlier.phase {
             Phase::Restoring => "was interrupted",
             _ => "failed",
@@ -360,6 +449,27 @@ async fn safety_backup<S: ObjectStore, A: AlertSink>(
         Ok((safety, _)) => Ok((safety.key, None)),
         Err(err) => Err(RestoreError::SafetyBackup { database: database.to_owned(), detail: err.to_string() }),
     }
+}
+
+/// Fails unless the safety backup `earlier` relies on (its dump and manifest) is still in the
+/// bucket.
+async fn still_there(store: &impl ObjectStore, earlier: &Journal, database: &str) -> Result<(), RestoreError> {
+    let gone = |detail: String| RestoreError::SafetyBackupGone {
+        database: database.to_owned(),
+        backup_key: earlier.backup_key.clone(),
+        started_at: earlier.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        safety_backup_key: earlier.safety_backup_key.clone(),
+        detail,
+        journal_key: journal_key(&earlier.target_secret),
+    };
+    let key = &earlier.safety_backup_key;
+    let manifest = manifest_key(key);
+    let listed = store.list(key.strip_suffix(DUMP_SUFFIX).unwrap_or(key)).await.map_err(|e| gone(e.to_string()))?;
+    let missing: Vec<&str> = [key.as_str(), manifest.as_str()]
+        .into_iter()
+        .filter(|wanted| !listed.iter().any(|o| o.key == *wanted))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(gone(format!("missing: {}", missing.join(", ")))) }
 }
 
 async fn read_journal(store: &impl ObjectStore, target_secret: &str) -> Result<Option<Journal>, RestoreError> {

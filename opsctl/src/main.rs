@@ -53,8 +53,8 @@ async fn main() -> ExitCode {
         }
         Command::Backup { label, wait, run } => backup(&sdk, &env, &http, label, wait, run).await,
         Command::RestoreTest { backup, wait, run } => restore_test(&sdk, &env, &http, &backup, wait, run).await,
-        Command::Dr { command: DrCommand::Restore { backup, target, confirm, health_urls, stack, pg_tools } } => {
-            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, health_urls };
+        Command::Dr { command: DrCommand::Restore { backup, target, confirm, jobs, health_urls, stack, pg_tools } } => {
+            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, jobs, health_urls };
             dr_restore(&sdk, &env, &http, request, stack, &pg_tools).await
         }
         Command::Dr { command: DrCommand::Freeze { stack, reason } } => {
@@ -81,7 +81,7 @@ async fn main() -> ExitCode {
 
 /// `dr assess`: the newest backups against the live database.
 async fn assess(aws: &aws_config::SdkConfig, store: &SecretsManagerVersions, stack: StackArgs) -> ExitCode {
-    let (_, client) = match dr::connect(store, &format!("{}-database", stack.prefix)).await {
+    let (creds, client) = match dr::connect(store, &format!("{}-database", stack.prefix)).await {
         Ok(connected) => connected,
         Err(err) => return failed(&err, dr::DrError::EXIT_CODE),
     };
@@ -91,7 +91,7 @@ async fn assess(aws: &aws_config::SdkConfig, store: &SecretsManagerVersions, sta
     };
     let now = chrono::Utc::now();
     let assessed = match dr::backups(&objects, "backups/", "reports/restore-tests/", now).await {
-        Ok(entries) => dr::assess(&client, entries).await,
+        Ok(entries) => dr::assess(&client, &creds, entries).await,
         Err(err) => Err(err),
     };
     match assessed {

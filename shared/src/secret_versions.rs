@@ -137,7 +137,7 @@ impl SecretVersions for SecretsManagerVersions {
         match result {
             Ok(out) => Ok(out.secret_string.map(|value| {
                 self.scrubber.register(&value);
-                SecretValue { version_id: out.version_id, value }
+                SecretValue { version_id: out.version_id, value, arn: out.arn }
             })),
             Err(err) if sdk_error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
             Err(err) => Err(SecretError::Unavailable { id: secret.to_owned(), detail: describe_sdk_error(&err) }),

@@ -37,6 +37,8 @@ pub enum SecretError {
 pub struct SecretValue {
     pub version_id: Option<String>,
     pub value: String,
+    /// The secret's ARN, which Secrets Manager returns whether it was asked by name or ARN.
+    pub arn: Option<String>,
 }
 
 impl SecretValue {
@@ -155,7 +157,7 @@ impl SecretCache {
     pub async fn get_stage(&self, id: &str, stage: &str) -> Result<SecretValue, SecretError> {
         if let Some(value) = self.fallback.lookup(id) {
             self.scrubber.register(&value);
-            return Ok(SecretValue { version_id: None, value });
+            return Ok(SecretValue { version_id: None, value, arn: None });
         }
         let key = (id.to_owned(), stage.to_owned());
         let mut entries = self.entries.lock().await;
@@ -220,7 +222,7 @@ pub async fn read_stage(client: &Client, id: &str, stage: &str) -> Result<Secret
     })?;
     let value =
         output.secret_string.ok_or_else(|| SecretError::NotString { id: id.to_owned(), stage: stage.to_owned() })?;
-    Ok(SecretValue { version_id: output.version_id, value })
+    Ok(SecretValue { version_id: output.version_id, value, arn: output.arn })
 }
 
 #[cfg(test)]

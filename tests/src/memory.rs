@@ -214,11 +214,9 @@ impl SecretVersions for MemorySecrets {
         let secrets =
             self.secrets.lock().map_err(|_| SecretError::Unavailable { id: name.into(), detail: "".into() })?;
         Ok(secrets.get(name).and_then(|secret| {
-            secret
-                .versions
-                .iter()
-                .find(|(id, _, stages)| id == version && stages.iter().any(|s| s == stage))
-                .and_then(|(id, value, _)| Some(SecretValue { version_id: Some(id.clone()), value: value.clone()? }))
+            secret.versions.iter().find(|(id, _, stages)| id == version && stages.iter().any(|s| s == stage)).and_then(
+                |(id, value, _)| Some(SecretValue { version_id: Some(id.clone()), value: value.clone()?, arn: None }),
+            )
         }))
     }
 
@@ -230,7 +228,9 @@ impl SecretVersions for MemorySecrets {
             .versions
             .iter()
             .find(|(_, _, stages)| stages.iter().any(|s| s == stage))
-            .and_then(|(id, value, _)| Some(SecretValue { version_id: Some(id.clone()), value: value.clone()? }))
+            .and_then(|(id, value, _)| {
+                Some(SecretValue { version_id: Some(id.clone()), value: value.clone()?, arn: None })
+            })
             .ok_or_else(not_found)
     }
 

@@ -97,7 +97,8 @@ pub struct BackupSource {
     pub host: String,
     pub port: u16,
     pub database: String,
-    /// The secret the backup read the credentials from, as configured.
+    /// The secret the backup read the credentials from: its ARN, or as configured when
+    /// Secrets Manager named none.
     pub secret: String,
 }
 

@@ -136,6 +136,10 @@ struct Source {
     /// Why `compression` is not what DUMP_COMPRESSION asks for, if it is not.
     compression_warning: Option<String>,
     scope: Scope,
+    /// The database secret's ARN (as configured when Secrets Manager named none): what the
+    /// manifest records, so that a backup taken with the secret's name and one taken with its
+    /// ARN are known as the same database's.
+    secret: String,
 }
 
 /// The time the backup may take: `None` without a deadline; out of time when the deadline is
@@ -286,7 +290,22 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         }
         // Before anything is uploaded too: a table the dump needs and cannot read.
         let scope = Scope::of(&client).await?;
-        Ok(Source { creds, client, server_version, pg_dump, pg_dump_version, compression, compression_warning, scope })
+        // Read a moment ago: from the cache.
+        let secret = match self.secrets.get(&config.database_secret_arn).await {
+            Ok(value) => value.arn.unwrap_or_else(|| config.database_secret_arn.clone()),
+            Err(_) => config.database_secret_arn.clone(),
+        };
+        Ok(Source {
+            creds,
+            client,
+            server_version,
+            pg_dump,
+            pg_dump_version,
+            compression,
+            compression_warning,
+            scope,
+            secret,
+        })
     }
 
     /// Names the backup (its id and key) at its start.
@@ -311,7 +330,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
                 host: source.creds.host.clone(),
                 port: source.creds.port,
                 database: source.creds.dbname.clone(),
-                secret: self.config.database_secret_arn.clone(),
+                secret: source.secret.clone(),
             },
             scope: source.scope.clone(),
         }

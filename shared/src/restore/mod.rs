@@ -1,9 +1,11 @@
 //! The restore engine: a backup's bytes checked against its manifest, restored with
 //! `pg_restore`, its row counts and validation queries run. The monthly restore test runs it
-//! into a scratch database; `opsctl dr restore` into the database being recovered.
+//! into a scratch database; `opsctl dr restore` into the database being recovered (a Supabase
+//! project's with [`live`]).
 
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod verify;
 
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};

@@ -243,7 +243,8 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         let budget = deadline
             .and_then(|d| d.checked_duration_since(Instant::now()))
             .map(|d| d.saturating_sub(Duration::from_secs(60)));
-        let work = self.restore_and_check(&pg_restore, &target, dump, manifest, Target::Empty, report);
+        let jobs = config.restore_jobs;
+        let work = self.restore_and_check(&pg_restore, &target, dump, manifest, Target::Empty, jobs, report);
         let finished = match budget {
             None => {
                 work.await;
@@ -273,8 +274,9 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         Ok(())
     }
 
-    /// Restores the dump into `target` and checks it: row counts against the manifest, then
-    /// the validation queries; each result lands in `report`.
+    /// Restores the dump into `target` with `jobs` parallel jobs and checks it: row counts
+    /// against the manifest, then the validation queries; each result lands in `report`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn restore_and_check(
         &self,
         pg_restore_tool: &PgTool,
@@ -282,11 +284,11 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         dump: &std::path::Path,
         manifest: &Manifest,
         kind: Target,
+        jobs: u32,
         report: &mut RestoreReport,
     ) {
         let restore_started = Instant::now();
-        let restored =
-            pg_restore(pg_restore_tool, target, dump, self.config.restore_jobs, kind, manifest.platform).await;
+        let restored = pg_restore(pg_restore_tool, target, dump, jobs, kind, manifest.platform).await;
         report.restore_ms = restore_started.elapsed().as_millis() as u64;
         if let Err(problem) = restored {
             report.check("pg_restore succeeds", false, problem);
@@ -295,7 +297,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         report.check("pg_restore succeeds", true, String::new());
         let checks_started = Instant::now();
         // One connection per restore job: the largest tables are counted side by side.
-        let connections = (0..self.config.restore_jobs.max(1)).map(|_| target.connect(self.config.database_timeout));
+        let connections = (0..jobs.max(1)).map(|_| target.connect(self.config.database_timeout));
         let connected: Result<Vec<_>, _> = futures::future::join_all(connections).await.into_iter().collect();
         match connected {
             Err(err) => report.check("restored database accepts connections", false, err.to_string()),
@@ -471,7 +473,8 @@ pub enum Target {
     /// A database just created for the test.
     Empty,
     /// A database in use (disaster recovery): each object the dump holds is dropped first, and
-    /// the restore writes even while `opsctl dr freeze` makes the database read-only.
+    /// the restore writes even while `opsctl dr freeze` makes the database read-only. A
+    /// Supabase project's gets the app and the users' rows back ([`super::live`]).
     Existing,
 }
 
@@ -485,6 +488,9 @@ pub async fn pg_restore(
     kind: Target,
     platform: Platform,
 ) -> Result<(), String> {
+    if kind == Target::Existing && platform == Platform::Supabase {
+        return super::live::restore(tool, target, dump, jobs).await;
+    }
     let program = tool.program().display();
     let libpq = target.libpq_env().map_err(|e| e.to_string())?;
     let parallel = if jobs > 1 { format!("--jobs={jobs}") } else { "--single-transaction".to_owned() };

@@ -525,8 +525,10 @@ impl Demo {
         };
         println!("    newest backup: {newest}");
         let tools = self.stack.tools_dir.display().to_string();
+        // `--confirm` names the host as well: on Supabase every database is called `postgres`.
+        let confirm = format!("{}/{APP_DATABASE}", app.host);
         let restore = ["dr", "restore", "--backup", &newest, "--target", ops_testkit::names::DATABASE_SECRET];
-        let restored = self.opsctl(&[&restore[..], &["--confirm", APP_DATABASE, "--pg-tools", &tools]].concat());
+        let restored = self.opsctl(&[&restore[..], &["--confirm", &confirm, "--pg-tools", &tools]].concat());
         self.opsctl(&["dr", "thaw"]);
         let rto = started.elapsed();
         let after = query("INSERT INTO public.audit_log (action) VALUES ('after the drill')").await;

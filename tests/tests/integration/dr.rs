@@ -126,9 +126,18 @@ fn manifest(key: &str, hours_ago: i64, tables: Value) -> Value {
         "parts": 1, "tables": tables})
 }
 
+/// A manifest of `key` that records its source and label.
+fn manifest_of(key: &str, hours_ago: i64, label: Option<&str>, source: &DbCredentials) -> Value {
+    let mut manifest = manifest(key, hours_ago, json!([]));
+    manifest["label"] = json!(label);
+    manifest["source"] = json!({"host": source.host, "port": source.port, "database": source.dbname,
+        "secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"});
+    manifest
+}
+
 #[tokio::test]
 async fn backups_are_listed_newest_first_with_their_restore_tests_and_assessed_against_the_live_rows() {
-    let (aws, prefix, _, store) = production("dr-assess").await;
+    let (aws, prefix, creds, store) = production("dr-assess").await;
     let bucket = format!("{prefix}-bucket");
     aws.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
     let objects = S3Objects::new(aws.s3.clone(), bucket);
@@ -159,15 +168,36 @@ async fn backups_are_listed_newest_first_with_their_restore_tests_and_assessed_a
     assert_eq!(json[0]["rows"], 495);
 
     let (_, client) = dr::connect(&store, &format!("{prefix}-database")).await.expect("connect");
-    let assessment = dr::assess(&client, entries.clone()).await.expect("assess");
+    // Newer than the newest backup of this database, and never its latest: a safety backup
+    // taken before a restore, and backups of another server and of another database.
+    let mut elsewhere = creds.clone();
+    elsewhere.host = "db.other.supabase.co".to_owned();
+    let mut other_database = creds.clone();
+    other_database.dbname = "staging".to_owned();
+    let mut with_others = entries.clone();
+    for (key, label, source) in [
+        ("backups/app/safety", Some("pre-restore"), &creds),
+        ("backups/app/other-server", None, &elsewhere),
+        ("backups/app/other-database", None, &other_database),
+    ] {
+        put(&objects, &format!("{key}.manifest.json"), manifest_of(key, 1, label, source)).await;
+    }
+    let all = dr::backups(&objects, "backups/", "reports/restore-tests/", Utc::now()).await.expect("list");
+    assert_eq!(all.len(), 5);
+    with_others.extend(all.into_iter().filter(|e| e.age_hours < 2.0));
+    let assessment = dr::assess(&client, &creds, with_others).await.expect("assess");
     assert!(assessment.restore_without_asking, "{}", assessment.advice);
     assert!(assessment.advice.contains("restore it") && assessment.advice.contains("backups/app/new.dump"));
+    let confirm = format!("--confirm {}/{}", creds.host, creds.dbname);
+    assert!(assessment.advice.contains(&confirm), "{}", assessment.advice);
+    let keys: Vec<&str> = assessment.newest.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["backups/app/new.dump", "backups/app/old.dump"], "this database's backups only");
     let live = |table: &str| assessment.tables.iter().find(|t| t.table == table).and_then(|t| t.live);
     assert_eq!(live("public.analyses"), Some(200));
     assert!(live("public.audit_log").is_some());
     assert_eq!(live("public.dropped"), None, "a table gone from the live database");
     assert!(assessment.render().contains("(table missing)"));
 
-    let stale = dr::assess(&client, entries[1..].to_vec()).await.expect("assess the old one");
+    let stale = dr::assess(&client, &creds, entries[1..].to_vec()).await.expect("assess the old one");
     assert!(!stale.restore_without_asking && stale.advice.contains("decide with the team"), "{}", stale.advice);
 }

@@ -61,7 +61,13 @@ async fn api_transaction(
 }
 
 /// A write request (POST, PATCH, DELETE): the rows it wrote.
-async fn api_write(server: &SupabaseServer, db: &str, role: &str, sub: &str, sql: &str) -> Result<u64, String> {
+pub(crate) async fn api_write(
+    server: &SupabaseServer,
+    db: &str,
+    role: &str,
+    sub: &str,
+    sql: &str,
+) -> Result<u64, String> {
     let client = api_transaction(server, db, true, role, sub).await?;
     let written = client.execute(sql, &[]).await.map_err(|e| describe(&e))?;
     client.batch_execute("COMMIT").await.map_err(|e| describe(&e))?;

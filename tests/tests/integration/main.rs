@@ -27,6 +27,7 @@ mod sentry_rules;
 mod slo;
 mod status;
 mod supabase;
+mod supabase_dr;
 mod supabase_keys;
 mod template;
 mod tls;

@@ -78,8 +78,14 @@ impl Operator {
             backup_key: backup.to_owned(),
             target_secret: self.stack.secret("database"),
             confirm: confirm.map(str::to_owned),
+            jobs: 1,
             health_urls: Vec::new(),
         }
+    }
+
+    /// What `--confirm` takes: the production database's `<host>/<database>`.
+    fn confirm(&self) -> String {
+        format!("{}/{}", self.production.host, self.production.dbname)
     }
 
     /// The backups of the production database, by label.
@@ -96,9 +102,15 @@ impl Operator {
     }
 
     async fn journal(&self) -> Option<dr_restore::Journal> {
-        let key = dr_restore::journal_key(&self.stack.secret("database"));
+        let key = dr_restore::journal_key(&self.secret_arn().await);
         let body = self.reach.objects.get(&key).await.ok()?.collect().await.ok()?;
         serde_json::from_slice(&body).ok()
+    }
+
+    /// The ARN of the production database's secret, which keys its restore journal.
+    async fn secret_arn(&self) -> String {
+        let described = self.aws.secrets.describe_secret().secret_id(self.stack.secret("database")).send().await;
+        described.expect("describe").arn().expect("arn").to_owned()
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -164,16 +176,19 @@ async fn a_bad_label_a_missing_backup_and_a_function_that_is_not_deployed_are_na
 }
 
 #[tokio::test]
-async fn dr_restore_refuses_without_the_database_name_and_touches_nothing() {
+async fn dr_restore_refuses_without_the_host_and_database_and_touches_nothing() {
     let op = operator("dr-confirm", Seed::SMALL).await;
     let backup = op.backup("nightly").await;
     op.execute("DELETE FROM public.audit_log").await;
 
     let err = op.restore(&op.request(&backup.key, None)).await.expect_err("no --confirm");
     assert!(matches!(err, RestoreError::NotConfirmed { .. }) && err.exit_code() == 2, "{err}");
-    assert!(err.to_string().contains(&format!("--confirm {}", op.production.dbname)), "{err}");
-    let err = op.restore(&op.request(&backup.key, Some("postgres"))).await.expect_err("wrong name");
-    assert!(matches!(err, RestoreError::WrongDatabase { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("--confirm {}", op.confirm())), "{err}");
+    let elsewhere = format!("db.other.example.com/{}", op.production.dbname);
+    for wrong in ["postgres", op.production.dbname.as_str(), elsewhere.as_str()] {
+        let err = op.restore(&op.request(&backup.key, Some(wrong))).await.expect_err("wrong target");
+        assert!(matches!(err, RestoreError::WrongTarget { .. }) && err.to_string().contains(&op.confirm()), "{err}");
+    }
 
     assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, 0, "nothing restored");
     assert!(op.backups_labelled(dr_restore::SAFETY_LABEL).await.is_empty(), "no safety backup taken");
@@ -191,8 +206,7 @@ async fn dr_restore_refuses_a_backup_whose_checksum_fails_before_touching_anythi
     op.reach.objects.put(&backup.key, body, "application/octet-stream").await.expect("damage the dump");
     op.execute("DELETE FROM public.audit_log").await;
 
-    let name = op.production.dbname.clone();
-    let err = op.restore(&op.request(&backup.key, Some(&name))).await.expect_err("corrupt");
+    let err = op.restore(&op.request(&backup.key, Some(&op.confirm()))).await.expect_err("corrupt");
     assert!(matches!(err, RestoreError::Corrupt { .. }) && err.exit_code() == 1, "{err}");
     assert!(err.to_string().contains("sha256") && err.to_string().contains("nothing was touched"), "{err}");
     assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, 0, "nothing restored");
@@ -216,7 +230,7 @@ async fn dr_restore_restores_nothing_when_the_safety_backup_fails() {
     let backup = op.backup("nightly").await;
     op.execute("DELETE FROM public.audit_log").await;
 
-    let request = op.request(&backup.key, Some(&op.production.dbname.clone()));
+    let request = op.request(&backup.key, Some(&op.confirm()));
     let verifier = op.verifier(&request.target_secret);
     let no_tools = "/nonexistent/pgtools";
     let safety = on_demand::backup_engine(&op.reach, &op.stack, &Env::default(), &request.target_secret, no_tools);
@@ -241,7 +255,8 @@ async fn dr_restore_names_a_target_it_cannot_reach() {
     let secret = unique("dr-unreachable-target");
     let value = serde_json::to_string(&creds).expect("json");
     op.aws.secrets.create_secret().name(&secret).secret_string(value).send().await.expect("secret");
-    let request = RestoreRequest { target_secret: secret.clone(), ..op.request(&backup.key, Some(&creds.dbname)) };
+    let confirm = format!("{}/{}", creds.host, creds.dbname);
+    let request = RestoreRequest { target_secret: secret.clone(), ..op.request(&backup.key, Some(&confirm)) };
     let err = op.restore(&request).await.expect_err("unreachable");
     assert!(matches!(err, RestoreError::Unreachable { .. }) && err.exit_code() == 2, "{err}");
     assert!(err.to_string().contains(&secret) && err.to_string().contains("nothing was touched"), "{err}");
@@ -269,7 +284,7 @@ async fn dr_restore_brings_the_backup_back_into_a_frozen_database_with_a_safety_
     assert_eq!(op.alerts.receive(1, Duration::from_secs(3)).await.len(), 1, "the freeze's own alert");
 
     let name = op.production.dbname.clone();
-    let outcome = op.restore(&op.request(&backup.key, Some(&name))).await.expect("restore");
+    let outcome = op.restore(&op.request(&backup.key, Some(&op.confirm()))).await.expect("restore");
     assert!(outcome.passed && outcome.resumed.is_none(), "{outcome:?}");
     assert_eq!(outcome.exit_code(), 0);
     assert_eq!(op.count("SELECT count(*) FROM public.audit_log").await, audit_rows);
@@ -306,8 +321,7 @@ async fn an_interrupted_restore_is_resumed_with_its_first_safety_backup() {
     let op = operator("dr-resume", seed).await;
     let backup = op.backup("nightly").await;
     op.execute("DELETE FROM public.audit_log").await;
-    let name = op.production.dbname.clone();
-    let request = op.request(&backup.key, Some(&name));
+    let request = op.request(&backup.key, Some(&op.confirm()));
 
     // Interrupted once pg_restore runs: the restore is dropped (pg_restore is killed with it).
     let journal_says_restoring = async {

@@ -16,18 +16,18 @@ use ops_testkit::supabase_schema::{self, SupabaseServer};
 
 /// Restore tests on the Supabase servers, one at a time: each drops the scratch databases it
 /// finds abandoned, and one test leaves one there on purpose.
-static RESTORE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static RESTORE_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Fixture {
-    aws: Aws,
-    prefix: String,
-    alerts: Inbox,
-    topic: String,
-    secrets: Arc<SecretCache>,
-    server: &'static SupabaseServer,
+pub(crate) struct Fixture {
+    pub(crate) aws: Aws,
+    pub(crate) prefix: String,
+    pub(crate) alerts: Inbox,
+    pub(crate) topic: String,
+    pub(crate) secrets: Arc<SecretCache>,
+    pub(crate) server: &'static SupabaseServer,
 }
 
-async fn fixture(major: u32) -> Fixture {
+pub(crate) async fn fixture(major: u32) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("supabase-alerts")).await;
     let alerts = aws.subscribe_queue(&topic).await;
@@ -38,13 +38,13 @@ async fn fixture(major: u32) -> Fixture {
 
 impl Fixture {
     /// A project with the app and its users, and the secret of its `postgres` credentials.
-    async fn project(&self) -> (String, DbCredentials) {
+    pub(crate) async fn project(&self) -> (String, DbCredentials) {
         let name = unique("project").replace('-', "_");
         let creds = self.server.create_project(&name).expect("a Supabase project");
         (self.secret(&creds).await, creds)
     }
 
-    async fn secret(&self, creds: &DbCredentials) -> String {
+    pub(crate) async fn secret(&self, creds: &DbCredentials) -> String {
         assert_eq!(creds.username, supabase_schema::POSTGRES, "the functions connect as postgres");
         assert!(
             !self
@@ -60,11 +60,11 @@ impl Fixture {
         name
     }
 
-    fn store(&self) -> S3Objects {
+    pub(crate) fn store(&self) -> S3Objects {
         S3Objects::new(self.aws.s3.clone(), names::backup_bucket())
     }
 
-    fn backup(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn backup(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
         Backup {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -85,7 +85,7 @@ impl Fixture {
         }
     }
 
-    fn verifier(&self, staging_secret: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn verifier(&self, staging_secret: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
         Verifier {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -112,7 +112,7 @@ impl Fixture {
 
     /// Every object of database `name` with its owner and privileges, and its tables' rows:
     /// what must not change where a restore test only visits.
-    fn objects_of(&self, name: &str) -> String {
+    pub(crate) fn objects_of(&self, name: &str) -> String {
         self.server
             .pg
             .psql(
@@ -174,7 +174,9 @@ async fn backup_and_restore_test_as_postgres(major: u32) {
     assert!(manifest.left_out.iter().all(|l| !l.reason.is_empty()));
     let source = manifest.source.as_ref().expect("the source is recorded");
     assert_eq!((source.host.as_str(), source.port), (creds.host.as_str(), creds.port));
-    assert_eq!((source.database.as_str(), source.secret.as_str()), (creds.dbname.as_str(), secret.as_str()));
+    let arn = f.aws.secrets.describe_secret().secret_id(&secret).send().await.expect("describe").arn;
+    assert_eq!(source.database, creds.dbname);
+    assert_eq!(Some(source.secret.clone()), arn, "the secret's ARN, though its name was configured");
     assert_eq!(summary.rows, manifest.total_rows());
 
     let staging_name = unique("staging").replace('-', "_");
