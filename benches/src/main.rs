@@ -62,6 +62,8 @@ async fn main() -> ExitCode {
     // Only the cold-start section: a quick way to re-measure start-up work.
     let cold_only = args.iter().any(|a| a == "--cold-start");
     let quick = args.iter().any(|a| a == "--quick");
+    // Only the Supabase section: dr restore of a Supabase-built project's dump.
+    let supabase_only = args.iter().any(|a| a == "--supabase");
     let large_gb = args.iter().position(|a| a == "--large").and_then(|i| args.get(i + 1)?.parse::<u32>().ok());
     let large = large_gb.is_some();
     let aws_cli = value("--aws-cli");
@@ -97,6 +99,10 @@ async fn main() -> ExitCode {
         bench.stack.pg.major
     );
     let result = async {
+        if supabase_only {
+            let one_gb = sizes.last().ok_or("no size")?;
+            return bench.supabase_dr_restore(one_gb).await;
+        }
         if !large {
             bench.cold_starts().await?;
             if cold_only {
@@ -109,6 +115,9 @@ async fn main() -> ExitCode {
         }
         for size in &sizes {
             bench.backup(size).await?;
+        }
+        if !large {
+            bench.supabase_dr_restore(sizes.last().ok_or("no size")?).await?;
         }
         Ok::<_, String>(())
     }
@@ -869,6 +878,20 @@ impl Bench {
         secret: &str,
         database: &str,
     ) -> Result<(opsctl::dr_restore::RestoreOutcome, f64), String> {
+        // Beside `pg_restore -j2`, as before `--jobs` existed (the restore's default is 1).
+        let host = self.stack.pg.superuser(database).host;
+        self.opsctl_dr_restore_with(prefix, key, secret, &format!("{host}/{database}"), 2).await
+    }
+
+    /// [`Bench::opsctl_dr_restore`] confirming `confirm` (`host/database`) with `jobs`.
+    async fn opsctl_dr_restore_with(
+        &self,
+        prefix: &str,
+        key: &str,
+        secret: &str,
+        confirm: &str,
+        jobs: u32,
+    ) -> Result<(opsctl::dr_restore::RestoreOutcome, f64), String> {
         use opsctl::dr_restore::{Engines, RestoreRequest, restore};
         use opsctl::stack::{Reach, Stack};
         let stack = Stack {
@@ -891,13 +914,11 @@ impl Bench {
         let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, secret, &tools);
         let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
         let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
-        let host = self.stack.pg.superuser(database).host;
         let request = RestoreRequest {
             backup_key: key.to_owned(),
             target_secret: secret.to_owned(),
-            confirm: Some(format!("{host}/{database}")),
-            // Beside `pg_restore -j2`, as before `--jobs` existed (the restore's default is 1).
-            jobs: 2,
+            confirm: Some(confirm.to_owned()),
+            jobs,
             health_urls: Vec::new(),
         };
         let started = Instant::now();
@@ -968,6 +989,113 @@ impl Bench {
              backup of the (empty) target {safety:.2} s, pg_restore {restore:.2} s, row counts + queries + health \
              {checks:.2} s\n"
         );
+        Ok(())
+    }
+
+    /// `opsctl dr restore` of a Supabase project's dump, connected as the demoted `postgres`, in
+    /// one transaction, into an empty project (a lost one made again: Supabase's own objects
+    /// only), beside `pg_restore --single-transaction` of the same dump into an empty database,
+    /// in interleaved rounds. The project: a server built as Supabase builds one (PostgreSQL 17),
+    /// its app the pgbench tables and the payload made by `postgres`, and its users.
+    async fn supabase_dr_restore(&self, size: &Size) -> Result<(), String> {
+        let Size { scale, payload_rows, rounds, .. } = *size;
+        let server = self.stack.supabase(17);
+        let db = format!("bench_supabase_s{scale}");
+        let creds = server.create_project(&db)?;
+        let bin = ops_testkit::pg::find_bin_dir()?;
+        let started = Instant::now();
+        run(Command::new(bin.join("pgbench"))
+            .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])
+            .args(conn(&creds))
+            .env("PGPASSWORD", &creds.password)
+            .env("PGSSLMODE", "disable"))?;
+        server.pg.psql(
+            &db,
+            &format!(
+                "SET ROLE postgres; CREATE TABLE payload AS SELECT i AS id, md5(random()::text) || \
+                 md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) || \
+                 md5(random()::text) AS data FROM generate_series(1, {payload_rows}) AS i; \
+                 ALTER TABLE payload ADD PRIMARY KEY (id)"
+            ),
+        )?;
+        let bytes: i64 =
+            server.pg.psql(&db, "SELECT pg_database_size(current_database())")?.parse().map_err(|e| format!("{e}"))?;
+        println!(
+            "## `opsctl dr restore` of a Supabase project ({:.0} MB on disk, made in {:.0} s; PostgreSQL 17 built as \
+             Supabase builds it, connected as the demoted `postgres`; medians of {rounds} interleaved rounds)\n",
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        let secret = format!("bench-db-{db}");
+        self.secret(&secret, &creds).await?;
+        let prefix = format!("bench-supabase-{scale}/");
+        let env = [("DATABASE_SECRET_ARN", secret.clone()), ("BACKUP_PREFIX", prefix.clone())];
+        let (summary, _, _) = self.run_backup(&env).await?;
+        let key = summary.get("key").and_then(Value::as_str).ok_or("no key in the summary")?.to_owned();
+        let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let object = self.aws.s3.get_object().bucket(ops_testkit::names::backup_bucket()).key(&key).send().await;
+        let body = object.map_err(|e| format!("{e:?}"))?.body.collect().await.map_err(|e| e.to_string())?;
+        std::fs::write(file.path(), body.into_bytes()).map_err(|e| e.to_string())?;
+        let tools = PgTools::open(&self.stack.tools_dir).map_err(|e| e.to_string())?;
+        let pg_restore = tools.pick(Tool::PgRestore, 17).map_err(|e| e.to_string())?;
+        // What every database has already: the dump names `public`, whose CREATE would fail.
+        let listed = pg_restore.command().arg("--list").arg(file.path()).output().await.map_err(|e| e.to_string())?;
+        let list = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let kept: String = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter(|line| !line.contains(" SCHEMA - public "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(list.path(), kept).map_err(|e| e.to_string())?;
+
+        let (mut bare, mut ours, mut restore_phase) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let empty = format!("bench_supabase_empty_{round}");
+            server.pg.psql("postgres", &format!("CREATE DATABASE {empty} OWNER postgres"))?;
+            let target = server.postgres(&empty);
+            let mut command = pg_restore.command();
+            command
+                .args(["--single-transaction", "--no-owner", "--no-privileges", "--exit-on-error", "--use-list"])
+                .arg(list.path())
+                .args(conn(&target))
+                .arg(file.path())
+                .env("PGPASSWORD", &target.password)
+                .env("PGSSLMODE", "disable");
+            let started = Instant::now();
+            run_async(&mut command).await?;
+            bare.push(started.elapsed().as_secs_f64());
+            server.pg.psql("postgres", &format!("DROP DATABASE {empty}"))?;
+
+            let lost = format!("bench_supabase_lost_{round}");
+            let target = server.create_platform(&lost)?;
+            let target_secret = format!("bench-db-{lost}");
+            self.secret(&target_secret, &target).await?;
+            let confirm = format!("{}/{lost}", target.host);
+            let (outcome, took) = self.opsctl_dr_restore_with(&prefix, &key, &target_secret, &confirm, 1).await?;
+            ours.push(took);
+            restore_phase.push(outcome.restore_ms as f64 / 1000.0);
+            self.delete(&outcome.safety_backup_key).await?;
+            server.pg.psql("postgres", &format!("DROP DATABASE {lost} WITH (FORCE)"))?;
+        }
+        let (bare, ours, restore_phase) = (median(&bare), median(&ours), median(&restore_phase));
+        println!("| step | time | vs `pg_restore --single-transaction` |\n|---|---|---|");
+        println!(
+            "| `pg_restore --single-transaction --no-owner --no-privileges` of the same dump ({:.0} MB) into an \
+             empty database, as `postgres` (baseline) | {bare:.2} s | 1.00 |",
+            summary.get("size_bytes").and_then(Value::as_u64).unwrap_or(0) as f64 / 1e6
+        );
+        println!(
+            "| `opsctl dr restore` into an empty project, one transaction: the restore alone | {restore_phase:.2} s | \
+             {:.2} |",
+            restore_phase / bare
+        );
+        println!(
+            "| the whole `opsctl dr restore`: secret, download, size + SHA-256, safety backup of the target, the \
+             restore, row counts, queries, journal, alert | {ours:.2} s | {:.2} |\n",
+            ours / bare
+        );
+        self.delete(&key).await?;
+        server.pg.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"))?;
         Ok(())
     }
 
