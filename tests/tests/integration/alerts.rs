@@ -27,6 +27,15 @@ async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fix
 /// The forwarder with the test defaults, changed by `adjust` (which may name secrets created
 /// through the `Aws` it is given).
 async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut ForwarderConfig)) -> Fixture {
+    fixture_publishing_with(None, ops_topic, adjust).await
+}
+
+/// [`fixture_configured`] whose notifications go through `ops_sns` (another SNS endpoint).
+async fn fixture_publishing_with(
+    ops_sns: Option<aws_sdk_sns::Client>,
+    ops_topic: Option<String>,
+    adjust: impl FnOnce(&mut ForwarderConfig),
+) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("ops")).await;
     let ops = aws.subscribe_queue(&topic).await;
@@ -45,7 +54,7 @@ async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut 
     adjust(&mut config);
     let forwarder = Forwarder {
         state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
-        ops: SnsAlertPublisher::new(aws.sns.clone(), config.ops_topic_arn.clone()),
+        ops: SnsAlertPublisher::new(ops_sns.unwrap_or_else(|| aws.sns.clone()), config.ops_topic_arn.clone()),
         secrets: Arc::clone(&secrets),
         http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
         config,
@@ -100,6 +109,14 @@ fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, requ
 impl Fixture {
     async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
         self.function.invoke(LambdaEvent::new(event, Context::default())).await
+    }
+
+    /// An invocation as Lambda makes it for a function with `timeout`: its deadline that far ahead.
+    async fn invoke_with_timeout(&self, event: Value, timeout: Duration) -> Result<Value, lambda_runtime::Diagnostic> {
+        let mut context = Context::default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        context.deadline = (now + timeout).as_millis() as u64;
+        self.function.invoke(LambdaEvent::new(event, context)).await
     }
 
     async fn webhook(&self, event: Value) -> (i64, Value) {
@@ -258,6 +275,54 @@ async fn a_failed_publish_fails_the_invocation_and_the_retry_delivers() {
     let answer = fixed.invoke(event).await.expect("retry");
     assert_eq!(answer["records"][0]["decision"], "sent");
     fixed.one_notification().await;
+}
+
+/// An SNS endpoint that accepts connections and never answers: a publish that hangs.
+async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, server)
+}
+
+#[tokio::test]
+async fn a_forwarder_stopped_mid_publish_loses_nothing_when_sns_delivers_again() {
+    // The template's 15 s timeout, shortened: what matters is that the deadline passes.
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let (silent, _server) = silent_endpoint().await;
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let hanging_sns =
+        aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&aws.sdk).endpoint_url(&silent).build());
+    let first = Arc::new(fixture_publishing_with(Some(hanging_sns), None, |_| {}).await);
+    let alert =
+        Alert::new("scheduled-backup", Severity::Critical, unique("scheduled-backup:app"), "Database backup failed");
+    let event = sns_event(&unique("msg"), &alert.to_body(), None);
+
+    let attempt = tokio::spawn({
+        let (first, event) = (Arc::clone(&first), event.clone());
+        async move { first.invoke_with_timeout(event, TIMEOUT).await }
+    });
+    tokio::time::sleep(TIMEOUT + Duration::from_millis(500)).await;
+    assert!(!attempt.is_finished(), "the publish hangs past the function's timeout");
+    // Lambda ends the invocation at its timeout and the process with it: nothing after the hung
+    // call runs, no claim is released and no record rolled back.
+    attempt.abort();
+    assert!(attempt.await.is_err_and(|e| e.is_cancelled()));
+    first.nothing_published().await;
+
+    // Lambda's asynchronous retry delivers the same SNS message again (about a minute later; the
+    // first invocation's deadline is what has to be behind it, and it is), to a forwarder whose
+    // SNS answers.
+    let retry = fixture().await;
+    let answer = retry.invoke_with_timeout(event, Duration::from_secs(15)).await.expect("the retry is handled");
+    assert_eq!(answer["records"][0]["decision"], "sent", "{answer}");
+    let note = retry.one_notification().await;
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Database backup failed"));
 }
 
 #[tokio::test]
@@ -484,3 +549,4 @@ async fn a_composite_alarm_names_its_rule_and_the_child_that_fired() {
     assert!(note.message.contains(&format!("{child} (ALARM)")), "{}", note.message);
     assert!(note.message.contains("  region: us-east-1\n"), "{}", note.message);
 }
+
