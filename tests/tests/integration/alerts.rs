@@ -550,3 +550,101 @@ async fn a_composite_alarm_names_its_rule_and_the_child_that_fired() {
     assert!(note.message.contains("  region: us-east-1\n"), "{}", note.message);
 }
 
+/// `request` with its `Sentry-Hook-Timestamp` header set to `value`, still validly signed.
+fn with_timestamp(mut request: Value, value: &str) -> Value {
+    request["headers"]["sentry-hook-timestamp"] = json!(value);
+    request
+}
+
+#[tokio::test]
+async fn timestamps_that_are_not_a_moment_within_the_skew_are_refused() {
+    let f = fixture().await;
+    let now = chrono::Utc::now().timestamp();
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let far_future = (now + 365 * 24 * 3600).to_string();
+    for timestamp in ["NaN", "nan", "-NaN", "inf", "-inf", "Infinity", "1e999", far_future.as_str(), ""] {
+        let request =
+            with_timestamp(sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req")), timestamp);
+        let (status, answer) = f.webhook(request).await;
+        assert_eq!(status, 401, "Sentry-Hook-Timestamp {timestamp:?}: {answer}");
+    }
+    f.nothing_published().await;
+}
+
+/// Bodies as Sentry's webhook pages show each resource's (`data.installation`, `data.event`,
+/// `data.issue`, `data.metric_alert`, `data.error`, `data.comment`), each sent under every other
+/// resource's `Sentry-Hook-Resource`: refused, and nothing reaches ops.
+#[tokio::test]
+async fn a_body_that_is_not_the_resource_its_header_names_is_refused() {
+    let f = fixture().await;
+    let now = chrono::Utc::now().timestamp();
+    let installation = json!({"action": "created", "data": {"installation": {"uuid": "a8e5d37a-696c-4c54-adb5-b3f28d64c7de",
+        "status": "pending", "app": {"slug": "cineview-ops"}}}});
+    let event_alert = json!({"action": "triggered", "data": {"event": {"event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "issue_id": unique("issue"), "title": "TypeError", "level": "fatal"}, "triggered_rule": "Any fatal error"}});
+    let issue = json!({"action": "created", "data": {"issue": {"id": unique("issue"), "title": "TypeError", "status": "unresolved"}}});
+    let metric: Value =
+        serde_json::from_str(&metric_alert("critical", &unique("incident"), &unique("rule"), 20, None)).expect("json");
+    let error = json!({"action": "created", "data": {"error": {"event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "title": "TypeError", "level": "error"}}});
+    let comment = json!({"action": "created", "data": {"comment": "adding a comment", "project_slug": "cineview",
+        "comment_id": 1234, "issue_id": 100, "timestamp": "2026-11-26T03:05:12.118160Z"}});
+    let bodies = [
+        ("installation", installation),
+        ("event_alert", event_alert),
+        ("issue", issue),
+        ("metric_alert", metric),
+        ("error", error),
+        ("comment", comment),
+    ];
+    for (resource, _) in &bodies {
+        for (shape, body) in &bodies {
+            let request = sentry_request(resource, &body.to_string(), SENTRY_SECRET, now, &unique("req"));
+            let (status, answer) = f.webhook(request).await;
+            if resource == shape {
+                assert!(status == 200 || status == 202, "{resource} with its own body: {status} {answer}");
+            } else {
+                assert_eq!(status, 400, "a {shape} body sent as {resource}: {answer}");
+            }
+        }
+    }
+    let request = sentry_request("no_such_resource", &bodies[1].1.to_string(), SENTRY_SECRET, now, &unique("req"));
+    assert_eq!(f.webhook(request).await.0, 400, "an unknown resource");
+    // The two alert resources went through once each, with their own bodies.
+    let subjects: Vec<_> =
+        f.ops.receive(2, Duration::from_secs(3)).await.into_iter().filter_map(|n| n.subject).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+}
+
+/// README: a Sentry redelivery is dropped for as long as its delivery record lives in the state table.
+#[tokio::test]
+async fn a_sentry_delivery_is_remembered_as_long_as_the_readme_says() {
+    let f = fixture().await;
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let now = chrono::Utc::now().timestamp();
+    let (status, _) = f.webhook(sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 202);
+    let delivery =
+        alert_forwarder::sentry::to_alert("metric_alert", body.as_bytes()).expect("valid").expect("an alert");
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let item = aws
+        .dynamodb
+        .get_item()
+        .table_name(names::STATE_TABLE)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("alert-forwarder#seen".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(delivery.key.clone()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the delivery record");
+    let expires: i64 = match item.get("expires_at") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
+        other => panic!("expires_at: {other:?}"),
+    };
+    let readme = std::fs::read_to_string(ops_testkit::workspace_file("README.md")).expect("README");
+    let promise = "a redelivery within a day of the first is dropped";
+    assert!(readme.contains(promise), "README must say {promise:?}, the bound the state table keeps");
+    assert!(!readme.contains("however late it comes"), "no delivery record lives for ever");
+    assert!(expires >= now + 24 * 3600, "the record lives a day");
+}
