@@ -25,6 +25,9 @@ pub use forward::{Decision, ForwardError, Forwarder};
 
 pub const FUNCTION_NAME: &str = "alert-forwarder";
 
+/// How often a signature that does not match may make the webhook secret be read again.
+pub const SECRET_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The two triggers: SNS deliveries and Function URL requests (Sentry webhooks).
 #[derive(Debug)]
 pub enum Event {
@@ -143,8 +146,13 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
         if sentry::signature_valid(secret.value.trim().as_bytes(), body, &signature) {
             return Ok(());
         }
-        // The client secret may have been rotated since it was cached.
-        let fresh = self.secrets.refresh(arn).await.map_err(|_| unauthorized("the webhook secret is unavailable"))?;
+        // The client secret may have been rotated since it was cached: read it again, but at
+        // most once a minute, so forged requests cost no Secrets Manager call.
+        let fresh = self
+            .secrets
+            .refresh_unless_younger_than(arn, SECRET_REFRESH_INTERVAL)
+            .await
+            .map_err(|_| unauthorized("the webhook secret is unavailable"))?;
         if sentry::signature_valid(fresh.value.trim().as_bytes(), body, &signature) {
             Ok(())
         } else {

@@ -36,12 +36,23 @@ async fn fixture_publishing_with(
     ops_topic: Option<String>,
     adjust: impl FnOnce(&mut ForwarderConfig),
 ) -> Fixture {
+    fixture_with_clients(None, ops_sns, ops_topic, adjust).await
+}
+
+/// [`fixture_publishing_with`] whose secrets are read through `secrets_client`.
+async fn fixture_with_clients(
+    secrets_client: Option<aws_sdk_secretsmanager::Client>,
+    ops_sns: Option<aws_sdk_sns::Client>,
+    ops_topic: Option<String>,
+    adjust: impl FnOnce(&mut ForwarderConfig),
+) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("ops")).await;
     let ops = aws.subscribe_queue(&topic).await;
     let secret = unique("sentry-webhook");
     aws.secrets.create_secret().name(&secret).secret_string(SENTRY_SECRET).send().await.expect("secret");
-    let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
+    let secrets =
+        Arc::new(SecretCache::new(secrets_client.unwrap_or_else(|| aws.secrets.clone()), Scrubber::default()));
     let mut config = ForwarderConfig {
         ops_topic_arn: ops_topic.unwrap_or(topic),
         sentry_secret_arn: secret,
@@ -647,4 +658,65 @@ async fn a_sentry_delivery_is_remembered_as_long_as_the_readme_says() {
     assert!(readme.contains(promise), "README must say {promise:?}, the bound the state table keeps");
     assert!(!readme.contains("however late it comes"), "no delivery record lives for ever");
     assert!(expires >= now + 24 * 3600, "the record lives a day");
+}
+
+/// Counts the requests a Secrets Manager client sends.
+#[derive(Debug, Clone, Default)]
+struct SecretReads(Arc<std::sync::atomic::AtomicUsize>);
+
+impl SecretReads {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_secretsmanager::config::Intercept for SecretReads {
+    fn name(&self) -> &'static str {
+        "CountSecretReads"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), aws_sdk_secretsmanager::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn forged_webhooks_cost_no_secret_reads_and_do_not_hold_up_an_alert() {
+    use futures::StreamExt;
+    const FORGED: usize = 200;
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let reads = SecretReads::default();
+    let counted = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&aws.sdk).interceptor(reads.clone()).build(),
+    );
+    let webhook = fixture_with_clients(Some(counted), None, None, |_| {}).await;
+    let sns = fixture().await;
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let now = chrono::Utc::now().timestamp();
+
+    let forged = futures::stream::iter(0..FORGED)
+        .map(|_| webhook.webhook(sentry_request("metric_alert", &body, "forged-secret", now, &unique("req"))))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let alert =
+        Alert::new("scheduled-backup", Severity::Critical, unique("scheduled-backup:app"), "Database backup failed");
+    let delivered = async {
+        let started = std::time::Instant::now();
+        let answer = sns.invoke(sns_event(&unique("msg"), &alert.to_body(), None)).await.expect("forwarded");
+        let note = sns.one_notification().await;
+        (answer, note, started.elapsed())
+    };
+    let (answers, (answer, note, took)) = tokio::join!(forged, delivered);
+    assert!(answers.iter().all(|(status, _)| *status == 401), "every forged request is refused");
+    assert_eq!(answer["records"][0]["decision"], "sent");
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Database backup failed"));
+    assert!(took < Duration::from_secs(60), "the alert took {took:?}");
+    // One read to fill the cache, at most one more for a secret rotated since: not one per request.
+    assert!(reads.count() <= 2, "{} Secrets Manager reads for {FORGED} forged requests", reads.count());
+    webhook.nothing_published().await;
 }

@@ -470,7 +470,7 @@ async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_with
 
     let pager = received.get(PAGER).cloned().unwrap_or_default();
     let email = received.get(ops_email).cloned().unwrap_or_default();
-    for pipeline in ["alert-forwarder-errors", "alert-forwarder-dead-letters"] {
+    for pipeline in ["alert-forwarder-errors", "alert-forwarder-dead-letters", "alert-forwarder-throttles"] {
         let alarm = format!("alarm {}-{pipeline}", names::PREFIX);
         assert!(
             pager.contains(&format!("{alarm} (direct)")),
@@ -499,4 +499,18 @@ async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_with
         received.keys().all(|e| [PAGER, ops_email, forwarder_endpoint.as_str()].contains(&e.as_str())),
         "{received:#?}"
     );
+}
+
+#[test]
+fn an_alarm_fires_when_the_forwarder_is_throttled() {
+    use serde_json::json;
+    let t = deployed();
+    let alarm = &t["Resources"]["AlertForwarderThrottlesAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], "AWS/Lambda");
+    assert_eq!(alarm["MetricName"], "Throttles");
+    assert_eq!(alarm["Dimensions"], json!([{"Name": "FunctionName", "Value": {"Ref": "AlertForwarderFunction"}}]));
+    assert_eq!(alarm["Statistic"], "Sum");
+    assert_eq!(alarm["Threshold"], 1);
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
+    assert_eq!(alarm["TreatMissingData"], "notBreaching");
 }
