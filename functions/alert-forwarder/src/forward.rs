@@ -29,6 +29,9 @@ pub const MAX_INVOCATION_MS: i64 = 15 * 60 * 1000;
 const ANSWER_MARGIN_MS: i64 = 1000;
 /// How often an invocation looks again at a delivery another one is handling.
 const IN_FLIGHT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long at most an invocation waits for another one handling the same delivery, whatever
+/// its own deadline: then it fails, and the delivery is retried later.
+const IN_FLIGHT_WAIT_MS: i64 = 10_000;
 const WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,14 +101,15 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
     /// Handles one delivery within an invocation whose deadline is `deadline_ms` (epoch
     /// milliseconds). `Err` means the delivery must be retried.
     pub async fn forward(&self, source_id: &str, alert: &Alert, deadline_ms: i64) -> Result<Decision, ForwardError> {
+        let wait_until_ms = (deadline_ms - ANSWER_MARGIN_MS).min(Utc::now().timestamp_millis() + IN_FLIGHT_WAIT_MS);
         loop {
             let now_ms = Utc::now().timestamp_millis();
             match self.claim(source_id, now_ms, deadline_ms).await? {
                 Claim::Done => return Ok(Decision::Duplicate),
                 Claim::Taken => break,
                 // The other invocation finishes, or its deadline passes and the delivery is free;
-                // this one waits for either while it can still answer.
-                Claim::Held if now_ms >= deadline_ms - ANSWER_MARGIN_MS => {
+                // this one waits a while for either while it can still answer.
+                Claim::Held if now_ms >= wait_until_ms => {
                     return Err(ForwardError::InFlight(source_id.to_owned()));
                 }
                 Claim::Held => tokio::time::sleep(IN_FLIGHT_POLL).await,
