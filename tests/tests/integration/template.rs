@@ -232,7 +232,7 @@ fn secrets_the_runbook_created_by_hand_are_adopted_by_arn() {
 fn every_function_logs_to_a_group_kept_for_the_retention_parameter() {
     let t = deployed();
     let functions = of_type(&t, "AWS::Lambda::Function");
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for (name, function) in functions {
         let group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"].as_str().expect("log group");
         let group = &t["Resources"][group];
@@ -263,7 +263,12 @@ fn retries_and_concurrency_are_explicit() {
             None => assert!(concurrency.is_null(), "{function}"),
         }
     }
-    assert!(r["AlertForwarderFunctionUrl"].is_object(), "the forwarder's Function URL");
+    assert!(r["SentryWebhookFunctionUrl"].is_object(), "the Function URL Sentry calls");
+    assert!(r["AlertForwarderFunctionUrl"].is_null(), "the SNS path has no public URL");
+    assert_eq!(
+        r["SentryWebhookFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["ReservesConcurrency", 5, {"Ref": "AWS::NoValue"}]})
+    );
 }
 
 #[test]
@@ -513,4 +518,43 @@ fn an_alarm_fires_when_the_forwarder_is_throttled() {
     assert_eq!(alarm["Threshold"], 1);
     assert_eq!(alarm["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
     assert_eq!(alarm["TreatMissingData"], "notBreaching");
+}
+
+/// The function name an ARN (or a bare name) of a Lambda function names.
+fn function_name(arn_or_name: &str) -> String {
+    arn_or_name.rsplit_once(":function:").map_or(arn_or_name, |(_, name)| name).to_owned()
+}
+
+/// Sentry's requests on the public Function URL and SNS's deliveries of alerts run in functions
+/// of their own, each with reserved concurrency, so a flood on the URL cannot use up what the
+/// alerts need. Lambda's concurrency cannot be emulated here: the template decides it.
+#[test]
+fn sentry_webhooks_and_sns_deliveries_do_not_share_a_concurrency_pool() {
+    use std::collections::BTreeSet;
+    let created = resolved(&[]);
+    let url_functions: BTreeSet<String> = of_type(&created, "AWS::Lambda::Url")
+        .iter()
+        .map(|(_, url)| function_name(url["Properties"]["TargetFunctionArn"].as_str().expect("target")))
+        .collect();
+    let sns_functions: BTreeSet<String> = of_type(&created, "AWS::SNS::Subscription")
+        .iter()
+        .filter(|(_, s)| s["Properties"]["Protocol"] == "lambda")
+        .map(|(_, s)| function_name(s["Properties"]["Endpoint"].as_str().expect("endpoint")))
+        .collect();
+    assert_eq!(url_functions, BTreeSet::from([format!("{}-sentry-webhook", names::PREFIX)]));
+    assert_eq!(sns_functions, BTreeSet::from([format!("{}-alert-forwarder", names::PREFIX)]));
+    for (name, function) in of_type(&created, "AWS::Lambda::Function") {
+        let function_name = function["Properties"]["FunctionName"].as_str().expect("name").to_owned();
+        if url_functions.contains(&function_name) || sns_functions.contains(&function_name) {
+            let reserved = function["Properties"]["ReservedConcurrentExecutions"].as_u64();
+            assert!(reserved.is_some_and(|n| n > 0), "{name} reserves its own concurrency");
+        }
+    }
+    let unreserved = resolved(&[("ReserveConcurrency", "false")]);
+    assert!(
+        of_type(&unreserved, "AWS::Lambda::Function")
+            .iter()
+            .all(|(_, f)| f["Properties"]["ReservedConcurrentExecutions"].is_null()),
+        "ReserveConcurrency=false reserves nothing"
+    );
 }
