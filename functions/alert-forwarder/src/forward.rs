@@ -237,9 +237,12 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             (record, ())
         })
         .await;
-        if !matches!(confirmed, Ok(Some(_))) {
-            tracing::error!(dedup_key = key.1, "could not record that the alert was sent; it may be sent again");
-        }
+        let problem = match confirmed {
+            Ok(Some(_)) => return,
+            Ok(None) => "its record kept changing under concurrent deliveries".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        tracing::error!(dedup_key = key.1, error = %problem, "could not record that the alert was sent; it may be sent again");
     }
 
     /// The parent key of an inhibition rule that mutes `alert` and is firing now.
