@@ -14,8 +14,8 @@ every parameter at its default unless --param gives it. Intrinsic functions are 
 names and ARNs the resources get in that account and region; a value that cannot be known
 before deployment (a KMS key id, a secret's random suffix) keeps a wildcard in its place.
 
-Output: {"<binary>": {"function": logical id, "role": logical id,
-                      "managed_policy_arns": [...], "policies": [{"name", "document"}]}}
+Output: {"<name>": {"function": logical id, "role": logical id,
+                    "managed_policy_arns": [...], "policies": [{"name", "document"}]}}
 """
 
 import argparse
@@ -191,11 +191,12 @@ def main():
     for logical_id, resource in sam["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
-        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        # The function's name without the stack's prefix: two functions may run one binary.
+        name = resource["Properties"]["FunctionName"]["Fn::Sub"].split("${NamePrefix}-", 1)[1]
         role_ref = cfn["Resources"][logical_id]["Properties"]["Role"]["Fn::GetAtt"]
         role_id = role_ref[0] if isinstance(role_ref, list) else role_ref.split(".")[0]
         role = cfn["Resources"][role_id]["Properties"]
-        roles[binary] = {
+        roles[name] = {
             "function": logical_id,
             "role": role_id,
             "managed_policy_arns": resolver.resolve(role.get("ManagedPolicyArns", [])),

@@ -1,7 +1,7 @@
 //! `opsctl sentry apply`: the runbook's Sentry metric alerts (error rate and P95 latency, each
 //! with a warning and a critical trigger over 5 minutes), created and kept as the runbook says
 //! through Sentry's REST API, each trigger notifying the internal integration whose webhook is
-//! the alert-forwarder's Function URL.
+//! the Function URL of `sentry-webhook` (the alert-forwarder's code).
 //!
 //! Sentry's API reference, "Alerts" (`/api/0/organizations/{organization_id_or_slug}/alert-rules/`
 //! and `.../alert-rules/{alert_rule_id}/`: list, create, update), and "Paginating Results" (the

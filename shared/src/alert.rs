@@ -28,6 +28,30 @@ pub struct AlertRecord {
     pub last_sent: i64,
     pub muted: bool,
     pub muted_children: usize,
+    /// Set while an invocation publishes this alert; cleared once SNS has accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<Sending>,
+}
+
+/// A publish under way: the delivery publishing, the deadline of its invocation (epoch
+/// milliseconds), and the record as it was before.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sending {
+    pub delivery: String,
+    pub until_ms: i64,
+    pub before: Box<AlertRecord>,
+}
+
+impl AlertRecord {
+    /// The record as it stands at `now_ms`. A publish still unconfirmed after its invocation's
+    /// deadline never reached SNS (Lambda stopped that invocation): the record is what it was
+    /// before it, so the alert is sent again rather than taken for a repeat.
+    pub fn settled(&self, now_ms: i64) -> AlertRecord {
+        match &self.sending {
+            Some(sending) if now_ms > sending.until_ms => sending.before.settled(now_ms),
+            _ => self.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

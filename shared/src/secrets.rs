@@ -183,6 +183,19 @@ impl SecretCache {
         self.get(id).await
     }
 
+    /// [`SecretCache::refresh`], unless the cached current value was read less than `min_age`
+    /// ago: then that value. For refreshes anyone can cause (a forged signature), so that they
+    /// cost at most one read per `min_age`.
+    pub async fn refresh_unless_younger_than(&self, id: &str, min_age: Duration) -> Result<SecretValue, SecretError> {
+        let key = (id.to_owned(), AWSCURRENT.to_owned());
+        if let Some(entry) = self.entries.lock().await.get(&key)
+            && self.clock.now().saturating_duration_since(entry.fetched) < min_age
+        {
+            return Ok(entry.value.clone());
+        }
+        self.refresh(id).await
+    }
+
     /// Runs `call` with the current value; if it fails with an auth failure (the credential was
     /// rotated since it was cached), refreshes the secret and tries once more.
     pub async fn with_refresh_on_auth_failure<T, E, F, Fut>(

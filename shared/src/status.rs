@@ -339,6 +339,8 @@ fn alerts_line(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>
     let mut firing = Vec::new();
     for (_, key, data) in items {
         let Ok(record) = serde_json::from_value::<AlertRecord>(data.clone()) else { continue };
+        // As the forwarder reads it: a publish SNS never accepted did not happen.
+        let record = record.settled(now.timestamp_millis());
         let severity = record.severity.unwrap_or(Severity::Warning);
         if now.timestamp() - record.last_sent < 24 * 3600 {
             *last_24h.entry(severity).or_insert(0) += 1;

@@ -116,6 +116,9 @@ pub struct Notification {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct AttributeValue {
+    /// `String`, `String.Array`, `Number` or `Binary`.
+    #[serde(rename = "Type")]
+    pub data_type: String,
     #[serde(rename = "Value")]
     pub value: String,
 }

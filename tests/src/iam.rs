@@ -49,7 +49,8 @@ pub struct Policy {
     pub document: Value,
 }
 
-/// The roles of template.yaml's functions, keyed by the function's binary name.
+/// The roles of template.yaml's functions, keyed by the function's name without the stack's
+/// prefix (its binary's name, but for `sentry-webhook`, which runs alert-forwarder's).
 pub fn template_roles() -> Result<BTreeMap<String, Role>, String> {
     let template = crate::workspace_file("template.yaml").display().to_string();
     translate(&[&template, ACCOUNT_ID, REGION])
@@ -306,7 +307,7 @@ impl Enforced {
         &self.endpoint
     }
 
-    /// The role SAM creates for `function` (its binary name).
+    /// The role SAM creates for `function` (its name without the stack's prefix).
     pub fn role(&self, function: &str) -> &Role {
         self.roles.get(function).unwrap_or_else(|| panic!("template.yaml has no function {function}"))
     }

@@ -19,6 +19,7 @@ pub mod runtime_api;
 pub mod sentry_api;
 pub mod sentry_ingest;
 pub mod slack;
+pub mod sns_filter;
 pub mod stack;
 pub mod supabase;
 pub mod supabase_schema;

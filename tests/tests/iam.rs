@@ -90,26 +90,51 @@ fn sample_event(path: &str) -> Value {
     serde_json::from_str(&text).expect("json")
 }
 
-/// alert-forwarder: an alert from SNS and a Sentry webhook both reach the ops topic.
+/// alert-forwarder: an alert from SNS reaches the ops topic.
 async fn forwarding(role: &Role) -> Scenario {
+    let iam = enforced();
+    let ops = iam.admin().subscribe_queue(&ops_testkit::shared().ops_topic_arn).await;
+    let (startup, calls) = iam.startup(role, &[]).await?;
+    let handler = alert_forwarder::build(startup).map_err(|e| e.to_string())?;
+    let function = Function::new(alert_forwarder::FUNCTION_NAME, handler, Scrubber::default());
+    let title = unique("app is down");
+    let alert = Alert::new("health-checker", Severity::Critical, unique("health-checker:app"), title.clone());
+    let answer = invoke(&function, sns_event(&alert.to_body())).await?;
+    ensure(answer["records"][0]["decision"] == "sent", format!("the alert was not sent: {answer}"))?;
+    delivered(&ops, &[&title]).await?;
+    Ok(calls.actions())
+}
+
+/// sentry-webhook (alert-forwarder's code behind the Function URL): a signed Sentry webhook
+/// whose publish fails is answered 502 and its claim released, and Sentry's retry of it
+/// reaches the ops topic.
+async fn sentry_webhook_forwarding(role: &Role) -> Scenario {
     let iam = enforced();
     let admin = iam.admin();
     let ops = admin.subscribe_queue(&ops_testkit::shared().ops_topic_arn).await;
     let secret =
         read_stage(&admin.secrets, names::SENTRY_WEBHOOK_SECRET, AWSCURRENT).await.map_err(|e| e.to_string())?;
-    let (startup, calls) = iam.startup(role, &[]).await?;
-    let handler = alert_forwarder::build(startup).map_err(|e| e.to_string())?;
-    let function = Function::new(alert_forwarder::FUNCTION_NAME, handler, Scrubber::default());
-
-    let title = unique("app is down");
-    let alert = Alert::new("health-checker", Severity::Critical, unique("health-checker:app"), title.clone());
-    let answer = invoke(&function, sns_event(&alert.to_body())).await?;
-    ensure(answer["records"][0]["decision"] == "sent", format!("the alert was not sent: {answer}"))?;
+    let missing = ops_testkit::stack::topic_arn(&unique("no-such-topic"));
+    let (broken, broken_calls) = iam.startup(role, &[("OPS_TOPIC_ARN", &missing)]).await?;
+    let (fixed, fixed_calls) = iam.startup(role, &[]).await?;
+    let broken = Function::new(
+        alert_forwarder::FUNCTION_NAME,
+        alert_forwarder::build(broken).map_err(|e| e.to_string())?,
+        Scrubber::default(),
+    );
+    let fixed = Function::new(
+        alert_forwarder::FUNCTION_NAME,
+        alert_forwarder::build(fixed).map_err(|e| e.to_string())?,
+        Scrubber::default(),
+    );
     let issue = unique("TypeError");
-    let answer = invoke(&function, sentry_webhook(&issue, secret.value.trim())).await?;
+    let request = sentry_webhook(&issue, secret.value.trim());
+    let answer = invoke(&broken, request.clone()).await?;
+    ensure(answer["statusCode"] == 502, format!("a failed publish must be retried: {answer}"))?;
+    let answer = invoke(&fixed, request).await?;
     ensure(answer["statusCode"] == 202, format!("the webhook was not accepted: {answer}"))?;
-    delivered(&ops, &[&title, &issue]).await?;
-    Ok(calls.actions())
+    delivered(&ops, &[&issue]).await?;
+    Ok(broken_calls.actions().union(&fixed_calls.actions()).cloned().collect())
 }
 
 /// alert-forwarder: a publish that fails fails the invocation, and SNS's retry of the same
@@ -396,6 +421,7 @@ async fn scenarios(function: &str, role: &Role) -> Scenario {
             used.extend(retry_after_failed_publish(role).await?);
             used
         }
+        "sentry-webhook" => sentry_webhook_forwarding(role).await?,
         "health-checker" => health(role).await?,
         "scheduled-backup" => {
             let (_, _, mut used) = backup(role).await?;
@@ -410,13 +436,15 @@ async fn scenarios(function: &str, role: &Role) -> Scenario {
 }
 
 /// Grants no scenario here can use, and why each stays: moto neither encrypts nor asks KMS.
-const KEPT: [(&str, &str, &str); 10] = [
+const KEPT: [(&str, &str, &str); 12] = [
     ("secret-rotation", "kms:GenerateDataKey", SNS_KMS),
     ("secret-rotation", "kms:Decrypt", SNS_KMS),
     ("health-checker", "kms:GenerateDataKey", SNS_KMS),
     ("health-checker", "kms:Decrypt", SNS_KMS),
     ("alert-forwarder", "kms:GenerateDataKey", SNS_KMS),
     ("alert-forwarder", "kms:Decrypt", SNS_KMS),
+    ("sentry-webhook", "kms:GenerateDataKey", SNS_KMS),
+    ("sentry-webhook", "kms:Decrypt", SNS_KMS),
     ("scheduled-backup", "kms:GenerateDataKey", S3_KMS),
     ("scheduled-backup", "kms:Decrypt", S3_KMS),
     ("restore-verifier", "kms:GenerateDataKey", S3_KMS),

@@ -2,12 +2,17 @@
 //! repeat interval (unless severity rises or it resolves), mute children of a firing parent,
 //! then publish to the ops topic. State changes are conditional writes, so concurrent
 //! deliveries of the same alert notify once.
+//!
+//! Nothing an invocation holds outlives it: a delivery's claim and an alert's "being sent" mark
+//! last until the invocation's deadline. Lambda stops an invocation at its timeout (a publish
+//! that hangs, say) without letting it clean up, and retries the delivery about a minute later;
+//! by then the claim has lapsed and the alert counts as unsent, so the retry sends it.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use ops_shared::SecretCache;
-use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Status};
+use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Sending, Status};
 use ops_shared::state::{self, StateError, StateStore};
 use serde::Serialize;
 use serde_json::json;
@@ -18,8 +23,15 @@ use crate::format;
 pub const SOURCE: &str = "alert-forwarder";
 const SEEN: &str = "alert-forwarder#seen";
 const DAY: i64 = 24 * 3600;
-/// A claim older than this was left by a crashed invocation and may be taken over.
-const STALE_CLAIM_SECS: i64 = 300;
+/// Lambda's longest timeout: how long a claim made without a deadline (a direct call) lasts.
+pub const MAX_INVOCATION_MS: i64 = 15 * 60 * 1000;
+/// What an invocation keeps for itself before its deadline, so it can still answer.
+const ANSWER_MARGIN_MS: i64 = 1000;
+/// How often an invocation looks again at a delivery another one is handling.
+const IN_FLIGHT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long at most an invocation waits for another one handling the same delivery, whatever
+/// its own deadline: then it fails, and the delivery is retried later.
+const IN_FLIGHT_WAIT_MS: i64 = 10_000;
 const WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +42,18 @@ pub enum ForwardError {
     Publish(#[from] PublishError),
     #[error("alert state for {0} kept changing under concurrent deliveries")]
     Contended(String),
+    #[error("delivery {0} is still being handled by another invocation; retry")]
+    InFlight(String),
+}
+
+/// Where a delivery stands when an invocation asks for it.
+enum Claim {
+    /// This invocation handles it.
+    Taken,
+    /// It was handled before.
+    Done,
+    /// Another invocation handles it, at most until its own deadline.
+    Held,
 }
 
 /// What happened to one inbound alert.
@@ -74,13 +98,25 @@ fn decide(alert: &Alert, previous: &AlertRecord, has_firing_parent: bool, now: i
 }
 
 impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
-    /// Handles one delivery. `Err` means nothing was sent and the delivery must be retried.
-    pub async fn forward(&self, source_id: &str, alert: &Alert) -> Result<Decision, ForwardError> {
-        let now = Utc::now().timestamp();
-        if !self.claim(source_id, now).await? {
-            return Ok(Decision::Duplicate);
+    /// Handles one delivery within an invocation whose deadline is `deadline_ms` (epoch
+    /// milliseconds). `Err` means the delivery must be retried.
+    pub async fn forward(&self, source_id: &str, alert: &Alert, deadline_ms: i64) -> Result<Decision, ForwardError> {
+        let wait_until_ms = (deadline_ms - ANSWER_MARGIN_MS).min(Utc::now().timestamp_millis() + IN_FLIGHT_WAIT_MS);
+        loop {
+            let now_ms = Utc::now().timestamp_millis();
+            match self.claim(source_id, now_ms, deadline_ms).await? {
+                Claim::Done => return Ok(Decision::Duplicate),
+                Claim::Taken => break,
+                // The other invocation finishes, or its deadline passes and the delivery is free;
+                // this one waits a while for either while it can still answer.
+                Claim::Held if now_ms >= wait_until_ms => {
+                    return Err(ForwardError::InFlight(source_id.to_owned()));
+                }
+                Claim::Held => tokio::time::sleep(IN_FLIGHT_POLL).await,
+            }
         }
-        match self.route(alert, now).await {
+        let now = Utc::now().timestamp();
+        match self.route(source_id, alert, now, deadline_ms).await {
             Ok(decision) => {
                 self.mark_done(source_id, now).await?;
                 tracing::info!(dedup_key = %alert.dedup_key, ?decision, "alert routed");
@@ -96,23 +132,31 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         }
     }
 
-    async fn claim(&self, source_id: &str, now: i64) -> Result<bool, ForwardError> {
-        let claim = json!({"state": "claimed", "at": now});
+    /// Takes the delivery until `deadline_ms`, unless it is done or held by a live invocation. A
+    /// claim whose invocation's deadline has passed was left by an invocation Lambda stopped.
+    async fn claim(&self, source_id: &str, now_ms: i64, deadline_ms: i64) -> Result<Claim, ForwardError> {
+        let now = now_ms / 1000;
+        let claim = json!({"state": "claimed", "at": now, "until_ms": deadline_ms});
         if self.state.put(SEEN, source_id, &claim, None, now + DAY).await? {
-            return Ok(true);
+            return Ok(Claim::Taken);
         }
-        match self.state.get(SEEN, source_id).await? {
-            None => Ok(self.state.put(SEEN, source_id, &claim, None, now + DAY).await?),
-            Some(item) => {
-                let stale = item.data["state"] == "claimed"
-                    && item.data["at"].as_i64().is_some_and(|at| now - at > STALE_CLAIM_SECS);
-                if stale {
-                    Ok(self.state.put(SEEN, source_id, &claim, Some(item.version), now + DAY).await?)
-                } else {
-                    Ok(false)
-                }
-            }
+        let Some(item) = self.state.get(SEEN, source_id).await? else {
+            let taken = self.state.put(SEEN, source_id, &claim, None, now + DAY).await?;
+            return Ok(if taken { Claim::Taken } else { Claim::Held });
+        };
+        if item.data["state"] != "claimed" {
+            return Ok(Claim::Done);
         }
+        // Claims written before they carried a deadline last as long as the longest invocation.
+        let until_ms = item.data["until_ms"]
+            .as_i64()
+            .or_else(|| item.data["at"].as_i64().map(|at| at * 1000 + MAX_INVOCATION_MS))
+            .unwrap_or(0);
+        if now_ms <= until_ms {
+            return Ok(Claim::Held);
+        }
+        let taken = self.state.put(SEEN, source_id, &claim, Some(item.version), now + DAY).await?;
+        Ok(if taken { Claim::Taken } else { Claim::Held })
     }
 
     async fn mark_done(&self, source_id: &str, now: i64) -> Result<(), ForwardError> {
@@ -124,19 +168,38 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         Ok(())
     }
 
-    async fn route(&self, alert: &Alert, now: i64) -> Result<Decision, ForwardError> {
+    async fn route(
+        &self,
+        source_id: &str,
+        alert: &Alert,
+        now: i64,
+        deadline_ms: i64,
+    ) -> Result<Decision, ForwardError> {
         let repeat = self.config.repeat_interval.as_secs() as i64;
         let parent = self.firing_parent(alert, now).await?;
         let key = (ALERT_RECORDS, alert.dedup_key.as_str());
         let expires = now + 30 * DAY;
-        let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |previous: &AlertRecord| {
-            let decision = decide(alert, previous, parent.is_some(), now, repeat);
+        let now_ms = Utc::now().timestamp_millis();
+        let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |stored: &AlertRecord| {
+            let previous = stored.settled(now_ms);
+            let decision = decide(alert, &previous, parent.is_some(), now, repeat);
+            // Recorded as sent now, so concurrent deliveries of the alert take it for a repeat;
+            // it counts as sent for good only once SNS has accepted it (`confirm_sent`).
+            let sending = match decision {
+                Decision::Sent => Some(Sending {
+                    delivery: source_id.to_owned(),
+                    until_ms: deadline_ms,
+                    before: Box::new(previous.clone()),
+                }),
+                _ => previous.sending.clone(),
+            };
             let record = AlertRecord {
                 status: Some(alert.status),
                 severity: Some(alert.severity),
                 last_sent: if decision == Decision::Sent { now } else { previous.last_sent },
                 muted: decision == Decision::Muted,
                 muted_children: previous.muted_children,
+                sending,
             };
             (record, decision)
         })
@@ -151,6 +214,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                     }
                     return Err(err);
                 }
+                self.confirm_sent(source_id, key, expires).await;
             }
             Decision::Muted => {
                 if let Some(parent) = &parent {
@@ -162,13 +226,32 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         Ok(committed.decision)
     }
 
+    /// SNS accepted the alert: it counts as sent whatever happens to this invocation now. If the
+    /// mark cannot be cleared, the alert may be sent once more after the deadline, never lost.
+    async fn confirm_sent(&self, source_id: &str, key: (&str, &str), expires: i64) {
+        let confirmed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |stored: &AlertRecord| {
+            let mut record = stored.clone();
+            if record.sending.as_ref().is_some_and(|sending| sending.delivery == source_id) {
+                record.sending = None;
+            }
+            (record, ())
+        })
+        .await;
+        let problem = match confirmed {
+            Ok(Some(_)) => return,
+            Ok(None) => "its record kept changing under concurrent deliveries".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        tracing::error!(dedup_key = key.1, error = %problem, "could not record that the alert was sent; it may be sent again");
+    }
+
     /// The parent key of an inhibition rule that mutes `alert` and is firing now.
     async fn firing_parent(&self, alert: &Alert, now: i64) -> Result<Option<String>, ForwardError> {
         for rule in
             self.config.inhibit_rules.iter().filter(|r| r.mutes(&alert.dedup_key) && r.parent != alert.dedup_key)
         {
             if let Some(item) = self.state.get(ALERT_RECORDS, &rule.parent).await? {
-                let record: AlertRecord = serde_json::from_value(item.data).unwrap_or_default();
+                let record = serde_json::from_value::<AlertRecord>(item.data).unwrap_or_default().settled(now * 1000);
                 // A parent firing for longer than a day without news is not trusted to mute.
                 if record.status == Some(Status::Firing) && now - record.last_sent < DAY {
                     return Ok(Some(rule.parent.clone()));

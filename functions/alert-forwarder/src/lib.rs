@@ -25,6 +25,9 @@ pub use forward::{Decision, ForwardError, Forwarder};
 
 pub const FUNCTION_NAME: &str = "alert-forwarder";
 
+/// How often a signature that does not match may make the webhook secret be read again.
+pub const SECRET_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The two triggers: SNS deliveries and Function URL requests (Sentry webhooks).
 #[derive(Debug)]
 pub enum Event {
@@ -77,19 +80,19 @@ fn response(status: i64, body: Value) -> Value {
 
 impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
     /// SNS: every record is forwarded or the invocation fails, so SNS retries (no alert lost).
-    pub async fn handle_sns(&self, event: SnsEvent) -> Result<Value, Error> {
+    pub async fn handle_sns(&self, event: SnsEvent, deadline_ms: i64) -> Result<Value, Error> {
         let mut decisions = Vec::new();
         for record in &event.records {
             let sns = &record.sns;
             let alert = inbound::normalise(&sns.message, sns.subject.as_deref(), &sns.topic_arn);
-            let decision = self.forwarder.forward(&format!("sns:{}", sns.message_id), &alert).await?;
+            let decision = self.forwarder.forward(&format!("sns:{}", sns.message_id), &alert, deadline_ms).await?;
             decisions.push(json!({"message_id": sns.message_id, "dedup_key": alert.dedup_key, "decision": decision}));
         }
         Ok(json!({"records": decisions}))
     }
 
     /// Sentry webhooks: verified, then forwarded; always an HTTP answer, never an exception.
-    pub async fn handle_webhook(&self, request: &LambdaFunctionUrlRequest) -> Value {
+    pub async fn handle_webhook(&self, request: &LambdaFunctionUrlRequest, deadline_ms: i64) -> Value {
         let config = &self.forwarder.config;
         let method = request.request_context.http.method.as_deref().unwrap_or("POST");
         if !method.eq_ignore_ascii_case("POST") {
@@ -125,7 +128,7 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
         match sentry::to_alert(&resource, &body) {
             Err(refusal) => response(refusal.status(), json!({"error": refusal.message()})),
             Ok(None) => response(200, json!({"status": "ignored", "resource": resource})),
-            Ok(Some(delivery)) => match self.forwarder.forward(&delivery.key, &delivery.alert).await {
+            Ok(Some(delivery)) => match self.forwarder.forward(&delivery.key, &delivery.alert, deadline_ms).await {
                 Ok(decision) => response(202, json!({"status": decision})),
                 Err(err) => {
                     tracing::error!(error = %err, "Sentry alert could not be forwarded");
@@ -143,8 +146,13 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
         if sentry::signature_valid(secret.value.trim().as_bytes(), body, &signature) {
             return Ok(());
         }
-        // The client secret may have been rotated since it was cached.
-        let fresh = self.secrets.refresh(arn).await.map_err(|_| unauthorized("the webhook secret is unavailable"))?;
+        // The client secret may have been rotated since it was cached: read it again, but at
+        // most once a minute, so forged requests cost no Secrets Manager call.
+        let fresh = self
+            .secrets
+            .refresh_unless_younger_than(arn, SECRET_REFRESH_INTERVAL)
+            .await
+            .map_err(|_| unauthorized("the webhook secret is unavailable"))?;
         if sentry::signature_valid(fresh.value.trim().as_bytes(), body, &signature) {
             Ok(())
         } else {
@@ -158,11 +166,21 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder
     type Output = Value;
     type Error = Error;
 
-    async fn handle(&self, event: Event, _ctx: Context) -> Result<Value, Error> {
+    async fn handle(&self, event: Event, ctx: Context) -> Result<Value, Error> {
+        let deadline_ms = deadline_ms(&ctx);
         match event {
-            Event::Sns(event) => self.handle_sns(event).await,
-            Event::FunctionUrl(request) => Ok(self.handle_webhook(&request).await),
+            Event::Sns(event) => self.handle_sns(event, deadline_ms).await,
+            Event::FunctionUrl(request) => Ok(self.handle_webhook(&request, deadline_ms).await),
         }
+    }
+}
+
+/// The invocation's deadline in epoch milliseconds, as Lambda gives it; without one (a direct
+/// call), Lambda's longest timeout from now.
+pub fn deadline_ms(ctx: &Context) -> i64 {
+    match i64::try_from(ctx.deadline) {
+        Ok(deadline) if deadline > 0 => deadline,
+        _ => chrono::Utc::now().timestamp_millis() + forward::MAX_INVOCATION_MS,
     }
 }
 

@@ -50,15 +50,50 @@ pub fn sign(secret: &[u8], body: &[u8]) -> Option<String> {
     Some(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The timestamp header must be within `max_skew_secs` of `now`.
+/// The timestamp header (Unix seconds, fractions allowed) must be within `max_skew_secs` of
+/// `now`, before or after. `NaN` and infinities parse as numbers but are no moment: refused.
 pub fn timestamp_fresh(header: Option<&str>, now: i64, max_skew_secs: i64) -> Result<(), Refusal> {
     let raw = header.ok_or_else(|| Refusal::Unauthorized("Sentry-Hook-Timestamp is missing".into()))?;
-    let at: f64 =
-        raw.trim().parse().map_err(|_| Refusal::Unauthorized("Sentry-Hook-Timestamp is not a number".into()))?;
-    if (now as f64 - at).abs() > max_skew_secs as f64 {
+    let at = raw
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|at| at.is_finite())
+        .ok_or_else(|| Refusal::Unauthorized(format!("Sentry-Hook-Timestamp {raw:?} is not a time")))?;
+    let skew = now as f64 - at;
+    if skew > max_skew_secs as f64 {
         return Err(Refusal::Unauthorized(format!("Sentry-Hook-Timestamp {raw} is stale")));
     }
+    if -skew > max_skew_secs as f64 {
+        return Err(Refusal::Unauthorized(format!("Sentry-Hook-Timestamp {raw} is in the future")));
+    }
     Ok(())
+}
+
+/// The resources Sentry's integration platform sends ("Webhooks" and a page per resource), each
+/// with the member of `data` its body carries. An activity alert carries `data.issue` as well.
+const RESOURCES: [(&str, &str); 7] = [
+    ("installation", "installation"),
+    ("event_alert", "event"),
+    ("issue", "issue"),
+    ("metric_alert", "metric_alert"),
+    ("error", "error"),
+    ("comment", "comment"),
+    ("activity_alert", "activity"),
+];
+
+/// The resource `data` is the body of, by the member it carries.
+fn body_resource(data: &Value) -> Result<&'static str, Refusal> {
+    let mut found: Vec<&str> =
+        RESOURCES.iter().filter(|(_, member)| data.get(member).is_some()).map(|(resource, _)| *resource).collect();
+    if found.contains(&"activity_alert") {
+        found.retain(|resource| *resource != "issue");
+    }
+    match found.as_slice() {
+        [resource] => Ok(resource),
+        [] => Err(Refusal::Malformed("the body is no Sentry resource: data has none of their members".into())),
+        several => Err(Refusal::Malformed(format!("the body mixes the members of {}", several.join(", ")))),
+    }
 }
 
 /// An alert Sentry sent, and the key that is the same for every delivery of it.
@@ -94,13 +129,21 @@ fn scalar(value: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Issue alerts (`event_alert`) and metric alerts (`metric_alert`); other resources are
-/// acknowledged but not forwarded (`Ok(None)`).
+/// Issue alerts (`event_alert`) and metric alerts (`metric_alert`); the other resources Sentry
+/// documents are acknowledged but not forwarded (`Ok(None)`). A resource Sentry does not
+/// document, or a body that is another resource's than `Sentry-Hook-Resource` names, is refused.
 pub fn to_alert(resource: &str, body: &[u8]) -> Result<Option<Delivery>, Refusal> {
+    if !RESOURCES.iter().any(|(known, _)| *known == resource) {
+        return Err(Refusal::Malformed(format!("Sentry-Hook-Resource {resource:?} is no Sentry webhook resource")));
+    }
     let payload: Value =
         serde_json::from_slice(body).map_err(|e| Refusal::Malformed(format!("body is not JSON: {e}")))?;
     let action = payload.get("action").and_then(Value::as_str).unwrap_or_default();
     let data = payload.get("data").ok_or_else(|| Refusal::Malformed("no data object".into()))?;
+    let carried = body_resource(data)?;
+    if carried != resource {
+        return Err(Refusal::Malformed(format!("Sentry-Hook-Resource says {resource} but the body is {carried}")));
+    }
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     match resource {
         "event_alert" => {
@@ -179,7 +222,11 @@ mod tests {
     #[test]
     fn timestamps_must_be_fresh() {
         assert!(timestamp_fresh(Some("1000"), 1100, 300).is_ok());
+        assert!(timestamp_fresh(Some("1000.5"), 900, 300).is_ok());
         assert!(timestamp_fresh(Some("1000"), 2000, 300).is_err());
         assert!(timestamp_fresh(None, 0, 300).is_err());
+        for hostile in ["NaN", "inf", "-inf", "1e999", "3000", ""] {
+            assert!(timestamp_fresh(Some(hostile), 1000, 300).is_err(), "{hostile}");
+        }
     }
 }

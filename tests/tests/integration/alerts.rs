@@ -27,12 +27,32 @@ async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fix
 /// The forwarder with the test defaults, changed by `adjust` (which may name secrets created
 /// through the `Aws` it is given).
 async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut ForwarderConfig)) -> Fixture {
+    fixture_publishing_with(None, ops_topic, adjust).await
+}
+
+/// [`fixture_configured`] whose notifications go through `ops_sns` (another SNS endpoint).
+async fn fixture_publishing_with(
+    ops_sns: Option<aws_sdk_sns::Client>,
+    ops_topic: Option<String>,
+    adjust: impl FnOnce(&mut ForwarderConfig),
+) -> Fixture {
+    fixture_with_clients(None, ops_sns, ops_topic, adjust).await
+}
+
+/// [`fixture_publishing_with`] whose secrets are read through `secrets_client`.
+async fn fixture_with_clients(
+    secrets_client: Option<aws_sdk_secretsmanager::Client>,
+    ops_sns: Option<aws_sdk_sns::Client>,
+    ops_topic: Option<String>,
+    adjust: impl FnOnce(&mut ForwarderConfig),
+) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let topic = aws.create_topic(&unique("ops")).await;
     let ops = aws.subscribe_queue(&topic).await;
     let secret = unique("sentry-webhook");
     aws.secrets.create_secret().name(&secret).secret_string(SENTRY_SECRET).send().await.expect("secret");
-    let secrets = Arc::new(SecretCache::new(aws.secrets.clone(), Scrubber::default()));
+    let secrets =
+        Arc::new(SecretCache::new(secrets_client.unwrap_or_else(|| aws.secrets.clone()), Scrubber::default()));
     let mut config = ForwarderConfig {
         ops_topic_arn: ops_topic.unwrap_or(topic),
         sentry_secret_arn: secret,
@@ -45,7 +65,7 @@ async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut 
     adjust(&mut config);
     let forwarder = Forwarder {
         state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
-        ops: SnsAlertPublisher::new(aws.sns.clone(), config.ops_topic_arn.clone()),
+        ops: SnsAlertPublisher::new(ops_sns.unwrap_or_else(|| aws.sns.clone()), config.ops_topic_arn.clone()),
         secrets: Arc::clone(&secrets),
         http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
         config,
@@ -100,6 +120,14 @@ fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, requ
 impl Fixture {
     async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
         self.function.invoke(LambdaEvent::new(event, Context::default())).await
+    }
+
+    /// An invocation as Lambda makes it for a function with `timeout`: its deadline that far ahead.
+    async fn invoke_with_timeout(&self, event: Value, timeout: Duration) -> Result<Value, lambda_runtime::Diagnostic> {
+        let mut context = Context::default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        context.deadline = (now + timeout).as_millis() as u64;
+        self.function.invoke(LambdaEvent::new(event, context)).await
     }
 
     async fn webhook(&self, event: Value) -> (i64, Value) {
@@ -258,6 +286,54 @@ async fn a_failed_publish_fails_the_invocation_and_the_retry_delivers() {
     let answer = fixed.invoke(event).await.expect("retry");
     assert_eq!(answer["records"][0]["decision"], "sent");
     fixed.one_notification().await;
+}
+
+/// An SNS endpoint that accepts connections and never answers: a publish that hangs.
+async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, server)
+}
+
+#[tokio::test]
+async fn a_forwarder_stopped_mid_publish_loses_nothing_when_sns_delivers_again() {
+    // The template's 15 s timeout, shortened: what matters is that the deadline passes.
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let (silent, _server) = silent_endpoint().await;
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let hanging_sns =
+        aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(&aws.sdk).endpoint_url(&silent).build());
+    let first = Arc::new(fixture_publishing_with(Some(hanging_sns), None, |_| {}).await);
+    let alert =
+        Alert::new("scheduled-backup", Severity::Critical, unique("scheduled-backup:app"), "Database backup failed");
+    let event = sns_event(&unique("msg"), &alert.to_body(), None);
+
+    let attempt = tokio::spawn({
+        let (first, event) = (Arc::clone(&first), event.clone());
+        async move { first.invoke_with_timeout(event, TIMEOUT).await }
+    });
+    tokio::time::sleep(TIMEOUT + Duration::from_millis(500)).await;
+    assert!(!attempt.is_finished(), "the publish hangs past the function's timeout");
+    // Lambda ends the invocation at its timeout and the process with it: nothing after the hung
+    // call runs, no claim is released and no record rolled back.
+    attempt.abort();
+    assert!(attempt.await.is_err_and(|e| e.is_cancelled()));
+    first.nothing_published().await;
+
+    // Lambda's asynchronous retry delivers the same SNS message again (about a minute later; the
+    // first invocation's deadline is what has to be behind it, and it is), to a forwarder whose
+    // SNS answers.
+    let retry = fixture().await;
+    let answer = retry.invoke_with_timeout(event, Duration::from_secs(15)).await.expect("the retry is handled");
+    assert_eq!(answer["records"][0]["decision"], "sent", "{answer}");
+    let note = retry.one_notification().await;
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Database backup failed"));
 }
 
 #[tokio::test]
@@ -509,4 +585,164 @@ async fn a_composite_alarm_names_its_rule_and_the_child_that_fired() {
     assert!(note.message.contains("composite alarm: ALARM(cineview-health-checker-errors)"), "{}", note.message);
     assert!(note.message.contains(&format!("{child} (ALARM)")), "{}", note.message);
     assert!(note.message.contains("  region: us-east-1\n"), "{}", note.message);
+}
+
+/// `request` with its `Sentry-Hook-Timestamp` header set to `value`, still validly signed.
+fn with_timestamp(mut request: Value, value: &str) -> Value {
+    request["headers"]["sentry-hook-timestamp"] = json!(value);
+    request
+}
+
+#[tokio::test]
+async fn timestamps_that_are_not_a_moment_within_the_skew_are_refused() {
+    let f = fixture().await;
+    let now = chrono::Utc::now().timestamp();
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let far_future = (now + 365 * 24 * 3600).to_string();
+    for timestamp in ["NaN", "nan", "-NaN", "inf", "-inf", "Infinity", "1e999", far_future.as_str(), ""] {
+        let request =
+            with_timestamp(sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req")), timestamp);
+        let (status, answer) = f.webhook(request).await;
+        assert_eq!(status, 401, "Sentry-Hook-Timestamp {timestamp:?}: {answer}");
+    }
+    f.nothing_published().await;
+}
+
+/// Bodies as Sentry's webhook pages show each resource's (`data.installation`, `data.event`,
+/// `data.issue`, `data.metric_alert`, `data.error`, `data.comment`), each sent under every other
+/// resource's `Sentry-Hook-Resource`: refused, and nothing reaches ops.
+#[tokio::test]
+async fn a_body_that_is_not_the_resource_its_header_names_is_refused() {
+    let f = fixture().await;
+    let now = chrono::Utc::now().timestamp();
+    let installation = json!({"action": "created", "data": {"installation": {"uuid": "a8e5d37a-696c-4c54-adb5-b3f28d64c7de",
+        "status": "pending", "app": {"slug": "cineview-ops"}}}});
+    let event_alert = json!({"action": "triggered", "data": {"event": {"event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "issue_id": unique("issue"), "title": "TypeError", "level": "fatal"}, "triggered_rule": "Any fatal error"}});
+    let issue = json!({"action": "created", "data": {"issue": {"id": unique("issue"), "title": "TypeError", "status": "unresolved"}}});
+    let metric: Value =
+        serde_json::from_str(&metric_alert("critical", &unique("incident"), &unique("rule"), 20, None)).expect("json");
+    let error = json!({"action": "created", "data": {"error": {"event_id": uuid::Uuid::new_v4().simple().to_string(),
+        "title": "TypeError", "level": "error"}}});
+    let comment = json!({"action": "created", "data": {"comment": "adding a comment", "project_slug": "cineview",
+        "comment_id": 1234, "issue_id": 100, "timestamp": "2026-11-26T03:05:12.118160Z"}});
+    let bodies = [
+        ("installation", installation),
+        ("event_alert", event_alert),
+        ("issue", issue),
+        ("metric_alert", metric),
+        ("error", error),
+        ("comment", comment),
+    ];
+    for (resource, _) in &bodies {
+        for (shape, body) in &bodies {
+            let request = sentry_request(resource, &body.to_string(), SENTRY_SECRET, now, &unique("req"));
+            let (status, answer) = f.webhook(request).await;
+            if resource == shape {
+                assert!(status == 200 || status == 202, "{resource} with its own body: {status} {answer}");
+            } else {
+                assert_eq!(status, 400, "a {shape} body sent as {resource}: {answer}");
+            }
+        }
+    }
+    let request = sentry_request("no_such_resource", &bodies[1].1.to_string(), SENTRY_SECRET, now, &unique("req"));
+    assert_eq!(f.webhook(request).await.0, 400, "an unknown resource");
+    // The two alert resources went through once each, with their own bodies.
+    let subjects: Vec<_> =
+        f.ops.receive(2, Duration::from_secs(3)).await.into_iter().filter_map(|n| n.subject).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+}
+
+/// README: a Sentry redelivery is dropped for as long as its delivery record lives in the state table.
+#[tokio::test]
+async fn a_sentry_delivery_is_remembered_as_long_as_the_readme_says() {
+    let f = fixture().await;
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let now = chrono::Utc::now().timestamp();
+    let (status, _) = f.webhook(sentry_request("metric_alert", &body, SENTRY_SECRET, now, &unique("req"))).await;
+    assert_eq!(status, 202);
+    let delivery =
+        alert_forwarder::sentry::to_alert("metric_alert", body.as_bytes()).expect("valid").expect("an alert");
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let item = aws
+        .dynamodb
+        .get_item()
+        .table_name(names::STATE_TABLE)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("alert-forwarder#seen".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(delivery.key.clone()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the delivery record");
+    let expires: i64 = match item.get("expires_at") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
+        other => panic!("expires_at: {other:?}"),
+    };
+    let readme = std::fs::read_to_string(ops_testkit::workspace_file("README.md")).expect("README");
+    let promise = "a redelivery within a day of the first is dropped";
+    assert!(readme.contains(promise), "README must say {promise:?}, the bound the state table keeps");
+    assert!(!readme.contains("however late it comes"), "no delivery record lives for ever");
+    assert!(expires >= now + 24 * 3600, "the record lives a day");
+}
+
+/// Counts the requests a Secrets Manager client sends.
+#[derive(Debug, Clone, Default)]
+struct SecretReads(Arc<std::sync::atomic::AtomicUsize>);
+
+impl SecretReads {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_secretsmanager::config::Intercept for SecretReads {
+    fn name(&self) -> &'static str {
+        "CountSecretReads"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), aws_sdk_secretsmanager::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn forged_webhooks_cost_no_secret_reads_and_do_not_hold_up_an_alert() {
+    use futures::StreamExt;
+    const FORGED: usize = 200;
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let reads = SecretReads::default();
+    let counted = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&aws.sdk).interceptor(reads.clone()).build(),
+    );
+    let webhook = fixture_with_clients(Some(counted), None, None, |_| {}).await;
+    let sns = fixture().await;
+    let body = metric_alert("critical", &unique("incident"), &unique("rule"), 20, None);
+    let now = chrono::Utc::now().timestamp();
+
+    let forged = futures::stream::iter(0..FORGED)
+        .map(|_| webhook.webhook(sentry_request("metric_alert", &body, "forged-secret", now, &unique("req"))))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let alert =
+        Alert::new("scheduled-backup", Severity::Critical, unique("scheduled-backup:app"), "Database backup failed");
+    let delivered = async {
+        let started = std::time::Instant::now();
+        let answer = sns.invoke(sns_event(&unique("msg"), &alert.to_body(), None)).await.expect("forwarded");
+        let note = sns.one_notification().await;
+        (answer, note, started.elapsed())
+    };
+    let (answers, (answer, note, took)) = tokio::join!(forged, delivered);
+    assert!(answers.iter().all(|(status, _)| *status == 401), "every forged request is refused");
+    assert_eq!(answer["records"][0]["decision"], "sent");
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] Database backup failed"));
+    assert!(took < Duration::from_secs(60), "the alert took {took:?}");
+    // One read to fill the cache, at most one more for a secret rotated since: not one per request.
+    assert!(reads.count() <= 2, "{} Secrets Manager reads for {FORGED} forged requests", reads.count());
+    webhook.nothing_published().await;
 }

@@ -36,6 +36,25 @@ async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
 }
 
 #[tokio::test]
+async fn a_refresh_anyone_can_cause_reads_a_rotated_secret_at_most_once_a_minute() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let name = unique("cache-refresh");
+    aws.secrets.create_secret().name(&name).secret_string("first").send().await.expect("create");
+    let clock = ops_testkit::memory::ManualClock::default();
+    let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default()).with_clock(clock.clone());
+    let minute = Duration::from_secs(60);
+
+    assert_eq!(cache.get(&name).await.expect("read").value, "first");
+    put_current(&aws, &name, "rotated").await;
+    assert_eq!(cache.refresh_unless_younger_than(&name, minute).await.expect("cached").value, "first");
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(cache.refresh_unless_younger_than(&name, minute).await.expect("cached").value, "first");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.refresh_unless_younger_than(&name, minute).await.expect("read").value, "rotated");
+    assert_eq!(cache.get(&name).await.expect("cached").value, "rotated", "the fresh value is cached");
+}
+
+#[tokio::test]
 async fn secret_cache_reads_the_stage_asked_for() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-stage");

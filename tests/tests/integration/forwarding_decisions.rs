@@ -34,6 +34,11 @@ fn forwarder(repeat: Duration, inhibit_rules: Vec<InhibitRule>) -> Forwarder<Mem
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// An invocation's deadline as Lambda gives it: the template's 15 s timeout from now.
+fn deadline() -> i64 {
+    chrono::Utc::now().timestamp_millis() + 15_000
+}
+
 fn alert(key: &str, severity: Severity, title: &str) -> Alert {
     Alert::new("health-checker", severity, key, title)
 }
@@ -42,8 +47,8 @@ fn alert(key: &str, severity: Severity, title: &str) -> Alert {
 async fn the_same_delivery_is_handled_once() {
     let f = forwarder(HOUR, Vec::new());
     let down = alert("health-checker:app", Severity::Critical, "app is down");
-    assert_eq!(f.forward("sns:1", &down).await.expect("first"), Decision::Sent);
-    assert_eq!(f.forward("sns:1", &down).await.expect("again"), Decision::Duplicate);
+    assert_eq!(f.forward("sns:1", &down, deadline()).await.expect("first"), Decision::Sent);
+    assert_eq!(f.forward("sns:1", &down, deadline()).await.expect("again"), Decision::Duplicate);
     assert_eq!(f.ops.subjects(), ["[CRITICAL] app is down"]);
 }
 
@@ -51,18 +56,18 @@ async fn the_same_delivery_is_handled_once() {
 async fn repeats_wait_for_the_interval_unless_severity_rises_or_it_resolves() {
     let f = forwarder(HOUR, Vec::new());
     let slow = alert("health-checker:ai:latency", Severity::Warning, "ai is slow");
-    assert_eq!(f.forward("1", &slow).await.expect("1"), Decision::Sent);
-    assert_eq!(f.forward("2", &slow).await.expect("2"), Decision::Repeat);
+    assert_eq!(f.forward("1", &slow, deadline()).await.expect("1"), Decision::Sent);
+    assert_eq!(f.forward("2", &slow, deadline()).await.expect("2"), Decision::Repeat);
     let worse = alert("health-checker:ai:latency", Severity::Critical, "ai is very slow");
-    assert_eq!(f.forward("3", &worse).await.expect("3"), Decision::Sent);
-    assert_eq!(f.forward("4", &worse).await.expect("4"), Decision::Repeat);
-    assert_eq!(f.forward("5", &worse.clone().resolved()).await.expect("5"), Decision::Sent);
+    assert_eq!(f.forward("3", &worse, deadline()).await.expect("3"), Decision::Sent);
+    assert_eq!(f.forward("4", &worse, deadline()).await.expect("4"), Decision::Repeat);
+    assert_eq!(f.forward("5", &worse.clone().resolved(), deadline()).await.expect("5"), Decision::Sent);
     assert_eq!(f.ops.published().len(), 3);
 
     // With the interval passed (zero here), the same alert is sent again as a reminder.
     let due = forwarder(Duration::ZERO, Vec::new());
-    assert_eq!(due.forward("1", &slow).await.expect("1"), Decision::Sent);
-    assert_eq!(due.forward("2", &slow).await.expect("2"), Decision::Sent);
+    assert_eq!(due.forward("1", &slow, deadline()).await.expect("1"), Decision::Sent);
+    assert_eq!(due.forward("2", &slow, deadline()).await.expect("2"), Decision::Sent);
 }
 
 #[tokio::test]
@@ -70,13 +75,13 @@ async fn a_firing_parent_mutes_its_children_and_their_resolves() {
     let rule = InhibitRule { parent: "health-checker:database".into(), children: vec!["health-checker:app".into()] };
     let f = forwarder(HOUR, vec![rule]);
     let db = alert("health-checker:database", Severity::Critical, "database is down");
-    assert_eq!(f.forward("1", &db).await.expect("parent"), Decision::Sent);
+    assert_eq!(f.forward("1", &db, deadline()).await.expect("parent"), Decision::Sent);
     let child = alert("health-checker:app:latency", Severity::Warning, "app is slow");
-    assert_eq!(f.forward("2", &child).await.expect("child"), Decision::Muted);
-    assert_eq!(f.forward("3", &child.clone().resolved()).await.expect("child resolve"), Decision::Muted);
-    assert_eq!(f.forward("4", &db.clone().resolved()).await.expect("parent resolve"), Decision::Sent);
+    assert_eq!(f.forward("2", &child, deadline()).await.expect("child"), Decision::Muted);
+    assert_eq!(f.forward("3", &child.clone().resolved(), deadline()).await.expect("child resolve"), Decision::Muted);
+    assert_eq!(f.forward("4", &db.clone().resolved(), deadline()).await.expect("parent resolve"), Decision::Sent);
     // Once the parent is resolved the child is heard again.
-    assert_eq!(f.forward("5", &child).await.expect("child again"), Decision::Sent);
+    assert_eq!(f.forward("5", &child, deadline()).await.expect("child again"), Decision::Sent);
     assert_eq!(
         f.ops.subjects(),
         ["[CRITICAL] database is down", "[RESOLVED] database is down", "[WARNING] app is slow"]
@@ -88,17 +93,17 @@ async fn a_failed_publish_is_retried_as_new_not_as_a_duplicate_or_repeat() {
     let f = forwarder(HOUR, Vec::new());
     let down = alert("health-checker:app", Severity::Critical, "app is down");
     f.ops.fail_next(1);
-    f.forward("sns:7", &down).await.expect_err("nothing was sent: the delivery must be retried");
+    f.forward("sns:7", &down, deadline()).await.expect_err("nothing was sent: the delivery must be retried");
     assert!(f.ops.published().is_empty());
     assert!(f.state.document("alert-forwarder#alert", "health-checker:app").is_none(), "record rolled back");
-    assert_eq!(f.forward("sns:7", &down).await.expect("retry"), Decision::Sent);
+    assert_eq!(f.forward("sns:7", &down, deadline()).await.expect("retry"), Decision::Sent);
     assert_eq!(f.ops.published().len(), 1);
 
     // The same after an earlier alert of the key: the record goes back to what it was.
     let resolved = down.clone().resolved();
     f.ops.fail_next(1);
-    f.forward("sns:8", &resolved).await.expect_err("fails");
-    assert_eq!(f.forward("sns:8", &resolved).await.expect("retry"), Decision::Sent);
+    f.forward("sns:8", &resolved, deadline()).await.expect_err("fails");
+    assert_eq!(f.forward("sns:8", &resolved, deadline()).await.expect("retry"), Decision::Sent);
     assert_eq!(f.ops.subjects(), ["[CRITICAL] app is down", "[RESOLVED] app is down"]);
 }
 
@@ -108,7 +113,7 @@ async fn overlapping_deliveries_of_one_alert_notify_once() {
     let down = alert("health-checker:app", Severity::Critical, "app is down");
     let deliveries = (0..64).map(|i| {
         let (f, down) = (Arc::clone(&f), down.clone());
-        tokio::spawn(async move { f.forward(&format!("sns:{i}"), &down).await })
+        tokio::spawn(async move { f.forward(&format!("sns:{i}"), &down, deadline()).await })
     });
     let decisions: Vec<Decision> =
         futures::future::join_all(deliveries).await.into_iter().map(|d| d.expect("task").expect("routed")).collect();
@@ -122,7 +127,7 @@ async fn an_unreadable_record_is_started_afresh() {
     let f = forwarder(HOUR, Vec::new());
     f.state.overwrite("alert-forwarder#alert", "health-checker:app", serde_json::json!("not a record"));
     let down = alert("health-checker:app", Severity::Critical, "app is down");
-    assert_eq!(f.forward("1", &down).await.expect("routed"), Decision::Sent);
+    assert_eq!(f.forward("1", &down, deadline()).await.expect("routed"), Decision::Sent);
     let record = f.state.document("alert-forwarder#alert", "health-checker:app").expect("rewritten");
     assert_eq!(record["status"], "firing");
 }

@@ -288,3 +288,33 @@ async fn a_daily_report_without_its_configuration_is_refused_by_name() {
     assert!(err.to_string().contains("BACKUP_BUCKET"), "{err}");
     assert!(health.alerts.published().is_empty());
 }
+
+/// The forwarder marks an alert as being sent until its invocation's deadline; a mark still
+/// there after it is a publish SNS never accepted (Lambda stopped the invocation).
+#[tokio::test]
+async fn an_alert_whose_publish_never_reached_sns_is_not_reported_as_firing() {
+    let r = recorded("status-unsent").await;
+    let now = Utc::now();
+    let before = AlertRecord {
+        status: Some(AlertStatus::Resolved),
+        severity: Some(Severity::Critical),
+        last_sent: now.timestamp() - 3 * 24 * 3600,
+        ..AlertRecord::default()
+    };
+    let unsent = AlertRecord {
+        status: Some(AlertStatus::Firing),
+        severity: Some(Severity::Critical),
+        last_sent: now.timestamp() - 120,
+        sending: Some(ops_shared::alert::Sending {
+            delivery: "sns:lost".into(),
+            until_ms: now.timestamp_millis() - 105_000,
+            before: Box::new(before),
+        }),
+        ..AlertRecord::default()
+    };
+    let data = serde_json::to_value(unsent).expect("record");
+    r.state.put(ALERT_RECORDS, "health-checker:app", &data, None, i64::MAX).await.expect("alert");
+    let text = r.status().await.render();
+    assert!(!text.contains("still firing: health-checker:app"), "{text}");
+    assert!(!text.contains("past 24 h: 1 critical"), "{text}");
+}

@@ -90,8 +90,13 @@ fn the_pager_gets_critical_alerts_and_the_alarms_that_bypass_the_forwarder() {
     assert_eq!(pager["Condition"], "HasPager");
     assert_eq!(pager["Properties"]["Endpoint"], json!({"Ref": "PagerEndpoint"}));
     assert_eq!(pager["Properties"]["TopicArn"], json!({"Ref": "OpsTopic"}));
-    // Alarms CloudWatch publishes to the ops topic carry no attributes: a missing one pages.
-    assert_eq!(pager["Properties"]["FilterPolicy"], json!({"severity": ["critical", {"exists": false}]}));
+    assert_eq!(pager["Properties"]["FilterPolicy"], json!({"severity": ["critical"]}));
+    // Alarms CloudWatch publishes carry no attributes, which no attribute filter matches: the
+    // pager takes the topic they also go to whole.
+    let alarms = &t["Resources"]["PagerAlarmSubscription"];
+    assert_eq!(alarms["Condition"], "HasPager");
+    assert_eq!(alarms["Properties"]["TopicArn"], json!({"Ref": "PagerTopic"}));
+    assert!(alarms["Properties"]["FilterPolicy"].is_null());
     assert_eq!(t["Conditions"]["HasPager"], json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "PagerEndpoint"}, ""]}]}));
     assert_eq!(t["Parameters"]["PagerEndpoint"]["Default"], "", "no pager unless one is given");
     // SNS refuses the same endpoint subscribed twice with other attributes.
@@ -227,7 +232,7 @@ fn secrets_the_runbook_created_by_hand_are_adopted_by_arn() {
 fn every_function_logs_to_a_group_kept_for_the_retention_parameter() {
     let t = deployed();
     let functions = of_type(&t, "AWS::Lambda::Function");
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for (name, function) in functions {
         let group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"].as_str().expect("log group");
         let group = &t["Resources"][group];
@@ -258,7 +263,12 @@ fn retries_and_concurrency_are_explicit() {
             None => assert!(concurrency.is_null(), "{function}"),
         }
     }
-    assert!(r["AlertForwarderFunctionUrl"].is_object(), "the forwarder's Function URL");
+    assert!(r["SentryWebhookFunctionUrl"].is_object(), "the Function URL Sentry calls");
+    assert!(r["AlertForwarderFunctionUrl"].is_null(), "the SNS path has no public URL");
+    assert_eq!(
+        r["SentryWebhookFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["ReservesConcurrency", 5, {"Ref": "AWS::NoValue"}]})
+    );
 }
 
 #[test]
@@ -290,6 +300,263 @@ fn what_sns_cannot_deliver_lands_in_the_dead_letter_queue() {
     let policy = &t["Resources"]["AlertDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
     assert_eq!(policy["Principal"], json!({"Service": "sns.amazonaws.com"}));
     assert_eq!(policy["Action"], "sqs:SendMessage");
+}
+
+/// Where the pager is in the routing test: any address other than `OpsEmail`.
+const PAGER: &str = "pager@cineview.ai";
+
+/// A subscription of the deployed template: its topic, where it delivers, and its filter.
+struct Subscription {
+    topic: String,
+    endpoint: String,
+    policy: Option<serde_json::Value>,
+    scope: ops_testkit::sns_filter::Scope,
+}
+
+/// Every subscription CloudFormation creates: `AWS::SNS::Subscription` resources (SAM makes the
+/// forwarder's SNS event one) and those a topic declares inline (never filtered).
+fn subscriptions(resources: &serde_json::Map<String, serde_json::Value>) -> Vec<Subscription> {
+    use ops_testkit::sns_filter::Scope;
+    let mut found = Vec::new();
+    for (name, resource) in resources {
+        let properties = &resource["Properties"];
+        match resource["Type"].as_str() {
+            Some("AWS::SNS::Subscription") => found.push(Subscription {
+                topic: properties["TopicArn"].as_str().expect("TopicArn").to_owned(),
+                endpoint: properties["Endpoint"].as_str().expect("Endpoint").to_owned(),
+                policy: properties.get("FilterPolicy").cloned(),
+                scope: Scope::from_property(properties["FilterPolicyScope"].as_str())
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            }),
+            Some("AWS::SNS::Topic") => {
+                let arn = format!(
+                    "arn:aws:sns:{}:{}:{}",
+                    names::REGION,
+                    names::ACCOUNT_ID,
+                    properties["TopicName"].as_str().expect("TopicName")
+                );
+                for inline in properties["Subscription"].as_array().into_iter().flatten() {
+                    found.push(Subscription {
+                        topic: arn.clone(),
+                        endpoint: inline["Endpoint"].as_str().expect("Endpoint").to_owned(),
+                        policy: None,
+                        scope: Scope::MessageAttributes,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The endpoints SNS delivers `message` to when it is published to `topic`.
+fn receivers(subscriptions: &[Subscription], topic: &str, message: &ops_testkit::sns_filter::Message) -> Vec<String> {
+    subscriptions
+        .iter()
+        .filter(|s| s.topic == topic)
+        .filter(|s| match &s.policy {
+            None => true,
+            Some(policy) => ops_testkit::sns_filter::matches(policy, s.scope, message)
+                .unwrap_or_else(|e| panic!("filter policy of {} on {topic}: {e}", s.endpoint)),
+        })
+        .map(|s| s.endpoint.clone())
+        .collect()
+}
+
+/// The message attributes `SnsAlertPublisher` (every function's alerts, the forwarder's
+/// notifications) really sends for an alert of `severity` from `source`, as SNS delivers them.
+async fn published_attributes(
+    aws: &ops_testkit::aws::Aws,
+    severity: ops_shared::Severity,
+    source: &str,
+) -> std::collections::BTreeMap<String, ops_testkit::sns_filter::Attribute> {
+    use ops_shared::AlertSink;
+    let topic = aws.create_topic(&ops_testkit::aws::unique("published")).await;
+    // No filter policy on moto's side: moto matches `exists: false` on a message without
+    // attributes, which AWS does not ("Key matching"). The evaluator decides instead.
+    let inbox = aws.subscribe_queue(&topic).await;
+    let alert = ops_shared::Alert::new(source, severity, ops_testkit::aws::unique("key"), "title");
+    ops_shared::SnsAlertPublisher::new(aws.sns.clone(), topic)
+        .publish_message("subject", "body", &alert)
+        .await
+        .expect("publish");
+    let note = inbox.receive(1, std::time::Duration::from_secs(3)).await.pop().expect("delivered");
+    note.attributes
+        .iter()
+        .map(|(name, a)| {
+            (
+                name.clone(),
+                ops_testkit::sns_filter::Attribute { data_type: a.data_type.clone(), value: a.value.clone() },
+            )
+        })
+        .collect()
+}
+
+/// A CloudWatch alarm notification for `alarm` entering `state`: the JSON body of "Notifying
+/// users on alarm changes" (the sample event's), and no message attributes, as CloudWatch sends it.
+fn alarm_notification(alarm: &str, state: &str) -> ops_testkit::sns_filter::Message {
+    let path = ops_testkit::workspace_file("events/alert-forwarder/sns-cloudwatch-alarm.json");
+    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
+    let mut body: serde_json::Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().expect("Message")).expect("alarm JSON");
+    body["AlarmName"] = alarm.into();
+    body["NewStateValue"] = state.into();
+    ops_testkit::sns_filter::Message { body: body.to_string(), attributes: Default::default() }
+}
+
+#[tokio::test]
+async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_without_the_forwarder() {
+    use ops_shared::Severity;
+    use ops_testkit::sns_filter::Message;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let created = resolved(&[("PagerEndpoint", PAGER)]);
+    let resources = created["Resources"].as_object().expect("Resources");
+    let subscriptions = subscriptions(resources);
+    let functions = of_type(&created, "AWS::Lambda::Function");
+    let (_, forwarder) = functions
+        .iter()
+        .find(|(_, f)| f["Properties"]["FunctionName"].as_str().is_some_and(|n| n.ends_with("-alert-forwarder")))
+        .expect("the forwarder");
+    let forwarder_name = forwarder["Properties"]["FunctionName"].as_str().expect("name");
+    let forwarder_endpoint =
+        format!("arn:aws:lambda:{}:{}:function:{forwarder_name}", names::REGION, names::ACCOUNT_ID);
+    let ops_topic = forwarder["Properties"]["Environment"]["Variables"]["OPS_TOPIC_ARN"].as_str().expect("ops topic");
+    let ops_email = "ops@cineview.ai";
+    let aws = ops_testkit::aws::Aws::new(ops_testkit::shared()).await;
+
+    // What each endpoint receives: "<what> (direct)" or "<what> (via the forwarder)".
+    let mut received: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut forwarded = Vec::new();
+    let mut deliver =
+        |topic: &str, message: &Message, what: &str, route: &str, forwarded: &mut Vec<(String, String)>| {
+            for endpoint in receivers(&subscriptions, topic, message) {
+                if endpoint == forwarder_endpoint {
+                    forwarded.push((what.to_owned(), message.body.clone()));
+                }
+                received.entry(endpoint).or_default().insert(format!("{what} ({route})"));
+            }
+        };
+
+    // CloudWatch: every alarm's ALARM notification to each of its actions.
+    let alarms: Vec<String> = of_type(&created, "AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|(_, alarm)| alarm["Properties"]["AlarmName"].as_str().expect("AlarmName").to_owned())
+        .collect();
+    for (_, alarm) in of_type(&created, "AWS::CloudWatch::Alarm") {
+        let name = alarm["Properties"]["AlarmName"].as_str().expect("AlarmName");
+        for topic in alarm["Properties"]["AlarmActions"].as_array().expect("AlarmActions") {
+            let topic = topic.as_str().expect("topic ARN");
+            deliver(topic, &alarm_notification(name, "ALARM"), &format!("alarm {name}"), "direct", &mut forwarded);
+        }
+    }
+    // Every function's alerts of each severity, with the attributes the publisher sends.
+    for (_, function) in &functions {
+        let Some(topic) = function["Properties"]["Environment"]["Variables"]["ALERT_TOPIC_ARN"].as_str() else {
+            continue;
+        };
+        let source = function["Properties"]["FunctionName"].as_str().expect("name");
+        for severity in [Severity::Critical, Severity::Warning, Severity::Info] {
+            let attributes = published_attributes(&aws, severity, source).await;
+            let alert = ops_shared::Alert::new(source, severity, format!("{source}:k"), "title");
+            let message = Message { body: alert.to_body(), attributes };
+            deliver(topic, &message, &format!("{severity} from {source}"), "direct", &mut forwarded);
+        }
+    }
+    // The forwarder publishes each alert it receives to the ops topic, severity as an attribute.
+    for (what, body) in std::mem::take(&mut forwarded) {
+        let alert = alert_forwarder::inbound::normalise(&body, None, "alert topic");
+        let attributes = published_attributes(&aws, alert.severity, &alert.source).await;
+        let message = Message { body: "plain-text notification".into(), attributes };
+        deliver(ops_topic, &message, &what, "via the forwarder", &mut forwarded);
+    }
+    assert!(forwarded.is_empty(), "the forwarder does not receive its own notifications: {forwarded:?}");
+
+    let pager = received.get(PAGER).cloned().unwrap_or_default();
+    let email = received.get(ops_email).cloned().unwrap_or_default();
+    for pipeline in ["alert-forwarder-errors", "alert-forwarder-dead-letters", "alert-forwarder-throttles"] {
+        let alarm = format!("alarm {}-{pipeline}", names::PREFIX);
+        assert!(
+            pager.contains(&format!("{alarm} (direct)")),
+            "the pager must get {alarm} directly; it gets {pager:#?}"
+        );
+        assert!(email.contains(&format!("{alarm} (direct)")), "ops must get {alarm}; they get {email:#?}");
+        assert!(!pager.contains(&format!("{alarm} (via the forwarder)")), "{alarm} cannot rely on the forwarder");
+    }
+    for alarm in &alarms {
+        let paged = [format!("alarm {alarm} (direct)"), format!("alarm {alarm} (via the forwarder)")];
+        assert!(paged.iter().any(|p| pager.contains(p)), "{alarm} in ALARM pages: {pager:#?}");
+        assert!(paged.iter().any(|p| email.contains(p)), "{alarm} reaches ops: {email:#?}");
+    }
+    for (_, function) in &functions {
+        if function["Properties"]["Environment"]["Variables"]["ALERT_TOPIC_ARN"].is_null() {
+            continue;
+        }
+        let source = function["Properties"]["FunctionName"].as_str().expect("name");
+        for severity in [Severity::Critical, Severity::Warning, Severity::Info] {
+            let what = format!("{severity} from {source} (via the forwarder)");
+            assert!(email.contains(&what), "ops get {what}");
+            assert_eq!(pager.contains(&what), severity == Severity::Critical, "the pager and {what}");
+        }
+    }
+    assert!(
+        received.keys().all(|e| [PAGER, ops_email, forwarder_endpoint.as_str()].contains(&e.as_str())),
+        "{received:#?}"
+    );
+}
+
+#[test]
+fn an_alarm_fires_when_the_forwarder_is_throttled() {
+    use serde_json::json;
+    let t = deployed();
+    let alarm = &t["Resources"]["AlertForwarderThrottlesAlarm"]["Properties"];
+    assert_eq!(alarm["Namespace"], "AWS/Lambda");
+    assert_eq!(alarm["MetricName"], "Throttles");
+    assert_eq!(alarm["Dimensions"], json!([{"Name": "FunctionName", "Value": {"Ref": "AlertForwarderFunction"}}]));
+    assert_eq!(alarm["Statistic"], "Sum");
+    assert_eq!(alarm["Threshold"], 1);
+    assert_eq!(alarm["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
+    assert_eq!(alarm["TreatMissingData"], "notBreaching");
+}
+
+/// The function name an ARN (or a bare name) of a Lambda function names.
+fn function_name(arn_or_name: &str) -> String {
+    arn_or_name.rsplit_once(":function:").map_or(arn_or_name, |(_, name)| name).to_owned()
+}
+
+/// Sentry's requests on the public Function URL and SNS's deliveries of alerts run in functions
+/// of their own, each with reserved concurrency, so a flood on the URL cannot use up what the
+/// alerts need. Lambda's concurrency cannot be emulated here: the template decides it.
+#[test]
+fn sentry_webhooks_and_sns_deliveries_do_not_share_a_concurrency_pool() {
+    use std::collections::BTreeSet;
+    let created = resolved(&[]);
+    let url_functions: BTreeSet<String> = of_type(&created, "AWS::Lambda::Url")
+        .iter()
+        .map(|(_, url)| function_name(url["Properties"]["TargetFunctionArn"].as_str().expect("target")))
+        .collect();
+    let sns_functions: BTreeSet<String> = of_type(&created, "AWS::SNS::Subscription")
+        .iter()
+        .filter(|(_, s)| s["Properties"]["Protocol"] == "lambda")
+        .map(|(_, s)| function_name(s["Properties"]["Endpoint"].as_str().expect("endpoint")))
+        .collect();
+    assert_eq!(url_functions, BTreeSet::from([format!("{}-sentry-webhook", names::PREFIX)]));
+    assert_eq!(sns_functions, BTreeSet::from([format!("{}-alert-forwarder", names::PREFIX)]));
+    for (name, function) in of_type(&created, "AWS::Lambda::Function") {
+        let function_name = function["Properties"]["FunctionName"].as_str().expect("name").to_owned();
+        if url_functions.contains(&function_name) || sns_functions.contains(&function_name) {
+            let reserved = function["Properties"]["ReservedConcurrentExecutions"].as_u64();
+            assert!(reserved.is_some_and(|n| n > 0), "{name} reserves its own concurrency");
+        }
+    }
+    let unreserved = resolved(&[("ReserveConcurrency", "false")]);
+    assert!(
+        of_type(&unreserved, "AWS::Lambda::Function")
+            .iter()
+            .all(|(_, f)| f["Properties"]["ReservedConcurrentExecutions"].is_null()),
+        "ReserveConcurrency=false reserves nothing"
+    );
 }
 
 /// The health check, which runs every minute, reads only the connect-only database login, never
