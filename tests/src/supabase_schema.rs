@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use ops_shared::postgres::{DbCredentials, quote_ident};
+use ops_shared::postgres::{DbCredentials, describe, quote_ident};
 
 use crate::pg::{Postgres, Server};
 
@@ -95,6 +95,55 @@ impl SupabaseServer {
         self.pg.psql(name, &format!("SET ROLE {POSTGRES};\n{}", app_rows_sql()))?;
         self.pg.psql(name, "ANALYZE")?;
         Ok(creds)
+    }
+
+    /// A transaction opened the way the Data API (PostgREST) opens one for a request with
+    /// `role`'s JWT: logged in as `authenticator`, `BEGIN ISOLATION LEVEL READ COMMITTED READ
+    /// WRITE` (READ ONLY for a GET), the role and the claims switched with `set_config(..., true)`
+    /// (PostgREST/postgrest, `src/hasql/Hasql/Transaction/Private/SQL.hs`,
+    /// `src/library/PostgREST/Query/PreQuery.hs`, `Query/SqlFragment.hs`).
+    async fn data_api_transaction(
+        &self,
+        db: &str,
+        write: bool,
+        role: &str,
+        sub: &str,
+    ) -> Result<tokio_postgres::Client, String> {
+        let client =
+            self.authenticator(db).connect(std::time::Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+        let mode = if write { "READ WRITE" } else { "READ ONLY" };
+        client
+            .batch_execute(&format!("BEGIN ISOLATION LEVEL READ COMMITTED {mode}"))
+            .await
+            .map_err(|e| describe(&e))?;
+        let claims = serde_json::json!({"role": role, "sub": sub}).to_string();
+        let method = if write { "POST" } else { "GET" };
+        client
+            .query(
+                "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
+                 set_config('request.jwt.claim.sub', $3, true), set_config('request.method', $4, true)",
+                &[&role, &claims, &sub, &method],
+            )
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(client)
+    }
+
+    /// A write request (POST, PATCH, DELETE) of the Data API as `role` for user `sub`: the rows
+    /// it wrote, or the database's refusal.
+    pub async fn data_api_write(&self, db: &str, role: &str, sub: &str, sql: &str) -> Result<u64, String> {
+        let client = self.data_api_transaction(db, true, role, sub).await?;
+        let written = client.execute(sql, &[]).await.map_err(|e| describe(&e))?;
+        client.batch_execute("COMMIT").await.map_err(|e| describe(&e))?;
+        Ok(written)
+    }
+
+    /// A read request (GET) of `SELECT count(*) …`.
+    pub async fn data_api_count(&self, db: &str, role: &str, sub: &str, sql: &str) -> Result<i64, String> {
+        let client = self.data_api_transaction(db, false, role, sub).await?;
+        let row = client.query_one(sql, &[]).await.map_err(|e| describe(&e))?;
+        client.batch_execute("COMMIT").await.map_err(|e| describe(&e))?;
+        Ok(row.get(0))
     }
 
     fn roles_sql(&self) -> String {

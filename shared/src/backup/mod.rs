@@ -90,6 +90,14 @@ pub struct Manifest {
     pub left_out: Vec<LeftOut>,
 }
 
+/// The name in a Secrets Manager ARN (`arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6
+/// random characters>`).
+fn secret_name(arn: &str) -> Option<&str> {
+    let (_, named) = arn.split_once(":secret:")?;
+    let (name, suffix) = named.rsplit_once('-')?;
+    (suffix.len() == 6).then_some(name)
+}
+
 /// Which database a backup is of: a restore test or a disaster recovery picks among the
 /// backups of the database it serves (on Supabase every database is called `postgres`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,10 +119,11 @@ impl Manifest {
         self.label.as_deref() == Some(SAFETY_LABEL)
     }
 
-    /// Whether the backup was taken with the database secret `secret` (as configured, an ARN
-    /// in the template). Manifests from before the source was recorded cannot say: they count.
+    /// Whether the backup was taken with the database secret `secret`, named by its ARN (as the
+    /// template configures it) or by its name. Manifests from before the source was recorded
+    /// cannot say: they count.
     pub fn is_from_secret(&self, secret: &str) -> bool {
-        self.source.as_ref().is_none_or(|source| source.secret == secret)
+        self.source.as_ref().is_none_or(|source| source.secret == secret || secret_name(&source.secret) == Some(secret))
     }
 
     /// Whether the backup is of database `database` on `host`:`port` (same caveat).
@@ -233,6 +242,14 @@ impl RestoreReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_known_by_its_arn_or_its_name() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cineview-database-Ab12Cd";
+        assert_eq!(secret_name(arn), Some("cineview-database"));
+        assert_eq!(secret_name("cineview-database"), None);
+        assert_eq!(secret_name("arn:aws:secretsmanager:eu-west-1:1:secret:x-toolong"), None);
+    }
 
     #[test]
     fn keys_follow_the_layout() {

@@ -21,6 +21,8 @@ struct Demo {
     stack: Stack,
     aws: Aws,
     problems: Vec<String>,
+    /// Set for every opsctl run (the drill's validation queries).
+    opsctl_env: Vec<(String, String)>,
 }
 
 #[tokio::main]
@@ -51,7 +53,7 @@ async fn main() -> ExitCode {
     );
     let aws = Aws::new(&stack).await;
     let events_dir = ops_testkit::workspace_file("events");
-    let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new() };
+    let mut demo = Demo { bin_dir, events_dir, stack, aws, problems: Vec::new(), opsctl_env: Vec::new() };
 
     demo.secret_rotation().await;
     demo.api_key_rotation().await;
@@ -463,6 +465,7 @@ impl Demo {
             .envs(self.stack.env())
             .env("SENTRY_DSN", "https://publickey@sentry.invalid/1")
             .env("SENTRY_ENVIRONMENT", "local")
+            .envs(self.opsctl_env.iter().cloned())
             .output();
         match output {
             Ok(output) => {
@@ -485,18 +488,56 @@ impl Demo {
         }
     }
 
-    /// The runbook's disaster recovery, end to end with opsctl: an incident deletes the audit
-    /// log; writes are stopped, the backups judged, the newest restored (safety backup first,
-    /// checks after) and writes allowed again.
+    /// The runbook's disaster recovery, end to end with opsctl, on a project built as Supabase
+    /// builds one (PostgreSQL 17), through its demoted `postgres` as production's secret holds
+    /// it: a backup; an incident deletes the app's messages and documents; writes are stopped
+    /// (the Data API's too), the backups judged, the newest restored (safety backup first,
+    /// checks after) and writes allowed again. The secret is put back afterwards.
     async fn disaster_recovery_drill(&mut self) {
-        println!("== disaster-recovery drill: freeze, assess, restore, validate, thaw");
-        let app = self.stack.pg.superuser(APP_DATABASE);
-        let count = "SELECT count(*) FROM public.audit_log";
+        println!("== disaster-recovery drill on a Supabase project, as its postgres role");
+        let server = self.stack.supabase(17);
+        let project = match server.create_project("drill") {
+            Ok(project) => project,
+            Err(err) => {
+                self.problems.push(format!("drill: cannot make the Supabase project: {err}"));
+                return;
+            }
+        };
+        let secret = ops_testkit::names::DATABASE_SECRET;
+        let previous = ops_shared::secrets::read_stage(&self.aws.secrets, secret, "AWSCURRENT").await;
+        let Ok(previous) = previous else {
+            self.problems.push(format!("drill: cannot read {secret}"));
+            return;
+        };
+        let value = serde_json::to_string(&project).unwrap_or_default();
+        if let Err(err) = self.aws.secrets.put_secret_value().secret_id(secret).secret_string(value).send().await {
+            self.problems.push(format!("drill: cannot point {secret} at the project: {err:?}"));
+            return;
+        }
+        println!("  production ({secret}) is the project's database, as postgres");
+        let checks: Vec<_> = ops_testkit::supabase_schema::validation_queries()
+            .into_iter()
+            .map(|(name, sql)| serde_json::json!({"name": name, "sql": sql}))
+            .collect();
+        self.opsctl_env = vec![("VALIDATION_QUERIES".to_owned(), Value::Array(checks).to_string())];
+        self.drill_on(&project).await;
+        self.opsctl_env.clear();
+        let restored = self.aws.secrets.put_secret_value().secret_id(secret).secret_string(previous.value).send().await;
+        if let Err(err) = restored {
+            self.problems.push(format!("drill: cannot put {secret} back: {err:?}"));
+        }
+        println!();
+    }
+
+    async fn drill_on(&mut self, project: &DbCredentials) {
+        let tools = self.stack.tools_dir.display().to_string();
+        self.opsctl(&["backup", "--local", "--pg-tools", &tools]);
+        let count = "SELECT (SELECT count(*) FROM public.messages) + (SELECT count(*) FROM public.documents)";
         // A session of its own per step: the freeze ends every open session of the database.
         let query = |sql: &'static str| {
-            let app = app.clone();
+            let project = project.clone();
             async move {
-                let client = app.connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+                let client = project.connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
                 client.batch_execute(sql).await.map_err(|e| ops_shared::postgres::describe(&e))?;
                 match client.query_one(count, &[]).await {
                     Ok(row) => Ok::<i64, String>(row.get(0)),
@@ -505,13 +546,24 @@ impl Demo {
             }
         };
         let before = query("SELECT 1").await.unwrap_or(-1);
-        if let Err(err) = query("DELETE FROM public.audit_log").await {
+        if let Err(err) = query("DELETE FROM public.messages; DELETE FROM public.documents").await {
             self.problems.push(format!("drill: cannot stage the incident: {err}"));
             return;
         }
-        println!("  the incident: every row of public.audit_log deleted ({before} rows)");
+        println!("  the incident: every message and document deleted ({before} rows)");
+        let user = query_text(project, "SELECT id::text FROM auth.users ORDER BY email LIMIT 1").await;
+        let post =
+            format!("INSERT INTO public.messages (author, body) VALUES ('{user}', 'a post through the Data API')");
         let started = Instant::now();
-        self.opsctl(&["dr", "freeze", "--reason", "drill: every row of public.audit_log was deleted"]);
+        self.opsctl(&["dr", "freeze", "--reason", "drill: every message and document was deleted"]);
+        let refused = self.stack.supabase(17).data_api_write(&project.dbname, "authenticated", &user, &post).await;
+        println!(
+            "  a Data API write while frozen (authenticator, READ WRITE, as authenticated): {}",
+            match &refused {
+                Err(err) => format!("refused ({err})"),
+                Ok(rows) => format!("WENT THROUGH ({rows} row)"),
+            }
+        );
         let assessed = self.opsctl(&["dr", "assess", "--json"]);
         let assessment = assessed.and_then(|(stdout, _)| serde_json::from_str::<Value>(&stdout).ok());
         if let Some(advice) = assessment.as_ref().and_then(|a| a["advice"].as_str()) {
@@ -524,28 +576,33 @@ impl Demo {
             return;
         };
         println!("    newest backup: {newest}");
-        let tools = self.stack.tools_dir.display().to_string();
         // `--confirm` names the host as well: on Supabase every database is called `postgres`.
-        let confirm = format!("{}/{APP_DATABASE}", app.host);
-        let restore = ["dr", "restore", "--backup", &newest, "--target", ops_testkit::names::DATABASE_SECRET];
-        let restored = self.opsctl(&[&restore[..], &["--confirm", &confirm, "--pg-tools", &tools]].concat());
+        let confirm = format!("{}/{}", project.host, project.dbname);
+        let secret = ops_testkit::names::DATABASE_SECRET;
+        let restore = ["dr", "restore", "--backup", &newest, "--target", secret, "--confirm", &confirm];
+        let restored = self.opsctl(&[&restore[..], &["--pg-tools", &tools]].concat());
         self.opsctl(&["dr", "thaw"]);
         let rto = started.elapsed();
-        let after = query("INSERT INTO public.audit_log (action) VALUES ('after the drill')").await;
-        let validated = after.as_ref().is_ok_and(|&rows| rows == before + 1);
+        let after = query("SELECT 1").await;
+        let written = self.stack.supabase(17).data_api_write(&project.dbname, "authenticated", &user, &post).await;
+        let validated = after.as_ref().is_ok_and(|&rows| rows == before) && written == Ok(1);
         println!(
-            "  validated: public.audit_log holds its {before} rows again and takes writes: {}",
-            match &after {
-                Ok(rows) if validated => format!("yes ({rows} rows with the new one)"),
-                Ok(rows) => format!("NO ({rows} rows)"),
-                Err(err) => format!("NO ({err})"),
-            }
+            "  validated: {} messages and documents back, the Data API writes again: {}",
+            after.as_ref().map_or(-1, |rows| *rows),
+            if validated { "yes" } else { "NO" }
         );
         println!("  drill RTO (freeze to thaw): {:.1} s", rto.as_secs_f64());
-        if restored.is_none_or(|(_, code)| code != Some(0)) || !validated {
-            self.problems.push("the disaster-recovery drill did not restore the database".into());
+        if refused.is_ok() || restored.is_none_or(|(_, code)| code != Some(0)) || !validated {
+            self.problems.push("the disaster-recovery drill did not freeze and restore the project".into());
         }
-        println!();
+    }
+}
+
+/// The first column of the first row of `sql`, as text (empty when it fails).
+async fn query_text(creds: &DbCredentials, sql: &str) -> String {
+    match creds.connect(Duration::from_secs(5)).await {
+        Ok(client) => client.query_one(sql, &[]).await.map(|row| row.get::<_, String>(0)).unwrap_or_default(),
+        Err(_) => String::new(),
     }
 }
 

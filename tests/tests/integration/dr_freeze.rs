@@ -32,56 +32,6 @@ const RESERVED_ROLES: &[&str] = &[
     "anon",
 ];
 
-/// A transaction opened the way PostgREST opens one for a request with `role`'s JWT: logged in
-/// as `authenticator`, `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE` (READ ONLY for a GET),
-/// the role and the claims switched with `set_config(..., true)` (PostgREST/postgrest,
-/// `src/hasql/Hasql/Transaction/Private/SQL.hs`, `src/library/PostgREST/Query/PreQuery.hs`,
-/// `Query/SqlFragment.hs`).
-async fn api_transaction(
-    server: &SupabaseServer,
-    db: &str,
-    write: bool,
-    role: &str,
-    sub: &str,
-) -> Result<Client, String> {
-    let client = server.authenticator(db).connect(Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
-    let mode = if write { "READ WRITE" } else { "READ ONLY" };
-    client.batch_execute(&format!("BEGIN ISOLATION LEVEL READ COMMITTED {mode}")).await.map_err(|e| describe(&e))?;
-    let claims = serde_json::json!({"role": role, "sub": sub}).to_string();
-    let method = if write { "POST" } else { "GET" };
-    client
-        .query(
-            "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), \
-             set_config('request.jwt.claim.sub', $3, true), set_config('request.method', $4, true)",
-            &[&role, &claims, &sub, &method],
-        )
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(client)
-}
-
-/// A write request (POST, PATCH, DELETE): the rows it wrote.
-pub(crate) async fn api_write(
-    server: &SupabaseServer,
-    db: &str,
-    role: &str,
-    sub: &str,
-    sql: &str,
-) -> Result<u64, String> {
-    let client = api_transaction(server, db, true, role, sub).await?;
-    let written = client.execute(sql, &[]).await.map_err(|e| describe(&e))?;
-    client.batch_execute("COMMIT").await.map_err(|e| describe(&e))?;
-    Ok(written)
-}
-
-/// A read request (GET) of `SELECT count(*) …`.
-async fn api_count(server: &SupabaseServer, db: &str, role: &str, sub: &str, sql: &str) -> Result<i64, String> {
-    let client = api_transaction(server, db, false, role, sub).await?;
-    let row = client.query_one(sql, &[]).await.map_err(|e| describe(&e))?;
-    client.batch_execute("COMMIT").await.map_err(|e| describe(&e))?;
-    Ok(row.get(0))
-}
-
 /// The writes the Data API makes for the app, one per role; `anon` also through a view.
 fn api_writes(user: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -237,7 +187,8 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     let before = privileges_and_settings(&owner, db).await;
     let roles_before = reserved_roles(&owner).await;
     for (role, sql) in api_writes(&user) {
-        let written = api_write(server, db, role, &user, &sql).await.unwrap_or_else(|e| panic!("{role}: {sql}: {e}"));
+        let written =
+            server.data_api_write(db, role, &user, &sql).await.unwrap_or_else(|e| panic!("{role}: {sql}: {e}"));
         assert!(written > 0, "{role}: {sql}");
     }
     let api_session = server.authenticator(db).connect(Duration::from_secs(5)).await.expect("the Data API's pool");
@@ -253,13 +204,13 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     platform_session.simple_query("SELECT 1").await.expect("a superuser's session is beyond postgres, and left");
 
     for (role, sql) in api_writes(&user) {
-        let refused = api_write(server, db, role, &user, &sql).await.expect_err(&format!("{role} may not: {sql}"));
+        let refused = server.data_api_write(db, role, &user, &sql).await.expect_err(&format!("{role} may not: {sql}"));
         assert!(refused.contains("permission denied") && refused.contains("42501"), "{role}: {sql}: {refused}");
     }
     // A privilege service_role passed on stays with it and with whom it went to, and says so.
     let note = "INSERT INTO public.partner_notes (body) VALUES ('note')";
-    api_write(server, db, "anon", &user, note).await.expect_err("anon's own grant was taken");
-    api_write(server, db, "authenticated", &user, note).await.expect("a grant passed on is left");
+    server.data_api_write(db, "anon", &user, note).await.expect_err("anon's own grant was taken");
+    server.data_api_write(db, "authenticated", &user, note).await.expect("a grant passed on is left");
     assert!(
         frozen
             .not_done
@@ -270,7 +221,7 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     );
     let count = |role: &'static str, sql: &'static str| {
         let user = user.clone();
-        async move { api_count(server, db, role, &user, sql).await.unwrap_or_else(|e| panic!("{role} reads: {e}")) }
+        async move { server.data_api_count(db, role, &user, sql).await.unwrap_or_else(|e| panic!("{role} reads: {e}")) }
     };
     let users = i64::from(supabase_schema::USERS);
     assert_eq!(count("anon", "SELECT count(*) FROM public.profiles").await, users);
@@ -319,20 +270,23 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
         .await
         .expect("made again");
     let (role, sql) = &api_writes(&user)[0];
-    api_write(server, db, role, &user, sql).await.expect("the restored table is writable until frozen again");
+    server.data_api_write(db, role, &user, sql).await.expect("the restored table is writable until frozen again");
     let refrozen = dr::reapply_freeze_if_frozen(&project.creds, &project.objects, &project.arn)
         .await
         .expect("re-freeze")
         .expect("frozen");
     assert!(refrozen.changed && refrozen.privileges > 0, "{refrozen:?}");
-    api_write(server, db, role, &user, sql).await.expect_err("frozen again");
+    server.data_api_write(db, role, &user, sql).await.expect_err("frozen again");
     assert_eq!(project.record().await.revoked, record.revoked, "the same privileges, recorded once");
 
     let thawed = project.thaw().await;
     assert!(!thawed.frozen && !thawed.read_only && thawed.changed, "{thawed:?}");
     assert_eq!((thawed.privileges, thawed.not_done.len(), thawed.alert.as_str()), (record.revoked.len(), 0, "sent"));
     for (role, sql) in api_writes(&user) {
-        api_write(server, db, role, &user, &sql).await.unwrap_or_else(|e| panic!("{role} writes again: {sql}: {e}"));
+        server
+            .data_api_write(db, role, &user, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{role} writes again: {sql}: {e}"));
     }
     let owner = project.owner().await;
     let after = privileges_and_settings(&owner, db).await;

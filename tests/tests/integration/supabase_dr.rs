@@ -388,7 +388,7 @@ async fn a_restore_into_a_frozen_project_leaves_it_frozen_until_thaw() {
     dr::freeze(&client, &creds, &p.f.store(), &publisher, &request).await.expect("freeze");
     let user = p.superuser("SELECT id FROM auth.users ORDER BY email LIMIT 1");
     let insert = format!("INSERT INTO public.messages (author, body) VALUES ('{user}', 'while frozen')");
-    let write = || super::dr_freeze::api_write(p.f.server, &p.name, "service_role", &user, &insert);
+    let write = || p.f.server.data_api_write(&p.name, "service_role", &user, &insert);
     assert!(write().await.is_err(), "frozen before the restore");
 
     let outcome = p.restore(&p.request(&manifest.key)).await.expect("dr restore while frozen");
