@@ -31,6 +31,9 @@ pub struct AlertRecord {
     /// Set while an invocation publishes this alert; cleared once SNS has accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sending: Option<Sending>,
+    /// The firing alert a firing parent muted: sent when the parent resolves, if it still fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Alert>,
 }
 
 /// A publish under way: the delivery publishing, the deadline of its invocation (epoch

@@ -116,7 +116,15 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             }
         }
         let now = Utc::now().timestamp();
-        match self.route(source_id, alert, now, deadline_ms).await {
+        let routed = match self.route(source_id, alert, now, deadline_ms).await {
+            // A parent that resolved lets go of the children it held back; a failure there
+            // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
+            Ok(decision) if alert.status == Status::Resolved && decision != Decision::Muted => {
+                self.release_held(source_id, &alert.dedup_key, now, deadline_ms).await.map(|()| decision)
+            }
+            other => other,
+        };
+        match routed {
             Ok(decision) => {
                 self.mark_done(source_id, now).await?;
                 tracing::info!(dedup_key = %alert.dedup_key, ?decision, "alert routed");
@@ -200,6 +208,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 muted: decision == Decision::Muted,
                 muted_children: previous.muted_children,
                 sending,
+                held: (decision == Decision::Muted && alert.status == Status::Firing).then(|| alert.clone()),
             };
             (record, decision)
         })
@@ -243,6 +252,34 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             Err(err) => err.to_string(),
         };
         tracing::error!(dedup_key = key.1, error = %problem, "could not record that the alert was sent; it may be sent again");
+    }
+
+    /// Routes again each alert that `parent` muted and that still fires, now that the parent
+    /// has resolved: it goes to ops unless it is a repeat of what ops already heard.
+    async fn release_held(
+        &self,
+        source_id: &str,
+        parent: &str,
+        now: i64,
+        deadline_ms: i64,
+    ) -> Result<(), ForwardError> {
+        let rules: Vec<_> = self.config.inhibit_rules.iter().filter(|r| r.parent == parent).collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        for (pk, key, data) in self.state.scan_prefix(ALERT_RECORDS).await? {
+            if pk != ALERT_RECORDS || key == parent || !rules.iter().any(|r| r.mutes(&key)) {
+                continue;
+            }
+            let record = serde_json::from_value::<AlertRecord>(data).unwrap_or_default().settled(now * 1000);
+            let Some(held) = record.held.filter(|_| record.muted && record.status == Some(Status::Firing)) else {
+                continue;
+            };
+            let released = held.detail("held_back_while_firing", parent.to_owned());
+            let decision = self.route(&format!("{source_id}:released:{key}"), &released, now, deadline_ms).await?;
+            tracing::info!(dedup_key = %key, parent = %parent, ?decision, "held back while its parent fired");
+        }
+        Ok(())
     }
 
     /// The parent key of an inhibition rule that mutes `alert` and is firing now.

@@ -131,3 +131,29 @@ async fn an_unreadable_record_is_started_afresh() {
     let record = f.state.document("alert-forwarder#alert", "health-checker:app").expect("rewritten");
     assert_eq!(record["status"], "firing");
 }
+
+/// A child alert a firing parent held back is sent once the parent resolves, if it still fires;
+/// one that resolved meanwhile is not, and neither is a child ops heard of before the parent.
+#[tokio::test]
+async fn children_still_firing_when_their_parent_resolves_are_sent_then() {
+    let rule = InhibitRule { parent: "health-checker:database".into(), children: vec!["health-checker:app".into()] };
+    let f = forwarder(HOUR, vec![rule]);
+    let database = alert("health-checker:database", Severity::Critical, "database is down");
+    let app = alert("health-checker:app", Severity::Critical, "app is down");
+    let latency = alert("health-checker:app:latency", Severity::Warning, "app is slow");
+    assert_eq!(f.forward("1", &database, deadline()).await.expect("1"), Decision::Sent);
+    assert_eq!(f.forward("2", &app, deadline()).await.expect("2"), Decision::Muted);
+    assert_eq!(f.forward("3", &latency, deadline()).await.expect("3"), Decision::Muted);
+    assert_eq!(f.forward("4", &latency.clone().resolved(), deadline()).await.expect("4"), Decision::Muted);
+    assert_eq!(f.forward("5", &database.clone().resolved(), deadline()).await.expect("5"), Decision::Sent);
+    assert_eq!(
+        f.ops.subjects(),
+        ["[CRITICAL] database is down", "[RESOLVED] database is down", "[CRITICAL] app is down"],
+        "the app, still down, is told once the database is back; the latency that passed is not"
+    );
+    let released = f.ops.published().last().map(|p| p.alert.clone()).expect("the app's alert");
+    assert_eq!(released.details["held_back_while_firing"], "health-checker:database");
+    // The same resolve delivered again releases nothing twice.
+    assert_eq!(f.forward("5", &database.resolved(), deadline()).await.expect("again"), Decision::Duplicate);
+    assert_eq!(f.ops.subjects().len(), 3);
+}
