@@ -574,7 +574,7 @@ impl DefaultPrivileges {
 }
 
 /// `pg_restore --list` of the dump.
-async fn list(tool: &PgTool, dump: &std::path::Path) -> Result<String, String> {
+pub(super) async fn list(tool: &PgTool, dump: &std::path::Path) -> Result<String, String> {
     let output = tool
         .command()
         .arg("--list")

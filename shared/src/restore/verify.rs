@@ -536,19 +536,7 @@ pub async fn pg_restore(
 /// The table of contents of a Supabase dump without what every database already has: a dump
 /// that names its schemas one by one holds `CREATE SCHEMA public`, which fails in any database.
 async fn supabase_list(tool: &PgTool, dump: &std::path::Path) -> Result<tempfile::NamedTempFile, String> {
-    let output = tool
-        .command()
-        .arg("--list")
-        .arg(dump)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {}: {e}", tool.program().display()))?;
-    if !output.status.success() {
-        return Err(format!("pg_restore --list failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
-    }
-    let listing = String::from_utf8_lossy(&output.stdout);
+    let listing = super::live::list(tool, dump).await?;
     let kept: String = listing.lines().filter(|line| !is_public_schema(line)).map(|line| format!("{line}\n")).collect();
     let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("cannot write the restore list: {e}"))?;
     file.write_all(kept.as_bytes()).map_err(|e| format!("cannot write the restore list: {e}"))?;

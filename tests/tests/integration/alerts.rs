@@ -463,23 +463,34 @@ async fn a_sentry_issue_alert_far_above_sns_limits_is_forwarded_truncated() {
     assert_eq!(note.attribute("severity"), Some("critical"));
 }
 
-#[tokio::test]
-async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_links() {
-    let slack = ops_testkit::slack::Slack::start().await;
+/// A Sentry issue alert titled `title` through a forwarder whose Slack webhook is `slack_url`:
+/// accepted, and one e-mail notification sent.
+async fn sentry_alert_through_slack(slack_url: &str, title: &str, rule: &str) {
     let aws = Aws::new(ops_testkit::shared()).await;
     let slack_secret = unique("slack-webhook");
-    aws.secrets.create_secret().name(&slack_secret).secret_string(&slack.url).send().await.expect("slack secret");
+    aws.secrets.create_secret().name(&slack_secret).secret_string(slack_url).send().await.expect("slack secret");
     let f = fixture_configured(None, |config| config.slack_secret_arn = Some(slack_secret)).await;
     let body = json!({"action": "triggered", "data": {"event": {
         "event_id": uuid::Uuid::new_v4().simple().to_string(), "issue_id": unique("issue"), "level": "error",
-        "title": "<!channel> pay here <https://evil.example|https://cineview.ai/billing> & now"
-    }, "triggered_rule": "<!here> rule"}})
+        "title": title
+    }, "triggered_rule": rule}})
     .to_string();
     let (status, _) = f
         .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
         .await;
     assert_eq!(status, 202);
     f.one_notification().await;
+}
+
+#[tokio::test]
+async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_links() {
+    let slack = ops_testkit::slack::Slack::start().await;
+    sentry_alert_through_slack(
+        &slack.url,
+        "<!channel> pay here <https://evil.example|https://cineview.ai/billing> & now",
+        "<!here> rule",
+    )
+    .await;
     let texts = slack.texts();
     assert_eq!(texts.len(), 1, "one Slack message");
     let text = &texts[0];
@@ -494,22 +505,9 @@ async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_link
 #[tokio::test]
 async fn a_slack_webhook_url_never_reaches_a_log_line() {
     let logs = ops_testkit::logs::capture();
-    let aws = Aws::new(ops_testkit::shared()).await;
-    let slack_secret = unique("slack-webhook");
     let path_secret = uuid::Uuid::new_v4().simple().to_string();
     let url = format!("http://127.0.0.1:9/services/T00000000/B00000000/{path_secret}");
-    aws.secrets.create_secret().name(&slack_secret).secret_string(&url).send().await.expect("slack secret");
-    let f = fixture_configured(None, |config| config.slack_secret_arn = Some(slack_secret)).await;
-    let body = json!({"action": "triggered", "data": {"event": {
-        "event_id": uuid::Uuid::new_v4().simple().to_string(), "issue_id": unique("issue"), "level": "error",
-        "title": "Slack is down"
-    }, "triggered_rule": "rule"}})
-    .to_string();
-    let (status, _) = f
-        .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
-        .await;
-    assert_eq!(status, 202);
-    f.one_notification().await;
+    sentry_alert_through_slack(&url, "Slack is down", "rule").await;
     let text = logs.text();
     assert!(text.contains("Slack could not be reached"), "the failure is logged");
     assert!(!text.contains(&path_secret), "the webhook URL reached the logs");
