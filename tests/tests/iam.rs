@@ -13,7 +13,7 @@ use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::secrets::{AWSCURRENT, read_stage};
 use ops_shared::{Alert, Scrubber, Severity};
 use ops_testkit::aws::{Inbox, Notification, unique};
-use ops_testkit::iam::{Role, enforced};
+use ops_testkit::iam::{Calls, Enforced, Role, enforced};
 use ops_testkit::names;
 use ops_testkit::pg::Seed;
 use ops_testkit::stack::APP_DATABASE;
@@ -114,19 +114,7 @@ async fn sentry_webhook_forwarding(role: &Role) -> Scenario {
     let ops = admin.subscribe_queue(&ops_testkit::shared().ops_topic_arn).await;
     let secret =
         read_stage(&admin.secrets, names::SENTRY_WEBHOOK_SECRET, AWSCURRENT).await.map_err(|e| e.to_string())?;
-    let missing = ops_testkit::stack::topic_arn(&unique("no-such-topic"));
-    let (broken, broken_calls) = iam.startup(role, &[("OPS_TOPIC_ARN", &missing)]).await?;
-    let (fixed, fixed_calls) = iam.startup(role, &[]).await?;
-    let broken = Function::new(
-        alert_forwarder::FUNCTION_NAME,
-        alert_forwarder::build(broken).map_err(|e| e.to_string())?,
-        Scrubber::default(),
-    );
-    let fixed = Function::new(
-        alert_forwarder::FUNCTION_NAME,
-        alert_forwarder::build(fixed).map_err(|e| e.to_string())?,
-        Scrubber::default(),
-    );
+    let ((broken, broken_calls), (fixed, fixed_calls)) = forwarders(iam, role).await?;
     let issue = unique("TypeError");
     let request = sentry_webhook(&issue, secret.value.trim());
     let answer = invoke(&broken, request.clone()).await?;
@@ -137,24 +125,32 @@ async fn sentry_webhook_forwarding(role: &Role) -> Scenario {
     Ok(broken_calls.actions().union(&fixed_calls.actions()).cloned().collect())
 }
 
+/// Two forwarders with `role`: one whose ops topic does not exist (every publish fails), one as
+/// deployed; each with the calls it makes.
+type Forwarder = alert_forwarder::AlertForwarder<ops_shared::state::DynamoState, ops_shared::SnsAlertPublisher>;
+
+async fn forwarders(
+    iam: &Enforced,
+    role: &Role,
+) -> Result<((Function<Forwarder>, Calls), (Function<Forwarder>, Calls)), String> {
+    let missing = ops_testkit::stack::topic_arn(&unique("no-such-topic"));
+    let mut built = Vec::new();
+    for env in [vec![("OPS_TOPIC_ARN", missing.as_str())], Vec::new()] {
+        let (startup, calls) = iam.startup(role, &env).await?;
+        let handler = alert_forwarder::build(startup).map_err(|e| e.to_string())?;
+        built.push((Function::new(alert_forwarder::FUNCTION_NAME, handler, Scrubber::default()), calls));
+    }
+    let fixed = built.pop().ok_or("no forwarder")?;
+    let broken = built.pop().ok_or("no forwarder")?;
+    Ok((broken, fixed))
+}
+
 /// alert-forwarder: a publish that fails fails the invocation, and SNS's retry of the same
 /// delivery reaches ops (the claim on it was released, not kept as a duplicate).
 async fn retry_after_failed_publish(role: &Role) -> Scenario {
     let iam = enforced();
     let ops = iam.admin().subscribe_queue(&ops_testkit::shared().ops_topic_arn).await;
-    let missing = ops_testkit::stack::topic_arn(&unique("no-such-topic"));
-    let (broken, broken_calls) = iam.startup(role, &[("OPS_TOPIC_ARN", &missing)]).await?;
-    let (fixed, fixed_calls) = iam.startup(role, &[]).await?;
-    let broken = Function::new(
-        alert_forwarder::FUNCTION_NAME,
-        alert_forwarder::build(broken).map_err(|e| e.to_string())?,
-        Scrubber::default(),
-    );
-    let fixed = Function::new(
-        alert_forwarder::FUNCTION_NAME,
-        alert_forwarder::build(fixed).map_err(|e| e.to_string())?,
-        Scrubber::default(),
-    );
+    let ((broken, broken_calls), (fixed, fixed_calls)) = forwarders(iam, role).await?;
     let title = unique("database is down");
     let event = sns_event(
         &Alert::new("health-checker", Severity::Critical, unique("health-checker:db"), title.clone()).to_body(),

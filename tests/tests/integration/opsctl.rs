@@ -133,6 +133,12 @@ async fn check_env_asks_google_which_key_the_gemini_secret_holds() {
     assert!(check_stack(&aws, &good_env(DSN), &prefix).await.is_ok());
 }
 
+async fn put_database(aws: &Aws, prefix: &str, creds: &ops_shared::postgres::DbCredentials) {
+    let value = serde_json::to_string(creds).expect("json");
+    let put = aws.secrets.put_secret_value().secret_id(format!("{prefix}-database")).secret_string(value);
+    put.send().await.expect("put the database secret");
+}
+
 /// A database secret written before the functions verified the server by default (no
 /// `sslmode`, no `sslrootcert`) is flagged before a deploy makes its backups fail, with the fix.
 #[tokio::test]
@@ -140,14 +146,7 @@ async fn check_env_flags_a_database_secret_that_cannot_verify_its_server() {
     let (aws, prefix, _google, _key) = provisioned("tls").await;
     let mut creds = ops_testkit::shared().pg.superuser("app");
     creds.sslrootcert = None;
-    let value = serde_json::to_string(&creds).expect("json");
-    aws.secrets
-        .put_secret_value()
-        .secret_id(format!("{prefix}-database"))
-        .secret_string(value)
-        .send()
-        .await
-        .expect("put");
+    put_database(&aws, &prefix, &creds).await;
     let report = check_stack(&aws, &good_env(DSN), &prefix).await;
     let text = report.render();
     assert_eq!(report.problems.len(), 1, "{text}");
@@ -155,13 +154,6 @@ async fn check_env_flags_a_database_secret_that_cannot_verify_its_server() {
     assert!(text.contains("download the certificate"), "{text}");
 
     creds.sslmode = Some(ops_shared::postgres::SslMode::Require);
-    let value = serde_json::to_string(&creds).expect("json");
-    aws.secrets
-        .put_secret_value()
-        .secret_id(format!("{prefix}-database"))
-        .secret_string(value)
-        .send()
-        .await
-        .expect("put");
+    put_database(&aws, &prefix, &creds).await;
     assert!(check_stack(&aws, &good_env(DSN), &prefix).await.is_ok(), "an explicit sslmode is the operator's choice");
 }
