@@ -24,6 +24,8 @@ pub mod slo;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod tls;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};

@@ -9,7 +9,6 @@ pub mod http_targets;
 pub mod iam;
 pub mod iam_policy;
 pub mod logs;
-pub mod memory;
 pub mod moto;
 pub mod names;
 pub mod pg;

@@ -17,7 +17,7 @@ async fn secret_cache_serves_from_cache_until_ttl_then_rereads() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-ttl");
     aws.secrets.create_secret().name(&name).secret_string("first").send().await.expect("create");
-    let clock = ops_testkit::memory::ManualClock::default();
+    let clock = ops_shared::test_util::ManualClock::default();
     let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default())
         .with_ttl(Duration::from_secs(300))
         .with_clock(clock.clone());
@@ -40,7 +40,7 @@ async fn a_refresh_anyone_can_cause_reads_a_rotated_secret_at_most_once_a_minute
     let aws = Aws::new(ops_testkit::shared()).await;
     let name = unique("cache-refresh");
     aws.secrets.create_secret().name(&name).secret_string("first").send().await.expect("create");
-    let clock = ops_testkit::memory::ManualClock::default();
+    let clock = ops_shared::test_util::ManualClock::default();
     let cache = SecretCache::new(aws.secrets.clone(), Scrubber::default()).with_clock(clock.clone());
     let minute = Duration::from_secs(60);
 

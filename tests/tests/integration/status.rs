@@ -245,7 +245,7 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
         backup_prefix: "backups/",
         report_prefix: "reports/restore-tests/",
     };
-    let topic = ops_testkit::memory::RecordingAlerts::default();
+    let topic = ops_shared::test_util::RecordingAlerts::default();
     let verdict = health_checker::daily::send(&sources, &topic, Utc::now()).await.expect("sent");
     assert_eq!(verdict, Verdict::Critical, "a 30-hour-old backup");
     let published = topic.published();
@@ -277,8 +277,8 @@ async fn a_daily_report_without_its_configuration_is_refused_by_name() {
             http: reqwest::Client::new(),
             secrets: std::sync::Arc::new(ops_shared::SecretCache::new(aws.secrets.clone(), Default::default())),
         },
-        state: ops_testkit::memory::MemoryState::default(),
-        alerts: ops_testkit::memory::RecordingAlerts::default(),
+        state: ops_shared::test_util::MemoryState::default(),
+        alerts: ops_shared::test_util::RecordingAlerts::default(),
         daily: None,
         config: health_checker::HealthConfig::from_env(&env).expect("config"),
     };

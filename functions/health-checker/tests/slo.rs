@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use health_checker::config::Probe;
 use health_checker::{CheckResult, Class, HealthConfig, HealthRun, Prober, Target};
-use ops_shared::{Scrubber, SecretCache, Severity, Status};
-use ops_testkit::memory::{MemoryState, RecordingAlerts};
+use ops_shared::test_util::{MemoryState, RecordingAlerts, offline_secrets};
+use ops_shared::{Severity, Status};
 
 fn target(name: &str, slo_percent: Option<f64>) -> Target {
     let probe = Probe::Http {
@@ -23,13 +23,8 @@ fn target(name: &str, slo_percent: Option<f64>) -> Target {
 
 fn health(targets: Vec<Target>) -> HealthRun<MemoryState, RecordingAlerts> {
     // Never called: results are given to `record`, nothing is probed.
-    let offline = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .build();
-    let secrets = SecretCache::new(aws_sdk_secretsmanager::Client::from_conf(offline), Scrubber::default());
     HealthRun {
-        prober: Prober { http: reqwest::Client::new(), secrets: Arc::new(secrets) },
+        prober: Prober { http: reqwest::Client::new(), secrets: Arc::new(offline_secrets()) },
         state: MemoryState::default(),
         alerts: RecordingAlerts::default(),
         daily: None,

@@ -3,8 +3,8 @@
 //! (moto) and PostgreSQL end to end.
 
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use ops_shared::test_util::{MemorySecrets, RecordingAlerts};
 use ops_shared::{FunctionError, Severity};
-use ops_testkit::memory::{MemorySecrets, RecordingAlerts};
 use secret_rotation::{Outcome, RotationConfig, RotationError, RotationEvent, Rotator, Step};
 
 const DB: &str = r#"{"engine": "postgres", "host": "db.internal", "port": 5432, "username": "app",

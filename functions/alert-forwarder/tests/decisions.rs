@@ -6,19 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alert_forwarder::{Decision, Forwarder, ForwarderConfig, InhibitRule};
-use ops_shared::{Alert, Scrubber, SecretCache, Severity};
-use ops_testkit::memory::{MemoryState, RecordingAlerts};
+use ops_shared::test_util::{MemoryState, RecordingAlerts, offline_secrets};
+use ops_shared::{Alert, Severity};
 
 fn forwarder(repeat: Duration, inhibit_rules: Vec<InhibitRule>) -> Forwarder<MemoryState, RecordingAlerts> {
     // Never called: no test configures Slack, the only secret the routing reads.
-    let offline = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .build();
     Forwarder {
         state: MemoryState::default(),
         ops: RecordingAlerts::default(),
-        secrets: Arc::new(SecretCache::new(aws_sdk_secretsmanager::Client::from_conf(offline), Scrubber::default())),
+        secrets: Arc::new(offline_secrets()),
         http: ops_shared::http::client(Duration::from_secs(1)).expect("http"),
         config: ForwarderConfig {
             ops_topic_arn: "arn:aws:sns:us-east-1:123456789012:ops".into(),

@@ -1,19 +1,33 @@
 //! In-memory stand-ins for the shared crate's traits, so decisions (de-duplication, repeats,
 //! inhibition, rollback after a failed publish, races between overlapping runs, aborted
 //! uploads, which backup a restore test picks) are tested in milliseconds, without moto. The
-//! moto tests stay as contract tests of the real adapters.
+//! moto tests stay as contract tests of the real adapters. Built with the `test-util` feature,
+//! so each function's decision tests use them without the integration test kit.
+
+pub mod backups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::alert::{Alert, AlertSink, PublishError};
+use crate::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, UploadedPart};
+use crate::secret_versions::{SecretDescription, SecretVersions, StoreError};
+use crate::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Clock, SecretError, SecretValue};
+use crate::state::{StateError, StateStore, Versioned};
+use crate::{Scrubber, SecretCache};
 use chrono::{DateTime, Utc};
-use ops_shared::alert::{Alert, AlertSink, PublishError};
-use ops_shared::objects::{Bytes, ObjectBody, ObjectError, ObjectInfo, ObjectStore, UploadedPart};
-use ops_shared::secret_versions::{SecretDescription, SecretVersions, StoreError};
-use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Clock, SecretError, SecretValue};
-use ops_shared::state::{StateError, StateStore, Versioned};
 use serde_json::Value;
+
+/// A secret cache whose client reaches no endpoint: for decisions that must not read a secret,
+/// a read fails instead of answering.
+pub fn offline_secrets() -> SecretCache {
+    let offline = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    SecretCache::new(aws_sdk_secretsmanager::Client::from_conf(offline), Scrubber::default())
+}
 
 /// A state table: versioned documents and counters, with DynamoDB's conditional-write rules.
 #[derive(Default)]
@@ -183,13 +197,13 @@ impl MemorySecrets {
 
 impl SecretVersions for MemorySecrets {
     /// Versions here have no creation time: none is old enough to be judged abandoned.
-    async fn history(&self, name: &str) -> Result<Vec<ops_shared::secret_versions::VersionInfo>, StoreError> {
+    async fn history(&self, name: &str) -> Result<Vec<crate::secret_versions::VersionInfo>, StoreError> {
         let secrets = self.secrets.lock().map_err(|_| Self::missing("ListSecretVersionIds", name))?;
         let secret = secrets.get(name).ok_or_else(|| Self::missing("ListSecretVersionIds", name))?;
         Ok(secret
             .versions
             .iter()
-            .map(|(id, _, stages)| ops_shared::secret_versions::VersionInfo {
+            .map(|(id, _, stages)| crate::secret_versions::VersionInfo {
                 id: id.clone(),
                 created: None,
                 stages: stages.clone(),
@@ -378,7 +392,7 @@ pub enum ObjectOp {
 }
 
 impl ObjectOp {
-    /// The S3 operation's name, as [`ops_shared::objects::S3Objects`]' errors give it.
+    /// The S3 operation's name, as [`crate::objects::S3Objects`]' errors give it.
     pub fn s3_name(self) -> &'static str {
         match self {
             ObjectOp::StartUpload => "CreateMultipartUpload",
