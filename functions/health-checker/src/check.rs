@@ -7,12 +7,13 @@ use std::time::Instant;
 use ops_shared::SecretCache;
 use ops_shared::lambda::error_chain;
 use ops_shared::postgres::connect_with_secret;
+use ops_shared::secrets::SecretError;
 use ops_shared::telemetry::{TraceSpan, request_description};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{BodyCondition, HeaderSource, Probe, Target};
-use crate::run::HealthError;
+use crate::error::HealthError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,7 +111,8 @@ impl Prober {
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| (Class::Failing, e.to_string()))?;
         let mut request = self.http.request(method, url).timeout(target.timeout());
         for (name, source) in headers {
-            request = request.header(name, self.header_value(source).await.map_err(|e| (Class::Failing, e))?);
+            request =
+                request.header(name, self.header_value(source).await.map_err(|e| (Class::Failing, e.to_string()))?);
         }
         let (client, request) = request.build_split();
         let request = request.map_err(|e| (Class::Failing, format!("request failed: {}", error_chain(&e))))?;
@@ -164,19 +166,22 @@ impl Prober {
         Ok((format!("HTTP {status}"), tls_days_left))
     }
 
-    async fn header_value(&self, source: &HeaderSource) -> Result<String, String> {
+    async fn header_value(&self, source: &HeaderSource) -> Result<String, SecretError> {
         match source {
             HeaderSource::Literal(value) => Ok(value.clone()),
             HeaderSource::Secret { secret_arn, json_key, prefix } => {
-                let secret = self.secrets.get(secret_arn).await.map_err(|e| e.to_string())?;
+                let secret = self.secrets.get(secret_arn).await?;
                 let value = match json_key {
                     None => secret.value,
                     Some(key) => {
-                        let json: Value = secret.json(secret_arn, "AWSCURRENT").map_err(|e| e.to_string())?;
-                        json.get(key)
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                            .ok_or_else(|| format!("secret {secret_arn} has no string field {key}"))?
+                        let json: Value = secret.json(secret_arn, "AWSCURRENT")?;
+                        json.get(key).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+                            SecretError::Malformed {
+                                id: secret_arn.clone(),
+                                stage: "AWSCURRENT".into(),
+                                problem: format!("no string field {key}"),
+                            }
+                        })?
                     }
                 };
                 Ok(format!("{prefix}{value}"))

@@ -129,10 +129,9 @@ impl HealthConfig {
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw: Vec<Value> = env.json_required("HEALTH_TARGETS")?;
-        unknown_fields(&raw).map_err(|problem| ConfigError::malformed("HEALTH_TARGETS", problem))?;
-        let targets: Vec<Target> = serde_json::from_value(Value::Array(raw))
-            .map_err(|e| ConfigError::malformed("HEALTH_TARGETS", e.to_string()))?;
-        validate_targets(&targets).map_err(|problem| ConfigError::malformed("HEALTH_TARGETS", problem))?;
+        unknown_fields(&raw)?;
+        let targets: Vec<Target> = serde_json::from_value(Value::Array(raw)).map_err(malformed_targets)?;
+        validate_targets(&targets)?;
         Ok(HealthConfig {
             targets,
             failure_threshold: env.parse_in_range("FAILURE_THRESHOLD", 3, 1..=100)?,
@@ -155,50 +154,63 @@ fn slo_policy(env: &Env) -> Result<SloPolicy, ConfigError> {
 }
 
 /// Refuses unknown keys (a typo would otherwise silently take a default).
-fn unknown_fields(raw: &[Value]) -> Result<(), String> {
+fn unknown_fields(raw: &[Value]) -> Result<(), ConfigError> {
     const COMMON: &[&str] = &["name", "kind", "timeout_ms", "warn_ms", "critical_ms", "slo_percent"];
     for target in raw {
-        let Value::Object(map) = target else { return Err("each target must be a JSON object".to_owned()) };
+        let Value::Object(map) = target else { return Err(malformed_targets("each target must be a JSON object")) };
         let specific: &[&str] = match map.get("kind").and_then(Value::as_str) {
             Some("http") => &["url", "method", "headers", "expect_status", "body"],
             Some("postgres") => &["secret_arn"],
             _ => &[],
         };
         if let Some(key) = map.keys().find(|k| !COMMON.contains(&k.as_str()) && !specific.contains(&k.as_str())) {
-            return Err(format!(
+            return Err(malformed_targets(format!(
                 "unknown field {key:?} in target {:?}",
                 map.get("name").and_then(Value::as_str).unwrap_or("?")
-            ));
+            )));
         }
     }
     Ok(())
 }
 
-pub fn validate_targets(targets: &[Target]) -> Result<(), String> {
+fn validate_targets(targets: &[Target]) -> Result<(), ConfigError> {
     if targets.is_empty() {
-        return Err("needs at least one target".to_owned());
+        return Err(malformed_targets("needs at least one target"));
     }
     let mut names = std::collections::HashSet::new();
     for target in targets {
         if target.name.trim().is_empty() || !names.insert(target.name.as_str()) {
-            return Err(format!("target names must be non-empty and unique ({:?})", target.name));
+            return Err(malformed_targets(format!("target names must be non-empty and unique ({:?})", target.name)));
         }
         if !(target.warn_ms <= target.critical_ms && target.timeout_ms > 0 && target.timeout_ms <= 60_000) {
-            return Err(format!("target {}: need warn_ms <= critical_ms and 0 < timeout_ms <= 60000", target.name));
+            return Err(malformed_targets(format!(
+                "target {}: need warn_ms <= critical_ms and 0 < timeout_ms <= 60000",
+                target.name
+            )));
         }
         if target.slo_percent.is_some_and(|p| !(50.0..100.0).contains(&p)) {
-            return Err(format!("target {}: slo_percent must be at least 50 and below 100", target.name));
+            return Err(malformed_targets(format!(
+                "target {}: slo_percent must be at least 50 and below 100",
+                target.name
+            )));
         }
         if let Probe::Http { url, method, .. } = &target.probe {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("target {}: url {url:?} is not http(s)", target.name));
+                return Err(malformed_targets(format!("target {}: url {url:?} is not http(s)", target.name)));
             }
             if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
-                return Err(format!("target {}: method {method:?} is not an HTTP method", target.name));
+                return Err(malformed_targets(format!(
+                    "target {}: method {method:?} is not an HTTP method",
+                    target.name
+                )));
             }
         }
     }
     Ok(())
+}
+
+fn malformed_targets(problem: impl std::fmt::Display) -> ConfigError {
+    ConfigError::malformed("HEALTH_TARGETS", problem)
 }
 
 #[cfg(test)]

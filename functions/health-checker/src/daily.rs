@@ -9,7 +9,7 @@ use ops_shared::state::StateStore;
 use ops_shared::status::{Alarms, Sources, Verdict, gather};
 use ops_shared::{ConfigError, Env};
 
-use crate::run::SOURCE;
+use crate::error::SOURCE;
 
 /// Where the daily report reads from, besides the state table. Its clients are built when a
 /// report runs, once a day, not on every cold start of the health checks.

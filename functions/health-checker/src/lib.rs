@@ -4,6 +4,7 @@
 pub mod check;
 pub mod config;
 pub mod daily;
+pub mod error;
 pub mod run;
 pub mod tls;
 pub mod transitions;
@@ -22,7 +23,8 @@ use crate::daily::DailyReport;
 
 pub use check::{CheckResult, Class, Prober};
 pub use config::{HealthConfig, Target};
-pub use run::{HealthError, HealthRun, RunSummary};
+pub use error::HealthError;
+pub use run::{HealthRun, RunSummary};
 
 pub const FUNCTION_NAME: &str = "health-checker";
 
@@ -63,8 +65,7 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A
     }
 }
 
-/// The HTTP client health checks use: per-request timeouts, TLS details kept for expiry checks.
-/// The probes' client: TLS details kept, to read certificate expiry.
+/// The probes' HTTP client: per-request timeouts, TLS details kept to read certificate expiry.
 pub fn http_client() -> reqwest::ClientBuilder {
     ops_shared::http::builder(Duration::from_secs(60)).tls_info(true)
 }

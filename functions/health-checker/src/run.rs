@@ -5,51 +5,22 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
-use ops_shared::postgres::DbError;
-use ops_shared::secrets::SecretError;
-use ops_shared::state::{self, StateError, StateStore};
+use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::state::{self, StateStore};
 use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
 
-use crate::check::{CheckResult, Prober};
-use crate::config::{HealthConfig, Probe, Target};
 use ops_shared::health::{LatencyLevel, STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::slo::{BurnLevel, Judgement};
 
+use crate::check::{CheckResult, Prober};
+use crate::config::{HealthConfig, Probe, Target};
+use crate::error::{HealthError, SOURCE};
 use crate::transitions::{Thresholds, Transition, apply};
 
-pub const SOURCE: &str = "health-checker";
 const DAY: i64 = 24 * 3600;
 /// Conditional writes retried this often when overlapping runs race for a target.
 const WRITE_ATTEMPTS: usize = 5;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HealthError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Database(#[from] DbError),
-    #[error("state of target {0} kept changing under concurrent runs")]
-    Contended(String),
-    #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]
-    Incomplete(Vec<String>),
-    #[error("a daily report was asked for, but NAME_PREFIX and BACKUP_BUCKET are not set")]
-    NoDailyReport,
-}
-
-impl ops_shared::FunctionError for HealthError {
-    fn kind(&self) -> &'static str {
-        match self {
-            HealthError::NoDailyReport => "Configuration",
-            _ => "DependencyFailure",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
