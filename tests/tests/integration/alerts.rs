@@ -677,10 +677,10 @@ async fn a_sentry_delivery_is_remembered_as_long_as_the_readme_says() {
         Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
         other => panic!("expires_at: {other:?}"),
     };
-    let readme = std::fs::read_to_string(ops_testkit::workspace_file("README.md")).expect("README");
+    let guide = std::fs::read_to_string(ops_testkit::workspace_file("docs/monitoring.md")).expect("the guide");
     let promise = "a redelivery within a day of the first is dropped";
-    assert!(readme.contains(promise), "README must say {promise:?}, the bound the state table keeps");
-    assert!(!readme.contains("however late it comes"), "no delivery record lives for ever");
+    assert!(guide.contains(promise), "docs/monitoring.md must say {promise:?}, the bound the state table keeps");
+    assert!(!guide.contains("however late it comes"), "no delivery record lives for ever");
     assert!(expires >= now + 24 * 3600, "the record lives a day");
 }
 
