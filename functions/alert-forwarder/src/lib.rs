@@ -10,14 +10,16 @@ pub mod sentry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use aws_lambda_events::event::sns::SnsEvent;
+use aws_lambda_events::http::HeaderValue;
+use aws_lambda_events::http::header::CONTENT_TYPE;
 use base64::Engine;
 use lambda_runtime::Context;
 use ops_shared::state::{DynamoState, StateStore};
 use ops_shared::{AlertSink, ConfigError, FunctionError, Handler, SecretCache, SnsAlertPublisher, Startup};
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 pub use config::{ForwarderConfig, InhibitRule};
@@ -69,13 +71,20 @@ pub struct AlertForwarder<S, A> {
     pub secrets: Arc<SecretCache>,
 }
 
-fn response(status: i64, body: Value) -> Value {
-    json!({
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": body.to_string(),
-        "isBase64Encoded": false
-    })
+/// What an invocation answers: the SNS records' decisions, or the webhook's HTTP response.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Records(Value),
+    Http(LambdaFunctionUrlResponse),
+}
+
+fn response(status: i64, body: Value) -> LambdaFunctionUrlResponse {
+    let mut answer = LambdaFunctionUrlResponse::default();
+    answer.status_code = status;
+    answer.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    answer.body = Some(body.to_string());
+    answer
 }
 
 impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
@@ -92,7 +101,11 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
     }
 
     /// Sentry webhooks: verified, then forwarded; always an HTTP answer, never an exception.
-    pub async fn handle_webhook(&self, request: &LambdaFunctionUrlRequest, deadline_ms: i64) -> Value {
+    pub async fn handle_webhook(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        deadline_ms: i64,
+    ) -> LambdaFunctionUrlResponse {
         let config = &self.forwarder.config;
         let method = request.request_context.http.method.as_deref().unwrap_or("POST");
         if !method.eq_ignore_ascii_case("POST") {
@@ -163,14 +176,14 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
 
 impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder<S, A> {
     type Event = Event;
-    type Output = Value;
+    type Output = Answer;
     type Error = Error;
 
-    async fn handle(&self, event: Event, ctx: Context) -> Result<Value, Error> {
+    async fn handle(&self, event: Event, ctx: Context) -> Result<Answer, Error> {
         let deadline_ms = deadline_ms(&ctx);
         match event {
-            Event::Sns(event) => self.handle_sns(event, deadline_ms).await,
-            Event::FunctionUrl(request) => Ok(self.handle_webhook(&request, deadline_ms).await),
+            Event::Sns(event) => self.handle_sns(event, deadline_ms).await.map(Answer::Records),
+            Event::FunctionUrl(request) => Ok(Answer::Http(self.handle_webhook(&request, deadline_ms).await)),
         }
     }
 }

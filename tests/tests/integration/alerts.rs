@@ -119,7 +119,13 @@ fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, requ
 
 impl Fixture {
     async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
-        self.function.invoke(LambdaEvent::new(event, Context::default())).await
+        self.invoke_in(event, Context::default()).await
+    }
+
+    /// The answer as the runtime sends it to Lambda: serialised.
+    async fn invoke_in(&self, event: Value, context: Context) -> Result<Value, lambda_runtime::Diagnostic> {
+        let answer = self.function.invoke(LambdaEvent::new(event, context)).await?;
+        Ok(serde_json::to_value(answer).expect("the answer serialises"))
     }
 
     /// An invocation as Lambda makes it for a function with `timeout`: its deadline that far ahead.
@@ -127,7 +133,7 @@ impl Fixture {
         let mut context = Context::default();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
         context.deadline = (now + timeout).as_millis() as u64;
-        self.function.invoke(LambdaEvent::new(event, context)).await
+        self.invoke_in(event, context).await
     }
 
     async fn webhook(&self, event: Value) -> (i64, Value) {
