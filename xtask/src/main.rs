@@ -4,6 +4,7 @@
 
 mod package;
 mod pg_layer;
+mod shape;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,7 +24,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   demo          install what is missing, start the local stack, run every function
                 through the Lambda Runtime API, print what happened, stop everything
-  ci            fmt, clippy -D warnings, template lint and checkov, the whole test suite;
+  ci            fmt, clippy -D warnings, code shape (files up to 500 lines, no import cycle),
+                unused dependencies (cargo-machete), template lint and checkov, the whole test suite;
                 with under 4 GB free before the tests, the arm64 build's files go first
   stack up      start the local stack in the background and print its environment
   stack down    stop it
@@ -35,6 +37,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                 only dr restore of a 1 GB Supabase project's dump (100 MB with --quick); --before:
                 earlier release binaries of the functions, started in the same rounds
   setup         only install the prerequisites
+  shape         only the code shape check of `ci`
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
                 at most 4 MB)
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["ci"] => ci(),
         ["setup"] => setup(),
+        ["shape"] => code_shape(),
         ["bench", options @ ..] => bench(options),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
@@ -461,6 +465,8 @@ fn ci() -> Result<(), String> {
     step("cargo clippy -D warnings", || {
         run_command(ci_cargo(), &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
     })?;
+    step("code shape: file length, import cycles", code_shape)?;
+    step("cargo machete (unused dependencies)", unused_dependencies)?;
     step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
     step("package (arm64 zips)", package)?;
     step("sam validate --lint", || sam(&["validate", "--lint"]))?;
@@ -485,6 +491,27 @@ fn ci() -> Result<(), String> {
     let (passed, failed, ignored) = totals;
     println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     tested
+}
+
+fn code_shape() -> Result<(), String> {
+    let workspace = workspace();
+    let problems = shape::problems(&workspace, &shape::production_sources(&workspace)?)?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!("the production code is out of shape:\n  {}", problems.join("\n  ")))
+}
+
+/// cargo-machete, pinned: a dependency no source file names fails the step.
+const MACHETE: (&str, &str) = ("cargo-machete", "0.9.2");
+
+fn unused_dependencies() -> Result<(), String> {
+    let (name, version) = MACHETE;
+    let installed = Command::new(cargo()).args(["machete", "--version"]).output();
+    if !installed.is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version)) {
+        run(&cargo(), &["install", name, "--locked", "--version", version])?;
+    }
+    run(&cargo(), &["machete", &workspace().to_string_lossy()])
 }
 
 /// Disk the tests take at most on top of what the steps before them built, measured from a

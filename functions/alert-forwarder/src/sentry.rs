@@ -144,65 +144,74 @@ pub fn to_alert(resource: &str, body: &[u8]) -> Result<Option<Delivery>, Refusal
     if carried != resource {
         return Err(Refusal::Malformed(format!("Sentry-Hook-Resource says {resource} but the body is {carried}")));
     }
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     match resource {
-        "event_alert" => {
-            let event = data.get("event").ok_or_else(|| Refusal::Malformed("event_alert without data.event".into()))?;
-            let rule = text(data.get("triggered_rule")).unwrap_or_else(|| "an issue alert rule".into());
-            let title = text(event.get("title")).unwrap_or_else(|| "Sentry issue".into());
-            let level = text(event.get("level")).unwrap_or_else(|| "error".into());
-            let severity = match level.as_str() {
-                "fatal" => Severity::Critical,
-                "error" | "warning" => Severity::Warning,
-                _ => Severity::Info,
-            };
-            let issue = scalar(event.get("issue_id"));
-            let key = delivery_key(resource, action, &[Some(rule.clone()), scalar(event.get("event_id"))], body);
-            let issue = issue.unwrap_or_else(|| key.clone());
-            let mut alert = Alert::new("sentry", severity, format!("sentry:issue:{issue}"), format!("Sentry: {title}"))
-                .summary(format!("Sentry rule \"{rule}\" fired for {level} event \"{title}\"."))
-                .detail("rule", rule)
-                .detail("level", level);
-            if let Some(culprit) = text(event.get("culprit")) {
-                alert = alert.detail("culprit", culprit);
-            }
-            if let Some(url) = text(event.get("web_url")).or_else(|| text(event.get("url"))) {
-                alert = alert.link("event in Sentry", url);
-            }
-            Ok(Some(Delivery { alert, key }))
-        }
-        "metric_alert" => {
-            let metric = data.get("metric_alert");
-            let rule = metric
-                .and_then(|m| m.get("alert_rule"))
-                .and_then(|r| r.get("name"))
-                .and_then(Value::as_str)
-                .or_else(|| data.get("description_title").and_then(Value::as_str))
-                .unwrap_or("metric alert")
-                .to_owned();
-            let incident = metric.and_then(|m| m.get("id"));
-            let id = scalar(incident).unwrap_or_else(|| rule.clone());
-            let field = |name: &str| metric.and_then(|m| m.get(name));
-            let since = scalar(field("date_closed")).or_else(|| scalar(field("date_detected")));
-            let key = delivery_key(resource, action, &[scalar(incident), scalar(field("status")), since], body);
-            let (severity, resolved) = match action {
-                "critical" | "triggered" => (Severity::Critical, false),
-                "warning" => (Severity::Warning, false),
-                "resolved" => (Severity::Critical, true),
-                other => return Err(Refusal::Malformed(format!("unknown metric alert action {other:?}"))),
-            };
-            let description = text(data.get("description_text")).unwrap_or_else(|| format!("{rule} is {action}"));
-            let mut alert = Alert::new("sentry", severity, format!("sentry:metric:{id}"), format!("Sentry: {rule}"))
-                .summary(description)
-                .detail("rule", rule)
-                .detail("action", action.to_owned());
-            if let Some(url) = text(data.get("web_url")) {
-                alert = alert.link("alert in Sentry", url);
-            }
-            Ok(Some(Delivery { alert: if resolved { alert.resolved() } else { alert }, key }))
-        }
+        "event_alert" => issue_alert(data, action, body).map(Some),
+        "metric_alert" => metric_alert(data, action, body).map(Some),
         _ => Ok(None),
     }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).map(str::to_owned)
+}
+
+/// An issue alert rule fired for an event.
+fn issue_alert(data: &Value, action: &str, body: &[u8]) -> Result<Delivery, Refusal> {
+    let event = data.get("event").ok_or_else(|| Refusal::Malformed("event_alert without data.event".into()))?;
+    let rule = text(data.get("triggered_rule")).unwrap_or_else(|| "an issue alert rule".into());
+    let title = text(event.get("title")).unwrap_or_else(|| "Sentry issue".into());
+    let level = text(event.get("level")).unwrap_or_else(|| "error".into());
+    let severity = match level.as_str() {
+        "fatal" => Severity::Critical,
+        "error" | "warning" => Severity::Warning,
+        _ => Severity::Info,
+    };
+    let issue = scalar(event.get("issue_id"));
+    let key = delivery_key("event_alert", action, &[Some(rule.clone()), scalar(event.get("event_id"))], body);
+    let issue = issue.unwrap_or_else(|| key.clone());
+    let mut alert = Alert::new("sentry", severity, format!("sentry:issue:{issue}"), format!("Sentry: {title}"))
+        .summary(format!("Sentry rule \"{rule}\" fired for {level} event \"{title}\"."))
+        .detail("rule", rule)
+        .detail("level", level);
+    if let Some(culprit) = text(event.get("culprit")) {
+        alert = alert.detail("culprit", culprit);
+    }
+    if let Some(url) = text(event.get("web_url")).or_else(|| text(event.get("url"))) {
+        alert = alert.link("event in Sentry", url);
+    }
+    Ok(Delivery { alert, key })
+}
+
+/// A metric alert's incident changed state: critical, warning or resolved.
+fn metric_alert(data: &Value, action: &str, body: &[u8]) -> Result<Delivery, Refusal> {
+    let metric = data.get("metric_alert");
+    let rule = metric
+        .and_then(|m| m.get("alert_rule"))
+        .and_then(|r| r.get("name"))
+        .and_then(Value::as_str)
+        .or_else(|| data.get("description_title").and_then(Value::as_str))
+        .unwrap_or("metric alert")
+        .to_owned();
+    let incident = metric.and_then(|m| m.get("id"));
+    let id = scalar(incident).unwrap_or_else(|| rule.clone());
+    let field = |name: &str| metric.and_then(|m| m.get(name));
+    let since = scalar(field("date_closed")).or_else(|| scalar(field("date_detected")));
+    let key = delivery_key("metric_alert", action, &[scalar(incident), scalar(field("status")), since], body);
+    let (severity, resolved) = match action {
+        "critical" | "triggered" => (Severity::Critical, false),
+        "warning" => (Severity::Warning, false),
+        "resolved" => (Severity::Critical, true),
+        other => return Err(Refusal::Malformed(format!("unknown metric alert action {other:?}"))),
+    };
+    let description = text(data.get("description_text")).unwrap_or_else(|| format!("{rule} is {action}"));
+    let mut alert = Alert::new("sentry", severity, format!("sentry:metric:{id}"), format!("Sentry: {rule}"))
+        .summary(description)
+        .detail("rule", rule)
+        .detail("action", action.to_owned());
+    if let Some(url) = text(data.get("web_url")) {
+        alert = alert.link("alert in Sentry", url);
+    }
+    Ok(Delivery { alert: if resolved { alert.resolved() } else { alert }, key })
 }
 
 #[cfg(test)]

@@ -164,6 +164,28 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             .detail("burn_rate", (judgement.burn_rate * 10.0).round() / 10.0)
     }
 
+    /// The latency alert at `level`, or its resolution when there is none.
+    fn latency_alert(&self, target: &Target, where_: &str, level: Option<LatencyLevel>, p95_ms: u64) -> Alert {
+        let name = &target.name;
+        let key = format!("{SOURCE}:{name}:latency");
+        let Some(level) = level else {
+            return Alert::new(SOURCE, Severity::Warning, key, format!("{name} latency is back to normal"))
+                .resolved()
+                .summary(format!("{name} ({where_}) P95 is {p95_ms} ms again."))
+                .detail("p95_ms", p95_ms);
+        };
+        let severity = if level == LatencyLevel::Critical { Severity::Critical } else { Severity::Warning };
+        Alert::new(SOURCE, severity, key, format!("{name} is slow: P95 {p95_ms} ms"))
+            .summary(format!(
+                "{name} ({where_}) answers slowly: P95 {p95_ms} ms over {} min \
+                 (warning above {} ms, critical above {} ms).",
+                self.config.latency_window.as_secs() / 60,
+                target.warn_ms,
+                target.critical_ms
+            ))
+            .detail("p95_ms", p95_ms)
+    }
+
     fn alert_for(&self, target: &Target, result: &CheckResult, transition: &Transition) -> Alert {
         let name = &target.name;
         let where_ = match &target.probe {
@@ -201,28 +223,8 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
                     .detail("down_for_seconds", *down_for_secs)
                     .detail("since", at(*since))
             }
-            Transition::Latency { level, p95_ms } => {
-                let severity = if *level == LatencyLevel::Critical { Severity::Critical } else { Severity::Warning };
-                let title = format!("{name} is slow: P95 {p95_ms} ms");
-                Alert::new(SOURCE, severity, format!("{SOURCE}:{name}:latency"), title)
-                    .summary(format!(
-                        "{name} ({where_}) answers slowly: P95 {p95_ms} ms over {} min \
-                         (warning above {} ms, critical above {} ms).",
-                        self.config.latency_window.as_secs() / 60,
-                        target.warn_ms,
-                        target.critical_ms
-                    ))
-                    .detail("p95_ms", *p95_ms)
-            }
-            Transition::LatencyResolved { p95_ms } => Alert::new(
-                SOURCE,
-                Severity::Warning,
-                format!("{SOURCE}:{name}:latency"),
-                format!("{name} latency is back to normal"),
-            )
-            .resolved()
-            .summary(format!("{name} ({where_}) P95 is {p95_ms} ms again."))
-            .detail("p95_ms", *p95_ms),
+            Transition::Latency { level, p95_ms } => self.latency_alert(target, &where_, Some(*level), *p95_ms),
+            Transition::LatencyResolved { p95_ms } => self.latency_alert(target, &where_, None, *p95_ms),
             Transition::CertificateExpiring { days_left } => Alert::new(
                 SOURCE,
                 Severity::Warning,

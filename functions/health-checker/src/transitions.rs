@@ -51,6 +51,7 @@ pub struct Thresholds {
 /// Fewer samples than this in the window never raise a latency alert (one slow answer is noise).
 pub const MIN_LATENCY_SAMPLES: usize = 3;
 
+/// Folds one check result into the target's state; what changed, in the order ops read it.
 pub fn apply(
     state: &mut TargetState,
     result: &CheckResult,
@@ -59,77 +60,117 @@ pub fn apply(
     t: &Thresholds,
 ) -> Vec<Transition> {
     let mut out = Vec::new();
+    out.extend(availability(state, result, now, t));
+    out.extend(latency(state, result, target, now, t));
+    out.extend(budget(state, result, target, now, t));
+    out.extend(certificate(state, result, t));
+    out
+}
+
+/// Down after `failures` failures in a row, recovered after `successes` successes, reminded
+/// every `reminder_secs` while down.
+fn availability(state: &mut TargetState, result: &CheckResult, now: i64, t: &Thresholds) -> Option<Transition> {
     if result.up() {
         state.consecutive_successes += 1;
         state.consecutive_failures = 0;
         state.failing_since = None;
-        state.latencies.push((now, result.latency_ms));
         if state.down && state.consecutive_successes >= t.successes {
             let since = state.down_since.unwrap_or(now);
             state.down = false;
             state.down_since = None;
             state.last_notified = Some(now);
-            out.push(Transition::Recovered { since, down_for_secs: now - since });
+            return Some(Transition::Recovered { since, down_for_secs: now - since });
         }
-    } else {
-        state.consecutive_failures += 1;
-        state.consecutive_successes = 0;
-        let since = *state.failing_since.get_or_insert(now);
-        state.last_error = Some(result.detail.clone());
-        if !state.down && state.consecutive_failures >= t.failures {
-            state.down = true;
-            state.down_since = Some(since);
-            state.last_notified = Some(now);
-            out.push(Transition::Down { since, failures: state.consecutive_failures, error: result.detail.clone() });
-        } else if state.down && state.last_notified.is_none_or(|at| now - at >= t.reminder_secs) {
-            state.last_notified = Some(now);
-            out.push(Transition::StillDown { since: state.down_since.unwrap_or(since), error: result.detail.clone() });
-        }
+        return None;
     }
+    state.consecutive_failures += 1;
+    state.consecutive_successes = 0;
+    let since = *state.failing_since.get_or_insert(now);
+    state.last_error = Some(result.detail.clone());
+    if !state.down && state.consecutive_failures >= t.failures {
+        state.down = true;
+        state.down_since = Some(since);
+        state.last_notified = Some(now);
+        Some(Transition::Down { since, failures: state.consecutive_failures, error: result.detail.clone() })
+    } else if state.down && state.last_notified.is_none_or(|at| now - at >= t.reminder_secs) {
+        state.last_notified = Some(now);
+        Some(Transition::StillDown { since: state.down_since.unwrap_or(since), error: result.detail.clone() })
+    } else {
+        None
+    }
+}
 
+/// The P95 of the successful answers in the window against the target's thresholds.
+fn latency(
+    state: &mut TargetState,
+    result: &CheckResult,
+    target: &Target,
+    now: i64,
+    t: &Thresholds,
+) -> Option<Transition> {
+    if result.up() {
+        state.latencies.push((now, result.latency_ms));
+    }
     state.latencies.retain(|(at, _)| now - at < t.window_secs);
     let samples: Vec<u64> = state.latencies.iter().map(|(_, ms)| *ms).collect();
-    if samples.len() >= MIN_LATENCY_SAMPLES
-        && let Some(p95_ms) = p95(&samples)
-    {
-        let level = if p95_ms > target.critical_ms {
-            LatencyLevel::Critical
-        } else if p95_ms > target.warn_ms {
-            LatencyLevel::Warning
-        } else {
-            LatencyLevel::Normal
-        };
-        if level > state.latency_level {
-            out.push(Transition::Latency { level, p95_ms });
-        } else if level == LatencyLevel::Normal && state.latency_level != LatencyLevel::Normal {
-            out.push(Transition::LatencyResolved { p95_ms });
-        }
-        // Critical easing to warning stays quiet; only a return to normal resolves.
-        state.latency_level = level;
+    if samples.len() < MIN_LATENCY_SAMPLES {
+        return None;
     }
+    let p95_ms = p95(&samples)?;
+    let level = if p95_ms > target.critical_ms {
+        LatencyLevel::Critical
+    } else if p95_ms > target.warn_ms {
+        LatencyLevel::Warning
+    } else {
+        LatencyLevel::Normal
+    };
+    let previous = std::mem::replace(&mut state.latency_level, level);
+    // Critical easing to warning stays quiet; only a return to normal resolves.
+    if level > previous {
+        Some(Transition::Latency { level, p95_ms })
+    } else if level == LatencyLevel::Normal && previous != LatencyLevel::Normal {
+        Some(Transition::LatencyResolved { p95_ms })
+    } else {
+        None
+    }
+}
 
+/// The availability objective's error budget, for targets that have one.
+fn budget(
+    state: &mut TargetState,
+    result: &CheckResult,
+    target: &Target,
+    now: i64,
+    t: &Thresholds,
+) -> Option<Transition> {
     state.objective = target.objective();
-    if let Some(objective) = state.objective {
-        state.history.record(now, result.up(), &t.slo);
-        let judgement = slo::judge(&state.history, objective, &t.slo);
-        if judgement.level > state.burn_level {
-            out.push(Transition::BudgetBurn(judgement));
-        } else if judgement.level == BurnLevel::Within && state.burn_level != BurnLevel::Within {
-            out.push(Transition::BudgetBurnStopped(judgement));
-        }
-        // A fast burn easing to a slow one stays quiet, as latency does.
-        state.burn_level = judgement.level;
+    let objective = state.objective?;
+    state.history.record(now, result.up(), &t.slo);
+    let judgement = slo::judge(&state.history, objective, &t.slo);
+    let previous = std::mem::replace(&mut state.burn_level, judgement.level);
+    // A fast burn easing to a slow one stays quiet, as latency does.
+    if judgement.level > previous {
+        Some(Transition::BudgetBurn(judgement))
+    } else if judgement.level == BurnLevel::Within && previous != BurnLevel::Within {
+        Some(Transition::BudgetBurnStopped(judgement))
+    } else {
+        None
     }
+}
 
+/// A certificate closer to expiry than `tls_warn_days`, once until it is renewed.
+fn certificate(state: &mut TargetState, result: &CheckResult, t: &Thresholds) -> Option<Transition> {
     match result.tls_days_left {
         Some(days) if days < t.tls_warn_days && !state.tls_warned => {
             state.tls_warned = true;
-            out.push(Transition::CertificateExpiring { days_left: days });
+            Some(Transition::CertificateExpiring { days_left: days })
         }
-        Some(days) if days >= t.tls_warn_days => state.tls_warned = false,
-        _ => {}
+        Some(days) if days >= t.tls_warn_days => {
+            state.tls_warned = false;
+            None
+        }
+        _ => None,
     }
-    out
 }
 
 #[cfg(test)]
