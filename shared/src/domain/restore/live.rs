@@ -28,8 +28,8 @@ use futures::SinkExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_postgres::Client;
 
-use crate::pgtools::PgTool;
-use crate::postgres::{DbCredentials, describe, quote_ident};
+use crate::adapters::pgtools::PgTool;
+use crate::adapters::postgres::{DbCredentials, describe, quote_ident};
 
 /// How much of a table's rows go to the server in one message.
 const COPY_CHUNK: usize = 256 * 1024;
@@ -701,7 +701,7 @@ async fn execute(client: &Client, sql: &str) -> Result<(), String> {
         return Ok(());
     }
     client.batch_execute(sql).await.map_err(|e| {
-        let statement = crate::alert::cut_at_char(sql.trim(), 300);
+        let statement = crate::domain::alert::cut_at_char(sql.trim(), 300);
         format!("{} (while running: {statement})", describe(&e))
     })
 }

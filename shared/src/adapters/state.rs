@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::aws::describe_sdk_error;
+use crate::adapters::aws::describe_sdk_error;
 
 #[derive(Debug, thiserror::Error)]
 #[error("state table {table}: {operation} {pk}/{sk} failed: {detail}")]

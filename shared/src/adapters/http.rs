@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::telemetry::{TraceSpan, request_description};
+use crate::runtime::telemetry::{TraceSpan, request_description};
 
 pub const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
 
@@ -21,7 +21,7 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
 /// `builder` on the shared TLS configuration. That cannot fail with aws-lc-rs's defaults; should
 /// it, reqwest sets TLS up itself as before.
 pub fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-    match crate::tls::https_config() {
+    match crate::adapters::tls::https_config() {
         Ok(config) => builder.tls_backend_preconfigured(config),
         Err(_) => builder,
     }
@@ -34,8 +34,8 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
 
 /// Builds a client at a function's start-up: a failure (no TLS roots, say) is a start-up
 /// error that says so, not a complaint about some configuration variable.
-pub fn build_at_startup(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::ConfigError> {
-    builder.build().map_err(|e| crate::ConfigError::Setup { what: "the HTTPS client", problem: e.to_string() })
+pub fn build_at_startup(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::runtime::config::ConfigError> {
+    builder.build().map_err(|e| crate::runtime::config::ConfigError::Setup { what: "the HTTPS client", problem: e.to_string() })
 }
 
 /// Whether a request may be sent again when its outcome is unknown.

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use aws_sdk_secretsmanager::Client;
 
-use crate::aws::{describe_sdk_error, sdk_error_code};
-use crate::scrub::Scrubber;
-use crate::secrets::{SecretError, SecretValue, read_stage};
+use crate::adapters::aws::{describe_sdk_error, sdk_error_code};
+use crate::runtime::scrub::Scrubber;
+use crate::adapters::secrets::{SecretError, SecretValue, read_stage};
 
 /// What DescribeSecret tells a rotation.
 #[derive(Debug, Clone, Default)]
@@ -163,7 +163,7 @@ impl SecretVersions for SecretsManagerVersions {
             .secret_id(secret)
             .client_request_token(token)
             .secret_string(value)
-            .version_stages(crate::secrets::AWSPENDING);
+            .version_stages(crate::adapters::secrets::AWSPENDING);
         if let Some(rotation_token) = rotation_token {
             request = request.rotation_token(rotation_token);
         }
@@ -179,7 +179,7 @@ impl SecretVersions for SecretsManagerVersions {
         self.client
             .update_secret_version_stage()
             .secret_id(secret)
-            .version_stage(crate::secrets::AWSCURRENT)
+            .version_stage(crate::adapters::secrets::AWSCURRENT)
             .move_to_version_id(to_version)
             .remove_from_version_id(from_version)
             .send()

@@ -16,13 +16,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::alert::SnsAlertPublisher;
-use crate::aws::{AwsClients, load_sdk_config};
-use crate::config::{CommonConfig, ConfigError, Env};
-use crate::phases::Phases;
-use crate::scrub::Scrubber;
-use crate::secrets::{EnvFallback, SecretCache};
-use crate::telemetry::{flush_sentry, init_logging, init_sentry};
+use crate::domain::alert::SnsAlertPublisher;
+use crate::adapters::aws::{AwsClients, load_sdk_config};
+use crate::runtime::config::{CommonConfig, ConfigError, Env};
+use crate::runtime::phases::Phases;
+use crate::runtime::scrub::Scrubber;
+use crate::adapters::secrets::{EnvFallback, SecretCache};
+use crate::runtime::telemetry::{flush_sentry, init_logging, init_sentry};
 
 /// An error a handler returns. `kind` becomes the Lambda `errorType`, so callers and alarms
 /// can tell a bad event from a broken dependency.
@@ -195,7 +195,7 @@ where
     phases.logging = phases.lap();
     let env = Env::from_process();
     let scrubber = Scrubber::default();
-    let sentry_config = match crate::config::SentryConfig::from_env(&env) {
+    let sentry_config = match crate::runtime::config::SentryConfig::from_env(&env) {
         Ok(config) => config,
         Err(err) => return startup_failed(name, &err),
     };
@@ -236,7 +236,7 @@ fn startup_failed(name: &str, err: &dyn std::error::Error) -> ExitCode {
     tracing::error!(function = name, error = %message, "start-up failed");
     sentry::capture_message(&format!("{name} start-up failed: {message}"), sentry::Level::Fatal);
     if let Some(client) = sentry::Hub::current().client() {
-        client.flush(Some(crate::telemetry::SENTRY_FLUSH_TIMEOUT));
+        client.flush(Some(crate::runtime::telemetry::SENTRY_FLUSH_TIMEOUT));
     }
     ExitCode::FAILURE
 }

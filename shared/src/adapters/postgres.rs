@@ -113,27 +113,27 @@ impl DbError {
 /// Reads database secret `id` through `secrets` and connects with it. A refused login re-reads
 /// the secret once before it fails: a rotation makes a cached password stale at once.
 pub async fn connect_with_secret<E>(
-    secrets: &crate::SecretCache,
+    secrets: &crate::adapters::secrets::SecretCache,
     id: &str,
     timeout: Duration,
 ) -> Result<(DbCredentials, Client), E>
 where
-    E: From<crate::secrets::SecretError> + From<DbError>,
+    E: From<crate::adapters::secrets::SecretError> + From<DbError>,
 {
     #[derive(Debug)]
     enum Failure {
-        Secret(crate::secrets::SecretError),
+        Secret(crate::adapters::secrets::SecretError),
         Db(DbError),
     }
-    impl From<crate::secrets::SecretError> for Failure {
-        fn from(err: crate::secrets::SecretError) -> Self {
+    impl From<crate::adapters::secrets::SecretError> for Failure {
+        fn from(err: crate::adapters::secrets::SecretError) -> Self {
             Failure::Secret(err)
         }
     }
     let refused = |failure: &Failure| matches!(failure, Failure::Db(DbError::AuthFailed { .. }));
     let connected = secrets
         .with_refresh_on_auth_failure(id, refused, |secret| async move {
-            let creds: DbCredentials = secret.json(id, crate::secrets::AWSCURRENT)?;
+            let creds: DbCredentials = secret.json(id, crate::adapters::secrets::AWSCURRENT)?;
             let client = creds.connect(timeout).await.map_err(Failure::Db)?;
             Ok((creds, client))
         })
@@ -148,7 +148,7 @@ where
 pub fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => crate::lambda::error_chain(err),
+        None => crate::runtime::lambda::error_chain(err),
     }
 }
 
@@ -177,7 +177,7 @@ impl DbCredentials {
 
     /// Opens a connection; the connection task ends when the returned client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<Client, DbError> {
-        let span = crate::telemetry::TraceSpan::start("db.connect", &format!("connect {}:{}", self.host, self.port));
+        let span = crate::runtime::telemetry::TraceSpan::start("db.connect", &format!("connect {}:{}", self.host, self.port));
         let connected = self.connect_untraced(timeout).await;
         if connected.is_err() {
             span.fail();
@@ -240,7 +240,7 @@ impl DbCredentials {
         let root_pem = match (&self.sslrootcert, self.ssl_mode()) {
             (Some(pem), _) => Some(pem.as_str()),
             (None, SslMode::VerifyFull) => {
-                system_pem = crate::tls::system_roots_pem()
+                system_pem = crate::adapters::tls::system_roots_pem()
                     .map_err(|e| DbError::Tls(format!("no CA to verify the server against: {e}")))?;
                 Some(system_pem.as_str())
             }
@@ -262,7 +262,7 @@ impl DbCredentials {
 
 /// The rustls configuration for `mode`.
 pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::ClientConfig, DbError> {
-    let provider = crate::tls::provider();
+    let provider = crate::adapters::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| DbError::Tls(e.to_string()))?;
@@ -285,7 +285,7 @@ pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::Clien
             Arc::new(roots)
         }
         // Read once per process and shared with the HTTPS clients.
-        None => crate::tls::system_roots()
+        None => crate::adapters::tls::system_roots()
             .map_err(|_| DbError::Tls("verify-full needs a CA: set sslrootcert".to_owned()))?,
     };
     Ok(builder.with_root_certificates(roots).with_no_client_auth())

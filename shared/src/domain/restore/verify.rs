@@ -7,13 +7,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::alert::{Alert, AlertSink, Severity};
-use crate::backup::{MANIFEST_SUFFIX, Manifest, Platform, RestoreReport, TableCount, manifest_key, normalise_prefix};
-use crate::objects::{Bytes, ObjectStore};
-use crate::pgtools::{PgTool, PgTools, Tool, major_of};
-use crate::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
-use crate::telemetry::{Metrics, Unit};
-use crate::{FunctionError, SecretCache};
+use crate::domain::alert::{Alert, AlertSink, Severity};
+use crate::domain::backup::{MANIFEST_SUFFIX, Manifest, Platform, RestoreReport, TableCount, manifest_key, normalise_prefix};
+use crate::adapters::objects::{Bytes, ObjectStore};
+use crate::adapters::pgtools::{PgTool, PgTools, Tool, major_of};
+use crate::adapters::postgres::{DbCredentials, DbError, connect_with_secret, quote_ident, quote_literal, server_version};
+use crate::runtime::telemetry::{Metrics, Unit};
+use crate::adapters::secrets::SecretCache;
+use crate::runtime::lambda::FunctionError;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -258,10 +259,10 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
         // Always, whatever happened above; over a new connection if a long restore outlived
         // the first (a server or a network may close an idle one).
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch));
-        let mut dropped = admin.batch_execute(&drop).await.map_err(|e| crate::postgres::describe(&e));
+        let mut dropped = admin.batch_execute(&drop).await.map_err(|e| crate::adapters::postgres::describe(&e));
         if dropped.is_err() {
             dropped = match staging.connect(config.database_timeout).await {
-                Ok(fresh) => fresh.batch_execute(&drop).await.map_err(|e| crate::postgres::describe(&e)),
+                Ok(fresh) => fresh.batch_execute(&drop).await.map_err(|e| crate::adapters::postgres::describe(&e)),
                 Err(err) => Err(err.to_string()),
             };
         }
@@ -341,7 +342,7 @@ async fn drop_abandoned_scratch(admin: &tokio_postgres::Client, now: DateTime<Ut
     let names: Vec<String> = match listed {
         Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
         Err(err) => {
-            tracing::warn!(error = %crate::postgres::describe(&err), "cannot list left-over scratch databases");
+            tracing::warn!(error = %crate::adapters::postgres::describe(&err), "cannot list left-over scratch databases");
             return Vec::new();
         }
     };
@@ -353,7 +354,7 @@ async fn drop_abandoned_scratch(admin: &tokio_postgres::Client, now: DateTime<Ut
                 dropped.push(name);
             }
             Err(err) => {
-                tracing::warn!(database = %name, error = %crate::postgres::describe(&err), "cannot drop a left-over scratch database")
+                tracing::warn!(database = %name, error = %crate::adapters::postgres::describe(&err), "cannot drop a left-over scratch database")
             }
         }
     }
@@ -403,7 +404,7 @@ async fn count_mismatch(client: &tokio_postgres::Client, table: &TableCount) -> 
             (rows != table.rows)
                 .then(|| format!("{}.{}: manifest {}, restored {rows}", table.schema, table.table, table.rows))
         }
-        Err(err) => Some(format!("{}.{}: {}", table.schema, table.table, crate::postgres::describe(&err))),
+        Err(err) => Some(format!("{}.{}: {}", table.schema, table.table, crate::adapters::postgres::describe(&err))),
     }
 }
 
@@ -530,7 +531,7 @@ pub async fn pg_restore(
         ),
         None => String::new(),
     };
-    Err(format!("{cause}{program} exited {}: {}", output.status, crate::alert::cut_at_char(stderr.trim(), 4000)))
+    Err(format!("{cause}{program} exited {}: {}", output.status, crate::domain::alert::cut_at_char(stderr.trim(), 4000)))
 }
 
 /// The table of contents of a Supabase dump without what every database already has: a dump
@@ -574,7 +575,7 @@ async fn run_validation(
             Ok(None) => (false, "returned NULL".to_owned()),
             Err(_) => (false, "did not return a boolean".to_owned()),
         },
-        Err(err) => (false, crate::postgres::describe(&err)),
+        Err(err) => (false, crate::adapters::postgres::describe(&err)),
     }
 }
 

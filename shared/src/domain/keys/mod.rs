@@ -11,9 +11,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::http::{Repeat, send_with_retry};
-use crate::rotation::KeyService;
-use crate::secrets::SecretValue;
+use crate::adapters::http::{Repeat, send_with_retry};
+use crate::domain::rotation::KeyService;
+use crate::adapters::secrets::SecretValue;
 
 /// What can go wrong with an API key or its service. Messages name the secret, never a key.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,7 @@ impl Upstream<'_> {
     }
 
     pub fn malformed(&self, problem: String) -> KeyError {
-        KeyError::Malformed { secret: self.secret.to_owned(), stage: crate::secrets::AWSCURRENT.to_owned(), problem }
+        KeyError::Malformed { secret: self.secret.to_owned(), stage: crate::adapters::secrets::AWSCURRENT.to_owned(), problem }
     }
 
     /// An idempotent call (read, delete), retried within the bounds.
@@ -118,7 +118,7 @@ impl Upstream<'_> {
     ) -> Result<reqwest::Response, KeyError> {
         send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| self.failed(operation, crate::lambda::error_chain(&e.without_url())))
+            .map_err(|e| self.failed(operation, crate::runtime::lambda::error_chain(&e.without_url())))
     }
 
     /// A create: repeated only where the service surely did not act on it. An answer of
@@ -131,11 +131,11 @@ impl Upstream<'_> {
     ) -> Result<reqwest::Response, CreateError> {
         let operation = "create a key";
         let result = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::NotIdempotent).await;
-        let unknown = crate::http::outcome_unknown(&result);
+        let unknown = crate::adapters::http::outcome_unknown(&result);
         let error = match result {
             Ok(response) if expected.contains(&response.status()) => return Ok(response),
             Ok(response) => self.failed(operation, format!("answered HTTP {}", response.status())),
-            Err(err) => self.failed(operation, crate::lambda::error_chain(&err.without_url())),
+            Err(err) => self.failed(operation, crate::runtime::lambda::error_chain(&err.without_url())),
         };
         Err(if unknown { CreateError::Unknown(error) } else { CreateError::Refused(error) })
     }
@@ -167,7 +167,7 @@ impl Upstream<'_> {
         let failed = |problem: String| KeyError::TestFailed { secret: self.secret.to_owned(), problem };
         let response = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
+            .map_err(|e| failed(crate::runtime::lambda::error_chain(&e.without_url())))?;
         match response.status() {
             reqwest::StatusCode::OK => Ok(()),
             status => {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use super::error::BackupError;
-use crate::postgres::DbError;
+use crate::adapters::postgres::DbError;
 
 /// The role only Supabase's servers have: its only superuser.
 const SUPABASE_SUPERUSER: &str = "supabase_admin";

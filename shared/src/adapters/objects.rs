@@ -11,7 +11,7 @@ pub use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, Stream, StreamExt};
 
-use crate::aws::describe_sdk_error;
+use crate::adapters::aws::describe_sdk_error;
 
 #[derive(Debug, thiserror::Error)]
 #[error("S3 {operation} on {key} failed: {detail}")]

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
-use crate::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
-use crate::health::{STATE_SK, TargetState, p95};
-use crate::objects::ObjectStore;
-use crate::rotation::runbook_rotations;
-use crate::secret_versions::SecretVersions;
-use crate::slo::{BurnLevel, budget_left};
-use crate::state::StateStore;
+use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use crate::domain::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
+use crate::domain::health::{STATE_SK, TargetState, p95};
+use crate::adapters::objects::ObjectStore;
+use crate::domain::rotation::runbook_rotations;
+use crate::adapters::secret_versions::SecretVersions;
+use crate::domain::slo::{BurnLevel, budget_left};
+use crate::adapters::state::StateStore;
 
 /// The runbook's numbers.
 pub const P95_WARN_MS: u64 = 1500;

@@ -14,8 +14,8 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 
-use crate::http::{Repeat, send_with_retry};
-use crate::status::{AlarmLine, Alarms};
+use crate::adapters::http::{Repeat, send_with_retry};
+use crate::domain::status::{AlarmLine, Alarms};
 
 const API_VERSION: &str = "2010-08-01";
 const SIGNING_NAME: &str = "monitoring";
@@ -61,7 +61,7 @@ impl CloudWatch {
         let credentials = provider
             .provide_credentials()
             .await
-            .map_err(|e| format!("CloudWatch {action}: {}", crate::lambda::error_chain(&e)))?;
+            .map_err(|e| format!("CloudWatch {action}: {}", crate::runtime::lambda::error_chain(&e)))?;
         Ok(Identity::from(credentials))
     }
 
@@ -97,9 +97,9 @@ impl CloudWatch {
         // Reads and puts are idempotent: retried after a refused connection, a 5xx or a timeout.
         let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+            .map_err(|e| failed(crate::runtime::lambda::error_chain(&e)))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| failed(crate::lambda::error_chain(&e)))?;
+        let text = response.text().await.map_err(|e| failed(crate::runtime::lambda::error_chain(&e)))?;
         if !status.is_success() {
             return Err(failed(format!("HTTP {}: {}", status.as_u16(), error_of(&text))));
         }
@@ -190,7 +190,7 @@ fn error_of(xml: &str) -> String {
     match (field("Code"), field("Message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code,
-        _ => crate::alert::cut_at_char(xml.trim(), 300).to_owned(),
+        _ => crate::domain::alert::cut_at_char(xml.trim(), 300).to_owned(),
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::process::Stdio;
 
-use crate::backup::TableCount;
-use crate::backup::scope::Scope;
-use crate::objects::{ObjectStore, UploadedPart};
-use crate::pgtools::PgTool;
-use crate::postgres::{DbCredentials, DbError, quote_ident};
+use crate::domain::backup::TableCount;
+use crate::domain::backup::scope::Scope;
+use crate::adapters::objects::{ObjectStore, UploadedPart};
+use crate::adapters::pgtools::PgTool;
+use crate::adapters::postgres::{DbCredentials, DbError, quote_ident};
 use bytes::BytesMut;
 use futures::TryFutureExt;
 use sha2::{Digest, Sha256};

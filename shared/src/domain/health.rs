@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::slo::{BurnLevel, History};
+use crate::domain::slo::{BurnLevel, History};
 
 /// The state table key of a target's records.
 pub fn target_key(target: &str) -> String {

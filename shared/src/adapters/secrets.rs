@@ -8,9 +8,9 @@ use aws_sdk_secretsmanager::Client;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::aws::{describe_sdk_error, sdk_error_code};
-use crate::config::{ConfigError, Env};
-use crate::scrub::Scrubber;
+use crate::adapters::aws::{describe_sdk_error, sdk_error_code};
+use crate::runtime::config::{ConfigError, Env};
+use crate::runtime::scrub::Scrubber;
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";

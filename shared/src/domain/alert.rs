@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::aws::describe_sdk_error;
+use crate::adapters::aws::describe_sdk_error;
 
 /// SNS refuses messages over 256 KiB (body, subject and attributes together).
 pub const SNS_MAX_BYTES: usize = 256 * 1024;

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::SentryConfig;
-use crate::scrub::Scrubber;
+use crate::runtime::config::SentryConfig;
+use crate::runtime::scrub::Scrubber;
 
 /// How long an invocation waits for Sentry to deliver before it returns (Lambda freezes the
 /// process right after the response).
@@ -73,7 +73,7 @@ impl sentry::TransportFactory for SharedTlsTransport {
     fn create_transport_with_options(&self, options: sentry::TransportOptions) -> Arc<dyn sentry::Transport> {
         let transport = sentry::transports::ReqwestHttpTransportOptions::from(options);
         // Sentry's default client otherwise: no timeouts of its own, proxies from the environment.
-        let transport = match crate::http::with_shared_tls(reqwest::Client::builder()).build() {
+        let transport = match crate::adapters::http::with_shared_tls(reqwest::Client::builder()).build() {
             Ok(client) => transport.with_client(client),
             Err(_) => transport,
         };

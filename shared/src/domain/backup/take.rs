@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use super::scope::Scope;
 use super::{BackupSource, Manifest, TableCount, dump_key, manifest_key};
-use crate::alert::{Alert, AlertSink, Severity};
-use crate::objects::ObjectStore;
-use crate::pgtools::{PgTool, PgTools, Tool};
-use crate::postgres::{DbCredentials, connect_with_secret, server_version};
-use crate::telemetry::{Metrics, Unit};
-use crate::{FunctionError, SecretCache};
+use crate::domain::alert::{Alert, AlertSink, Severity};
+use crate::adapters::objects::ObjectStore;
+use crate::adapters::pgtools::{PgTool, PgTools, Tool};
+use crate::adapters::postgres::{DbCredentials, connect_with_secret, server_version};
+use crate::runtime::telemetry::{Metrics, Unit};
+use crate::adapters::secrets::SecretCache;
+use crate::runtime::lambda::FunctionError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -194,7 +195,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
             .emit();
         let ms = millis(elapsed);
-        // Flat fields: the JSON log layer writes no nested ones (see `crate::phases`).
+        // Flat fields: the JSON log layer writes no nested ones (see `crate::runtime::phases`).
         tracing::info!(
             key = %manifest.key,
             size = manifest.size_bytes,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::http::{Repeat, send_with_retry};
+use crate::adapters::http::{Repeat, send_with_retry};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
@@ -47,7 +47,7 @@ impl ServiceAccount {
     pub fn parse(secret: &str, json: &str) -> Result<ServiceAccount, KeyError> {
         let malformed = |problem: &str| KeyError::Malformed {
             secret: secret.to_owned(),
-            stage: crate::secrets::AWSCURRENT.to_owned(),
+            stage: crate::adapters::secrets::AWSCURRENT.to_owned(),
             problem: format!("not a Google service-account key file: {problem}"),
         };
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(json) else {
@@ -69,7 +69,7 @@ impl ServiceAccount {
     fn assertion(&self, secret: &str, audience: &str, now: u64) -> Result<String, KeyError> {
         let malformed = |problem: &str| KeyError::Malformed {
             secret: secret.to_owned(),
-            stage: crate::secrets::AWSCURRENT.to_owned(),
+            stage: crate::adapters::secrets::AWSCURRENT.to_owned(),
             problem: format!("private_key {problem}"),
         };
         let mut header = json!({"alg": "RS256", "typ": "JWT"});
@@ -126,7 +126,7 @@ pub async fn access_token(
         Repeat::Idempotent,
     )
     .await
-    .map_err(|e| failed(crate::lambda::error_chain(&e.without_url())))?;
+    .map_err(|e| failed(crate::runtime::lambda::error_chain(&e.without_url())))?;
     let status = response.status();
     if status != StatusCode::OK {
         let refusal: OAuthError = response.json().await.unwrap_or_default();
@@ -201,7 +201,7 @@ pub async fn wait(
         let url = format!("{api_url}/v2/{}", operation.name);
         let response = send_with_retry(|| http.get(&url).bearer_auth(token), ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await
-            .map_err(|e| crate::lambda::error_chain(&e))?;
+            .map_err(|e| crate::runtime::lambda::error_chain(&e))?;
         if response.status() != StatusCode::OK {
             return Err(format!("polling operation {}: {}", operation.name, refusal(response).await));
         }
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn key_ids_follow_googles_rule() {
-        let id = key_id(&crate::keys::key_name(&"ab12".repeat(20)));
+        let id = key_id(&crate::domain::keys::key_name(&"ab12".repeat(20)));
         assert!(id.len() <= 63 && id.starts_with("rotation-"), "{id}");
         assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{ConfigError, Env};
+use crate::runtime::config::{ConfigError, Env};
 use serde::{Deserialize, Serialize};
 
 /// A check run against the restored database; it must return one boolean, true when healthy.
@@ -34,7 +34,7 @@ pub struct VerifierConfig {
     /// The production database's secret, as the backups record it: `latest` and `random` pick
     /// among its backups only. Unset: among every backup under the prefix.
     pub database_secret_arn: Option<String>,
-    /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `crate::pgtools`).
+    /// pg_restore of every major, `<dir>/<major>/bin/pg_restore` (see `crate::adapters::pgtools`).
     pub pg_tools_dir: String,
     pub rto: Duration,
     pub rpo: Duration,
@@ -58,7 +58,7 @@ impl VerifierConfig {
             prefix: env.or("BACKUP_PREFIX", "backups/"),
             staging_secret_arn: env.required("STAGING_DATABASE_SECRET_ARN")?,
             database_secret_arn: env.optional("DATABASE_SECRET_ARN"),
-            pg_tools_dir: env.or("PG_TOOLS_DIR", crate::pgtools::DEFAULT_DIR),
+            pg_tools_dir: env.or("PG_TOOLS_DIR", crate::adapters::pgtools::DEFAULT_DIR),
             rto: Duration::from_secs(env.parse_in_range("RTO_MINUTES", 30_u64, 1..=24 * 60)? * 60),
             rpo: Duration::from_secs(env.parse_in_range("RPO_HOURS", 24_u64, 1..=24 * 30)? * 3600),
             validation_queries,

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::{ConfigError, Env};
+use crate::runtime::config::{ConfigError, Env};
 
 /// `scheduled-backup`'s settings (DESIGN.md, "Configuration per function").
 #[derive(Debug, Clone)]
@@ -8,7 +8,7 @@ pub struct BackupConfig {
     pub database_secret_arn: String,
     pub bucket: String,
     pub prefix: String,
-    /// pg_dump of every major, `<dir>/<major>/bin/pg_dump` (see `crate::pgtools`).
+    /// pg_dump of every major, `<dir>/<major>/bin/pg_dump` (see `crate::adapters::pgtools`).
     pub pg_tools_dir: String,
     pub part_size: usize,
     pub compression: Compression,
@@ -104,7 +104,7 @@ impl BackupConfig {
             database_secret_arn: env.required("DATABASE_SECRET_ARN")?,
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: env.or("BACKUP_PREFIX", "backups/"),
-            pg_tools_dir: env.or("PG_TOOLS_DIR", crate::pgtools::DEFAULT_DIR),
+            pg_tools_dir: env.or("PG_TOOLS_DIR", crate::adapters::pgtools::DEFAULT_DIR),
             // S3 parts are 5 MiB to 5 GiB.
             part_size: env.parse_in_range("PART_SIZE_MIB", 16, 5..=5120)? * MIB,
             compression: Compression::parse(&env.or("DUMP_COMPRESSION", "auto"))
