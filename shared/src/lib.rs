@@ -29,5 +29,6 @@ pub use domain::{alert, backup, health, keys, restore, rotation, slo, status};
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
 pub use config::{CommonConfig, ConfigError, Env};
 pub use lambda::{FunctionError, Handler, Startup};
+pub use runtime::redacted::Redacted;
 pub use scrub::Scrubber;
 pub use secrets::{SecretCache, SecretError};

@@ -206,7 +206,7 @@ impl Intercept for TraceAwsCalls {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let description = cfg.load::<Metadata>().map(|m| format!("{}.{}", m.service(), m.name()));
-        if let Some(span) = description.and_then(|d| crate::runtime::telemetry::child_span("aws.request", &d)) {
+        if let Some(span) = description.and_then(|d| crate::runtime::trace::child_span("aws.request", &d)) {
             cfg.interceptor_state().store_put(CallSpan(span));
         }
         Ok(())

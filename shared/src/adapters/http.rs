@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::runtime::telemetry::{TraceSpan, request_description};
+use crate::runtime::trace::{TraceSpan, request_description};
 
 pub const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
 
@@ -34,8 +34,12 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
 
 /// Builds a client at a function's start-up: a failure (no TLS roots, say) is a start-up
 /// error that says so, not a complaint about some configuration variable.
-pub fn build_at_startup(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::runtime::config::ConfigError> {
-    builder.build().map_err(|e| crate::runtime::config::ConfigError::Setup { what: "the HTTPS client", problem: e.to_string() })
+pub fn build_at_startup(
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, crate::runtime::config::ConfigError> {
+    builder
+        .build()
+        .map_err(|e| crate::runtime::config::ConfigError::Setup { what: "the HTTPS client", problem: e.to_string() })
 }
 
 /// Whether a request may be sent again when its outcome is unknown.

@@ -177,7 +177,8 @@ impl DbCredentials {
 
     /// Opens a connection; the connection task ends when the returned client is dropped.
     pub async fn connect(&self, timeout: Duration) -> Result<Client, DbError> {
-        let span = crate::runtime::telemetry::TraceSpan::start("db.connect", &format!("connect {}:{}", self.host, self.port));
+        let span =
+            crate::runtime::trace::TraceSpan::start("db.connect", &format!("connect {}:{}", self.host, self.port));
         let connected = self.connect_untraced(timeout).await;
         if connected.is_err() {
             span.fail();

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::Client;
 
 use crate::adapters::aws::{describe_sdk_error, sdk_error_code};
-use crate::runtime::scrub::Scrubber;
 use crate::adapters::secrets::{SecretError, SecretValue, read_stage};
+use crate::runtime::scrub::Scrubber;
 
 /// What DescribeSecret tells a rotation.
 #[derive(Debug, Clone, Default)]

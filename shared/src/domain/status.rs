@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
-use crate::domain::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
-use crate::domain::health::{STATE_SK, TargetState, p95};
 use crate::adapters::objects::ObjectStore;
-use crate::domain::rotation::runbook_rotations;
 use crate::adapters::secret_versions::SecretVersions;
-use crate::domain::slo::{BurnLevel, budget_left};
 use crate::adapters::state::StateStore;
+use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
+use crate::domain::health::{STATE_SK, TargetState, p95};
+use crate::domain::restore::report::RestoreReport;
+use crate::domain::rotation::runbook_rotations;
+use crate::domain::slo::{BurnLevel, budget_left};
 
 /// The runbook's numbers.
 pub const P95_WARN_MS: u64 = 1500;
@@ -383,6 +384,18 @@ impl Status {
     /// One screen of plain text (also the daily e-mail's body).
     pub fn render(&self) -> String {
         let mut out = format!("CineView ops status at {}\n", self.generated_at.format("%Y-%m-%d %H:%M UTC"));
+        self.render_health(&mut out);
+        self.render_backups(&mut out);
+        self.render_secrets(&mut out);
+        self.render_alerts(&mut out);
+        for problem in &self.unreadable {
+            out.push_str(&format!("\nCANNOT READ {problem}\n"));
+        }
+        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
+        out
+    }
+
+    fn render_health(&self, out: &mut String) {
         out.push_str("\nHealth (P95 over 5 min: warning above 1500 ms, critical above 3000 ms)\n");
         if self.targets.is_empty() {
             out.push_str("  no health state recorded yet\n");
@@ -409,6 +422,9 @@ impl Status {
                 percent(t.availability_30d),
             ));
         }
+    }
+
+    fn render_backups(&self, out: &mut String) {
         out.push_str("\nBackups (RPO 24 h, RTO 30 min)\n");
         match &self.backup {
             Some(b) => out.push_str(&format!(
@@ -434,6 +450,9 @@ impl Status {
             )),
             None => out.push_str("  WARNING  no restore test yet\n"),
         }
+    }
+
+    fn render_secrets(&self, out: &mut String) {
         out.push_str("\nSecrets (rotation: 90 days critical, 180 days API keys)\n");
         for s in &self.secrets {
             let last = s.last_rotated.map_or("never".to_owned(), |at| at.format("%Y-%m-%d").to_string());
@@ -441,6 +460,9 @@ impl Status {
             let left = s.days_left.map_or("-".to_owned(), |d| format!("{d} days left of {}", s.max_days));
             out.push_str(&format!("  {:<8} {:<32} last {last}, next {next}, {left}\n", s.verdict.label(), s.name));
         }
+    }
+
+    fn render_alerts(&self, out: &mut String) {
         out.push_str("\nAlerts\n");
         if let Some(a) = &self.alerts {
             let counts: Vec<String> = a.last_24h.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
@@ -453,11 +475,6 @@ impl Status {
         for alarm in &self.alarms {
             out.push_str(&format!("  CRITICAL alarm {} in ALARM: {}\n", alarm.name, alarm.reason));
         }
-        for problem in &self.unreadable {
-            out.push_str(&format!("\nCANNOT READ {problem}\n"));
-        }
-        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
-        out
     }
 }
 

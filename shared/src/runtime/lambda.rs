@@ -16,12 +16,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::domain::alert::SnsAlertPublisher;
 use crate::adapters::aws::{AwsClients, load_sdk_config};
+use crate::adapters::secrets::{EnvFallback, SecretCache};
+use crate::domain::alert::SnsAlertPublisher;
 use crate::runtime::config::{CommonConfig, ConfigError, Env};
 use crate::runtime::phases::Phases;
 use crate::runtime::scrub::Scrubber;
-use crate::adapters::secrets::{EnvFallback, SecretCache};
 use crate::runtime::telemetry::{flush_sentry, init_logging, init_sentry};
 
 /// An error a handler returns. `kind` becomes the Lambda `errorType`, so callers and alarms

@@ -5,5 +5,7 @@ pub mod config;
 pub mod events;
 pub mod lambda;
 pub mod phases;
+pub mod redacted;
 pub mod scrub;
 pub mod telemetry;
+pub mod trace;

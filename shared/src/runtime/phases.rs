@@ -119,7 +119,8 @@ mod tests {
     fn the_phases_are_one_json_line_of_numbers_at_info() {
         let lines = Lines::default();
         let writer = lines.clone();
-        let logs = crate::runtime::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), move || writer.clone());
+        let logs =
+            crate::runtime::telemetry::json_logs(tracing_subscriber::EnvFilter::new("info"), move || writer.clone());
         let mut phases = Phases::start();
         phases.build = 1_500;
         phases.runtime = 250;

@@ -3,9 +3,7 @@
 
 use std::process::Stdio;
 
-use crate::domain::backup::TableCount;
-use crate::domain::backup::scope::Scope;
-use crate::adapters::objects::{ObjectStore, UploadedPart};
+use crate::adapters::objects::ObjectStore;
 use crate::adapters::pgtools::PgTool;
 use crate::adapters::postgres::{DbCredentials, DbError, quote_ident};
 use bytes::BytesMut;
@@ -15,7 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_postgres::Client;
 
 use super::error::BackupError;
-use super::take::Plan;
+use super::manifest::TableCount;
+use super::scope::Scope;
+
+pub use super::plan::{Plan, Streamed};
 
 /// S3 allows at most this many parts in one upload.
 pub const MAX_PARTS: u32 = 10_000;
@@ -55,14 +56,6 @@ pub async fn count_rows(client: &Client, scope: &Scope) -> Result<Vec<TableCount
         counts.push(TableCount { schema, table, rows });
     }
     Ok(counts)
-}
-
-/// What a finished stream produced.
-#[derive(Debug, Clone)]
-pub struct Streamed {
-    pub size: u64,
-    pub sha256: String,
-    pub parts: Vec<UploadedPart>,
 }
 
 /// Appends to `buf` until it holds `size` bytes; fewer only at the end of the stream.

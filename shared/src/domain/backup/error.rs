@@ -1,8 +1,8 @@
-use crate::runtime::lambda::FunctionError;
 use crate::adapters::objects::ObjectError;
 use crate::adapters::pgtools::ToolsError;
 use crate::adapters::postgres::DbError;
 use crate::adapters::secrets::SecretError;
+use crate::runtime::lambda::FunctionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

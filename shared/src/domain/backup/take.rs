@@ -4,20 +4,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::manifest::{BackupSource, Manifest, dump_key, manifest_key};
+use super::plan::{Dumped, Plan};
 use super::scope::Scope;
-use super::{BackupSource, Manifest, TableCount, dump_key, manifest_key};
-use crate::domain::alert::{Alert, AlertSink, Severity};
 use crate::adapters::objects::ObjectStore;
 use crate::adapters::pgtools::{PgTool, PgTools, Tool};
 use crate::adapters::postgres::{DbCredentials, connect_with_secret, server_version};
-use crate::runtime::telemetry::{Metrics, Unit};
 use crate::adapters::secrets::SecretCache;
+use crate::domain::alert::{Alert, AlertSink, Severity};
 use crate::runtime::lambda::FunctionError;
-use chrono::{DateTime, Utc};
+use crate::runtime::telemetry::{Metrics, Unit};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::config::{BackupConfig, Compression};
-use super::dump::{Streamed, count_rows, dump_to_upload, export_snapshot};
+use super::dump::{count_rows, dump_to_upload, export_snapshot};
 use super::error::BackupError;
 use super::platform::{is_fresh, latest_platform_backup};
 
@@ -65,60 +66,6 @@ pub struct BackupPhases {
 
 fn millis(elapsed: Duration) -> u64 {
     elapsed.as_millis() as u64
-}
-
-/// A backup about to be taken: what its manifest says that is known before the dump starts.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub key: String,
-    pub backup_id: String,
-    pub label: Option<String>,
-    pub database: String,
-    pub server_version: String,
-    pub pg_dump_version: String,
-    pub compression: Compression,
-    pub snapshot: String,
-    pub started_at: DateTime<Utc>,
-    pub source: BackupSource,
-    /// What the dump holds.
-    pub scope: Scope,
-}
-
-/// What a dump produced: its snapshot's row counts, the uploaded parts, pg_dump's warnings.
-#[derive(Debug, Clone)]
-pub struct Dumped {
-    pub tables: Vec<TableCount>,
-    pub streamed: Streamed,
-    pub warnings: Vec<String>,
-}
-
-impl Plan {
-    /// The manifest of the finished backup.
-    pub fn manifest(&self, dumped: Dumped, part_size: usize) -> Manifest {
-        Manifest {
-            version: 1,
-            backup_id: self.backup_id.clone(),
-            label: self.label.clone(),
-            database: self.database.clone(),
-            key: self.key.clone(),
-            format: "pg_dump custom".to_owned(),
-            server_version: self.server_version.clone(),
-            pg_dump_version: self.pg_dump_version.clone(),
-            compression: self.compression.to_string(),
-            started_at: self.started_at,
-            finished_at: Utc::now(),
-            size_bytes: dumped.streamed.size,
-            sha256: dumped.streamed.sha256,
-            snapshot: self.snapshot.clone(),
-            part_size_bytes: part_size as u64,
-            parts: dumped.streamed.parts.len() as u32,
-            tables: dumped.tables,
-            warnings: dumped.warnings,
-            source: Some(self.source.clone()),
-            platform: self.scope.platform,
-            left_out: self.scope.left_out.clone(),
-        }
-    }
 }
 
 /// Whether `label` may name a backup: it becomes part of the object key.

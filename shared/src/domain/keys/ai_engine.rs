@@ -8,9 +8,8 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, Call, CreateError, Found, KeyProvider, KeySecret, Upstream};
-
-pub const FIELDS: &[&str] = &["admin_url", "check_url", "admin_secret_arn"];
+use super::provider::{Admin, Call, CreateError, Found, KeyProvider, Upstream};
+use super::secret::KeySecret;
 
 pub struct AiEngine<'a> {
     upstream: Upstream<'a>,

@@ -9,9 +9,10 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Admin, Call, CreateError, Found, KeyError, KeyProvider, KeySecret, Upstream, base_url};
+use super::error::KeyError;
+use super::provider::{Admin, Call, CreateError, Found, KeyProvider, Upstream};
+use super::secret::{KeySecret, base_url};
 
-pub const FIELDS: &[&str] = &["project_ref", "token_secret_arn"];
 pub const DEFAULT_API_URL: &str = "https://api.supabase.com";
 /// testSecret's endpoint: Supabase Auth's health check. The project's gateway serves it only
 /// to a valid key in the `apikey` header (Auth's OpenAPI, `APIKeyAuth`), and Auth runs whether

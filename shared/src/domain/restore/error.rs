@@ -1,8 +1,8 @@
-use crate::runtime::lambda::FunctionError;
 use crate::adapters::objects::ObjectError;
 use crate::adapters::pgtools::ToolsError;
 use crate::adapters::postgres::DbError;
 use crate::adapters::secrets::SecretError;
+use crate::runtime::lambda::FunctionError;
 
 /// Why a restore test could not be run at all. A backup that restores but fails its checks
 /// is not an error here: it is a failed report.

@@ -6,8 +6,10 @@
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod report;
 pub mod verify;
 
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
 pub use error::VerifyError;
+pub use report::{RestoreCheck, RestoreReport};
 pub use verify::{Selection, Target, Verifier, pick_pg_restore};

@@ -4,21 +4,23 @@
 //! Gemini accepts only authorization keys, bound to a service account (`serviceAccountEmail`
 //! on the `Key`), restricted here to the Generative Language API.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+pub mod names;
+pub mod oauth;
+pub mod operation;
 
-use crate::adapters::http::{Repeat, send_with_retry};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyError, KeyProvider, KeySecret, Upstream, base_url};
+pub use names::{is_key_name, is_standard_key, key_id};
+pub use oauth::{DEFAULT_TOKEN_URL, ServiceAccount, access_token};
+pub use operation::{Operation, Status, refusal, wait};
 
-pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+use super::error::KeyError;
+use super::provider::{Admin, Call, CreateError, Found, KeyProvider, Upstream};
+use super::secret::{KeySecret, base_url};
+
 pub const DEFAULT_API_URL: &str = "https://apikeys.googleapis.com";
 /// testSecret asks the model the app calls to count a prompt's tokens (`POST
 /// {check_url}/{check_model}:countTokens`, "Gemini API reference, models.countTokens"): the
@@ -29,218 +31,6 @@ pub const DEFAULT_CHECK_URL: &str = "https://generativelanguage.googleapis.com/v
 pub const DEFAULT_CHECK_MODEL: &str = "gemini-2.5-flash";
 /// The only API a rotated Gemini key may call.
 pub const GEMINI_SERVICE: &str = "generativelanguage.googleapis.com";
-/// Managing API keys needs the cloud-platform scope.
-const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
-const GRANT_TYPE: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
-
-/// The fields of a service-account key file that the flow needs. No `Debug`: it holds the
-/// private key.
-pub struct ServiceAccount {
-    client_email: String,
-    private_key: String,
-    private_key_id: Option<String>,
-    token_uri: Option<String>,
-}
-
-impl ServiceAccount {
-    /// Parses the key file JSON stored in `secret`; problems name the field, never its value.
-    pub fn parse(secret: &str, json: &str) -> Result<ServiceAccount, KeyError> {
-        let malformed = |problem: &str| KeyError::Malformed {
-            secret: secret.to_owned(),
-            stage: crate::adapters::secrets::AWSCURRENT.to_owned(),
-            problem: format!("not a Google service-account key file: {problem}"),
-        };
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(json) else {
-            return Err(malformed("not a JSON object"));
-        };
-        let text = |name: &str| fields.get(name).and_then(Value::as_str).filter(|v| !v.trim().is_empty());
-        if text("type") != Some("service_account") {
-            return Err(malformed("type is not \"service_account\""));
-        }
-        Ok(ServiceAccount {
-            client_email: text("client_email").ok_or_else(|| malformed("client_email is missing"))?.to_owned(),
-            private_key: text("private_key").ok_or_else(|| malformed("private_key is missing"))?.to_owned(),
-            private_key_id: text("private_key_id").map(str::to_owned),
-            token_uri: text("token_uri").map(str::to_owned),
-        })
-    }
-
-    /// The signed JWT assertion for `audience` (the token endpoint), valid for an hour.
-    fn assertion(&self, secret: &str, audience: &str, now: u64) -> Result<String, KeyError> {
-        let malformed = |problem: &str| KeyError::Malformed {
-            secret: secret.to_owned(),
-            stage: crate::adapters::secrets::AWSCURRENT.to_owned(),
-            problem: format!("private_key {problem}"),
-        };
-        let mut header = json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.private_key_id {
-            header["kid"] = Value::String(kid.clone());
-        }
-        let claims = json!({"iss": self.client_email, "scope": SCOPE, "aud": audience, "iat": now, "exp": now + 3600});
-        let signing_input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let key = PrivateKeyDer::from_pem_slice(self.private_key.as_bytes())
-            .map_err(|_| malformed("is not a PEM private key"))?;
-        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
-            .ok()
-            .and_then(|key| key.choose_scheme(&[rustls::SignatureScheme::RSA_PKCS1_SHA256]))
-            .ok_or_else(|| malformed("is not an RSA key that can sign RS256"))?;
-        let signature = signer.sign(signing_input.as_bytes()).map_err(|_| malformed("could not sign the assertion"))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
-    }
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-}
-
-#[derive(Deserialize, Default)]
-struct OAuthError {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
-}
-
-/// Exchanges the service account's signed assertion for an access token. The token endpoint is
-/// `token_url` when the secret sets one, else the key file's `token_uri`, else Google's.
-pub async fn access_token(
-    http: &reqwest::Client,
-    account_secret: &str,
-    account: &ServiceAccount,
-    token_url: Option<&str>,
-) -> Result<String, KeyError> {
-    let url = token_url.or(account.token_uri.as_deref()).unwrap_or(DEFAULT_TOKEN_URL);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    let body = format!("grant_type={GRANT_TYPE}&assertion={}", account.assertion(account_secret, url, now)?);
-    let failed = |detail: String| KeyError::Upstream {
-        secret: account_secret.to_owned(),
-        operation: "issue an access token for the service account".to_owned(),
-        detail,
-    };
-    let response = send_with_retry(
-        || http.post(url).header("content-type", "application/x-www-form-urlencoded").body(body.clone()),
-        ATTEMPTS,
-        BACKOFF,
-        Repeat::Idempotent,
-    )
-    .await
-    .map_err(|e| failed(crate::runtime::lambda::error_chain(&e.without_url())))?;
-    let status = response.status();
-    if status != StatusCode::OK {
-        let refusal: OAuthError = response.json().await.unwrap_or_default();
-        return Err(failed(format!("{url} answered HTTP {status} {} {}", refusal.error, refusal.error_description)));
-    }
-    let token: TokenResponse =
-        response.json().await.map_err(|_| failed(format!("{url} answered an unexpected body")))?;
-    Ok(token.access_token)
-}
-
-/// A long-running operation of a Google API (`google.longrunning.Operation`).
-#[derive(Deserialize)]
-pub struct Operation {
-    pub name: String,
-    #[serde(default)]
-    pub done: bool,
-    #[serde(default)]
-    pub error: Option<Status>,
-    #[serde(default)]
-    pub response: Option<Map<String, Value>>,
-}
-
-/// `google.rpc.Status`, as operations and error bodies carry it.
-#[derive(Deserialize, Default)]
-pub struct Status {
-    #[serde(default)]
-    pub code: i64,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub status: String,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let message: String = self.message.chars().take(300).collect();
-        write!(f, "{} {} {message}", self.code, self.status)
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: Status,
-}
-
-/// What a refusing Google API said: its status and message (never a key), or the HTTP status.
-pub async fn refusal(response: reqwest::Response) -> String {
-    let status = response.status();
-    match response.json::<ErrorBody>().await {
-        Ok(body) => format!("answered HTTP {status}: {}", body.error),
-        Err(_) => format!("answered HTTP {status}"),
-    }
-}
-
-/// Polls `operation` (`GET {api_url}/v2/{name}`) until it is done or `timeout` has passed,
-/// waiting a little longer between polls each time. Returns the operation's `response`.
-pub async fn wait(
-    http: &reqwest::Client,
-    api_url: &str,
-    token: &str,
-    mut operation: Operation,
-    timeout: Duration,
-) -> Result<Map<String, Value>, String> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
-    while !operation.done {
-        if started.elapsed() + pause > timeout {
-            return Err(format!("operation {} did not finish within {} s", operation.name, timeout.as_secs_f32()));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-        let url = format!("{api_url}/v2/{}", operation.name);
-        let response = send_with_retry(|| http.get(&url).bearer_auth(token), ATTEMPTS, BACKOFF, Repeat::Idempotent)
-            .await
-            .map_err(|e| crate::runtime::lambda::error_chain(&e))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("polling operation {}: {}", operation.name, refusal(response).await));
-        }
-        operation = response.json().await.map_err(|_| "polling answered an unexpected body".to_owned())?;
-    }
-    if let Some(error) = operation.error {
-        return Err(format!("operation {} failed: {error}", operation.name));
-    }
-    Ok(operation.response.unwrap_or_default())
-}
-
-/// A key resource name this strategy may delete: `projects/<p>/locations/global/keys/<id>`, so
-/// that a tampered secret cannot point the DELETE elsewhere.
-pub fn is_key_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('/').collect();
-    let safe =
-        |part: &&str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    parts.len() == 6
-        && parts[0] == "projects"
-        && parts[2] == "locations"
-        && parts[3] == "global"
-        && parts[4] == "keys"
-        && parts.iter().all(safe)
-}
-
-/// Google key ids: lowercase letters, digits and hyphens, starting with a letter, at most 63.
-pub fn key_id(name: &str) -> String {
-    let id: String = name.replace('_', "-").chars().take(63).collect();
-    id.trim_end_matches('-').to_owned()
-}
-
-pub const FIELDS: &[&str] = &["project", "service_account_secret_arn"];
-
-/// A Google API key whose `api_key` is a standard key (`AIza...`), which Gemini refuses since
-/// September 2026; keys bound to a service account start with `AQ.`.
-pub fn is_standard_key(key: &str) -> bool {
-    key.starts_with("AIza")
-}
-
 pub struct Google<'a> {
     upstream: Upstream<'a>,
     api_url: String,
