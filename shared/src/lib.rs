@@ -24,7 +24,13 @@ pub use runtime::{config, events, lambda, phases, scrub, telemetry};
 pub use adapters::{aws, cloudwatch, http, objects, pgtools, postgres, secret_versions, secrets, state, tls};
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
-pub use domain::{alert, backup, health, keys, restore, rotation, slo, status};
+pub use domain::{backup, health, keys, restore, rotation, slo, status};
+
+/// The alert model, and the SNS publisher that sends it.
+pub mod alert {
+    pub use crate::adapters::sns::SnsAlertPublisher;
+    pub use crate::domain::alert::*;
+}
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
 pub use config::{CommonConfig, ConfigError, Env};

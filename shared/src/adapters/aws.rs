@@ -21,7 +21,7 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 /// Loads the shared SDK configuration once per cold start. With credentials in the environment
 /// (Lambda puts the role's there) the default chain would take those first; naming that provider
 /// skips building the rest of the chain (profile, web identity, container, instance metadata).
-pub async fn load_sdk_config(region: &str, endpoint_url: Option<&str>, credentials_in_env: bool) -> SdkConfig {
+pub(crate) async fn load_sdk_config(region: &str, endpoint_url: Option<&str>, credentials_in_env: bool) -> SdkConfig {
     let credentials = credentials_in_env.then(aws_config::environment::EnvironmentVariableCredentialsProvider::new);
     load(Some(region), None, endpoint_url, credentials).await
 }

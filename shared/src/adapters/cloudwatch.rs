@@ -14,8 +14,13 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 
+use aws_sigv4::http_request::SigningError;
+use aws_smithy_xml::decode::XmlDecodeError;
+
 use crate::adapters::http::{Repeat, send_with_retry};
+use crate::domain::alert::cut_at_char;
 use crate::domain::status::{AlarmLine, Alarms};
+use crate::runtime::lambda::error_chain;
 
 const API_VERSION: &str = "2010-08-01";
 const SIGNING_NAME: &str = "monitoring";
@@ -23,6 +28,38 @@ const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// 100 pages of up to 100 alarms: far more than a stack has.
 const MAX_PAGES: usize = 100;
+
+/// What went wrong with a call, named by its action; the error behind it is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudWatchError {
+    #[error("CloudWatch {action}: no AWS credentials")]
+    NoCredentials { action: String },
+    #[error("CloudWatch {action}: {}", error_chain(source))]
+    Credentials { action: String, source: aws_credential_types::provider::error::CredentialsError },
+    #[error("CloudWatch {action}: no AWS region configured (AWS_REGION)")]
+    NoRegion { action: String },
+    #[error("CloudWatch {action}: {source}")]
+    Signing { action: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("CloudWatch {action}: endpoint {endpoint}: {source}")]
+    Endpoint { action: String, endpoint: String, source: SigningError },
+    #[error("CloudWatch {action}: {}", error_chain(source))]
+    Request { action: String, source: reqwest::Error },
+    #[error("CloudWatch {action}: HTTP {status}: {error}")]
+    Refused { action: String, status: u16, error: String },
+    #[error("CloudWatch {action}: unreadable answer ({source})")]
+    Unreadable { action: String, source: AnswerError },
+    #[error("CloudWatch {action}: more than {MAX_PAGES} pages of alarms under {prefix:?}")]
+    TooManyPages { action: String, prefix: String },
+}
+
+/// An answer that is not the XML the API reference describes.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("{0}")]
+    Xml(#[from] XmlDecodeError),
+    #[error("<{0}> where <DescribeAlarmsResponse> was expected")]
+    Root(String),
+}
 
 /// A signed Query API caller for CloudWatch.
 #[derive(Clone, Debug)]
@@ -50,24 +87,35 @@ impl CloudWatch {
     }
 
     /// `action` with `params`; the answer's XML body, or what went wrong, named.
-    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, String> {
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, CloudWatchError> {
         let identity = self.identity(action).await?;
         self.send(action, params, &identity).await
     }
 
     /// The credentials to sign with, fetched once per read (a profile's may cost a round trip).
-    async fn identity(&self, action: &str) -> Result<Identity, String> {
-        let provider = self.credentials.as_ref().ok_or_else(|| format!("CloudWatch {action}: no AWS credentials"))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| format!("CloudWatch {action}: {}", crate::runtime::lambda::error_chain(&e)))?;
+    async fn identity(&self, action: &str) -> Result<Identity, CloudWatchError> {
+        let action = action.to_owned();
+        let Some(provider) = self.credentials.as_ref() else {
+            return Err(CloudWatchError::NoCredentials { action });
+        };
+        let credentials =
+            provider.provide_credentials().await.map_err(|source| CloudWatchError::Credentials { action, source })?;
         Ok(Identity::from(credentials))
     }
 
-    async fn send(&self, action: &str, params: &[(&str, &str)], identity: &Identity) -> Result<String, String> {
-        let failed = |detail: String| format!("CloudWatch {action}: {detail}");
-        let region = self.region.as_deref().ok_or_else(|| failed("no AWS region configured (AWS_REGION)".into()))?;
+    async fn send(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        identity: &Identity,
+    ) -> Result<String, CloudWatchError> {
+        let signing = |source: Box<dyn std::error::Error + Send + Sync>| CloudWatchError::Signing {
+            action: action.to_owned(),
+            source,
+        };
+        let Some(region) = self.region.as_deref() else {
+            return Err(CloudWatchError::NoRegion { action: action.to_owned() });
+        };
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("Action", action)
             .append_pair("Version", API_VERSION)
@@ -80,13 +128,17 @@ impl CloudWatch {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| signing(e.into()))?
             .into();
         let headers = [("content-type", FORM)];
         let signable =
             SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
-                .map_err(|e| failed(format!("endpoint {}: {e}", self.endpoint)))?;
-        let (signature, _) = sign(signable, &params).map_err(|e| failed(e.to_string()))?.into_parts();
+                .map_err(|source| CloudWatchError::Endpoint {
+                    action: action.to_owned(),
+                    endpoint: self.endpoint.clone(),
+                    source,
+                })?;
+        let (signature, _) = sign(signable, &params).map_err(|e| signing(e.into()))?.into_parts();
         let request = || {
             let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
             for (name, value) in signature.headers() {
@@ -95,21 +147,30 @@ impl CloudWatch {
             request.body(body.clone())
         };
         // Reads and puts are idempotent: retried after a refused connection, a 5xx or a timeout.
-        let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent)
-            .await
-            .map_err(|e| failed(crate::runtime::lambda::error_chain(&e)))?;
+        let request_failed = |source| CloudWatchError::Request { action: action.to_owned(), source };
+        let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent).await.map_err(request_failed)?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| failed(crate::runtime::lambda::error_chain(&e)))?;
+        let text = response.text().await.map_err(request_failed)?;
         if !status.is_success() {
-            return Err(failed(format!("HTTP {}: {}", status.as_u16(), error_of(&text))));
+            let (action, status, error) = (action.to_owned(), status.as_u16(), error_of(&text));
+            return Err(CloudWatchError::Refused { action, status, error });
         }
         Ok(text)
     }
 }
 
 impl Alarms for CloudWatch {
+    /// The alarms in ALARM, or what went wrong, said as the status screen shows it.
     async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
-        let identity = self.identity("DescribeAlarms").await?;
+        self.alarms_in_alarm(prefix).await.map_err(|err| err.to_string())
+    }
+}
+
+impl CloudWatch {
+    /// Every metric alarm under `prefix` in state ALARM, all pages.
+    async fn alarms_in_alarm(&self, prefix: &str) -> Result<Vec<AlarmLine>, CloudWatchError> {
+        const ACTION: &str = "DescribeAlarms";
+        let identity = self.identity(ACTION).await?;
         let mut lines = Vec::new();
         let mut next_token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -117,9 +178,9 @@ impl Alarms for CloudWatch {
             if let Some(token) = &next_token {
                 params.push(("NextToken", token));
             }
-            let page = self.send("DescribeAlarms", &params, &identity).await?;
+            let page = self.send(ACTION, &params, &identity).await?;
             let (alarms, token) = parse_describe_alarms(&page)
-                .map_err(|e| format!("CloudWatch DescribeAlarms: unreadable answer ({e})"))?;
+                .map_err(|source| CloudWatchError::Unreadable { action: ACTION.to_owned(), source })?;
             lines.extend(alarms);
             // The last page has no token; a repeated one would never end (the SDK's paginators
             // stop there too).
@@ -128,16 +189,16 @@ impl Alarms for CloudWatch {
                 _ => return Ok(lines),
             }
         }
-        Err(format!("CloudWatch DescribeAlarms: more than {MAX_PAGES} pages of alarms under {prefix:?}"))
+        Err(CloudWatchError::TooManyPages { action: ACTION.to_owned(), prefix: prefix.to_owned() })
     }
 }
 
 /// The metric alarms of a `DescribeAlarmsResponse` and its `NextToken`.
-fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), String> {
+fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), AnswerError> {
     let mut doc = Document::new(xml);
-    let mut root = doc.root_element().map_err(|e| e.to_string())?;
+    let mut root = doc.root_element()?;
     if !root.start_el().matches("DescribeAlarmsResponse") {
-        return Err(format!("<{}> where <DescribeAlarmsResponse> was expected", root.start_el().local()));
+        return Err(AnswerError::Root(root.start_el().local().to_owned()));
     }
     let (mut alarms, mut token) = (Vec::new(), None);
     while let Some(mut result) = root.next_tag() {
@@ -160,7 +221,7 @@ fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), 
 /// The alarm of a `member`, if its state is ALARM: the request asks for those only, and a
 /// server that ignores `StateValue` (the local stand-in does when a name prefix is given) must
 /// not make an alarm that is OK look firing.
-fn in_alarm(member: &mut ScopedDecoder) -> Result<Option<AlarmLine>, String> {
+fn in_alarm(member: &mut ScopedDecoder) -> Result<Option<AlarmLine>, AnswerError> {
     let mut line = AlarmLine { name: String::new(), reason: String::new() };
     let mut state = String::new();
     while let Some(mut field) = member.next_tag() {
@@ -175,8 +236,8 @@ fn in_alarm(member: &mut ScopedDecoder) -> Result<Option<AlarmLine>, String> {
     Ok((state == "ALARM").then_some(line))
 }
 
-fn text(tag: &mut ScopedDecoder) -> Result<String, String> {
-    try_data(tag).map(|data| data.into_owned()).map_err(|e| e.to_string())
+fn text(tag: &mut ScopedDecoder) -> Result<String, AnswerError> {
+    Ok(try_data(tag)?.into_owned())
 }
 
 /// `Code: Message` of an `ErrorResponse`, or the start of a body that is not one.
@@ -190,7 +251,7 @@ fn error_of(xml: &str) -> String {
     match (field("Code"), field("Message")) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code,
-        _ => crate::domain::alert::cut_at_char(xml.trim(), 300).to_owned(),
+        _ => cut_at_char(xml.trim(), 300).to_owned(),
     }
 }
 

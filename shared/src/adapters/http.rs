@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::runtime::trace::{TraceSpan, request_description};
 
-pub const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("cineview-ops/", env!("CARGO_PKG_VERSION"));
 
 /// The project's client settings, for callers that add their own (health checks read TLS info).
 /// TLS is the process's shared configuration: the system's roots are read once, at the first
@@ -20,7 +20,7 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
 
 /// `builder` on the shared TLS configuration. That cannot fail with aws-lc-rs's defaults; should
 /// it, reqwest sets TLS up itself as before.
-pub fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+pub(crate) fn with_shared_tls(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
     match crate::adapters::tls::https_config() {
         Ok(config) => builder.tls_backend_preconfigured(config),
         Err(_) => builder,

@@ -1,4 +1,4 @@
-//! One module per outside system: AWS (the SDK configuration, S3, DynamoDB, Secrets Manager,
+//! One module per outside system: AWS (the SDK configuration, S3, DynamoDB, Secrets Manager, SNS,
 //! CloudWatch), HTTPS and TLS, PostgreSQL and its client tools.
 
 pub mod aws;
@@ -9,5 +9,6 @@ pub mod pgtools;
 pub mod postgres;
 pub mod secret_versions;
 pub mod secrets;
+pub(crate) mod sns;
 pub mod state;
 pub mod tls;

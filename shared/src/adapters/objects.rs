@@ -45,7 +45,7 @@ impl ObjectBody {
     }
 
     /// The next chunk; `None` at the end of the object.
-    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, ObjectError>> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<Result<Bytes, ObjectError>> {
         self.0.next().await
     }
 

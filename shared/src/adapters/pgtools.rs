@@ -154,7 +154,7 @@ impl PgTool {
 }
 
 /// The major of a tool's version line (`pg_dump (PostgreSQL) 17.12 (Debian ...)` -> 17).
-pub fn major_of(version_line: &str) -> Option<u32> {
+pub(crate) fn major_of(version_line: &str) -> Option<u32> {
     version_line.split(')').nth(1)?.split_whitespace().next()?.split('.').next()?.parse().ok()
 }
 

@@ -30,7 +30,7 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    pub fn as_libpq(self) -> &'static str {
+    pub(crate) fn as_libpq(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
             SslMode::Prefer => "prefer",
@@ -89,7 +89,7 @@ pub enum DbError {
     #[error("database {host}:{port} refused the credentials of user {user}")]
     AuthFailed { host: String, port: u16, user: String },
     #[error("database {host}:{port} is unreachable: {detail}")]
-    Unreachable { host: String, port: u16, detail: String },
+    Unreachable { host: String, port: u16, detail: String, source: tokio_postgres::Error },
     #[error("database {host}:{port} did not answer within {seconds} s")]
     Timeout { host: String, port: u16, seconds: u64 },
     #[error("database query failed: {0}")]
@@ -101,7 +101,7 @@ pub enum DbError {
          CA that signs its certificate in the secret's `sslrootcert` (Supabase: Database settings, SSL \
          configuration, download the certificate), or, on a network you trust, set `sslmode` to `require`"
     )]
-    Unverified { host: String, port: u16, detail: String },
+    Unverified { host: String, port: u16, detail: String, source: tokio_postgres::Error },
 }
 
 impl DbError {
@@ -193,7 +193,7 @@ impl DbCredentials {
             Err(_) => {
                 return Err(DbError::Timeout { host: self.host.clone(), port: self.port, seconds: timeout.as_secs() });
             }
-            Ok(Err(err)) => return Err(self.classify(&err)),
+            Ok(Err(err)) => return Err(self.classify(err)),
             Ok(Ok(pair)) => pair,
         };
         tokio::spawn(async move {
@@ -204,17 +204,17 @@ impl DbCredentials {
         Ok(client)
     }
 
-    fn classify(&self, err: &tokio_postgres::Error) -> DbError {
+    fn classify(&self, err: tokio_postgres::Error) -> DbError {
         let auth = err.as_db_error().is_some_and(|db| {
             *db.code() == SqlState::INVALID_PASSWORD || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         });
-        let detail = describe(err);
+        let detail = describe(&err);
         if auth {
             DbError::AuthFailed { host: self.host.clone(), port: self.port, user: self.username.clone() }
         } else if self.ssl_mode() == SslMode::VerifyFull && unverified(&detail) {
-            DbError::Unverified { host: self.host.clone(), port: self.port, detail }
+            DbError::Unverified { host: self.host.clone(), port: self.port, detail, source: err }
         } else {
-            DbError::Unreachable { host: self.host.clone(), port: self.port, detail }
+            DbError::Unreachable { host: self.host.clone(), port: self.port, detail, source: err }
         }
     }
 }
@@ -262,7 +262,7 @@ impl DbCredentials {
 }
 
 /// The rustls configuration for `mode`.
-pub fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::ClientConfig, DbError> {
+pub(crate) fn tls_config(mode: SslMode, root_pem: Option<&str>) -> Result<rustls::ClientConfig, DbError> {
     let provider = crate::adapters::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

@@ -16,7 +16,7 @@ pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
 pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -66,7 +66,7 @@ impl EnvFallback {
         Ok(EnvFallback { env: enabled.then(|| env.clone()) })
     }
 
-    pub fn variable_for(id: &str) -> String {
+    pub(crate) fn variable_for(id: &str) -> String {
         // For an ARN, the name is the 7th field; drop the 6-character suffix Secrets Manager adds.
         let name = match id.strip_prefix("arn:") {
             Some(_) => {
@@ -96,7 +96,7 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
 }
 
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {

@@ -67,7 +67,7 @@ pub struct Committed<T, D> {
     /// What `decide` concluded, besides the new record.
     pub decision: D,
     /// `None` when the record did not exist before.
-    pub previous_version: Option<u64>,
+    pub(crate) previous_version: Option<u64>,
 }
 
 impl<T, D> Committed<T, D> {

@@ -21,7 +21,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The system's roots as rustls-native-certs finds them (`SSL_CERT_FILE`, `SSL_CERT_DIR`, the
 /// usual bundle locations), read on the first call. Unreadable certificates are skipped, as
 /// reqwest's verifier skipped them; an empty store is an error.
-pub fn system_roots() -> Result<Arc<RootCertStore>, rustls::Error> {
+pub(crate) fn system_roots() -> Result<Arc<RootCertStore>, rustls::Error> {
     static ROOTS: OnceLock<Result<Arc<RootCertStore>, rustls::Error>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
@@ -36,7 +36,7 @@ pub fn system_roots() -> Result<Arc<RootCertStore>, rustls::Error> {
 }
 
 /// The system's roots, found as [`system_roots`] finds them, as PEM for libpq (`PGSSLROOTCERT`).
-pub fn system_roots_pem() -> Result<String, rustls::Error> {
+pub(crate) fn system_roots_pem() -> Result<String, rustls::Error> {
     use base64::Engine;
     let found = rustls_native_certs::load_native_certs().certs;
     if found.is_empty() {
@@ -57,7 +57,7 @@ pub fn system_roots_pem() -> Result<String, rustls::Error> {
 
 /// The client configuration for HTTPS: TLS 1.2 and 1.3, HTTP/1.1, server certificates checked
 /// against [`system_roots`]. Cheap to call: clones share the verifier and its roots.
-pub fn https_config() -> Result<rustls::ClientConfig, rustls::Error> {
+pub(crate) fn https_config() -> Result<rustls::ClientConfig, rustls::Error> {
     static CONFIG: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

@@ -1,5 +1,11 @@
-//! The alert message every function publishes (DESIGN.md, "Alert message", version 1) and the
-//! one publisher, which keeps every message under the SNS size limit.
+//! The alert message every function publishes, version 1 of its contract: a JSON body with
+//! `version` (1), `source` (the function), `severity` (`info`, `warning`, `critical`), `status`
+//! (`firing`, `resolved`), `title`, `summary`, `dedup_key` (one condition across repeats),
+//! `occurred_at` (RFC 3339, UTC, whole seconds), `details` (an object) and `links` (`title`,
+//! `url`); the SNS subject is `[SEVERITY] title` (or `[RESOLVED] title`) in at most 99 ASCII
+//! characters, and the message carries `severity` and `source` attributes, which the
+//! subscriptions filter on. alert-forwarder reads every message in this shape. Bodies are kept
+//! under the SNS size limit; the SNS publisher itself is in `adapters::sns`.
 
 use std::fmt;
 
@@ -7,14 +13,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::adapters::aws::describe_sdk_error;
-
 /// SNS refuses messages over 256 KiB (body, subject and attributes together).
 pub const SNS_MAX_BYTES: usize = 256 * 1024;
 /// What the JSON body may use, leaving room for the subject and the message attributes.
 pub const MAX_BODY_BYTES: usize = SNS_MAX_BYTES - 4 * 1024;
 /// SNS subjects: ASCII, at most 100 characters; we keep one in reserve.
-pub const MAX_SUBJECT_CHARS: usize = 99;
+pub(crate) const MAX_SUBJECT_CHARS: usize = 99;
 
 /// The state table partition of alert-forwarder's records, one per dedup key.
 pub const ALERT_RECORDS: &str = "alert-forwarder#alert";
@@ -216,7 +220,7 @@ pub fn cut_at_char(text: &str, max: usize) -> &str {
 }
 
 /// Printable ASCII only (others become `?`, line breaks a space), at most 99 characters.
-pub fn ascii_subject(text: &str) -> String {
+pub(crate) fn ascii_subject(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| match c {
@@ -254,47 +258,6 @@ pub trait AlertSink: Send + Sync {
     /// Publishes `alert` as its JSON body (what every function sends the forwarder).
     fn publish(&self, alert: &Alert) -> impl std::future::Future<Output = Result<(), PublishError>> + Send {
         async move { self.publish_message(&alert.subject(), &alert.to_body(), alert).await }
-    }
-}
-
-/// Publishes alerts to an SNS topic with `severity` and `source` message attributes.
-#[derive(Clone, Debug)]
-pub struct SnsAlertPublisher {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-}
-
-impl SnsAlertPublisher {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
-        SnsAlertPublisher { client, topic_arn: topic_arn.into() }
-    }
-}
-
-impl AlertSink for SnsAlertPublisher {
-    async fn publish_message(&self, subject: &str, body: &str, alert: &Alert) -> Result<(), PublishError> {
-        use aws_sdk_sns::types::MessageAttributeValue;
-        let attribute = |value: &str| {
-            MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| PublishError {
-                topic: self.topic_arn.clone(),
-                dedup_key: alert.dedup_key.clone(),
-                detail: e.to_string(),
-            })
-        };
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(ascii_subject(subject))
-            .message(cut_at_char(body, MAX_BODY_BYTES))
-            .message_attributes("severity", attribute(alert.severity.as_str())?)
-            .message_attributes("source", attribute(if alert.source.is_empty() { "unknown" } else { &alert.source })?)
-            .send()
-            .await
-            .map_err(|err| PublishError {
-                topic: self.topic_arn.clone(),
-                dedup_key: alert.dedup_key.clone(),
-                detail: describe_sdk_error(&err),
-            })?;
-        Ok(())
     }
 }
 

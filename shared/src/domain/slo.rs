@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 /// Checks are counted in buckets of this many seconds for the burn windows.
-pub const BUCKET_SECS: i64 = 300;
+pub(crate) const BUCKET_SECS: i64 = 300;
 const DAY_SECS: i64 = 86_400;
 
 /// One burn-rate alert: the budget burns at least `burn_rate` times the sustainable rate over

@@ -21,12 +21,12 @@ use crate::domain::rotation::runbook_rotations;
 use crate::domain::slo::{BurnLevel, budget_left};
 
 /// The runbook's numbers.
-pub const P95_WARN_MS: u64 = 1500;
-pub const P95_CRITICAL_MS: u64 = 3000;
-pub const RPO_HOURS: i64 = 24;
-pub const RTO_MINUTES: u64 = 30;
+pub(crate) const P95_WARN_MS: u64 = 1500;
+pub(crate) const P95_CRITICAL_MS: u64 = 3000;
+pub(crate) const RPO_HOURS: i64 = 24;
+pub(crate) const RTO_MINUTES: u64 = 30;
 /// Restore tests run monthly: one older than this is overdue.
-pub const RESTORE_TEST_MAX_DAYS: i64 = 35;
+pub(crate) const RESTORE_TEST_MAX_DAYS: i64 = 35;
 const LATENCY_WINDOW_SECS: i64 = 300;
 const AVAILABILITY_DAYS: i64 = 30;
 
@@ -55,8 +55,8 @@ pub struct TargetLine {
     /// When it went down, while it is down.
     pub down_since: Option<DateTime<Utc>>,
     pub p95_ms_5min: Option<u64>,
-    pub availability_today: Option<f64>,
-    pub availability_30d: Option<f64>,
+    pub(crate) availability_today: Option<f64>,
+    pub(crate) availability_30d: Option<f64>,
     pub objective: Option<f64>,
     pub budget_left: Option<f64>,
     pub burn: BurnLevel,
@@ -87,8 +87,8 @@ pub struct RestoreLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct SecretLine {
     pub name: String,
-    pub last_rotated: Option<DateTime<Utc>>,
-    pub next_rotation: Option<DateTime<Utc>>,
+    pub(crate) last_rotated: Option<DateTime<Utc>>,
+    pub(crate) next_rotation: Option<DateTime<Utc>>,
     pub max_days: u32,
     /// Days until the runbook's cadence is exceeded (negative: overdue).
     pub days_left: Option<i64>,
@@ -98,7 +98,7 @@ pub struct SecretLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertsLine {
     /// Alerts ops were told of in the past 24 hours, by severity.
-    pub last_24h: BTreeMap<Severity, usize>,
+    pub(crate) last_24h: BTreeMap<Severity, usize>,
     /// Alert keys still firing, with their severity.
     pub firing: Vec<(String, Severity)>,
     pub verdict: Verdict,
@@ -112,7 +112,7 @@ pub struct AlarmLine {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    pub generated_at: DateTime<Utc>,
+    pub(crate) generated_at: DateTime<Utc>,
     pub targets: Vec<TargetLine>,
     pub backup: Option<BackupLine>,
     pub restore_test: Option<RestoreLine>,

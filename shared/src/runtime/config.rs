@@ -73,7 +73,7 @@ impl Env {
     }
 
     /// Parses `var` with [`FromStr`], or returns `default` when it is unset.
-    pub fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    pub(crate) fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
     where
         T: FromStr,
         T::Err: Display,
@@ -119,13 +119,6 @@ impl Env {
         check_arn(var, &value, service)?;
         Ok(value)
     }
-
-    pub fn optional_arn(&self, var: &str, service: &str) -> Result<Option<String>, ConfigError> {
-        match self.optional(var) {
-            None => Ok(None),
-            Some(value) => check_arn(var, &value, service).map(|()| Some(value)),
-        }
-    }
 }
 
 fn check_arn(var: &str, value: &str, service: &str) -> Result<(), ConfigError> {
@@ -137,7 +130,8 @@ fn check_arn(var: &str, value: &str, service: &str) -> Result<(), ConfigError> {
     if well_formed { Ok(()) } else { Err(ConfigError::malformed(var, format!("{value:?} is not an {service} ARN"))) }
 }
 
-/// Settings every function shares (DESIGN.md, "Contracts").
+/// Settings every function shares: its region and (off AWS) endpoint, Sentry, the SNS topic
+/// alerts go to and the DynamoDB table of its state. A function refuses to start without them.
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
     pub region: String,
@@ -152,7 +146,7 @@ pub struct SentryConfig {
     /// `None` when `SENTRY_DSN` is empty: Sentry is off.
     pub dsn: Option<sentry::types::Dsn>,
     pub environment: String,
-    pub traces_sample_rate: f32,
+    pub(crate) traces_sample_rate: f32,
 }
 
 impl SentryConfig {

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::adapters::aws::{AwsClients, load_sdk_config};
 use crate::adapters::secrets::{EnvFallback, SecretCache};
-use crate::domain::alert::SnsAlertPublisher;
+use crate::adapters::sns::SnsAlertPublisher;
 use crate::runtime::config::{CommonConfig, ConfigError, Env};
 use crate::runtime::phases::Phases;
 use crate::runtime::scrub::Scrubber;

@@ -43,7 +43,7 @@ impl Phases {
     }
 
     /// Microseconds since the previous lap (or the start); the next phase begins now.
-    pub fn lap(&mut self) -> u64 {
+    pub(crate) fn lap(&mut self) -> u64 {
         let now = Instant::now();
         let took = now.duration_since(self.last).as_micros();
         self.last = now;

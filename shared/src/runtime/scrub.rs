@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
-pub const FILTERED: &str = "[Filtered]";
+pub(crate) const FILTERED: &str = "[Filtered]";
 
 /// Field names whose values are credentials wherever they appear.
 const CREDENTIAL_FIELDS: &[&str] = &[
@@ -42,7 +42,7 @@ pub struct Scrubber {
     values: Arc<RwLock<BTreeSet<String>>>,
 }
 
-pub fn is_credential_field(name: &str) -> bool {
+pub(crate) fn is_credential_field(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     CREDENTIAL_FIELDS.iter().any(|f| lower == *f || lower.ends_with(&format!("_{f}")))
 }
@@ -88,7 +88,7 @@ impl Scrubber {
 
     /// Scrubs a JSON document: credential-named fields are blanked and registered values are
     /// replaced in every string.
-    pub fn scrub_json(&self, value: &mut Value) {
+    pub(crate) fn scrub_json(&self, value: &mut Value) {
         match value {
             Value::String(s) => {
                 let scrubbed = self.scrub_str(s);

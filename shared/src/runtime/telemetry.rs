@@ -10,14 +10,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::runtime::config::SentryConfig;
 use crate::runtime::scrub::Scrubber;
-pub use crate::runtime::trace::{TraceSpan, child_span, request_description};
+pub use crate::runtime::trace::{TraceSpan, request_description};
 
 /// How long an invocation waits for Sentry to deliver before it returns (Lambda freezes the
 /// process right after the response).
-pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call more than once.
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     init_logging_to(filter, std::io::stdout);
 }
@@ -32,7 +32,7 @@ where
 
 /// The project's log format: one JSON object a line, event fields at the top level, the
 /// current span (with the request id) under `span`.
-pub fn json_logs<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+pub(crate) fn json_logs<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -100,7 +100,7 @@ fn scrub_event(
 }
 
 /// Waits (bounded) until queued Sentry events are delivered. Blocking, so run off the runtime.
-pub async fn flush_sentry() {
+pub(crate) async fn flush_sentry() {
     if let Some(client) = sentry::Hub::current().client() {
         let _ = tokio::task::spawn_blocking(move || client.flush(Some(SENTRY_FLUSH_TIMEOUT))).await;
     }

@@ -9,7 +9,7 @@ pub struct TraceSpan(Option<sentry::TransactionOrSpan>);
 
 /// A child of the current scope's span, if an invocation's transaction is running; its status
 /// is `ok` until told otherwise. The caller finishes it.
-pub fn child_span(op: &str, description: &str) -> Option<sentry::TransactionOrSpan> {
+pub(crate) fn child_span(op: &str, description: &str) -> Option<sentry::TransactionOrSpan> {
     let parent = sentry::configure_scope(|scope| scope.get_span())?;
     let span: sentry::TransactionOrSpan = parent.start_child(op, description).into();
     span.set_status(sentry::protocol::SpanStatus::Ok);

@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use crate::runtime::config::{ConfigError, Env};
 
-/// `scheduled-backup`'s settings (DESIGN.md, "Configuration per function").
+/// `scheduled-backup`'s settings: the database secret, where dumps go (bucket and prefix), the
+/// PostgreSQL tools, the part size and compression of the upload, the RPO the platform's own
+/// backups are held to and the time kept back from the Lambda deadline.
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
     pub database_secret_arn: String,
@@ -29,6 +31,15 @@ pub struct SupabaseCheck {
 
 pub const MIB: usize = 1024 * 1024;
 
+/// A `DUMP_COMPRESSION` that is none of the methods and levels pg_dump takes.
+#[derive(Debug, thiserror::Error)]
+pub enum CompressionError {
+    #[error("level {level:?}")]
+    Level { level: String, source: std::num::ParseIntError },
+    #[error("{text:?} is not auto, gzip[:0-9] or zstd[:1-22]")]
+    Unknown { text: String },
+}
+
 /// How pg_dump compresses the dump (`DUMP_COMPRESSION`: `auto`, `gzip[:0-9]` or `zstd[:1-22]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -39,9 +50,14 @@ pub enum Compression {
 }
 
 impl Compression {
-    pub fn parse(text: &str) -> Result<Compression, String> {
+    pub fn parse(text: &str) -> Result<Compression, CompressionError> {
         let (method, level) = match text.trim().split_once(':') {
-            Some((method, level)) => (method, Some(level.parse::<u32>().map_err(|_| format!("level {level:?}"))?)),
+            Some((method, level)) => {
+                let parsed = level
+                    .parse::<u32>()
+                    .map_err(|source| CompressionError::Level { level: level.to_owned(), source })?;
+                (method, Some(parsed))
+            }
             None => (text.trim(), None),
         };
         match (method, level) {
@@ -50,13 +66,13 @@ impl Compression {
             ("gzip", Some(level @ 0..=9)) => Ok(Compression::Gzip(level)),
             ("zstd", None) => Ok(Compression::Zstd(3)),
             ("zstd", Some(level @ 1..=22)) => Ok(Compression::Zstd(level)),
-            _ => Err(format!("{text:?} is not auto, gzip[:0-9] or zstd[:1-22]")),
+            _ => Err(CompressionError::Unknown { text: text.to_owned() }),
         }
     }
 
     /// What pg_dump of `major` is asked for, and why that is not what was configured. A
     /// setting the tool cannot honour costs a warning, never the night's backup.
-    pub fn for_pg_dump(self, major: u32) -> (Compression, Option<String>) {
+    pub(crate) fn for_pg_dump(self, major: u32) -> (Compression, Option<String>) {
         let has_zstd = major >= 16;
         match self {
             Compression::Auto if has_zstd => (Compression::Zstd(3), None),
@@ -70,7 +86,7 @@ impl Compression {
     }
 
     /// pg_dump's `--compress` value: a bare level means gzip to every pg_dump.
-    pub fn pg_dump_arg(self) -> String {
+    pub(crate) fn pg_dump_arg(self) -> String {
         match self {
             Compression::Auto => "6".to_owned(),
             Compression::Gzip(level) => level.to_string(),

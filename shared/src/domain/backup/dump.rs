@@ -19,13 +19,13 @@ use super::scope::Scope;
 pub use super::plan::{Plan, Streamed};
 
 /// S3 allows at most this many parts in one upload.
-pub const MAX_PARTS: u32 = 10_000;
+pub(crate) const MAX_PARTS: u32 = 10_000;
 /// How much of pg_dump's stderr is kept for the error message.
 const STDERR_LIMIT: usize = 16 * 1024;
 
 /// Opens a read-only repeatable-read transaction and exports its snapshot. The transaction
 /// stays open (and the snapshot valid) as long as `client` does nothing else.
-pub async fn export_snapshot(client: &Client) -> Result<String, DbError> {
+pub(crate) async fn export_snapshot(client: &Client) -> Result<String, DbError> {
     client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(DbError::query)?;
     let row = client.query_one("SELECT pg_export_snapshot()", &[]).await.map_err(DbError::query)?;
     Ok(row.get(0))
@@ -34,7 +34,7 @@ pub async fn export_snapshot(client: &Client) -> Result<String, DbError> {
 /// Row counts of every table the dump holds, in the exported snapshot's transaction. They take
 /// less time than the dump they run beside, so they take one process on the server, not
 /// parallel workers.
-pub async fn count_rows(client: &Client, scope: &Scope) -> Result<Vec<TableCount>, DbError> {
+pub(crate) async fn count_rows(client: &Client, scope: &Scope) -> Result<Vec<TableCount>, DbError> {
     client.batch_execute("SET LOCAL max_parallel_workers_per_gather = 0").await.map_err(DbError::query)?;
     let tables = client
         .query(
@@ -140,7 +140,7 @@ fn widen_pipe<P>(_pipe: &P) {}
 /// Runs pg_dump on the plan's snapshot, compressed as planned, and streams its output into
 /// the upload. A non-zero exit, an error on stderr or an empty output is a failure, whatever
 /// was uploaded.
-pub async fn dump_to_upload<S: ObjectStore>(
+pub(crate) async fn dump_to_upload<S: ObjectStore>(
     store: &S,
     plan: &Plan,
     upload_id: &str,

@@ -28,12 +28,8 @@ pub fn manifest_key(dump_key: &str) -> String {
     format!("{}{MANIFEST_SUFFIX}", dump_key.strip_suffix(DUMP_SUFFIX).unwrap_or(dump_key))
 }
 
-pub fn dump_key_of_manifest(manifest_key: &str) -> Option<String> {
-    manifest_key.strip_suffix(MANIFEST_SUFFIX).map(|base| format!("{base}{DUMP_SUFFIX}"))
-}
-
 /// `backups` or `backups/` -> `backups/`; empty stays empty.
-pub fn normalise_prefix(prefix: &str) -> String {
+pub(crate) fn normalise_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
     if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
 }
@@ -112,7 +108,7 @@ impl Manifest {
     /// Whether the backup was taken with the database secret `secret`, named by its ARN (as the
     /// template configures it) or by its name. Manifests from before the source was recorded
     /// cannot say: they count.
-    pub fn is_from_secret(&self, secret: &str) -> bool {
+    pub(crate) fn is_from_secret(&self, secret: &str) -> bool {
         self.source.as_ref().is_none_or(|source| source.secret == secret || secret_name(&source.secret) == Some(secret))
     }
 
@@ -140,7 +136,6 @@ mod tests {
         let key = dump_key("backups/", "app", at, "3f2a9c1d");
         assert_eq!(key, "backups/app/2026/11/26/20261126T020005Z-3f2a9c1d.dump");
         assert_eq!(manifest_key(&key), "backups/app/2026/11/26/20261126T020005Z-3f2a9c1d.manifest.json");
-        assert_eq!(dump_key_of_manifest(&manifest_key(&key)).as_deref(), Some(key.as_str()));
         assert_eq!(dump_key("backups", "app", at, "x"), dump_key("/backups/", "app", at, "x"));
     }
 }

@@ -1,20 +1,19 @@
 //! What a backup is on S3 (the object layout and the manifest written beside each dump) and
 //! the engine that takes one, shared by the functions and `opsctl`.
 
-pub mod config;
+pub(crate) mod config;
 pub mod dump;
-pub mod error;
-pub mod manifest;
-pub mod plan;
-pub mod platform;
+pub(crate) mod error;
+pub(crate) mod manifest;
+pub(crate) mod plan;
+pub(crate) mod platform;
 pub mod scope;
 pub mod take;
 
 pub use config::{BackupConfig, Compression, SupabaseCheck};
 pub use error::BackupError;
 pub use manifest::{
-    BackupSource, DUMP_SUFFIX, MANIFEST_SUFFIX, Manifest, SAFETY_LABEL, TableCount, dump_key, dump_key_of_manifest,
-    manifest_key, normalise_prefix,
+    BackupSource, DUMP_SUFFIX, MANIFEST_SUFFIX, Manifest, SAFETY_LABEL, TableCount, dump_key, manifest_key,
 };
 pub use plan::{Dumped, Plan};
 pub use scope::{LeftOut, Platform, Scope};

@@ -29,7 +29,7 @@ struct PhysicalBackupData {
 }
 
 /// The newest completed platform backup, or why there is none to rely on.
-pub async fn latest_platform_backup(
+pub(crate) async fn latest_platform_backup(
     http: &reqwest::Client,
     api_url: &str,
     project_ref: &str,
@@ -63,7 +63,7 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-pub fn is_fresh(latest: Option<DateTime<Utc>>, now: DateTime<Utc>, rpo: Duration) -> bool {
+pub(crate) fn is_fresh(latest: Option<DateTime<Utc>>, now: DateTime<Utc>, rpo: Duration) -> bool {
     latest.is_some_and(|at| now.signed_duration_since(at).to_std().map(|age| age <= rpo).unwrap_or(true))
 }
 

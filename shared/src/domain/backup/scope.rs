@@ -156,7 +156,7 @@ impl Scope {
     /// one by one: event triggers and publications are then left out (pg_dump dumps objects of
     /// no schema only when no schema is named), and `--extension` and `--large-objects` bring
     /// back the extensions and large objects, which pg_dump would leave out too.
-    pub fn pg_dump_args(&self) -> Vec<String> {
+    pub(crate) fn pg_dump_args(&self) -> Vec<String> {
         if self.platform == Platform::Postgres {
             return Vec::new();
         }

@@ -2,16 +2,16 @@
 //! same way by the rotation and by `opsctl check-env`), and one [`KeyProvider`] per service;
 //! [`for_service`] is the one place that picks one.
 
-pub mod ai_engine;
-pub mod error;
+pub(crate) mod ai_engine;
+pub(crate) mod error;
 pub mod google;
-pub mod provider;
-pub mod secret;
-pub mod supabase;
+pub(crate) mod provider;
+pub(crate) mod secret;
+pub(crate) mod supabase;
 
 pub use error::KeyError;
 pub use provider::{ATTEMPTS, Admin, BACKOFF, Call, CreateError, Found, KeyProvider, Upstream};
-pub use secret::{KeySecret, base_url};
+pub use secret::KeySecret;
 
 use crate::domain::rotation::KeyService;
 

@@ -99,7 +99,7 @@ impl Upstream<'_> {
     /// A create: repeated only where the service surely did not act on it. An answer of
     /// `expected` status is returned; anything else is a [`CreateError`] saying whether a key
     /// may have been made.
-    pub async fn send_create(
+    pub(crate) async fn send_create(
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
         expected: &[reqwest::StatusCode],
@@ -117,7 +117,7 @@ impl Upstream<'_> {
 
     /// `DELETE {keys_url}/{id}`; a key already gone (404) is fine. `id` comes from the secret,
     /// so it must be one path segment: a tampered value cannot aim the DELETE elsewhere.
-    pub async fn delete_key(&self, keys_url: &str, id: &str, bearer: &str) -> Result<(), KeyError> {
+    pub(crate) async fn delete_key(&self, keys_url: &str, id: &str, bearer: &str) -> Result<(), KeyError> {
         let operation = "revoke a key";
         let segment = !id.is_empty() && id != ".." && !id.contains(['/', '?', '#', '%', '\\']);
         if !segment {
@@ -138,7 +138,11 @@ impl Upstream<'_> {
 
     /// testSecret's request as `build` makes it (to `url`, named in the error); 200 means the
     /// key works, anything else is the failure with the service's own reason where it gives one.
-    pub async fn check_with(&self, url: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<(), KeyError> {
+    pub(crate) async fn check_with(
+        &self,
+        url: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(), KeyError> {
         let failed = |problem: String| KeyError::TestFailed { secret: self.secret.to_owned(), problem };
         let response = send_with_retry(build, ATTEMPTS, BACKOFF, Repeat::Idempotent)
             .await

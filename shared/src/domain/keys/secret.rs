@@ -79,6 +79,6 @@ impl KeySecret {
 }
 
 /// A base URL from the secret's field `field`, else `default`, without a trailing slash.
-pub fn base_url(secret: &KeySecret, field: &str, default: &str) -> String {
+pub(crate) fn base_url(secret: &KeySecret, field: &str, default: &str) -> String {
     secret.field(field).unwrap_or(default).trim_end_matches('/').to_owned()
 }

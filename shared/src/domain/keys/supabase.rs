@@ -17,7 +17,7 @@ pub const DEFAULT_API_URL: &str = "https://api.supabase.com";
 /// testSecret's endpoint: Supabase Auth's health check. The project's gateway serves it only
 /// to a valid key in the `apikey` header (Auth's OpenAPI, `APIKeyAuth`), and Auth runs whether
 /// or not the Data API is on; `/rest/v1/` fails once the Data API is turned off.
-pub const CHECK_PATH: &str = "/auth/v1/health";
+pub(crate) const CHECK_PATH: &str = "/auth/v1/health";
 
 pub struct Supabase<'a> {
     upstream: Upstream<'a>,

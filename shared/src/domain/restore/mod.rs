@@ -3,11 +3,11 @@
 //! into a scratch database; `opsctl dr restore` into the database being recovered (a Supabase
 //! project's with [`live`]).
 
-pub mod config;
-pub mod error;
-pub mod live;
-pub mod report;
-pub mod verify;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod live;
+pub(crate) mod report;
+pub(crate) mod verify;
 
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
 pub use error::VerifyError;

@@ -4,17 +4,18 @@
 //! Gemini accepts only authorization keys, bound to a service account (`serviceAccountEmail`
 //! on the `Key`), restricted here to the Generative Language API.
 
-pub mod names;
-pub mod oauth;
-pub mod operation;
+pub(crate) mod names;
+pub(crate) mod oauth;
+pub(crate) mod operation;
 
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub use names::{is_key_name, is_standard_key, key_id};
-pub use oauth::{DEFAULT_TOKEN_URL, ServiceAccount, access_token};
+use names::is_key_name;
+pub use names::{is_standard_key, key_id};
+pub use oauth::{ServiceAccount, access_token};
 pub use operation::{Operation, Status, refusal, wait};
 
 use super::error::KeyError;
@@ -27,8 +28,8 @@ pub const DEFAULT_API_URL: &str = "https://apikeys.googleapis.com";
 /// Generative Language service itself, at no cost. A model listing is not enough: keys that list
 /// models have been refused by GenerativeService with 401 `ACCESS_TOKEN_TYPE_UNSUPPORTED`
 /// (google-gemini/gemini-cli #28538).
-pub const DEFAULT_CHECK_URL: &str = "https://generativelanguage.googleapis.com/v1beta/models";
-pub const DEFAULT_CHECK_MODEL: &str = "gemini-2.5-flash";
+pub(crate) const DEFAULT_CHECK_URL: &str = "https://generativelanguage.googleapis.com/v1beta/models";
+pub(crate) const DEFAULT_CHECK_MODEL: &str = "gemini-2.5-flash";
 /// The only API a rotated Gemini key may call.
 pub const GEMINI_SERVICE: &str = "generativelanguage.googleapis.com";
 pub struct Google<'a> {

@@ -3,7 +3,7 @@
 
 /// A key resource name this strategy may delete: `projects/<p>/locations/global/keys/<id>`, so
 /// that a tampered secret cannot point the DELETE elsewhere.
-pub fn is_key_name(name: &str) -> bool {
+pub(crate) fn is_key_name(name: &str) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
     let safe =
         |part: &&str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');

@@ -17,7 +17,7 @@ use crate::domain::keys::error::KeyError;
 use crate::domain::keys::provider::{ATTEMPTS, BACKOFF};
 use crate::runtime::lambda::error_chain;
 
-pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+pub(crate) const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 /// Managing API keys needs the cloud-platform scope.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GRANT_TYPE: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";

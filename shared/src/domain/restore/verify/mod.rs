@@ -27,7 +27,8 @@ use checks::{count_rows, run_validation};
 use download::{download, file_name, read_all};
 use scratch::{SCRATCH_PREFIX, SCRATCH_TIME, drop_abandoned_scratch};
 
-pub use pg_restore::{PgRestoreError, Target, pg_restore, pick_pg_restore};
+use pg_restore::pg_restore;
+pub use pg_restore::{Target, pick_pg_restore};
 
 pub const SOURCE: &str = "restore-verifier";
 
