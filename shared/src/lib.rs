@@ -1,35 +1,44 @@
-//! The common crate of the ops functions: configuration, AWS clients, the secret cache, the
-//! alert model and publisher, telemetry and the invocation wrapper. AWS adapters live here only.
+//! The common crate of the ops functions, in three layers:
+//!
+//! - `runtime`: invocation plumbing every function shares (the Lambda wrapper, configuration
+//!   from the environment, logs, metrics and Sentry, cold-start phases, secret scrubbing, the
+//!   scheduled triggers).
+//! - `adapters`: one module per outside system (AWS: the SDK configuration, S3, DynamoDB,
+//!   Secrets Manager, SNS, CloudWatch; HTTPS and TLS; PostgreSQL and its client tools). AWS and
+//!   network clients are built here and nowhere else.
+//! - `domain`: what the functions decide and record (alerts, backups, restore tests, API keys
+//!   and their rotation, availability objectives, health state, the status screen), reaching
+//!   outside systems through the adapters.
+//!
+//! The layers are private: the modules below are the crate's public surface, at the paths the
+//! functions, `opsctl` and the tests use.
 
-pub mod alert;
-pub mod aws;
-pub mod backup;
-pub mod cloudwatch;
-pub mod config;
-pub mod events;
-pub mod health;
-pub mod http;
-pub mod keys;
-pub mod lambda;
-pub mod objects;
-pub mod pgtools;
-pub mod phases;
-pub mod postgres;
-pub mod restore;
-pub mod rotation;
-pub mod scrub;
-pub mod secret_versions;
-pub mod secrets;
-pub mod slo;
-pub mod state;
-pub mod status;
-pub mod telemetry;
+mod adapters;
+mod domain;
+mod runtime;
+
+// Runtime: invocation plumbing.
+pub use runtime::{config, events, lambda, phases, scrub, telemetry};
+
+// Adapters: one per outside system.
+pub use adapters::{aws, cloudwatch, http, objects, pgtools, postgres, secret_versions, secrets, state, tls};
+
+// Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
+pub use domain::{backup, health, keys, restore, rotation, slo, status};
+
+/// The alert model, and the SNS publisher that sends it.
+pub mod alert {
+    pub use crate::adapters::sns::SnsAlertPublisher;
+    pub use crate::domain::alert::*;
+}
+
+/// In-memory doubles of the traits above, for decision tests without AWS or a database.
 #[cfg(feature = "test-util")]
 pub mod test_util;
-pub mod tls;
 
 pub use alert::{Alert, AlertSink, Severity, SnsAlertPublisher, Status};
 pub use config::{CommonConfig, ConfigError, Env};
 pub use lambda::{FunctionError, Handler, Startup};
+pub use runtime::redacted::Redacted;
 pub use scrub::Scrubber;
 pub use secrets::{SecretCache, SecretError};

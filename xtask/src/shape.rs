@@ -230,13 +230,13 @@ fn resolve(files: &BTreeMap<String, SourceFile>, segments: &[String], hops: usiz
     }
     for (public, paths) in use_statements(&code(&files[&module].text)) {
         for (path, bound) in paths.into_iter().filter(|_| public) {
-            if bound == *name || bound == "*" {
-                if let Some(target) = absolute(files, &module, &path) {
-                    let mut target = if bound == "*" { [target, vec![name.clone()]].concat() } else { target };
-                    target.extend(rest[1..].iter().cloned());
-                    if let Some(found) = resolve(files, &target, hops - 1).filter(|f| *f != module) {
-                        return Some(found);
-                    }
+            if (bound == *name || bound == "*")
+                && let Some(target) = absolute(files, &module, &path)
+            {
+                let mut target = if bound == "*" { [target, vec![name.clone()]].concat() } else { target };
+                target.extend(rest[1..].iter().cloned());
+                if let Some(found) = resolve(files, &target, hops - 1).filter(|f| *f != module) {
+                    return Some(found);
                 }
             }
         }

@@ -1,0 +1,303 @@
+//! CloudWatch's alarms read through its Query API (Amazon CloudWatch API Reference,
+//! "DescribeAlarms" and "Making API requests": form-encoded POST, SigV4 with the signing name
+//! `monitoring`, XML answers in the `http://monitoring.amazonaws.com/doc/2010-08-01/`
+//! namespace). Two calls do not need a whole SDK client, whose protocol (Smithy RPC v2 CBOR)
+//! the local AWS stand-in cannot answer; the query protocol it can, so the alarms are tested
+//! against it.
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+
+use aws_sigv4::http_request::SigningError;
+use aws_smithy_xml::decode::XmlDecodeError;
+
+use crate::adapters::http::{Repeat, send_with_retry};
+use crate::domain::alert::cut_at_char;
+use crate::domain::status::{AlarmLine, Alarms};
+use crate::runtime::lambda::error_chain;
+
+const API_VERSION: &str = "2010-08-01";
+const SIGNING_NAME: &str = "monitoring";
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// 100 pages of up to 100 alarms: far more than a stack has.
+const MAX_PAGES: usize = 100;
+
+/// What went wrong with a call, named by its action; the error behind it is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudWatchError {
+    #[error("CloudWatch {action}: no AWS credentials")]
+    NoCredentials { action: String },
+    #[error("CloudWatch {action}: {}", error_chain(source))]
+    Credentials { action: String, source: aws_credential_types::provider::error::CredentialsError },
+    #[error("CloudWatch {action}: no AWS region configured (AWS_REGION)")]
+    NoRegion { action: String },
+    #[error("CloudWatch {action}: {source}")]
+    Signing { action: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("CloudWatch {action}: endpoint {endpoint}: {source}")]
+    Endpoint { action: String, endpoint: String, source: SigningError },
+    #[error("CloudWatch {action}: {}", error_chain(source))]
+    Request { action: String, source: reqwest::Error },
+    #[error("CloudWatch {action}: HTTP {status}: {error}")]
+    Refused { action: String, status: u16, error: String },
+    #[error("CloudWatch {action}: unreadable answer ({source})")]
+    Unreadable { action: String, source: AnswerError },
+    #[error("CloudWatch {action}: more than {MAX_PAGES} pages of alarms under {prefix:?}")]
+    TooManyPages { action: String, prefix: String },
+}
+
+/// An answer that is not the XML the API reference describes.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("{0}")]
+    Xml(#[from] XmlDecodeError),
+    #[error("<{0}> where <DescribeAlarmsResponse> was expected")]
+    Root(String),
+}
+
+/// A signed Query API caller for CloudWatch.
+#[derive(Clone, Debug)]
+pub struct CloudWatch {
+    http: reqwest::Client,
+    endpoint: String,
+    region: Option<String>,
+    credentials: Option<SharedCredentialsProvider>,
+}
+
+impl CloudWatch {
+    /// The region, credentials and endpoint (an override, or the region's public one) of
+    /// `sdk`; a missing region or credentials fail each call, naming what is missing.
+    pub fn new(sdk: &SdkConfig, http: reqwest::Client) -> CloudWatch {
+        let region = sdk.region().map(|r| r.to_string());
+        let endpoint = match (sdk.endpoint_url(), &region) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(region)) if region.starts_with("cn-") => {
+                format!("https://monitoring.{region}.amazonaws.com.cn")
+            }
+            (None, Some(region)) => format!("https://monitoring.{region}.amazonaws.com"),
+            (None, None) => String::new(),
+        };
+        CloudWatch { http, endpoint, region, credentials: sdk.credentials_provider() }
+    }
+
+    /// `action` with `params`; the answer's XML body, or what went wrong, named.
+    pub async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, CloudWatchError> {
+        let identity = self.identity(action).await?;
+        self.send(action, params, &identity).await
+    }
+
+    /// The credentials to sign with, fetched once per read (a profile's may cost a round trip).
+    async fn identity(&self, action: &str) -> Result<Identity, CloudWatchError> {
+        let action = action.to_owned();
+        let Some(provider) = self.credentials.as_ref() else {
+            return Err(CloudWatchError::NoCredentials { action });
+        };
+        let credentials =
+            provider.provide_credentials().await.map_err(|source| CloudWatchError::Credentials { action, source })?;
+        Ok(Identity::from(credentials))
+    }
+
+    async fn send(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        identity: &Identity,
+    ) -> Result<String, CloudWatchError> {
+        let signing = |source: Box<dyn std::error::Error + Send + Sync>| CloudWatchError::Signing {
+            action: action.to_owned(),
+            source,
+        };
+        let Some(region) = self.region.as_deref() else {
+            return Err(CloudWatchError::NoRegion { action: action.to_owned() });
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", action)
+            .append_pair("Version", API_VERSION)
+            .extend_pairs(params)
+            .finish();
+        let params = v4::SigningParams::builder()
+            .identity(identity)
+            .region(region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| signing(e.into()))?
+            .into();
+        let headers = [("content-type", FORM)];
+        let signable =
+            SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
+                .map_err(|source| CloudWatchError::Endpoint {
+                    action: action.to_owned(),
+                    endpoint: self.endpoint.clone(),
+                    source,
+                })?;
+        let (signature, _) = sign(signable, &params).map_err(|e| signing(e.into()))?.into_parts();
+        let request = || {
+            let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
+            for (name, value) in signature.headers() {
+                request = request.header(name, value);
+            }
+            request.body(body.clone())
+        };
+        // Reads and puts are idempotent: retried after a refused connection, a 5xx or a timeout.
+        let request_failed = |source| CloudWatchError::Request { action: action.to_owned(), source };
+        let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent).await.map_err(request_failed)?;
+        let status = response.status();
+        let text = response.text().await.map_err(request_failed)?;
+        if !status.is_success() {
+            let (action, status, error) = (action.to_owned(), status.as_u16(), error_of(&text));
+            return Err(CloudWatchError::Refused { action, status, error });
+        }
+        Ok(text)
+    }
+}
+
+impl Alarms for CloudWatch {
+    /// The alarms in ALARM, or what went wrong, said as the status screen shows it.
+    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
+        self.alarms_in_alarm(prefix).await.map_err(|err| err.to_string())
+    }
+}
+
+impl CloudWatch {
+    /// Every metric alarm under `prefix` in state ALARM, all pages.
+    async fn alarms_in_alarm(&self, prefix: &str) -> Result<Vec<AlarmLine>, CloudWatchError> {
+        const ACTION: &str = "DescribeAlarms";
+        let identity = self.identity(ACTION).await?;
+        let mut lines = Vec::new();
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut params = vec![("AlarmNamePrefix", prefix), ("StateValue", "ALARM")];
+            if let Some(token) = &next_token {
+                params.push(("NextToken", token));
+            }
+            let page = self.send(ACTION, &params, &identity).await?;
+            let (alarms, token) = parse_describe_alarms(&page)
+                .map_err(|source| CloudWatchError::Unreadable { action: ACTION.to_owned(), source })?;
+            lines.extend(alarms);
+            // The last page has no token; a repeated one would never end (the SDK's paginators
+            // stop there too).
+            match token {
+                Some(token) if !token.is_empty() && next_token.as_ref() != Some(&token) => next_token = Some(token),
+                _ => return Ok(lines),
+            }
+        }
+        Err(CloudWatchError::TooManyPages { action: ACTION.to_owned(), prefix: prefix.to_owned() })
+    }
+}
+
+/// The metric alarms of a `DescribeAlarmsResponse` and its `NextToken`.
+fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), AnswerError> {
+    let mut doc = Document::new(xml);
+    let mut root = doc.root_element()?;
+    if !root.start_el().matches("DescribeAlarmsResponse") {
+        return Err(AnswerError::Root(root.start_el().local().to_owned()));
+    }
+    let (mut alarms, mut token) = (Vec::new(), None);
+    while let Some(mut result) = root.next_tag() {
+        if !result.start_el().matches("DescribeAlarmsResult") {
+            continue;
+        }
+        while let Some(mut field) = result.next_tag() {
+            if field.start_el().matches("MetricAlarms") {
+                while let Some(mut member) = field.next_tag() {
+                    alarms.extend(in_alarm(&mut member)?);
+                }
+            } else if field.start_el().matches("NextToken") {
+                token = Some(text(&mut field)?);
+            }
+        }
+    }
+    Ok((alarms, token))
+}
+
+/// The alarm of a `member`, if its state is ALARM: the request asks for those only, and a
+/// server that ignores `StateValue` (the local stand-in does when a name prefix is given) must
+/// not make an alarm that is OK look firing.
+fn in_alarm(member: &mut ScopedDecoder) -> Result<Option<AlarmLine>, AnswerError> {
+    let mut line = AlarmLine { name: String::new(), reason: String::new() };
+    let mut state = String::new();
+    while let Some(mut field) = member.next_tag() {
+        if field.start_el().matches("AlarmName") {
+            line.name = text(&mut field)?;
+        } else if field.start_el().matches("StateReason") {
+            line.reason = text(&mut field)?;
+        } else if field.start_el().matches("StateValue") {
+            state = text(&mut field)?;
+        }
+    }
+    Ok((state == "ALARM").then_some(line))
+}
+
+fn text(tag: &mut ScopedDecoder) -> Result<String, AnswerError> {
+    Ok(try_data(tag)?.into_owned())
+}
+
+/// `Code: Message` of an `ErrorResponse`, or the start of a body that is not one.
+fn error_of(xml: &str) -> String {
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = xml.find(&open)? + open.len();
+        let end = xml[start..].find(&format!("</{name}>"))? + start;
+        Some(xml[start..end].trim().to_owned())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => cut_at_char(xml.trim(), 300).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DescribeAlarms answer as the API reference shows it (fields this code does not
+    /// read left out), over two pages.
+    #[test]
+    fn a_describe_alarms_page_gives_its_alarms_and_next_token() {
+        let xml = r#"<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+  <DescribeAlarmsResult>
+    <CompositeAlarms/>
+    <MetricAlarms>
+      <member>
+        <AlarmName>cineview-backup-missing</AlarmName>
+        <StateValue>ALARM</StateValue>
+        <StateReason>Threshold Crossed: no datapoints were received for 26 periods &amp; more</StateReason>
+        <Dimensions/>
+      </member>
+      <member><AlarmName>cineview-health-checker-errors</AlarmName><StateValue>ALARM</StateValue><StateReason/></member>
+      <member><AlarmName>cineview-api-p95</AlarmName><StateValue>OK</StateValue><StateReason>fine</StateReason></member>
+    </MetricAlarms>
+    <NextToken>page-2</NextToken>
+  </DescribeAlarmsResult>
+  <ResponseMetadata><RequestId>f2a5b0c4-1111-2222-3333-444455556666</RequestId></ResponseMetadata>
+</DescribeAlarmsResponse>"#;
+        let (alarms, token) = parse_describe_alarms(xml).expect("parsed");
+        assert_eq!(alarms.len(), 2);
+        assert_eq!(alarms[0].name, "cineview-backup-missing");
+        assert!(alarms[0].reason.ends_with("26 periods & more"), "{}", alarms[0].reason);
+        assert_eq!((alarms[1].name.as_str(), alarms[1].reason.as_str()), ("cineview-health-checker-errors", ""));
+        assert_eq!(token.as_deref(), Some("page-2"));
+
+        let last = r#"<DescribeAlarmsResponse><DescribeAlarmsResult><MetricAlarms/></DescribeAlarmsResult></DescribeAlarmsResponse>"#;
+        assert_eq!(parse_describe_alarms(last).expect("parsed"), (Vec::new(), None));
+    }
+
+    #[test]
+    fn an_error_answer_is_named_by_its_code_and_message() {
+        let xml = r#"<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type>
+<Code>AccessDenied</Code><Message>User is not authorized to perform: cloudwatch:DescribeAlarms</Message></Error>
+<RequestId>r</RequestId></ErrorResponse>"#;
+        assert_eq!(error_of(xml), "AccessDenied: User is not authorized to perform: cloudwatch:DescribeAlarms");
+        assert_eq!(error_of("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert!(parse_describe_alarms(xml).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per outside system: AWS (the SDK configuration, S3, DynamoDB, Secrets Manager, SNS,
+//! CloudWatch), HTTPS and TLS, PostgreSQL and its client tools.
+
+pub mod aws;
+pub mod cloudwatch;
+pub mod http;
+pub mod objects;
+pub mod pgtools;
+pub mod postgres;
+pub mod secret_versions;
+pub mod secrets;
+pub(crate) mod sns;
+pub mod state;
+pub mod tls;

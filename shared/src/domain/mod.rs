@@ -1,0 +1,11 @@
+//! What the functions decide and record: alerts, backups and restore tests, API keys and
+//! their rotation, availability objectives, health state and the status screen.
+
+pub mod alert;
+pub mod backup;
+pub mod health;
+pub mod keys;
+pub mod restore;
+pub mod rotation;
+pub mod slo;
+pub mod status;

@@ -1,0 +1,483 @@
+//! The runbook's daily checks in one screen (`opsctl status`, and health-checker's daily e-mail
+//! to ops), from what the functions
+//! already record: health state and availability counters (state table), the newest backup's
+//! manifest and restore report (S3), the rotated secrets (Secrets Manager), the alerts
+//! alert-forwarder keeps (state table) and the alarms in ALARM (CloudWatch). Each line has a
+//! verdict against the runbook's numbers.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::adapters::objects::ObjectStore;
+use crate::adapters::secret_versions::SecretVersions;
+use crate::adapters::state::StateStore;
+use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
+use crate::domain::health::{STATE_SK, TargetState, p95};
+use crate::domain::restore::report::RestoreReport;
+use crate::domain::rotation::runbook_rotations;
+use crate::domain::slo::{BurnLevel, budget_left};
+
+/// The runbook's numbers.
+pub(crate) const P95_WARN_MS: u64 = 1500;
+pub(crate) const P95_CRITICAL_MS: u64 = 3000;
+pub(crate) const RPO_HOURS: i64 = 24;
+pub(crate) const RTO_MINUTES: u64 = 30;
+/// Restore tests run monthly: one older than this is overdue.
+pub(crate) const RESTORE_TEST_MAX_DAYS: i64 = 35;
+const LATENCY_WINDOW_SECS: i64 = 300;
+const AVAILABILITY_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl Verdict {
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warning => "WARNING",
+            Verdict::Critical => "CRITICAL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetLine {
+    pub name: String,
+    pub up: bool,
+    /// When it went down, while it is down.
+    pub down_since: Option<DateTime<Utc>>,
+    pub p95_ms_5min: Option<u64>,
+    pub(crate) availability_today: Option<f64>,
+    pub(crate) availability_30d: Option<f64>,
+    pub objective: Option<f64>,
+    pub budget_left: Option<f64>,
+    pub burn: BurnLevel,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupLine {
+    pub key: String,
+    pub label: Option<String>,
+    pub finished_at: DateTime<Utc>,
+    pub age_hours: f64,
+    pub size_bytes: u64,
+    pub tables: usize,
+    pub rows: i64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreLine {
+    pub result: String,
+    pub verified_at: DateTime<Utc>,
+    pub backup_key: String,
+    pub rto_minutes: f64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretLine {
+    pub name: String,
+    pub(crate) last_rotated: Option<DateTime<Utc>>,
+    pub(crate) next_rotation: Option<DateTime<Utc>>,
+    pub max_days: u32,
+    /// Days until the runbook's cadence is exceeded (negative: overdue).
+    pub days_left: Option<i64>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertsLine {
+    /// Alerts ops were told of in the past 24 hours, by severity.
+    pub(crate) last_24h: BTreeMap<Severity, usize>,
+    /// Alert keys still firing, with their severity.
+    pub firing: Vec<(String, Severity)>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmLine {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub(crate) generated_at: DateTime<Utc>,
+    pub targets: Vec<TargetLine>,
+    pub backup: Option<BackupLine>,
+    pub restore_test: Option<RestoreLine>,
+    pub secrets: Vec<SecretLine>,
+    pub alerts: Option<AlertsLine>,
+    pub alarms: Vec<AlarmLine>,
+    /// What could not be read, and what to do about it.
+    pub unreadable: Vec<String>,
+}
+
+/// The alarms in ALARM whose names start with a prefix.
+pub trait Alarms {
+    fn firing(&self, prefix: &str) -> impl Future<Output = Result<Vec<AlarmLine>, String>> + Send;
+}
+
+/// Where status reads from.
+pub struct Sources<'a, T, O, S, A> {
+    pub state: &'a T,
+    pub objects: &'a O,
+    pub secrets: &'a S,
+    pub alarms: &'a A,
+    pub prefix: &'a str,
+    pub backup_prefix: &'a str,
+    pub report_prefix: &'a str,
+}
+
+pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms>(
+    sources: &Sources<'_, T, O, S, A>,
+    now: DateTime<Utc>,
+) -> Status {
+    let mut unreadable = Vec::new();
+    let targets = match sources.state.scan_prefix("health-checker#").await {
+        Ok(items) => targets(&items, now),
+        Err(err) => {
+            unreadable.push(format!("health state: {err} (allow dynamodb:Scan on the state table)"));
+            Vec::new()
+        }
+    };
+    let backup = match newest(sources.objects, sources.backup_prefix, MANIFEST_SUFFIX).await {
+        Ok(found) => found.map(|manifest: Manifest| backup_line(&manifest, now)),
+        Err(err) => {
+            unreadable.push(format!("backups: {err} (allow s3:ListBucket and s3:GetObject on the backup bucket)"));
+            None
+        }
+    };
+    let restore_test = match newest(sources.objects, sources.report_prefix, ".json").await {
+        Ok(found) => found.map(|report: RestoreReport| restore_line(&report, now)),
+        Err(err) => {
+            unreadable.push(format!("restore tests: {err}"));
+            None
+        }
+    };
+    let secrets = secret_lines(sources, now, &mut unreadable).await;
+    let alerts = match sources.state.scan_prefix(ALERT_RECORDS).await {
+        Ok(items) => Some(alerts_line(&items, now)),
+        Err(err) => {
+            unreadable.push(format!("alerts: {err}"));
+            None
+        }
+    };
+    let alarms = match sources.alarms.firing(&format!("{}-", sources.prefix)).await {
+        Ok(alarms) => alarms,
+        Err(err) => {
+            unreadable.push(format!("alarms: {err} (allow cloudwatch:DescribeAlarms)"));
+            Vec::new()
+        }
+    };
+    Status { generated_at: now, targets, backup, restore_test, secrets, alerts, alarms, unreadable }
+}
+
+fn targets(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>) -> Vec<TargetLine> {
+    let mut days: BTreeMap<&str, Vec<(NaiveDate, i64, i64)>> = BTreeMap::new();
+    for (pk, sk, data) in items {
+        let day = sk.strip_prefix("day#").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if let Some(day) = day {
+            let count = |name: &str| data.get(name).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            days.entry(pk.as_str()).or_default().push((day, count("checks"), count("up")));
+        }
+    }
+    let today = now.date_naive();
+    let availability = |counts: &[(NaiveDate, i64, i64)], since: NaiveDate| {
+        let (checks, up) =
+            counts.iter().filter(|(d, _, _)| *d >= since).fold((0, 0), |(c, u), (_, dc, du)| (c + dc, u + du));
+        (checks > 0).then(|| up as f64 / checks as f64)
+    };
+    let mut lines: Vec<TargetLine> = items
+        .iter()
+        .filter(|(_, sk, _)| sk == STATE_SK)
+        .filter_map(|(pk, _, data)| {
+            let state: TargetState = serde_json::from_value(data.clone()).ok()?;
+            let name = pk.strip_prefix("health-checker#")?.to_owned();
+            let counts = days.get(pk.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let recent: Vec<u64> = state
+                .latencies
+                .iter()
+                .filter(|(at, _)| now.timestamp() - at < LATENCY_WINDOW_SECS)
+                .map(|(_, ms)| *ms)
+                .collect();
+            let availability_30d = availability(counts, today - Duration::days(AVAILABILITY_DAYS - 1));
+            let budget = state.objective.zip(availability_30d).map(|(o, a)| budget_left(a, o));
+            let mut line = TargetLine {
+                name,
+                up: !state.down,
+                down_since: state.down_since.and_then(|at| DateTime::from_timestamp(at, 0)),
+                p95_ms_5min: p95(&recent),
+                availability_today: availability(counts, today),
+                availability_30d,
+                objective: state.objective,
+                budget_left: budget,
+                burn: state.burn_level,
+                verdict: Verdict::Ok,
+            };
+            line.verdict = target_verdict(&line);
+            Some(line)
+        })
+        .collect();
+    lines.sort_by(|a, b| a.name.cmp(&b.name));
+    lines
+}
+
+fn target_verdict(line: &TargetLine) -> Verdict {
+    let latency = match line.p95_ms_5min {
+        Some(ms) if ms > P95_CRITICAL_MS => Verdict::Critical,
+        Some(ms) if ms > P95_WARN_MS => Verdict::Warning,
+        _ => Verdict::Ok,
+    };
+    let budget = match (line.burn, line.budget_left) {
+        (BurnLevel::Fast, _) => Verdict::Critical,
+        (_, Some(left)) if left < 0.0 => Verdict::Critical,
+        (BurnLevel::Slow, _) => Verdict::Warning,
+        _ => Verdict::Ok,
+    };
+    let down = if line.up { Verdict::Ok } else { Verdict::Critical };
+    latency.max(budget).max(down)
+}
+
+/// The newest object under `prefix` ending in `suffix` (keys sort by time), parsed.
+async fn newest<T: serde::de::DeserializeOwned>(
+    objects: &impl ObjectStore,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Option<T>, String> {
+    let listed = objects.list(prefix).await.map_err(|e| e.to_string())?;
+    let Some(newest) = listed.iter().filter(|o| o.key.ends_with(suffix)).max_by_key(|o| (o.last_modified, &o.key))
+    else {
+        return Ok(None);
+    };
+    let body = objects.get(&newest.key).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&body).map(Some).map_err(|e| format!("{} is not what the functions write: {e}", newest.key))
+}
+
+fn backup_line(manifest: &Manifest, now: DateTime<Utc>) -> BackupLine {
+    let age_hours = (now - manifest.finished_at).num_minutes() as f64 / 60.0;
+    BackupLine {
+        key: manifest.key.clone(),
+        label: manifest.label.clone(),
+        finished_at: manifest.finished_at,
+        age_hours,
+        size_bytes: manifest.size_bytes,
+        tables: manifest.tables.len(),
+        rows: manifest.total_rows(),
+        verdict: if age_hours <= RPO_HOURS as f64 { Verdict::Ok } else { Verdict::Critical },
+    }
+}
+
+fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
+    let rto_minutes = report.rto_ms as f64 / 60_000.0;
+    let verdict = if report.result != "passed" {
+        Verdict::Critical
+    } else if rto_minutes > RTO_MINUTES as f64 || now - report.verified_at > Duration::days(RESTORE_TEST_MAX_DAYS) {
+        Verdict::Warning
+    } else {
+        Verdict::Ok
+    };
+    RestoreLine {
+        result: report.result.clone(),
+        verified_at: report.verified_at,
+        backup_key: report.backup_key.clone(),
+        rto_minutes,
+        verdict,
+    }
+}
+
+async fn secret_lines<T, O, S: SecretVersions, A>(
+    sources: &Sources<'_, T, O, S, A>,
+    now: DateTime<Utc>,
+    unreadable: &mut Vec<String>,
+) -> Vec<SecretLine> {
+    let mut lines = Vec::new();
+    for (secret, _, max_days) in runbook_rotations(sources.prefix) {
+        let description = match sources.secrets.describe(&secret).await {
+            Ok(description) => description,
+            Err(err) => {
+                unreadable.push(format!("{secret}: {err} (allow secretsmanager:DescribeSecret)"));
+                continue;
+            }
+        };
+        // Due by the runbook's cadence after the last rotation, or sooner if scheduled sooner.
+        let by_cadence = description.last_rotated.map(|at| at + Duration::days(i64::from(max_days)));
+        let due = match (by_cadence, description.next_rotation) {
+            (Some(cadence), Some(next)) => Some(cadence.min(next)),
+            (cadence, next) => cadence.or(next),
+        };
+        let days_left = due.map(|due| (due - now).num_days());
+        let verdict = match days_left {
+            _ if !description.rotation_enabled => Verdict::Warning,
+            Some(left) if left < 0 => Verdict::Critical,
+            Some(_) => Verdict::Ok,
+            None => Verdict::Warning,
+        };
+        lines.push(SecretLine {
+            name: secret,
+            last_rotated: description.last_rotated,
+            next_rotation: description.next_rotation,
+            max_days,
+            days_left,
+            verdict,
+        });
+    }
+    lines
+}
+
+fn alerts_line(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>) -> AlertsLine {
+    let mut last_24h = BTreeMap::new();
+    let mut firing = Vec::new();
+    for (_, key, data) in items {
+        let Ok(record) = serde_json::from_value::<AlertRecord>(data.clone()) else { continue };
+        // As the forwarder reads it: a publish SNS never accepted did not happen.
+        let record = record.settled(now.timestamp_millis());
+        let severity = record.severity.unwrap_or(Severity::Warning);
+        if now.timestamp() - record.last_sent < 24 * 3600 {
+            *last_24h.entry(severity).or_insert(0) += 1;
+        }
+        if record.status == Some(AlertStatus::Firing) {
+            firing.push((key.clone(), severity));
+        }
+    }
+    firing.sort();
+    let verdict = match firing.iter().map(|(_, s)| *s).max() {
+        Some(Severity::Critical) => Verdict::Critical,
+        Some(Severity::Warning) => Verdict::Warning,
+        Some(Severity::Info) | None => Verdict::Ok,
+    };
+    AlertsLine { last_24h, firing, verdict }
+}
+
+impl Status {
+    /// The worst verdict on the screen (alarms in ALARM are critical).
+    pub fn verdict(&self) -> Verdict {
+        let backup = self.backup.as_ref().map_or(Verdict::Critical, |b| b.verdict);
+        let restore_test = self.restore_test.as_ref().map_or(Verdict::Warning, |r| r.verdict);
+        let alerts = self.alerts.as_ref().map_or(Verdict::Ok, |a| a.verdict);
+        let alarms = if self.alarms.is_empty() { Verdict::Ok } else { Verdict::Critical };
+        let lines = self.targets.iter().map(|t| t.verdict).chain(self.secrets.iter().map(|s| s.verdict));
+        lines.fold(backup.max(restore_test).max(alerts).max(alarms), Verdict::max)
+    }
+
+    /// 0 when all is as the runbook says, 1 when a line is not, 2 when something could not be read.
+    pub fn exit_code(&self) -> u8 {
+        if !self.unreadable.is_empty() {
+            2
+        } else if self.verdict() == Verdict::Ok {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// One screen of plain text (also the daily e-mail's body).
+    pub fn render(&self) -> String {
+        let mut out = format!("CineView ops status at {}\n", self.generated_at.format("%Y-%m-%d %H:%M UTC"));
+        self.render_health(&mut out);
+        self.render_backups(&mut out);
+        self.render_secrets(&mut out);
+        self.render_alerts(&mut out);
+        for problem in &self.unreadable {
+            out.push_str(&format!("\nCANNOT READ {problem}\n"));
+        }
+        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
+        out
+    }
+
+    fn render_health(&self, out: &mut String) {
+        out.push_str("\nHealth (P95 over 5 min: warning above 1500 ms, critical above 3000 ms)\n");
+        if self.targets.is_empty() {
+            out.push_str("  no health state recorded yet\n");
+        }
+        for t in &self.targets {
+            let state = match t.down_since {
+                _ if t.up => "up".to_owned(),
+                Some(since) => format!("DOWN since {}", since.format("%Y-%m-%d %H:%M")),
+                None => "DOWN".to_owned(),
+            };
+            let p95 = t.p95_ms_5min.map_or("-".to_owned(), |ms| format!("{ms} ms"));
+            let slo = match (t.objective, t.budget_left) {
+                (Some(objective), Some(left)) => {
+                    format!(", objective {:.1} %, {:.0} % of budget left", objective * 100.0, left * 100.0)
+                }
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "  {:<8} {:<12} {:<14} P95 {p95:<8} today {} 30 days {}{slo}\n",
+                t.verdict.label(),
+                t.name,
+                state,
+                percent(t.availability_today),
+                percent(t.availability_30d),
+            ));
+        }
+    }
+
+    fn render_backups(&self, out: &mut String) {
+        out.push_str("\nBackups (RPO 24 h, RTO 30 min)\n");
+        match &self.backup {
+            Some(b) => out.push_str(&format!(
+                "  {:<8} newest {:.1} h old, {:.1} MB, {} tables, {} rows{} ({})\n",
+                b.verdict.label(),
+                b.age_hours,
+                b.size_bytes as f64 / 1e6,
+                b.tables,
+                b.rows,
+                b.label.as_ref().map(|l| format!(", label {l}")).unwrap_or_default(),
+                b.key
+            )),
+            None => out.push_str("  CRITICAL no backup found\n"),
+        }
+        match &self.restore_test {
+            Some(r) => out.push_str(&format!(
+                "  {:<8} restore test {} on {}, RTO {:.1} min ({})\n",
+                r.verdict.label(),
+                r.result,
+                r.verified_at.format("%Y-%m-%d"),
+                r.rto_minutes,
+                r.backup_key
+            )),
+            None => out.push_str("  WARNING  no restore test yet\n"),
+        }
+    }
+
+    fn render_secrets(&self, out: &mut String) {
+        out.push_str("\nSecrets (rotation: 90 days critical, 180 days API keys)\n");
+        for s in &self.secrets {
+            let last = s.last_rotated.map_or("never".to_owned(), |at| at.format("%Y-%m-%d").to_string());
+            let next = s.next_rotation.map_or("-".to_owned(), |at| at.format("%Y-%m-%d").to_string());
+            let left = s.days_left.map_or("-".to_owned(), |d| format!("{d} days left of {}", s.max_days));
+            out.push_str(&format!("  {:<8} {:<32} last {last}, next {next}, {left}\n", s.verdict.label(), s.name));
+        }
+    }
+
+    fn render_alerts(&self, out: &mut String) {
+        out.push_str("\nAlerts\n");
+        if let Some(a) = &self.alerts {
+            let counts: Vec<String> = a.last_24h.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+            let counts = if counts.is_empty() { "none".to_owned() } else { counts.join(", ") };
+            out.push_str(&format!("  {:<8} past 24 h: {counts}\n", a.verdict.label()));
+            for (key, severity) in &a.firing {
+                out.push_str(&format!("           still firing: {key} ({})\n", severity.as_str()));
+            }
+        }
+        for alarm in &self.alarms {
+            out.push_str(&format!("  CRITICAL alarm {} in ALARM: {}\n", alarm.name, alarm.reason));
+        }
+    }
+}
+
+fn percent(fraction: Option<f64>) -> String {
+    fraction.map_or("-".to_owned(), |f| format!("{:.2} %", f * 100.0))
+}
