@@ -161,8 +161,8 @@ pub fn deadline(ctx: &Context) -> Option<std::time::Instant> {
     if ctx.deadline == 0 {
         return None;
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(std::time::Instant::now() + std::time::Duration::from_millis(ctx.deadline.saturating_sub(now_ms)))
+    let left = ctx.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Some(std::time::Instant::now() + left)
 }
 
 /// The error and its causes on one line.

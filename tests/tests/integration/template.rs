@@ -285,7 +285,8 @@ fn an_alarm_fires_when_no_backup_succeeded_for_26_hours() {
     assert_eq!(alarm["TreatMissingData"], "breaching", "a schedule that stops firing sends nothing");
     assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
     assert_eq!(alarm["AlarmActions"], json!([{"Ref": "AlertTopic"}]));
-    let backup = std::fs::read_to_string(ops_testkit::workspace_file("shared/src/backup/take.rs")).expect("take.rs");
+    let backup =
+        std::fs::read_to_string(ops_testkit::workspace_file("shared/src/domain/backup/take.rs")).expect("take.rs");
     assert!(backup.contains(".value(\"BackupSucceeded\", 1.0"), "the backup emits the metric the alarm watches");
 }
 
