@@ -403,7 +403,7 @@ impl Bench {
         let database = "bench-rotation";
         let mut creds = self.stack.pg.superuser(APP_DATABASE);
         creds.username = "bench_user".into();
-        creds.password = "bench-initial-password".into();
+        creds.password = "bench-initial-password".to_owned().into();
         self.psql(
             APP_DATABASE,
             &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
@@ -621,7 +621,7 @@ impl Bench {
         run(Command::new(bin.join("pgbench"))
             .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])
             .args(conn(&creds))
-            .env("PGPASSWORD", &creds.password))?;
+            .env("PGPASSWORD", creds.password.expose()))?;
         pg.psql(
             db,
             &format!(
@@ -643,7 +643,7 @@ impl Bench {
     async fn bare_dump(&self, pg_dump: &PgTool, creds: &DbCredentials, compress: Option<&str>) -> Result<f64, String> {
         let mut command = pg_dump.command();
         command.arg("-Fc").args(compress.map(|c| format!("--compress={c}"))).args(conn(creds));
-        command.env("PGPASSWORD", &creds.password).stdout(Stdio::null());
+        command.env("PGPASSWORD", creds.password.expose()).stdout(Stdio::null());
         let started = Instant::now();
         run_async(&mut command).await?;
         Ok(started.elapsed().as_secs_f64())
@@ -654,7 +654,7 @@ impl Bench {
         let key = format!("bench-cli/{}.dump", uuid::Uuid::new_v4().simple());
         let started = Instant::now();
         let mut dump = pg_dump.command();
-        dump.arg("-Fc").args(conn(creds)).env("PGPASSWORD", &creds.password).stdout(Stdio::piped());
+        dump.arg("-Fc").args(conn(creds)).env("PGPASSWORD", creds.password.expose()).stdout(Stdio::piped());
         let mut dump = dump.spawn().map_err(|e| format!("pg_dump: {e}"))?;
         let stdout: Stdio = dump.stdout.take().ok_or("no pg_dump output")?.try_into().map_err(|e| format!("{e}"))?;
         let mut copy = tokio::process::Command::new(aws);
@@ -706,7 +706,7 @@ impl Bench {
         self.psql("postgres", &format!("CREATE DATABASE {}", quote_ident(&scratch)))?;
         let target = self.stack.pg.superuser(&scratch);
         let mut command = pg_restore.command();
-        command.args(conn(&target)).arg(format!("--jobs={jobs}")).arg(file).env("PGPASSWORD", &target.password);
+        command.args(conn(&target)).arg(format!("--jobs={jobs}")).arg(file).env("PGPASSWORD", target.password.expose());
         let started = Instant::now();
         run_async(&mut command).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -1007,7 +1007,7 @@ impl Bench {
         run(Command::new(bin.join("pgbench"))
             .args(["-i", "-q", "-I", "dtGvp", "-s", &scale.to_string()])
             .args(conn(&creds))
-            .env("PGPASSWORD", &creds.password)
+            .env("PGPASSWORD", creds.password.expose())
             .env("PGSSLMODE", "disable"))?;
         server.pg.psql(
             &db,
@@ -1059,7 +1059,7 @@ impl Bench {
                 .arg(list.path())
                 .args(conn(&target))
                 .arg(file.path())
-                .env("PGPASSWORD", &target.password)
+                .env("PGPASSWORD", target.password.expose())
                 .env("PGSSLMODE", "disable");
             let started = Instant::now();
             run_async(&mut command).await?;

@@ -248,7 +248,7 @@ impl Postgres {
             host: "127.0.0.1".to_owned(),
             port: self.port,
             username: self.superuser_name.clone(),
-            password: self.superuser_password.clone(),
+            password: self.superuser_password.clone().into(),
             dbname: dbname.to_owned(),
             masterarn: None,
             sslmode: None,

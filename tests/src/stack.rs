@@ -49,7 +49,7 @@ impl Stack {
         pg.psql("postgres", &format!("CREATE ROLE {} LOGIN PASSWORD '{health_password}'", names::HEALTH_ROLE))?;
         let health_db = DbCredentials {
             username: names::HEALTH_ROLE.to_owned(),
-            password: health_password,
+            password: health_password.into(),
             ..pg.superuser(APP_DATABASE)
         };
         let mut stack = Stack {

@@ -62,7 +62,7 @@ impl SupabaseServer {
 
     /// Credentials of `role` with `password` on database `dbname` of this server.
     fn login(&self, role: &str, password: &str, dbname: &str) -> DbCredentials {
-        DbCredentials { username: role.to_owned(), password: password.to_owned(), ..self.pg.superuser(dbname) }
+        DbCredentials { username: role.to_owned(), password: password.to_owned().into(), ..self.pg.superuser(dbname) }
     }
 
     /// What a project's owner connects with: the demoted `postgres`.

@@ -353,7 +353,7 @@ async fn rotation(role: &Role) -> Scenario {
     )?;
     let mut creds = ops_testkit::shared().pg.superuser(APP_DATABASE);
     creds.username = user.clone();
-    creds.password = password.clone();
+    creds.password = password.clone().into();
     let secret = unique("iam-rotated");
     admin
         .create_rotated_secret(
@@ -377,7 +377,7 @@ async fn rotation(role: &Role) -> Scenario {
     let current: DbCredentials =
         serde_json::from_str(&read_stage(&admin.secrets, &secret, AWSCURRENT).await.map_err(|e| e.to_string())?.value)
             .map_err(|e| e.to_string())?;
-    ensure(current.password != password, "the password was not rotated")?;
+    ensure(*current.password != password, "the password was not rotated")?;
     current.connect(Duration::from_secs(5)).await.map_err(|e| format!("the new password does not log in: {e}"))?;
     delivered(&alerts, &[&format!("Secret rotated: {secret}")]).await?;
 

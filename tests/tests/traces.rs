@@ -43,7 +43,7 @@ impl Handler for Busy {
         let value = self.secrets.get(&self.secret).await.map_err(|e| Failed(e.to_string()))?;
         let creds: DbCredentials = serde_json::from_str(&value.value).map_err(|e| Failed(e.to_string()))?;
         creds.connect(Duration::from_secs(5)).await.map_err(|e| Failed(e.to_string()))?;
-        let url = format!("{}?token={}", self.upstream, creds.password);
+        let url = format!("{}?token={}", self.upstream, creds.password.expose());
         send_with_retry(|| self.http.get(&url), 1, Duration::ZERO, Repeat::Idempotent)
             .await
             .map_err(|e| Failed(e.to_string()))?;
@@ -109,7 +109,7 @@ async fn each_invocation_is_a_transaction_with_its_calls_as_spans_and_no_secret_
     let upstream_span = format!("GET {}", upstream.url("/healthy"));
     assert!(spans.iter().any(|(op, d)| op == "http.client" && *d == upstream_span), "{spans:?}");
     for envelope in ingest.envelopes() {
-        assert!(!envelope.contains(&password), "no secret value in what is sent: {envelope}");
+        assert!(!envelope.contains(password.as_str()), "no secret value in what is sent: {envelope}");
         assert!(!envelope.contains("token="), "no query string in what is sent: {envelope}");
     }
 }

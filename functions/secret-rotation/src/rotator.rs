@@ -204,7 +204,7 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         }
         let mut pending = current.clone();
         pending.password =
-            self.store.random_password(self.config.password_length, &self.config.exclude_characters).await?;
+            self.store.random_password(self.config.password_length, &self.config.exclude_characters).await?.into();
         if strategy == Strategy::PostgresAlternatingUsers {
             pending.username = pg::alternate_user(&current.username);
         }

@@ -1,6 +1,5 @@
 //! Database credentials in AWS's RDS secret JSON and the one way to connect with them.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls_improved::MakeRustlsConnect;
+
+use crate::runtime::redacted::Redacted;
 
 /// TLS to the database, with libpq's `sslmode` meanings: `prefer` and `require` encrypt
 /// without authenticating the server; `verify-full` also checks the certificate chain (against
@@ -40,8 +41,8 @@ impl SslMode {
     }
 }
 
-/// A database secret as AWS's RDS rotation templates define it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A database secret as AWS's RDS rotation templates define it. Its `Debug` hides the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbCredentials {
     #[serde(default = "default_engine")]
     pub engine: String,
@@ -49,7 +50,7 @@ pub struct DbCredentials {
     #[serde(default = "default_port")]
     pub port: u16,
     pub username: String,
-    pub password: String,
+    pub password: Redacted<String>,
     #[serde(default = "default_dbname")]
     pub dbname: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,18 +71,6 @@ fn default_port() -> u16 {
 }
 fn default_dbname() -> String {
     "postgres".to_owned()
-}
-
-// Never print the password, whatever logs or errors a value ends up in.
-impl fmt::Debug for DbCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbCredentials")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("dbname", &self.dbname)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +157,7 @@ impl DbCredentials {
             .host(&self.host)
             .port(self.port)
             .user(&self.username)
-            .password(&self.password)
+            .password(self.password.expose())
             .dbname(&self.dbname)
             .application_name("cineview-ops")
             .connect_timeout(connect_timeout);
@@ -234,7 +223,8 @@ pub struct LibpqEnv {
 
 impl DbCredentials {
     pub fn libpq_env(&self) -> Result<LibpqEnv, DbError> {
-        let mut env = vec![("PGPASSWORD", self.password.clone()), ("PGSSLMODE", self.ssl_mode().as_libpq().to_owned())];
+        let mut env =
+            vec![("PGPASSWORD", self.password.expose().clone()), ("PGSSLMODE", self.ssl_mode().as_libpq().to_owned())];
         // libpq reads no system store by itself here (its OpenSSL's default paths are
         // Debian's, not Lambda's): it gets the roots the connections above verify against.
         let system_pem;

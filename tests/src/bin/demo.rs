@@ -134,7 +134,7 @@ impl Demo {
         let initial = "demo-initial-password";
         let mut creds: DbCredentials = self.stack.pg.superuser(APP_DATABASE);
         creds.username = "app_user".to_owned();
-        creds.password = initial.to_owned();
+        creds.password = initial.to_owned().into();
         let setup = async {
             self.stack.pg.psql(
                 APP_DATABASE,

@@ -69,7 +69,10 @@ fn serve() -> Result<(), String> {
     let superuser = stack.pg.superuser(ops_testkit::stack::APP_DATABASE);
     lines.push(format!(
         "export DATABASE_URL='postgres://{}:{}@127.0.0.1:{}/{}'",
-        superuser.username, superuser.password, superuser.port, superuser.dbname
+        superuser.username,
+        superuser.password.expose(),
+        superuser.port,
+        superuser.dbname
     ));
     for (key, value) in stack.env() {
         lines.push(format!("export {key}='{value}'"));

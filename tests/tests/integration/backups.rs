@@ -346,7 +346,7 @@ async fn an_unreachable_database_is_a_failed_backup() {
 async fn a_wrong_password_is_a_failed_backup() {
     let f = fixture().await;
     let mut creds = ops_testkit::shared().pg.superuser("app");
-    creds.password = "not-the-password".into();
+    creds.password = "not-the-password".to_owned().into();
     let secret = f.secret(&creds).await;
     let err = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect_err("must fail");
     f.assert_failed_cleanly(&err, "refused the credentials").await;

@@ -68,7 +68,7 @@ async fn targets_are_classified_healthy_slow_failing_hanging_and_tls_failing() {
         .await
         .expect("secret");
     let mut wrong = db.clone();
-    wrong.password = "wrong".into();
+    wrong.password = "wrong".to_owned().into();
     let wrong_secret = unique("health-db-wrong");
     f.aws
         .secrets
@@ -234,7 +234,7 @@ async fn a_rotation_between_two_runs_records_no_failed_check() {
     let pg = &ops_testkit::shared().pg;
     let mut creds = pg.superuser("app");
     creds.username = unique("health_rotated").replace('-', "_");
-    creds.password = uuid::Uuid::new_v4().simple().to_string();
+    creds.password = uuid::Uuid::new_v4().simple().to_string().into();
     pg.psql(
         "app",
         &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),

@@ -28,7 +28,7 @@ fn role(prefix: &str, password: &str) -> DbCredentials {
         .expect("create role");
     let mut creds = verified(pg.superuser("postgres"));
     creds.username = name;
-    creds.password = password.to_owned();
+    creds.password = password.to_owned().into();
     creds
 }
 
@@ -85,7 +85,7 @@ async fn the_health_check_of_postgres_17() {
     let aws = Aws::new(ops_testkit::shared()).await;
     let good = verified(pg17().superuser("postgres"));
     let mut wrong = good.clone();
-    wrong.password = "wrong".into();
+    wrong.password = "wrong".to_owned().into();
     let mut targets = Vec::new();
     for (name, creds) in [("database17", &good), ("database17-wrong", &wrong)] {
         let secret = unique(name);

@@ -47,7 +47,7 @@ fn create_role(name: &str, password: &str) {
 fn credentials(username: &str, password: &str) -> DbCredentials {
     let mut creds = ops_testkit::shared().pg.superuser(APP_DATABASE);
     creds.username = username.to_owned();
-    creds.password = password.to_owned();
+    creds.password = password.to_owned().into();
     creds
 }
 
@@ -133,7 +133,7 @@ async fn single_user_rotation_changes_the_password_and_keeps_the_old_value_as_pr
     let notes = f.alerts.receive(1, Duration::from_secs(3)).await;
     assert_eq!(notes.len(), 1, "one info alert for a completed rotation");
     assert_eq!(notes[0].attribute("severity"), Some("info"));
-    assert!(!notes[0].message.contains(&current.password), "alerts never carry the value");
+    assert!(!notes[0].message.contains(current.password.as_str()), "alerts never carry the value");
 }
 
 #[tokio::test]

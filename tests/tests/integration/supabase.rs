@@ -225,7 +225,7 @@ async fn a_table_the_role_cannot_read_fails_the_backup_with_its_name() {
     )
     .expect("a role that may read all but one table");
     creds.username = role.clone();
-    creds.password = "reader".to_owned();
+    creds.password = "reader".to_owned().into();
     let value = serde_json::to_string(&creds).expect("json");
     let secret = unique("reader-secret");
     f.aws.secrets.create_secret().name(&secret).secret_string(value).send().await.expect("secret");
