@@ -247,19 +247,11 @@ where
         }
         SdkError::TimeoutError(_) => "request timed out".to_owned(),
         SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
-            Some(conn) => format!("could not reach the service: {conn}"),
+            // The connector's own text is often just "io error": its causes say which.
+            Some(conn) => format!("could not reach the service: {}", crate::runtime::lambda::error_chain(conn)),
             None => "could not reach the service".to_owned(),
         },
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
+        other => crate::runtime::lambda::error_chain(other),
     }
 }
 
