@@ -1,14 +1,15 @@
 //! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | backup |
-//! restore-test | dr … | sentry apply`.
+//! restore-test | dr … | sentry apply`, and its manual (`--help`, in `help`).
+
+mod help;
 
 use clap::{Parser, Subcommand};
+use help::EXIT_CODES;
 
 pub const DEFAULT_PREFIX: &str = "cineview";
 
-const EXIT_CODES: &str = "Exit codes: 0 all is as the runbook says, 1 a problem was found, 2 usage or access error.";
-
 #[derive(Debug, Parser)]
-#[command(name = "opsctl", about = "CineView's operator commands", after_help = EXIT_CODES)]
+#[command(name = "opsctl", about = "CineView's operator commands", long_about = help::OPSCTL, after_help = EXIT_CODES)]
 pub struct Cli {
     /// AWS region of the secrets [default: AWS_REGION, the profile's region, else us-east-1]
     #[arg(long, global = true, value_name = "REGION")]
@@ -23,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Check the runbook's secrets and environment (the runbook's `npm run check:env`)
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::CHECK_ENV, after_help = EXIT_CODES)]
     CheckEnv {
         /// Name prefix of the secrets
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
@@ -33,19 +34,19 @@ pub enum Command {
         json: bool,
     },
     /// The runbook's daily checks in one screen: health, backups, secrets, alerts, alarms
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::STATUS, after_help = EXIT_CODES)]
     Status {
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Every backup: age, size, rows, label, and whether a restore test covered it
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::BACKUPS, after_help = EXIT_CODES)]
     Backups {
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Take a backup now (a pre-deploy backup, say): the backup function, or this process
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::BACKUP, after_help = EXIT_CODES)]
     Backup {
         /// Label of the backup, part of its key (1-40 letters, digits, '-' or '_')
         #[arg(long, value_name = "LABEL")]
@@ -57,7 +58,7 @@ pub enum Command {
         run: RunArgs,
     },
     /// Run a restore test now: the restore-verifier function, or this process
-    #[command(name = "restore-test", after_help = EXIT_CODES)]
+    #[command(name = "restore-test", long_about = help::RESTORE_TEST, after_help = EXIT_CODES)]
     RestoreTest {
         /// latest, random, or a backup's key
         #[arg(long, value_name = "KEY", default_value = "latest")]
@@ -69,11 +70,13 @@ pub enum Command {
         run: RunArgs,
     },
     /// Disaster recovery: stop and allow writes, judge the backups, restore one
+    #[command(long_about = help::DR, after_help = EXIT_CODES)]
     Dr {
         #[command(subcommand)]
         command: DrCommand,
     },
     /// Sentry, through its REST API
+    #[command(long_about = help::SENTRY, after_help = EXIT_CODES)]
     Sentry {
         #[command(subcommand)]
         command: SentryCommand,
@@ -111,13 +114,7 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum DrCommand {
     /// Stop writes to the production database (<prefix>-database), the Data API's included
-    ///
-    /// Write privileges are taken from every role but the owner on the tables, views and
-    /// sequences the owner has, new transactions become read-only and open sessions are ended.
-    /// What was granted and set is recorded in the backup bucket first
-    /// (reports/dr-freezes/<secret ARN>.json), and an alert says who froze, when, why and how
-    /// to thaw.
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::FREEZE, after_help = EXIT_CODES)]
     Freeze {
         #[command(flatten)]
         stack: StackArgs,
@@ -126,20 +123,20 @@ pub enum DrCommand {
         reason: String,
     },
     /// Allow writes again: every privilege and setting the freeze recorded, put back
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::THAW, after_help = EXIT_CODES)]
     Thaw {
         #[command(flatten)]
         stack: StackArgs,
     },
     /// The newest backups, each table's live rows beside the backup's, and the runbook's advice
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::ASSESS, after_help = EXIT_CODES)]
     Assess {
         #[command(flatten)]
         stack: StackArgs,
     },
     /// Restore a backup into a database: safety backup first, checksums, restore in one
     /// transaction, row counts, validation queries, health checks, one alert
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::RESTORE, after_help = EXIT_CODES)]
     Restore {
         /// The backup's key (opsctl backups lists them)
         #[arg(long, value_name = "KEY")]
@@ -171,7 +168,7 @@ pub enum DrCommand {
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum SentryCommand {
     /// Create or put back the runbook's metric alert rules (error rate, P95 latency)
-    #[command(after_help = EXIT_CODES)]
+    #[command(long_about = help::SENTRY_APPLY, after_help = EXIT_CODES)]
     Apply {
         /// Name prefix of the secrets: the settings are read from <prefix>-sentry-api
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
@@ -265,5 +262,35 @@ mod tests {
         }
         let help = parse(&["sentry", "apply", "--help"]).expect_err("help").to_string();
         assert!(help.contains("--dry-run") && help.contains("--prefix") && help.contains("Exit codes"), "{help}");
+    }
+
+    #[test]
+    fn the_help_is_the_manual() {
+        let help = |args: &[&str]| parse(args).expect_err("help").to_string();
+        let top = help(&["--help"]);
+        for command in
+            ["check-env", "status", "backups", "backup", "restore-test", "dr", "sentry", "--region", "--profile"]
+        {
+            assert!(top.contains(command), "{command} in:\n{top}");
+        }
+        assert!(top.contains("Exit codes: 0") && top.contains("opsctl dr freeze"), "{top}");
+        let commands: [&[&str]; 10] = [
+            &["check-env"],
+            &["status"],
+            &["backups"],
+            &["backup"],
+            &["restore-test"],
+            &["dr", "freeze"],
+            &["dr", "thaw"],
+            &["dr", "assess"],
+            &["dr", "restore"],
+            &["sentry", "apply"],
+        ];
+        for command in commands {
+            let text = help(&[command, &["--help"]].concat());
+            assert!(text.contains("Exit 0 when") && text.contains("Exit codes:"), "{command:?}:\n{text}");
+        }
+        let apply = help(&["sentry", "apply", "--help"]);
+        assert!(apply.contains("available-actions") && apply.contains("<prefix>-sentry-api"), "{apply}");
     }
 }

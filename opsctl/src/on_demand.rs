@@ -10,6 +10,7 @@ use ops_shared::{ConfigError, Env, SnsAlertPublisher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::outcome::Verdict;
 use crate::stack::{Reach, Stack};
 
 /// Where the PostgreSQL tools are on Debian and Ubuntu: `<dir>/<major>/bin/pg_dump`.
@@ -20,11 +21,20 @@ pub enum OnDemandError {
     #[error("label {0:?} must be 1-40 letters, digits, '-' or '_'")]
     Label(String),
     #[error("cannot invoke {function}: {detail} (allow lambda:InvokeFunction on it, or run with --local)")]
-    Invoke { function: String, detail: String },
+    Invoke {
+        function: String,
+        detail: String,
+        #[source]
+        source: Box<aws_sdk_lambda::error::SdkError<aws_sdk_lambda::operation::invoke::InvokeError>>,
+    },
     #[error("{function} failed: {detail}")]
     FunctionFailed { function: String, detail: String },
-    #[error("{function} answered what is not its result: {detail}")]
-    Answer { function: String, detail: String },
+    #[error("{function} answered what is not its result: {source}")]
+    Answer {
+        function: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("the backup failed: {0}")]
     Backup(#[from] BackupError),
     #[error("the restore test could not run: {0}")]
@@ -34,13 +44,20 @@ pub enum OnDemandError {
 }
 
 impl OnDemandError {
-    /// 1 when the backup or the test itself failed (a problem found), 2 when it could not be
-    /// started (usage, configuration, access).
-    pub fn exit_code(&self) -> u8 {
+    /// A problem found when the backup or the test itself failed; could not run when it could
+    /// not be started (usage, configuration, access).
+    pub fn verdict(&self) -> Verdict {
         match self {
-            OnDemandError::Backup(_) | OnDemandError::FunctionFailed { .. } | OnDemandError::NoManifest { .. } => 1,
-            _ => 2,
+            OnDemandError::Backup(_) | OnDemandError::FunctionFailed { .. } | OnDemandError::NoManifest { .. } => {
+                Verdict::Problem
+            }
+            _ => Verdict::Failed,
         }
+    }
+
+    /// 1 when the backup or the test itself failed, 2 when it could not be started.
+    pub fn exit_code(&self) -> u8 {
+        self.verdict().code()
     }
 }
 
@@ -180,9 +197,10 @@ pub async fn invoke<T: DeserializeOwned>(
         .payload(Blob::new(payload.to_string()))
         .send()
         .await
-        .map_err(|e| OnDemandError::Invoke {
+        .map_err(|source| OnDemandError::Invoke {
             function: function.to_owned(),
-            detail: ops_shared::aws::describe_sdk_error(&e),
+            detail: ops_shared::aws::describe_sdk_error(&source),
+            source: Box::new(source),
         })?;
     let body = answer.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
     if let Some(kind) = answer.function_error() {
@@ -199,7 +217,7 @@ pub async fn invoke<T: DeserializeOwned>(
     }
     serde_json::from_slice(&body)
         .map(Invoked::Finished)
-        .map_err(|e| OnDemandError::Answer { function: function.to_owned(), detail: e.to_string() })
+        .map_err(|source| OnDemandError::Answer { function: function.to_owned(), source })
 }
 
 /// Follows an invoked backup to its manifest: the function's answer is only a backup once the

@@ -4,9 +4,85 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use aws_sdk_sts::error::SdkError;
+use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use ops_shared::aws::AwsClients;
 use ops_shared::objects::S3Objects;
 use ops_shared::{Env, Scrubber, SecretCache, SnsAlertPublisher};
+
+/// The names template.yaml gives a stack's resources from its name prefix alone: what a command
+/// that does not need the account (`check-env`, `sentry apply`, `dr assess`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str) -> Names {
+        Names { prefix: prefix.to_owned() }
+    }
+
+    /// A secret's name, `<prefix>-<name>`.
+    pub fn secret(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    /// The production database's secret, `<prefix>-database`.
+    pub fn database_secret(&self) -> String {
+        self.secret("database")
+    }
+
+    /// The staging server's secret, where restore tests make their scratch databases.
+    pub fn staging_database_secret(&self) -> String {
+        self.secret("staging-database")
+    }
+
+    /// The Sentry API settings, `<prefix>-sentry-api`.
+    pub fn sentry_api_secret(&self) -> String {
+        self.secret("sentry-api")
+    }
+
+    /// A function's name, `<prefix>-<function>`.
+    pub fn function(&self, function: &str) -> String {
+        format!("{}-{function}", self.prefix)
+    }
+
+    /// The backup function, `<prefix>-scheduled-backup`.
+    pub fn backup_function(&self) -> String {
+        self.function(BACKUP_FUNCTION)
+    }
+
+    /// The restore-test function, `<prefix>-restore-verifier`.
+    pub fn restore_verifier_function(&self) -> String {
+        self.function(RESTORE_VERIFIER_FUNCTION)
+    }
+
+    /// The table the functions record their state in, `<prefix>-ops-state`.
+    pub fn state_table(&self) -> String {
+        format!("{}-ops-state", self.prefix)
+    }
+}
+
+pub const BACKUP_FUNCTION: &str = "scheduled-backup";
+pub const RESTORE_VERIFIER_FUNCTION: &str = "restore-verifier";
+/// Where in the backup bucket the backups are, and the restore tests' reports.
+pub const BACKUP_PREFIX: &str = "backups/";
+pub const REPORT_PREFIX: &str = "reports/restore-tests/";
+
+/// Why the stack could not be found from the credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot tell which AWS account these credentials are for ({detail}): check --profile")]
+    Caller {
+        detail: String,
+        #[source]
+        source: Box<SdkError<GetCallerIdentityError>>,
+    },
+    #[error("STS named no account")]
+    NoAccount,
+    #[error("no AWS region: give --region")]
+    NoRegion,
+}
 
 /// A stack: its name prefix, and the account and region it is deployed in.
 #[derive(Debug, Clone)]
@@ -20,15 +96,20 @@ pub struct Stack {
 
 impl Stack {
     /// The stack named `prefix` in the account the credentials are for.
-    pub async fn discover(sdk: &SdkConfig, prefix: &str, bucket: Option<String>) -> Result<Stack, String> {
+    pub async fn discover(sdk: &SdkConfig, prefix: &str, bucket: Option<String>) -> Result<Stack, StackError> {
         let sts = aws_sdk_sts::Client::new(sdk);
-        let identity = sts.get_caller_identity().send().await.map_err(|e| {
-            let detail = ops_shared::aws::describe_sdk_error(&e);
-            format!("cannot tell which AWS account these credentials are for ({detail}): check --profile")
+        let identity = sts.get_caller_identity().send().await.map_err(|source| StackError::Caller {
+            detail: ops_shared::aws::describe_sdk_error(&source),
+            source: Box::new(source),
         })?;
-        let account = identity.account().ok_or("STS named no account")?.to_owned();
-        let region = sdk.region().map(|r| r.to_string()).ok_or("no AWS region: give --region")?;
+        let account = identity.account().ok_or(StackError::NoAccount)?.to_owned();
+        let region = sdk.region().map(|r| r.to_string()).ok_or(StackError::NoRegion)?;
         Ok(Stack { prefix: prefix.to_owned(), account, region, bucket })
+    }
+
+    /// The names that follow from the prefix alone.
+    pub fn names(&self) -> Names {
+        Names::new(&self.prefix)
     }
 
     /// `<prefix>-ops-backups-<account id>`, or the bucket given.
@@ -43,12 +124,18 @@ impl Stack {
 
     /// A function's name, `<prefix>-<function>`.
     pub fn function(&self, function: &str) -> String {
-        format!("{}-{function}", self.prefix)
+        self.names().function(function)
     }
 
     /// A secret's name, `<prefix>-<name>`.
     pub fn secret(&self, name: &str) -> String {
-        format!("{}-{name}", self.prefix)
+        self.names().secret(name)
+    }
+
+    /// The command that undoes a `dr freeze` of this stack, as the freeze's alert tells ops.
+    pub fn thaw_command(&self) -> String {
+        let bucket = self.bucket.as_ref().map_or(String::new(), |bucket| format!(" --bucket {bucket}"));
+        format!("opsctl dr thaw --prefix {}{bucket}", self.prefix)
     }
 }
 

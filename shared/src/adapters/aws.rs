@@ -248,10 +248,10 @@ where
         SdkError::TimeoutError(_) => "request timed out".to_owned(),
         SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
             // The connector's own text is often just "io error": its causes say which.
-            Some(conn) => format!("could not reach the service: {}", crate::runtime::lambda::error_chain(conn)),
+            Some(conn) => format!("could not reach the service: {}", crate::runtime::errors::error_chain(conn)),
             None => "could not reach the service".to_owned(),
         },
-        other => crate::runtime::lambda::error_chain(other),
+        other => crate::runtime::errors::error_chain(other),
     }
 }
 

@@ -20,7 +20,7 @@ use aws_smithy_xml::decode::XmlDecodeError;
 use crate::adapters::http::{Repeat, send_with_retry};
 use crate::domain::alert::cut_at_char;
 use crate::domain::status::{AlarmLine, Alarms};
-use crate::runtime::lambda::error_chain;
+use crate::runtime::errors::error_chain;
 
 const API_VERSION: &str = "2010-08-01";
 const SIGNING_NAME: &str = "monitoring";

@@ -137,7 +137,7 @@ where
 pub fn describe(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => crate::runtime::lambda::error_chain(err),
+        None => crate::runtime::errors::error_chain(err),
     }
 }
 

@@ -4,6 +4,7 @@
 //! transaction (sampled at `SENTRY_TRACES_SAMPLE_RATE`) whose spans are the AWS calls, the
 //! database and the upstream requests made on its behalf.
 
+pub use crate::runtime::errors::error_chain;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -163,21 +164,6 @@ pub fn deadline(ctx: &Context) -> Option<std::time::Instant> {
     }
     let left = ctx.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
     Some(std::time::Instant::now() + left)
-}
-
-/// The error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs a function under the Lambda runtime. `build` turns the shared start-up state into the

@@ -2,6 +2,7 @@
 //! start-up timing, secret scrubbing and the triggers of the scheduled functions.
 
 pub mod config;
+pub mod errors;
 pub mod events;
 pub mod lambda;
 pub mod phases;

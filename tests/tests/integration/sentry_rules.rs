@@ -62,7 +62,8 @@ impl Setup {
     fn drift(&self, name: &str) -> Vec<String> {
         let spec = runbook_rules().into_iter().find(|s| s.name == name).expect("a runbook rule");
         let config = opsctl::sentry_rules::SentryApiConfig::parse("s", &self.api.secret_json()).expect("config");
-        differences(&spec, &config, &self.rule(name))
+        let rule = serde_json::from_value(self.rule(name)).expect("a rule as the API answers it");
+        differences(&spec, &config, &rule)
     }
 }
 

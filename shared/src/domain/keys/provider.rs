@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::KeyError;
 use crate::adapters::http::{Repeat, outcome_unknown, send_with_retry};
-use crate::runtime::lambda::error_chain;
+use crate::runtime::errors::error_chain;
 
 /// Every provider call: at most this many attempts, waiting `BACKOFF`, then twice that.
 pub const ATTEMPTS: u32 = 3;

@@ -15,7 +15,7 @@ use crate::adapters::http::{Repeat, send_with_retry};
 use crate::adapters::secrets::AWSCURRENT;
 use crate::domain::keys::error::KeyError;
 use crate::domain::keys::provider::{ATTEMPTS, BACKOFF};
-use crate::runtime::lambda::error_chain;
+use crate::runtime::errors::error_chain;
 
 pub(crate) const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 /// Managing API keys needs the cloud-platform scope.

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::adapters::http::{Repeat, send_with_retry};
 use crate::domain::keys::provider::{ATTEMPTS, BACKOFF};
-use crate::runtime::lambda::error_chain;
+use crate::runtime::errors::error_chain;
 
 /// A long-running operation of a Google API (`google.longrunning.Operation`).
 #[derive(Deserialize)]

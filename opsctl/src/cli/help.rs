@@ -1,0 +1,204 @@
+//! The manual: what each command does, reads and needs, and what its exit code means, as
+//! `opsctl --help` and `opsctl <command> --help` print it.
+
+pub const EXIT_CODES: &str = "Exit codes: 0 all is as the runbook says, 1 a problem was found, 2 a usage error or \
+something could not be reached or read (the message says what to do).";
+
+pub const OPSCTL: &str = "\
+CineView's operator commands: the runbook's checks, backups and restore tests on demand, disaster
+recovery, and the Sentry alert rules, on the same code as the stack's Lambda functions.
+
+AWS: --region and --profile (before or after the command) choose the AWS account the secrets and
+the stack are read from; otherwise AWS_REGION / AWS_PROFILE and the shared config files, then
+us-east-1. AWS_ENDPOINT_URL, when set, sends every AWS request there (a local stack).
+
+Every command that names the stack takes --prefix (default cineview): the stack's resources are
+named from it, <prefix>-database, <prefix>-ops-backups-<account id>, <prefix>-ops-alerts...
+
+The runbook's commands, and what does them here:
+  setup-aws-secrets.sh, create-secret (1.2)  the stack creates the secrets, or adopts the runbook's
+  put-secret-value to rotate (1.6)           rotation schedules: 90 days critical, 180 days API keys
+  npm run check:env (1.5, 4, 6)              opsctl check-env
+  Sentry alert rules clicked by hand (2.4)   opsctl sentry apply
+  npm run monitoring:summary, daily checks   opsctl status, and the daily status e-mail
+  curl .../api/health, check:health (3.7)    health-checker, every minute; opsctl status shows it
+  supabase db backup create (3.3, 6)         the nightly backup; now: opsctl backup --label pre-deploy --wait
+  the monthly restore test (3.5)             restore-verifier, monthly; now: opsctl restore-test
+  disaster recovery 1, disable writes        opsctl dr freeze
+  disaster recovery 2, assessment            opsctl dr assess
+  disaster recovery 3, restore               opsctl dr restore --backup KEY --target cineview-database
+                                               --confirm db.<ref>.supabase.co/postgres
+  disaster recovery 4, validation            dr restore's row counts, validation queries and health
+                                               checks; opsctl status after opsctl dr thaw
+  disaster recovery 5, communication         the one alert dr restore sends
+
+Long work shows a spinner with the elapsed time on a terminal and plain lines otherwise, on stderr,
+so that --json output stays clean.";
+
+pub const CHECK_ENV: &str = "\
+Checks the runbook's secrets and environment (the runbook's `npm run check:env`).
+
+Every required secret under --prefix exists, is readable, non-empty and well-formed for its
+strategy, and rotates on the runbook's cadence (90 days for the critical secret, 180 days for API
+keys; its rotation-strategy tag names the strategy); AWS_REGION, SENTRY_DSN and SENTRY_ENVIRONMENT
+are set and valid. Prints a table when all is well, one PROBLEM line per problem otherwise.
+
+Exit 0 when all is well, 1 when a problem was found.";
+
+pub const STATUS: &str = "\
+The runbook's daily checks in one screen. Each line is judged against the runbook's numbers (ok,
+WARNING, CRITICAL):
+
+- each health target: up, or down since when; P95 over the last 5 minutes (warning above 1500 ms,
+  critical above 3000 ms); availability today and over 30 days; for a target with an objective
+  (the AI engine's 99.5 %), the share of its error budget left and whether it burns;
+- the newest backup: age against the 24-hour RPO, size, label, tables and rows; the newest restore
+  test: result and measured RTO against 30 minutes (warning if older than 35 days);
+- each rotated secret: last rotation, next one, and days left of its 90 or 180;
+- alerts ops were told of in the past 24 hours by severity, and those still firing; CloudWatch
+  alarms of the stack in ALARM.
+
+Reads the state table <prefix>-ops-state (dynamodb:Scan), the backup bucket (s3:ListBucket,
+s3:GetObject), Secrets Manager (secretsmanager:DescribeSecret) and CloudWatch
+(cloudwatch:DescribeAlarms). The same screen reaches ops by e-mail every day at 07:00 UTC (the
+schedule <prefix>-daily-status invokes health-checker).
+
+Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
+
+pub const BACKUPS: &str = "\
+Every backup, newest first: age, size, rows, label, and the result of the newest restore test of
+it, if one covered it. Reads the backup bucket (s3:ListBucket, s3:GetObject).
+
+Exit 0 when the list was read, 2 when it could not be.";
+
+pub const BACKUP: &str = "\
+Takes a backup now (a pre-deploy backup, say).
+
+By default it invokes the deployed function <prefix>-scheduled-backup (lambda:InvokeFunction):
+with --wait it waits for the answer and checks that the backup's manifest is in the bucket;
+without it, it returns once Lambda has queued the run (`opsctl backups` shows the result).
+
+--local runs the same code in this process instead, with the operator's credentials and
+PostgreSQL tools (--pg-tools, laid out as <dir>/<major>/bin/): for a database whose dump takes
+longer than Lambda's 15 minutes, or a stack without the function. It reads <prefix>-database,
+writes to the backup bucket, publishes its alerts to <prefix>-ops-alerts (sns:Publish), and
+honours the function's settings from the environment (DUMP_COMPRESSION, PART_SIZE_MIB...).
+
+Exit 0 when the backup was taken (or queued), 1 when it failed, 2 when it could not run.";
+
+pub const RESTORE_TEST: &str = "\
+Runs a restore test now: the backup (latest, random, or a key) restored into a scratch database
+on the staging server, its row counts and validation queries checked, a report filed.
+
+By default it invokes the deployed function <prefix>-restore-verifier (lambda:InvokeFunction):
+with --wait it waits for the report; without it, it returns once Lambda has queued the run.
+--local runs the same code in this process instead (see `opsctl backup --help`), reading
+<prefix>-staging-database and honouring RESTORE_JOBS, VALIDATION_QUERIES... from the environment.
+
+Exit 0 when the test passed (or was queued), 1 when it failed, 2 when it could not run.";
+
+pub const DR: &str = "\
+Disaster recovery, the runbook's \"stop writes, judge the backup's age, restore, validate\", through
+the production database's stored credentials (<prefix>-database).";
+
+pub const FREEZE: &str = "\
+Stops writes to the production database (<prefix>-database), the Data API's included.
+
+PostgREST writes in an explicit read-write transaction as anon, authenticated or service_role,
+roles Supabase does not let postgres alter; so every table, view and sequence the database role
+owns outside the platform's schemas loses its write privileges for every role but the owner
+(reads keep theirs), new transactions default to read-only, and the other sessions are ended (a
+superuser's, Supabase's own, are left).
+
+What was granted and set is recorded first in the backup bucket
+(reports/dr-freezes/<secret ARN>.json, out of reach of a restore), and one alert says who (STS),
+when, why and how to thaw. The output lists what it cannot stop: SECURITY DEFINER functions the
+role owns, tables of other owners; the platform's services still write auth and storage
+(sign-ups, uploads). A second freeze keeps the first record and takes away what was granted since.
+
+Needs secretsmanager:DescribeSecret, the bucket (s3:ListBucket, s3:GetObject, s3:PutObject) and
+sns:Publish.
+
+Exit 0 when writes are stopped, 2 when the database, the secret or the bucket could not be reached.";
+
+pub const THAW: &str = "\
+Allows writes again: every privilege and setting the freeze recorded is put back, and the freeze's
+alert is resolved. A second thaw does nothing. Needs what `dr freeze` needs.
+
+Exit 0 when writes are allowed, 2 when the database, the secret or the bucket could not be reached.";
+
+pub const ASSESS: &str = "\
+The newest backups of the production database with their ages (backups of other servers or
+databases, and the pre-restore safety backups, are never its newest: the manifests say which host,
+database and secret each came from), each table's live row count beside the newest backup's, and
+the runbook's rule: under 24 hours, restore it; older, decide with the team.
+
+Exit 0 when the assessment was made, 2 when the database or the bucket could not be read.";
+
+pub const RESTORE: &str = "\
+Restores a backup into the database whose credentials --target holds (the production one is
+<prefix>-database), in this process.
+
+- It refuses unless --confirm names that database and its host (db.abcd.supabase.co/postgres:
+  every Supabase database is called postgres).
+- One run at a time per database: a run holds a PostgreSQL advisory lock on the target from start
+  to end (it goes with the run's connection, so a killed run leaves none behind); a second run
+  stops at once, naming the session that holds it.
+- While it downloads the dump and checks its size and SHA-256 against the manifest, it takes a
+  safety backup of the target (label pre-restore: restoring it undoes the restore). It touches
+  nothing unless both succeeded; a mismatch is a critical alert (the backups may be damaged).
+- It restores in one transaction, so a restore that fails part-way changes nothing (it writes
+  even while `dr freeze` holds). --jobs N loads the tables with N parallel jobs instead, at a
+  risk: parallel jobs cannot share a transaction, so a failure leaves the database partly
+  restored (the safety backup undoes it). A Supabase backup goes through one connection as
+  postgres: the app's objects are dropped and made again, auth and storage get their rows back
+  and nothing else, and the platform's objects stay as they were. A frozen database is frozen
+  again once restored.
+- It then compares every table's rows with the manifest, runs the validation queries
+  (VALIDATION_QUERIES), checks that the database takes new connections and that each --health-url
+  answers 2xx, and sends one alert to <prefix>-ops-alerts saying what was restored, from when and
+  how long it took (info; critical if a check failed).
+- A journal, reports/dr-restores/<target secret's ARN>.json in the backup bucket, records each
+  restore's phase: a run that finds an earlier restore interrupted or failed says so, checks that
+  its safety backup is still in the bucket (else it stops and says how to go on), keeps it and
+  restores again.
+
+Needs what `backup --local` and `restore-test --local` need, plus the target's secret.
+
+Exit 0 when every check passed, 1 when the backup, the safety backup or a check failed, 2 for a
+refusal or no access.";
+
+pub const SENTRY: &str =
+    "Sentry, through its REST API (the alert-rules endpoints, /api/0/organizations/<org>/alert-rules/).";
+
+pub const SENTRY_APPLY: &str = "\
+Makes the runbook's Sentry metric alerts exist as it says:
+
+  rule (found by this name)   metric                                      warning           critical
+  CineView ops: error rate    failure_rate(): failed / all transactions   above 2 % (0.02)  above 5 % (0.05)
+  CineView ops: P95 latency   p95(span.duration) of transactions          above 1500 ms     above 3000 ms
+
+Both: project and environment from the secret, 5-minute window, dataset events_analytics_platform
+with is_transaction:true, resolved automatically below the warning threshold, and each trigger's
+only action is the internal integration, so alerts reach sentry-webhook as metric_alert webhooks.
+A missing rule is created; a rule whose window, thresholds, actions or filter were changed by
+hand is listed with what differs and put back (the fields it does not set are kept); a rule that
+matches is not written (a second run prints `up to date`). Rules of any other name are never
+changed; a second rule with one of these names is reported and left alone.
+
+The settings are the secret <prefix>-sentry-api (JSON):
+  {\"organization\": \"cineview\", \"project\": \"cineview-web\", \"auth_token\": \"<token>\",
+   \"sentry_app_id\": 12345, \"api_url\": \"https://sentry.io\", \"environment\": \"production\"}
+api_url (default https://sentry.io; https://de.sentry.io for an organization in the EU) and
+environment (default: all) are optional. auth_token needs alerts:read and alerts:write: the
+internal integration's own token with permission Alerts: Read & Write will do. sentry_app_id is
+the internal integration's numeric id; Sentry's API answers custom integrations with their slug
+and uuid only, so look the id up once in the actions a metric alert may take:
+  curl -H \"Authorization: Bearer $TOKEN\" \\
+    https://sentry.io/api/0/organizations/<org>/alert-rules/available-actions/
+(sentryAppId beside the integration's sentryAppName).
+
+Exit 0 when the rules are as the runbook says (or were made so), 1 when --dry-run found a
+difference, a name is taken twice or a write did not take, 2 when Sentry or the secret could not
+be reached or refused (the alert-rules endpoints are deprecated in Sentry's reference; if Sentry
+takes them away, the command stops with the status Sentry answers).";

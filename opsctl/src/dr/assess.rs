@@ -1,0 +1,180 @@
+//! `backups` and `dr assess`: every backup with the restore tests that covered it, and the
+//! newest ones judged against the live database.
+
+use chrono::{DateTime, Utc};
+use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
+use ops_shared::objects::ObjectStore;
+use ops_shared::postgres::{DbCredentials, quote_ident};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{DrError, RESTORE_WITHOUT_ASKING_HOURS, refused};
+
+/// One backup as the operator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupEntry {
+    pub key: String,
+    pub label: Option<String>,
+    pub finished_at: DateTime<Utc>,
+    pub age_hours: f64,
+    pub size_bytes: u64,
+    pub rows: i64,
+    /// The result of the newest restore test of this backup, if any.
+    pub restore_test: Option<String>,
+    #[serde(skip)]
+    pub manifest: Manifest,
+}
+
+/// Every backup (newest first), with the restore tests that covered them.
+pub async fn backups(
+    objects: &impl ObjectStore,
+    backup_prefix: &str,
+    report_prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<BackupEntry>, DrError> {
+    let manifests: Vec<Manifest> = read_all_json(objects, backup_prefix, MANIFEST_SUFFIX).await?;
+    let reports: Vec<RestoreReport> = read_all_json(objects, report_prefix, ".json").await?;
+    let mut entries: Vec<BackupEntry> = manifests
+        .into_iter()
+        .map(|manifest| {
+            let tested = reports
+                .iter()
+                .filter(|r| r.backup_key == manifest.key)
+                .max_by_key(|r| r.verified_at)
+                .map(|r| r.result.clone());
+            BackupEntry {
+                key: manifest.key.clone(),
+                label: manifest.label.clone(),
+                finished_at: manifest.finished_at,
+                age_hours: (now - manifest.finished_at).num_minutes() as f64 / 60.0,
+                size_bytes: manifest.size_bytes,
+                rows: manifest.total_rows(),
+                restore_test: tested,
+                manifest,
+            }
+        })
+        .collect();
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.finished_at));
+    Ok(entries)
+}
+
+async fn read_all_json<T: serde::de::DeserializeOwned>(
+    objects: &impl ObjectStore,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<T>, DrError> {
+    let listed = objects.list(prefix).await.map_err(DrError::Backups)?;
+    let mut parsed = Vec::new();
+    for object in listed.iter().filter(|o| o.key.ends_with(suffix)) {
+        let body = objects.get(&object.key).await.map_err(DrError::Backups)?;
+        let body = body.collect().await.map_err(DrError::Backups)?;
+        match serde_json::from_slice(&body) {
+            Ok(value) => parsed.push(value),
+            // One unreadable file must not hide the others.
+            Err(err) => {
+                tracing::warn!(key = %object.key, error = %err, "skipping a file that is not what the functions write")
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// A table's live rows beside the newest backup's count.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub backup: i64,
+    /// `None` when the table is gone from the live database.
+    pub live: Option<i64>,
+}
+
+/// What `dr assess` found and advises.
+#[derive(Debug, Serialize)]
+pub struct Assessment {
+    pub newest: Vec<BackupEntry>,
+    pub tables: Vec<TableRows>,
+    pub advice: String,
+    pub restore_without_asking: bool,
+}
+
+/// The newest backups of the database behind `creds` (backups of other servers or databases
+/// and the safety backups `dr restore` takes are never its latest), each table's live rows
+/// beside the newest backup's count, and the runbook's rule: under 24 hours restore, older
+/// decide with the team.
+pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupEntry>) -> Result<Assessment, DrError> {
+    let entries: Vec<BackupEntry> = entries
+        .into_iter()
+        .filter(|e| !e.manifest.is_safety_backup() && e.manifest.is_of_database(&creds.host, creds.port, &creds.dbname))
+        .collect();
+    let Some(newest) = entries.first() else {
+        return Ok(Assessment {
+            newest: Vec::new(),
+            tables: Vec::new(),
+            advice: "no backup exists: restore from Supabase's own backups, and decide with the team".to_owned(),
+            restore_without_asking: false,
+        });
+    };
+    let mut tables = Vec::new();
+    for count in &newest.manifest.tables {
+        let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(&count.schema), quote_ident(&count.table));
+        let live = match client.query_one(&sql, &[]).await {
+            Ok(row) => Some(row.get::<_, i64>(0)),
+            Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => None,
+            Err(err) => return Err(refused(&format!("counting {}.{}", count.schema, count.table), err)),
+        };
+        tables.push(TableRows { table: format!("{}.{}", count.schema, count.table), backup: count.rows, live });
+    }
+    let restore_without_asking = newest.age_hours < RESTORE_WITHOUT_ASKING_HOURS;
+    let advice = if restore_without_asking {
+        format!(
+            "the newest backup is {:.1} h old (under {RESTORE_WITHOUT_ASKING_HOURS} h): restore it \
+             (opsctl dr restore --backup {} --target <secret> --confirm {}/{})",
+            newest.age_hours, newest.key, creds.host, creds.dbname
+        )
+    } else {
+        format!(
+            "the newest backup is {:.1} h old (over {RESTORE_WITHOUT_ASKING_HOURS} h): decide with the team whether \
+             to restore it, or to recover from Supabase's point-in-time backups",
+            newest.age_hours
+        )
+    };
+    Ok(Assessment { newest: entries.into_iter().take(3).collect(), tables, advice, restore_without_asking })
+}
+
+impl Assessment {
+    pub fn render(&self) -> String {
+        let mut out = String::from("Newest backups\n");
+        for b in &self.newest {
+            out.push_str(&format!("  {:>6.1} h old  {:>10} rows  {}\n", b.age_hours, b.rows, b.key));
+        }
+        if !self.tables.is_empty() {
+            out.push_str("\nRows: live database beside the newest backup\n");
+            for t in &self.tables {
+                let live = t.live.map_or("(table missing)".to_owned(), |n| n.to_string());
+                out.push_str(&format!("  {:<40} live {:>12}  backup {:>12}\n", t.table, live, t.backup));
+            }
+        }
+        out.push_str(&format!("\nAdvice: {}\n", self.advice));
+        out
+    }
+}
+
+/// `backups` as a table.
+pub fn render_backups(entries: &[BackupEntry]) -> String {
+    if entries.is_empty() {
+        return "no backups\n".to_owned();
+    }
+    let mut out = format!("{:<8} {:>9} {:>10} {:<14} {:<14} key\n", "age", "size", "rows", "label", "restore test");
+    for b in entries {
+        out.push_str(&format!(
+            "{:<8} {:>9} {:>10} {:<14} {:<14} {}\n",
+            format!("{:.1} h", b.age_hours),
+            format!("{:.1} MB", b.size_bytes as f64 / 1e6),
+            b.rows,
+            b.label.as_deref().unwrap_or("-"),
+            b.restore_test.as_deref().unwrap_or("not tested"),
+            b.key
+        ));
+    }
+    out
+}
