@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use ops_shared::{ConfigError, Env};
 
-/// `secret-rotation`'s own settings (DESIGN.md, "Configuration per function").
+/// `secret-rotation`'s own settings, from its environment (docs/configuration.md lists them).
 #[derive(Debug, Clone)]
 pub struct RotationConfig {
     pub password_length: i64,
