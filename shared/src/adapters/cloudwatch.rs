@@ -160,9 +160,10 @@ impl CloudWatch {
 }
 
 impl Alarms for CloudWatch {
-    /// The alarms in ALARM, or what went wrong, said as the status screen shows it.
-    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, String> {
-        self.alarms_in_alarm(prefix).await.map_err(|err| err.to_string())
+    type Error = CloudWatchError;
+
+    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, CloudWatchError> {
+        self.alarms_in_alarm(prefix).await
     }
 }
 

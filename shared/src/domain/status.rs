@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::adapters::objects::ObjectStore;
+use crate::adapters::objects::{ObjectError, ObjectStore};
 use crate::adapters::secret_versions::SecretVersions;
 use crate::adapters::state::StateStore;
 use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
@@ -125,7 +125,18 @@ pub struct Status {
 
 /// The alarms in ALARM whose names start with a prefix.
 pub trait Alarms {
-    fn firing(&self, prefix: &str) -> impl Future<Output = Result<Vec<AlarmLine>, String>> + Send;
+    type Error: std::fmt::Display;
+
+    fn firing(&self, prefix: &str) -> impl Future<Output = Result<Vec<AlarmLine>, Self::Error>> + Send;
+}
+
+/// Why the newest backup or restore-test report could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Storage(#[from] ObjectError),
+    #[error("{key} is not what the functions write: {source}")]
+    NotOurs { key: String, source: serde_json::Error },
 }
 
 /// Where status reads from.
@@ -254,14 +265,14 @@ async fn newest<T: serde::de::DeserializeOwned>(
     objects: &impl ObjectStore,
     prefix: &str,
     suffix: &str,
-) -> Result<Option<T>, String> {
-    let listed = objects.list(prefix).await.map_err(|e| e.to_string())?;
+) -> Result<Option<T>, ReadError> {
+    let listed = objects.list(prefix).await?;
     let Some(newest) = listed.iter().filter(|o| o.key.ends_with(suffix)).max_by_key(|o| (o.last_modified, &o.key))
     else {
         return Ok(None);
     };
-    let body = objects.get(&newest.key).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&body).map(Some).map_err(|e| format!("{} is not what the functions write: {e}", newest.key))
+    let body = objects.get(&newest.key).await?.collect().await?;
+    serde_json::from_slice(&body).map(Some).map_err(|source| ReadError::NotOurs { key: newest.key.clone(), source })
 }
 
 fn backup_line(manifest: &Manifest, now: DateTime<Utc>) -> BackupLine {
