@@ -264,3 +264,36 @@ pub fn render_backups(entries: &[BackupEntry]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(key: &str, day: u32, failures: &[&str], rpo_met: bool, checks_pass: bool) -> RestoreReport {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 5, day, 3, 0, 0).single().unwrap_or_default();
+        let check =
+            |passed| ops_shared::backup::RestoreCheck { name: "row counts".into(), passed, detail: String::new() };
+        let value = serde_json::json!({"version": 1, "result": if failures.is_empty() { "passed" } else { "failed" },
+            "backup_key": key, "backup_id": "b", "database": "app", "backup_started_at": at, "verified_at": at,
+            "size_bytes": 1, "tables": 0, "rows": 0, "download_ms": 0, "restore_ms": 0, "checks_ms": 0, "rto_ms": 1,
+            "rto_target_ms": 1, "rto_met": true, "backup_age_hours": 1.0, "rpo_target_hours": 24, "rpo_met": rpo_met,
+            "scratch_database": null, "scratch_dropped": true, "checks": [check(checks_pass)],
+            "failures": failures, "report_key": format!("reports/restore-tests/{day}.json")});
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_backup_is_tested_by_a_passed_report_of_exactly_its_key() {
+        assert_eq!(Tested::of(&[report("k2", 1, &[], true, true)], "k").passed, Passed::No);
+        let failed = [report("k", 2, &["row counts: 1 != 2"], true, false)];
+        let tested = Tested::of(&failed, "k");
+        assert_eq!((tested.passed, tested.render().as_str()), (Passed::Failed, "FAILED (2026-05-02)"));
+        let both = [report("k", 3, &["row counts"], true, false), report("k", 1, &[], true, true)];
+        let tested = Tested::of(&both, "k");
+        assert_eq!((tested.passed, tested.report_key.as_deref()), (Passed::Yes, Some("reports/restore-tests/1.json")));
+        // Only the RPO missed: the backup restores.
+        let old = report("k", 4, &["the backup is 30.0 h old, beyond the RPO of 24 h"], false, true);
+        assert!(restores(&old) && !old.passed());
+        assert_eq!(Tested::of(&[old], "k").render(), "yes (2026-05-04)");
+    }
+}
