@@ -112,7 +112,8 @@ async fn a_backup_that_fails_its_restore_test_or_cannot_be_tested_is_not_restore
     assert!(text.contains("tested FAILED (") && text.contains("FAILED its restore test"), "{text}");
     let alerts_now = alerts(&op, 3).await;
     assert!(alerts_now.iter().any(|a| a.title.starts_with("Restore test failed")), "{alerts_now:?}");
-    let stopped = alerts_now.iter().find(|a| a.title.starts_with("Database restore stopped")).expect("{alerts_now:?}");
+    let stopped = alerts_now.iter().find(|a| a.title.starts_with("Database restore stopped"));
+    let stopped = stopped.unwrap_or_else(|| panic!("the restore's own alert: {alerts_now:?}"));
     assert_eq!(stopped.severity, Severity::Critical);
     assert!(stopped.summary.contains(&damaged.key) && stopped.summary.contains("changed nothing"), "{stopped:?}");
 
