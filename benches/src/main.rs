@@ -913,13 +913,15 @@ impl Bench {
         let verifier = opsctl::on_demand::verifier_engine(&reach, &stack, &env, secret, &tools);
         let safety = opsctl::on_demand::backup_engine(&reach, &stack, &env, secret, &tools);
         let (verifier, safety) = (verifier.map_err(|e| e.to_string())?, safety.map_err(|e| e.to_string())?);
-        let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
+        // --untested: the restore alone is measured, so no restore test on a staging server first.
+        let engines = Engines { verifier: &verifier, staging: &verifier, safety: &safety, http: &http };
         let request = RestoreRequest {
             backup_key: key.to_owned(),
             target_secret: secret.to_owned(),
             confirm: Some(confirm.to_owned()),
             jobs,
             health_urls: Vec::new(),
+            untested: true,
         };
         let started = Instant::now();
         let outcome = restore(&engines, &request, &opsctl::progress::Progress::quiet()).await;

@@ -134,8 +134,9 @@ pub enum DrCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Restore a backup into a database: safety backup first, checksums, restore in one
-    /// transaction, row counts, validation queries, health checks, one alert
+    /// Restore a backup into a database: an untested backup restore-tested on staging first,
+    /// safety backup, checksums, restore in one transaction, row counts, validation queries,
+    /// health checks, one alert
     #[command(long_about = help::RESTORE, after_help = EXIT_CODES)]
     Restore {
         /// The backup's key (opsctl backups lists them)
@@ -157,6 +158,10 @@ pub enum DrCommand {
         /// A URL that must answer 2xx after the restore (the app's health endpoint); repeatable
         #[arg(long = "health-url", value_name = "URL")]
         health_urls: Vec<String>,
+        /// Restore a backup no restore test has passed without testing it first on the staging
+        /// server (the test adds to the RTO); the closing alert says it was restored untested
+        #[arg(long)]
+        untested: bool,
         #[command(flatten)]
         stack: StackArgs,
         /// Where pg_dump and pg_restore are, as <dir>/<major>/bin/
@@ -218,16 +223,24 @@ mod tests {
         let cli =
             parse(&["dr", "restore", "--backup", "k", "--target", "t", "--confirm", "db.abcd.supabase.co/postgres"])
                 .expect("restore");
-        let Command::Dr { command: DrCommand::Restore { confirm, health_urls, jobs, .. } } = cli.command else {
+        let Command::Dr { command: DrCommand::Restore { confirm, health_urls, jobs, untested, .. } } = cli.command
+        else {
             panic!("dr restore")
         };
         assert_eq!((confirm.as_deref(), health_urls.len(), jobs), (Some("db.abcd.supabase.co/postgres"), 0, 1));
+        assert!(!untested, "a backup is tested first unless --untested says otherwise");
+        let cli = parse(&["dr", "restore", "--backup", "k", "--target", "t", "--untested"]).expect("untested");
+        assert!(matches!(cli.command, Command::Dr { command: DrCommand::Restore { untested: true, .. } }));
         let cli = parse(&["dr", "restore", "--backup", "k", "--target", "t", "--jobs", "4"]).expect("jobs");
         assert!(matches!(cli.command, Command::Dr { command: DrCommand::Restore { jobs: 4, .. } }));
         assert!(parse(&["dr", "restore", "--backup", "k", "--target", "t", "--jobs", "0"]).is_err());
         let help = parse(&["dr", "restore", "--help"]).expect_err("help").to_string();
         assert!(
-            help.contains("--jobs") && help.contains("partly restored") && help.contains("<host>/<database>"),
+            help.contains("--jobs")
+                && help.contains("partly restored")
+                && help.contains("<host>/<database>")
+                && help.contains("--untested")
+                && help.contains("staging server"),
             "{help}"
         );
         let cli = parse(&["dr", "freeze", "--reason", "incident 42", "--bucket", "b"]).expect("freeze");

@@ -131,7 +131,9 @@ pub const ASSESS: &str = "\
 The newest backups of the production database with their ages (backups of other servers or
 databases, and the pre-restore safety backups, are never its newest: the manifests say which host,
 database and secret each came from), each table's live row count beside the newest backup's, and
-the runbook's rule: under 24 hours, restore it; older, decide with the team.
+the runbook's rule: under 24 hours, restore it; older, decide with the team. Each backup is
+marked tested yes, no or FAILED: whether a restore test passed exactly that backup, with the date
+of its report (`dr restore` tests an untested one on the staging server first).
 
 Exit 0 when the assessment was made, 2 when the database or the bucket could not be read.";
 
@@ -144,6 +146,17 @@ Restores a backup into the database whose credentials --target holds (the produc
 - One run at a time per database: a run holds a PostgreSQL advisory lock on the target from start
   to end (it goes with the run's connection, so a killed run leaves none behind); a second run
   stops at once, naming the session that holds it.
+- Tested backups first: a backup no restore test has passed (no passed report of exactly that key
+  under reports/restore-tests/, as the restore-verifier and `opsctl restore-test` file them) is
+  restore-tested first on the staging server (<prefix>-staging-database, a scratch database, the
+  restore-verifier's own engine), its report filed like any restore test's. Before it starts it
+  says how much the test adds to the 30-minute RTO (the backup's size at the speed the last restore
+  test measured, or unknown). If the test fails or cannot run, the restore stops: nothing on the
+  target is touched, a critical alert says why, exit 1 (failed) or 2 (could not run). If it passes,
+  the restore goes on and says the backup was tested just now, and how long that took. A test that
+  missed only its RTO or RPO target (a backup older than a day) still counts as passed: the backup
+  restores. --untested skips the test; the output and the closing alert then say the backup was
+  restored untested. Safety backups (label pre-restore) are restored without a test.
 - While it downloads the dump and checks its size and SHA-256 against the manifest, it takes a
   safety backup of the target (label pre-restore: restoring it undoes the restore). It touches
   nothing unless both succeeded; a mismatch is a critical alert (the backups may be damaged).
@@ -165,8 +178,8 @@ Restores a backup into the database whose credentials --target holds (the produc
 
 Needs what `backup --local` and `restore-test --local` need, plus the target's secret.
 
-Exit 0 when every check passed, 1 when the backup, the safety backup or a check failed, 2 for a
-refusal or no access.";
+Exit 0 when every check passed, 1 when the backup, its restore test, the safety backup or a check
+failed, 2 for a refusal or no access (a restore test that could not run included).";
 
 pub const SENTRY: &str =
     "Sentry, through its REST API (the alert-rules endpoints, /api/0/organizations/<org>/alert-rules/).";

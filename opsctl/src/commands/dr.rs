@@ -15,8 +15,9 @@ pub async fn run(ctx: &Context, command: DrCommand) -> Result<Outcome, OpsctlErr
         DrCommand::Freeze { stack, reason } => freeze_or_thaw(ctx, stack, Some(reason)).await,
         DrCommand::Thaw { stack } => freeze_or_thaw(ctx, stack, None).await,
         DrCommand::Assess { stack } => assess(ctx, stack).await,
-        DrCommand::Restore { backup, target, confirm, jobs, health_urls, stack, pg_tools } => {
-            let request = RestoreRequest { backup_key: backup, target_secret: target, confirm, jobs, health_urls };
+        DrCommand::Restore { backup, target, confirm, jobs, health_urls, untested, stack, pg_tools } => {
+            let request =
+                RestoreRequest { backup_key: backup, target_secret: target, confirm, jobs, health_urls, untested };
             restore(ctx, request, stack, &pg_tools).await
         }
     }
@@ -51,7 +52,7 @@ async fn freeze_or_thaw(ctx: &Context, args: StackArgs, reason: Option<String>) 
 }
 
 /// `dr restore`, in this process, with the restore and backup engines configured for the
-/// target.
+/// target, and the restore-test engine on the staging server for an untested backup.
 async fn restore(
     ctx: &Context,
     request: RestoreRequest,
@@ -62,8 +63,10 @@ async fn restore(
     let reach = Reach::new(&ctx.sdk, &stack, ctx.http.clone());
     let target = &request.target_secret;
     let verifier = on_demand::verifier_engine(&reach, &stack, &ctx.env, target, pg_tools)?;
+    let staging_secret = stack.names().staging_database_secret();
+    let staging = on_demand::verifier_engine(&reach, &stack, &ctx.env, &staging_secret, pg_tools)?;
     let safety = on_demand::backup_engine(&reach, &stack, &ctx.env, target, pg_tools)?;
-    let engines = Engines { verifier: &verifier, safety: &safety, http: &ctx.http };
+    let engines = Engines { verifier: &verifier, staging: &staging, safety: &safety, http: &ctx.http };
     let outcome = dr_restore::restore(&engines, &request, &Progress::stderr()).await?;
     Ok(Outcome::shown(args.json, &outcome, outcome.render(), outcome.verdict()))
 }

@@ -21,6 +21,8 @@ pub struct BackupEntry {
     pub rows: i64,
     /// The result of the newest restore test of this backup, if any.
     pub restore_test: Option<String>,
+    /// Whether a restore test passed this backup, and when.
+    pub tested: Tested,
     #[serde(skip)]
     pub manifest: Manifest,
 }
@@ -33,7 +35,7 @@ pub async fn backups(
     now: DateTime<Utc>,
 ) -> Result<Vec<BackupEntry>, DrError> {
     let manifests: Vec<Manifest> = read_all_json(objects, backup_prefix, MANIFEST_SUFFIX).await?;
-    let reports: Vec<RestoreReport> = read_all_json(objects, report_prefix, ".json").await?;
+    let reports = restore_tests(objects, report_prefix).await?;
     let mut entries: Vec<BackupEntry> = manifests
         .into_iter()
         .map(|manifest| {
@@ -50,12 +52,79 @@ pub async fn backups(
                 size_bytes: manifest.size_bytes,
                 rows: manifest.total_rows(),
                 restore_test: tested,
+                tested: Tested::of(&reports, &manifest.key),
                 manifest,
             }
         })
         .collect();
     entries.sort_by_key(|entry| std::cmp::Reverse(entry.finished_at));
     Ok(entries)
+}
+
+/// Every restore test's report under `report_prefix`, as the restore-verifier and
+/// `opsctl restore-test` file them.
+pub async fn restore_tests(objects: &impl ObjectStore, report_prefix: &str) -> Result<Vec<RestoreReport>, DrError> {
+    read_all_json(objects, report_prefix, ".json").await
+}
+
+/// Whether a restore test passed a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Passed {
+    Yes,
+    /// No restore test of it was filed.
+    No,
+    /// Every restore test of it failed.
+    Failed,
+}
+
+/// The restore tests of one backup: whether one passed it, and the report that says so (the
+/// newest that passed, else the newest that failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tested {
+    pub passed: Passed,
+    pub report_key: Option<String>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+impl Tested {
+    /// What the reports say of the backup `key`: reports of exactly that key only.
+    pub fn of(reports: &[RestoreReport], key: &str) -> Tested {
+        let of_key = || reports.iter().filter(|r| r.backup_key == key);
+        let (passed, report) = match of_key().filter(|r| restores(r)).max_by_key(|r| r.verified_at) {
+            Some(report) => (Passed::Yes, Some(report)),
+            None => match of_key().max_by_key(|r| r.verified_at) {
+                Some(report) => (Passed::Failed, Some(report)),
+                None => (Passed::No, None),
+            },
+        };
+        Tested { passed, report_key: report.map(|r| r.report_key.clone()), verified_at: report.map(|r| r.verified_at) }
+    }
+
+    /// `yes (2026-05-01)`, `no`, `FAILED (2026-05-01)`.
+    pub fn render(&self) -> String {
+        let word = match self.passed {
+            Passed::Yes => "yes",
+            Passed::No => "no",
+            Passed::Failed => "FAILED",
+        };
+        match self.verified_at {
+            Some(at) => format!("{word} ({})", at.format("%Y-%m-%d")),
+            None => word.to_owned(),
+        }
+    }
+}
+
+/// Whether a report shows that its backup restores: its bytes, the restore, the row counts
+/// and the validation queries passed. A test that missed only the RTO or the RPO target (a
+/// slow staging server, a backup older than a day) judges the schedule and the server, not
+/// the backup: it still restores.
+pub fn restores(report: &RestoreReport) -> bool {
+    let targets_missed = usize::from(!report.rto_met) + usize::from(!report.rpo_met);
+    report.result == "passed"
+        || (!report.checks.is_empty()
+            && report.checks.iter().all(|check| check.passed)
+            && report.failures.len() == targets_missed)
 }
 
 async fn read_all_json<T: serde::de::DeserializeOwned>(
@@ -137,15 +206,32 @@ pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupE
              to restore it, or to recover from Supabase's point-in-time backups",
             newest.age_hours
         )
-    };
+    } + &untested_note(&newest.tested);
     Ok(Assessment { newest: entries.into_iter().take(3).collect(), tables, advice, restore_without_asking })
+}
+
+/// What the advice adds about a newest backup no restore test has passed.
+fn untested_note(tested: &Tested) -> String {
+    match tested.passed {
+        Passed::Yes => String::new(),
+        Passed::No => ". No restore test has passed it: dr restore tests it on the staging server first \
+                       (--untested skips that)"
+            .to_owned(),
+        Passed::Failed => ". It FAILED its restore test: dr restore tests it again on the staging server first and \
+                           stops if it fails again; pick an older tested backup, or decide with the team"
+            .to_owned(),
+    }
 }
 
 impl Assessment {
     pub fn render(&self) -> String {
-        let mut out = String::from("Newest backups\n");
+        let mut out = String::from("Newest backups (tested: whether a restore test passed it)\n");
         for b in &self.newest {
-            out.push_str(&format!("  {:>6.1} h old  {:>10} rows  {}\n", b.age_hours, b.rows, b.key));
+            let tested = b.tested.render();
+            out.push_str(&format!(
+                "  {:>6.1} h old  {:>10} rows  tested {tested:<17} {}\n",
+                b.age_hours, b.rows, b.key
+            ));
         }
         if !self.tables.is_empty() {
             out.push_str("\nRows: live database beside the newest backup\n");
@@ -177,4 +263,37 @@ pub fn render_backups(entries: &[BackupEntry]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(key: &str, day: u32, failures: &[&str], rpo_met: bool, checks_pass: bool) -> RestoreReport {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 5, day, 3, 0, 0).single().unwrap_or_default();
+        let check =
+            |passed| ops_shared::backup::RestoreCheck { name: "row counts".into(), passed, detail: String::new() };
+        let value = serde_json::json!({"version": 1, "result": if failures.is_empty() { "passed" } else { "failed" },
+            "backup_key": key, "backup_id": "b", "database": "app", "backup_started_at": at, "verified_at": at,
+            "size_bytes": 1, "tables": 0, "rows": 0, "download_ms": 0, "restore_ms": 0, "checks_ms": 0, "rto_ms": 1,
+            "rto_target_ms": 1, "rto_met": true, "backup_age_hours": 1.0, "rpo_target_hours": 24, "rpo_met": rpo_met,
+            "scratch_database": null, "scratch_dropped": true, "checks": [check(checks_pass)],
+            "failures": failures, "report_key": format!("reports/restore-tests/{day}.json")});
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_backup_is_tested_by_a_passed_report_of_exactly_its_key() {
+        assert_eq!(Tested::of(&[report("k2", 1, &[], true, true)], "k").passed, Passed::No);
+        let failed = [report("k", 2, &["row counts: 1 != 2"], true, false)];
+        let tested = Tested::of(&failed, "k");
+        assert_eq!((tested.passed, tested.render().as_str()), (Passed::Failed, "FAILED (2026-05-02)"));
+        let both = [report("k", 3, &["row counts"], true, false), report("k", 1, &[], true, true)];
+        let tested = Tested::of(&both, "k");
+        assert_eq!((tested.passed, tested.report_key.as_deref()), (Passed::Yes, Some("reports/restore-tests/1.json")));
+        // Only the RPO missed: the backup restores.
+        let old = report("k", 4, &["the backup is 30.0 h old, beyond the RPO of 24 h"], false, true);
+        assert!(restores(&old) && !old.passed());
+        assert_eq!(Tested::of(&[old], "k").render(), "yes (2026-05-04)");
+    }
 }

@@ -20,7 +20,9 @@ use tokio_postgres::Client;
 use crate::bucket_json::RecordFault;
 use crate::outcome::Verdict;
 
-pub use assess::{Assessment, BackupEntry, TableRows, assess, backups, render_backups};
+pub use assess::{
+    Assessment, BackupEntry, Passed, TableRows, Tested, assess, backups, render_backups, restore_tests, restores,
+};
 pub use freeze::{freeze, reapply_freeze_if_frozen};
 pub use privileges::WritePrivilege;
 pub use record::{FREEZE_PREFIX, FreezeRecord, FreezeRequest, WriteSwitch, freeze_key};

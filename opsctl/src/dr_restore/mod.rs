@@ -5,6 +5,12 @@
 //! cannot share one), runs the row counts, the validation queries and the health checks, and
 //! sends one alert saying what was restored, from when, and how long it took.
 //!
+//! Staging first: a backup no restore test has passed (no passed report of exactly its key
+//! under `reports/restore-tests/`) is restore-tested on the staging server before anything
+//! else, and the restore stops, touching nothing, if that test fails. `--untested` skips the
+//! test and the closing alert says the backup was restored untested; safety backups are
+//! exempt.
+//!
 //! A journal in the bucket (`reports/dr-restores/<target secret's ARN>.json`) records each
 //! restore's phase. A run that finds an unfinished one says so and keeps that run's safety
 //! backup (after checking it is still in the bucket): the target may be half restored by
@@ -19,6 +25,7 @@ mod fetch;
 mod journal;
 mod outcome;
 mod preflight;
+mod tested;
 mod verify;
 
 use std::time::Duration;
@@ -33,6 +40,7 @@ use ops_shared::secrets::SecretError;
 pub use journal::{JOURNAL_PREFIX, Journal, Phase, journal_key};
 pub use ops_shared::backup::SAFETY_LABEL;
 pub use outcome::RestoreOutcome;
+pub use tested::Tested;
 pub use verify::Checked;
 
 use crate::bucket_json::RecordFault;
@@ -54,6 +62,8 @@ pub struct RestoreRequest {
     pub jobs: u32,
     /// URLs that must answer 2xx once the database is back (the app's health endpoint).
     pub health_urls: Vec<String>,
+    /// Restore even a backup no restore test has passed, without testing it first.
+    pub untested: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +132,31 @@ pub enum RestoreError {
         #[source]
         source: ops_shared::backup::BackupError,
     },
+    #[error(
+        "cannot read the restore tests' reports to see whether {key} passed one: {source}; nothing was touched \
+         (--untested restores without them)"
+    )]
+    Reports {
+        key: String,
+        #[source]
+        source: crate::dr::DrError,
+    },
+    #[error(
+        "backup {key} failed its restore test on the staging server ({failures}; report {report_key}), so it was \
+         not restored and nothing was touched: pick another backup (opsctl dr assess marks the tested ones), or \
+         restore this one untested with --untested"
+    )]
+    TestFailed { key: String, report_key: String, failures: String },
+    #[error(
+        "the restore test of backup {key} on the staging server could not run ({source}), so it was not restored and \
+         nothing was touched: fix the staging server and run again, pick a backup a restore test has passed \
+         (opsctl dr assess marks them), or restore this one untested with --untested"
+    )]
+    TestNotRun {
+        key: String,
+        #[source]
+        source: VerifyError,
+    },
     #[error("cannot record the restore's progress under {key}: {source}")]
     Journal {
         key: String,
@@ -136,28 +171,33 @@ impl RestoreError {
     pub fn verdict(&self) -> Verdict {
         match self {
             RestoreError::Corrupt { .. }
+            | RestoreError::TestFailed { .. }
             | RestoreError::SafetyBackup { .. }
             | RestoreError::SafetyBackupGone { .. } => Verdict::Problem,
             _ => Verdict::Failed,
         }
     }
 
-    /// 1 when the backup or the safety backup failed, 2 for a refusal or no access.
+    /// 1 when the backup (its checks or its restore test) or the safety backup failed, 2 for a
+    /// refusal or no access (a restore test that could not run included).
     pub fn exit_code(&self) -> u8 {
         self.verdict().code()
     }
 }
 
 /// The engines a restore runs on: the restore engine (bucket, pg_restore, jobs, validation
-/// queries) and the backup engine configured for the target (the safety backup).
+/// queries), the restore-test engine on the staging server (an untested backup's test), and
+/// the backup engine configured for the target (the safety backup).
 pub struct Engines<'a, S, A> {
     pub verifier: &'a Verifier<S, A>,
+    pub staging: &'a Verifier<S, A>,
     pub safety: &'a Backup<S, A>,
     pub http: &'a reqwest::Client,
 }
 
 /// Restores `request.backup_key` into the target; see the module's description. The steps:
-/// preflight (the target confirmed, reached and locked, the backup found), fetch (the backup
+/// preflight (the target confirmed, reached and locked, the backup found), tested (an untested
+/// backup's restore test on the staging server, which must pass), fetch (the backup
 /// downloaded and checked beside the safety backup), restore, verify (re-freeze, row counts,
 /// validation and health checks), report (the journal closed, one alert).
 pub async fn restore<S: ObjectStore, A: AlertSink>(
@@ -168,6 +208,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     let verifier = engines.verifier;
     let target = preflight::preflight(verifier, request).await?;
     let started = std::time::Instant::now();
+    let tested = tested::first(engines, &target, request.untested, progress).await?;
     let mut report = RestoreReport::new(&target.manifest, verifier.config.rto, verifier.config.rpo);
     let fetched = fetch::fetch(engines, &target, &mut report, progress).await?;
     let journal = journal::begin(
@@ -182,7 +223,7 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     let restored = verify::restore(verifier, &target, &fetched, jobs, &mut report, progress).await;
     let checked = verify::verify(restored, engines, &target, &request.health_urls, &mut report).await;
     let closed = journal::close(&verifier.store, journal, checked == verify::Checked::Passed, &mut report).await;
-    let ran = outcome::Ran { fetched, report, checked, closed, rto: started.elapsed(), jobs };
+    let ran = outcome::Ran { fetched, report, checked, closed, rto: started.elapsed(), jobs, tested };
     let outcome = outcome::report(verifier, &target, ran).await;
     // The lock is held until the outcome is written and told.
     drop(target);

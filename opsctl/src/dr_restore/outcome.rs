@@ -12,6 +12,7 @@ use super::SOURCE;
 use super::fetch::Fetched;
 use super::journal::journal_key;
 use super::preflight::Prepared;
+use super::tested::Tested;
 use super::verify::Checked;
 use crate::outcome::Verdict;
 
@@ -25,11 +26,12 @@ pub(super) struct Ran {
     /// Download, checks of the bytes, restore, row counts, validation and health checks.
     pub rto: Duration,
     pub jobs: u32,
+    pub tested: Tested,
 }
 
 /// The outcome of the restore, told in one alert.
 pub(super) async fn report<S, A: AlertSink>(verifier: &Verifier<S, A>, target: &Prepared, ran: Ran) -> RestoreOutcome {
-    let Ran { fetched, report, checked, closed, rto, jobs } = ran;
+    let Ran { fetched, report, checked, closed, rto, jobs, tested } = ran;
     let manifest = &target.manifest;
     let mut outcome = RestoreOutcome {
         database: target.database.clone(),
@@ -38,6 +40,7 @@ pub(super) async fn report<S, A: AlertSink>(verifier: &Verifier<S, A>, target: &
         backup_age_hours: (Utc::now() - manifest.started_at).num_seconds().max(0) as f64 / 3600.0,
         safety_backup_key: fetched.safety_backup_key,
         resumed: fetched.resumed,
+        tested,
         jobs,
         download_ms: report.download_ms,
         safety_backup_ms: fetched.safety_backup_ms,
@@ -65,13 +68,16 @@ pub struct RestoreOutcome {
     pub safety_backup_key: String,
     /// The unfinished restore this run took over from, if any.
     pub resumed: Option<String>,
+    /// Whether a restore test had passed the backup, or passed it just now, first.
+    pub tested: Tested,
     pub jobs: u32,
     pub download_ms: u64,
     /// Zero when the safety backup of an earlier, unfinished run is kept.
     pub safety_backup_ms: u64,
     pub restore_ms: u64,
     pub checks_ms: u64,
-    /// Download, checks of the bytes, restore, row counts, validation and health checks.
+    /// The restore test run first, download, checks of the bytes, restore, row counts,
+    /// validation and health checks.
     pub rto_ms: u64,
     pub checks: Vec<RestoreCheck>,
     pub failures: Vec<String>,
@@ -104,8 +110,14 @@ impl RestoreOutcome {
             self.backup_started_at.format("%Y-%m-%d %H:%M UTC"),
             self.backup_age_hours
         ));
+        out.push_str(&format!("{}\n", self.tested.render()));
+        let tested_first = match self.tested.took_ms() {
+            0 => String::new(),
+            ms => format!("restore test first {:.1} s, ", ms as f64 / 1000.0),
+        };
         out.push_str(&format!(
-            "RTO {:.1} s: download {:.1} s beside the safety backup {:.1} s, restore {:.1} s ({} jobs), checks {:.1} s\n",
+            "RTO {:.1} s: {tested_first}download {:.1} s beside the safety backup {:.1} s, restore {:.1} s ({} jobs), \
+             checks {:.1} s\n",
             self.rto_ms as f64 / 1000.0,
             self.download_ms as f64 / 1000.0,
             self.safety_backup_ms as f64 / 1000.0,
@@ -139,11 +151,18 @@ fn outcome_alert(outcome: &RestoreOutcome) -> Alert {
     );
     let dedup = format!("{SOURCE}:dr:{}", outcome.database);
     let alert = if outcome.passed {
-        Alert::new(SOURCE, Severity::Info, dedup, format!("Database restored: {}", outcome.database))
-            .summary(format!("{what}. Row counts, validation queries and health checks passed."))
+        Alert::new(SOURCE, Severity::Info, dedup, format!("Database restored: {}", outcome.database)).summary(format!(
+            "{what}. Row counts, validation queries and health checks passed.{}",
+            outcome.tested.sentence()
+        ))
     } else {
-        Alert::new(SOURCE, Severity::Critical, dedup, format!("Database restore failed: {}", outcome.database))
-            .summary(format!("{what}, and failed: {}. It may be partly restored.", outcome.failures.join("; ")))
+        Alert::new(SOURCE, Severity::Critical, dedup, format!("Database restore failed: {}", outcome.database)).summary(
+            format!(
+                "{what}, and failed: {}. It may be partly restored.{}",
+                outcome.failures.join("; "),
+                outcome.tested.sentence()
+            ),
+        )
     };
     alert
         .detail("backup_key", outcome.backup_key.clone())

@@ -13,6 +13,7 @@ mod backups;
 mod common_crate;
 mod dr;
 mod dr_freeze;
+mod dr_tested;
 mod functions;
 mod google_keys;
 mod health;

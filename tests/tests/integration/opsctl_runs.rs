@@ -22,16 +22,16 @@ use opsctl::stack::{Reach, Stack};
 use serde_json::Value;
 
 /// A stack of its own: a seeded production database, the staging server, the alert topic.
-struct Operator {
-    aws: Aws,
-    stack: Stack,
-    reach: Reach,
-    alerts: Inbox,
-    production: DbCredentials,
+pub(crate) struct Operator {
+    pub(crate) aws: Aws,
+    pub(crate) stack: Stack,
+    pub(crate) reach: Reach,
+    pub(crate) alerts: Inbox,
+    pub(crate) production: DbCredentials,
     pg_tools: String,
 }
 
-async fn operator(label: &str, seed: Seed) -> Operator {
+pub(crate) async fn operator(label: &str, seed: Seed) -> Operator {
     let aws = Aws::new(ops_testkit::shared()).await;
     let prefix = unique(label);
     let pg = &ops_testkit::shared().pg;
@@ -51,45 +51,59 @@ async fn operator(label: &str, seed: Seed) -> Operator {
 }
 
 impl Operator {
-    fn backup_engine(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn backup_engine(&self, secret: &str) -> Backup<S3Objects, SnsAlertPublisher> {
         on_demand::backup_engine(&self.reach, &self.stack, &Env::default(), secret, &self.pg_tools).expect("engine")
     }
 
-    fn verifier(&self, target: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn verifier(&self, target: &str) -> Verifier<S3Objects, SnsAlertPublisher> {
         on_demand::verifier_engine(&self.reach, &self.stack, &Env::default(), target, &self.pg_tools).expect("engine")
     }
 
     /// `opsctl backup --local --label <label>`.
-    async fn backup(&self, label: &str) -> BackupSummary {
+    pub(crate) async fn backup(&self, label: &str) -> BackupSummary {
         let engine = self.backup_engine(&self.stack.secret("database"));
         on_demand::backup_here(&engine, Some(label.to_owned())).await.expect("backup")
     }
 
-    /// `opsctl dr restore --backup <key> --target <prefix>-database [--confirm <name>]`.
-    async fn restore(&self, request: &RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
+    /// `opsctl dr restore --backup <key> --target <prefix>-database [--confirm <name>]`, an
+    /// untested backup restore-tested first on `<prefix>-staging-database`.
+    pub(crate) async fn restore(&self, request: &RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
+        self.restore_tested_on(request, &self.stack.secret("staging-database")).await
+    }
+
+    /// The same, the restore test of an untested backup on the server behind `staging_secret`.
+    pub(crate) async fn restore_tested_on(
+        &self,
+        request: &RestoreRequest,
+        staging_secret: &str,
+    ) -> Result<RestoreOutcome, RestoreError> {
         let verifier = self.verifier(&request.target_secret);
+        let staging = self.verifier(staging_secret);
         let safety = self.backup_engine(&request.target_secret);
-        let engines = Engines { verifier: &verifier, safety: &safety, http: &self.reach.http };
+        let engines = Engines { verifier: &verifier, staging: &staging, safety: &safety, http: &self.reach.http };
         dr_restore::restore(&engines, request, &Progress::quiet()).await
     }
 
-    fn request(&self, backup: &str, confirm: Option<&str>) -> RestoreRequest {
+    /// The request of these tests of the restore itself: `--untested`, the restore tests run
+    /// first are `dr_tested`'s.
+    pub(crate) fn request(&self, backup: &str, confirm: Option<&str>) -> RestoreRequest {
         RestoreRequest {
             backup_key: backup.to_owned(),
             target_secret: self.stack.secret("database"),
             confirm: confirm.map(str::to_owned),
             jobs: 1,
             health_urls: Vec::new(),
+            untested: true,
         }
     }
 
     /// What `--confirm` takes: the production database's `<host>/<database>`.
-    fn confirm(&self) -> String {
+    pub(crate) fn confirm(&self) -> String {
         format!("{}/{}", self.production.host, self.production.dbname)
     }
 
     /// The backups of the production database, by label.
-    async fn backups_labelled(&self, label: &str) -> Vec<Manifest> {
+    pub(crate) async fn backups_labelled(&self, label: &str) -> Vec<Manifest> {
         let entries = dr::backups(&self.reach.objects, "backups/", "reports/restore-tests/", chrono::Utc::now())
             .await
             .expect("backups");
@@ -101,7 +115,7 @@ impl Operator {
             .collect()
     }
 
-    async fn journal(&self) -> Option<dr_restore::Journal> {
+    pub(crate) async fn journal(&self) -> Option<dr_restore::Journal> {
         let key = dr_restore::journal_key(&self.secret_arn().await);
         let body = self.reach.objects.get(&key).await.ok()?.collect().await.ok()?;
         serde_json::from_slice(&body).ok()
@@ -113,12 +127,12 @@ impl Operator {
         described.expect("describe").arn().expect("arn").to_owned()
     }
 
-    async fn count(&self, sql: &str) -> i64 {
+    pub(crate) async fn count(&self, sql: &str) -> i64 {
         let client = self.production.connect(Duration::from_secs(5)).await.expect("connect");
         client.query_one(sql, &[]).await.expect(sql).get(0)
     }
 
-    async fn execute(&self, sql: &str) {
+    pub(crate) async fn execute(&self, sql: &str) {
         let client = self.production.connect(Duration::from_secs(5)).await.expect("connect");
         client.batch_execute(sql).await.expect(sql);
     }
@@ -232,10 +246,11 @@ async fn dr_restore_restores_nothing_when_the_safety_backup_fails() {
 
     let request = op.request(&backup.key, Some(&op.confirm()));
     let verifier = op.verifier(&request.target_secret);
+    let staging = op.verifier(&op.stack.secret("staging-database"));
     let no_tools = "/nonexistent/pgtools";
     let safety = on_demand::backup_engine(&op.reach, &op.stack, &Env::default(), &request.target_secret, no_tools);
     let safety = safety.expect("engine");
-    let engines = Engines { verifier: &verifier, safety: &safety, http: &op.reach.http };
+    let engines = Engines { verifier: &verifier, staging: &staging, safety: &safety, http: &op.reach.http };
     let err = dr_restore::restore(&engines, &request, &Progress::quiet()).await.expect_err("no safety backup");
     assert!(matches!(err, RestoreError::SafetyBackup { .. }) && err.exit_code() == 1, "{err}");
     assert!(err.to_string().contains(no_tools) && err.to_string().contains("nothing was restored"), "{err}");

@@ -118,6 +118,8 @@ impl Project {
             confirm: Some(self.confirm()),
             jobs: 1,
             health_urls: Vec::new(),
+            // These tests are of the restore itself; `dr_tested` tests the restore test first.
+            untested: true,
         }
     }
 
@@ -145,9 +147,11 @@ impl Project {
 
     async fn restore(&self, request: &RestoreRequest) -> Result<RestoreOutcome, RestoreError> {
         let verifier = self.f.verifier(&self.secret);
+        // --untested: no restore test runs, so no staging server of its own.
+        let staging = self.f.verifier(&self.secret);
         let safety = self.f.backup(&self.secret);
         let http = ops_shared::http::client(Duration::from_secs(5)).expect("http");
-        let engines = Engines { verifier: &verifier, safety: &safety, http: &http };
+        let engines = Engines { verifier: &verifier, staging: &staging, safety: &safety, http: &http };
         dr_restore::restore(&engines, request, &Progress::quiet()).await
     }
 }
