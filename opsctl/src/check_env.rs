@@ -103,7 +103,8 @@ fn check_environment(env: &Env, problems: &mut Vec<String>) {
     }
 }
 
-async fn check_secret(
+/// Checks one secret of `requirements` into `report` (also `opsctl preflight`'s secrets).
+pub async fn check_secret(
     store: &impl SecretVersions,
     http: &reqwest::Client,
     requirement: &Requirement,

@@ -75,6 +75,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DrCommand,
     },
+    /// The runbook's deployment checklist, item by item, against the deployed stack
+    #[command(long_about = crate::preflight::HELP, after_help = EXIT_CODES)]
+    Preflight {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Sentry, through its REST API
     #[command(long_about = help::SENTRY, after_help = EXIT_CODES)]
     Sentry {

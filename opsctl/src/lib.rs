@@ -10,6 +10,7 @@ pub mod error;
 pub mod notice;
 pub mod on_demand;
 pub mod outcome;
+pub mod preflight;
 pub mod progress;
 pub mod sentry_rules;
 pub mod stack;

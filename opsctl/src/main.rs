@@ -28,6 +28,7 @@ async fn run(cli: Cli) -> Result<Outcome, OpsctlError> {
         Command::Backup { label, wait, run } => commands::on_demand::backup(&ctx, label, wait, run).await,
         Command::RestoreTest { backup, wait, run } => commands::on_demand::restore_test(&ctx, &backup, wait, run).await,
         Command::Dr { command } => commands::dr::run(&ctx, command).await,
+        Command::Preflight { stack } => commands::preflight::run(&ctx, stack).await,
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             commands::sentry::apply(&ctx, &prefix, dry_run).await
         }

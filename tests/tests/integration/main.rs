@@ -20,6 +20,7 @@ mod health;
 mod opsctl;
 mod opsctl_runs;
 mod postgres17;
+mod preflight;
 mod rotation;
 mod sentry_rules;
 mod status;

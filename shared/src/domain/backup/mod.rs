@@ -16,6 +16,7 @@ pub use manifest::{
     BackupSource, DUMP_SUFFIX, MANIFEST_SUFFIX, Manifest, SAFETY_LABEL, TableCount, dump_key, manifest_key,
 };
 pub use plan::{Dumped, Plan};
+pub use platform::{is_fresh, latest_platform_backup};
 pub use scope::{LeftOut, Platform, Scope};
 pub use take::{Backup, BackupPhases, BackupSummary, valid_label};
 

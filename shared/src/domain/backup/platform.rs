@@ -28,8 +28,9 @@ struct PhysicalBackupData {
     latest_physical_backup_date_unix: Option<i64>,
 }
 
-/// The newest completed platform backup, or why there is none to rely on.
-pub(crate) async fn latest_platform_backup(
+/// The newest completed platform backup, or why there is none to rely on (the backup's
+/// platform check, and `opsctl preflight`).
+pub async fn latest_platform_backup(
     http: &reqwest::Client,
     api_url: &str,
     project_ref: &str,
@@ -63,7 +64,7 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-pub(crate) fn is_fresh(latest: Option<DateTime<Utc>>, now: DateTime<Utc>, rpo: Duration) -> bool {
+pub fn is_fresh(latest: Option<DateTime<Utc>>, now: DateTime<Utc>, rpo: Duration) -> bool {
     latest.is_some_and(|at| now.signed_duration_since(at).to_std().map(|age| age <= rpo).unwrap_or(true))
 }
 
