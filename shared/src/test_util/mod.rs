@@ -5,6 +5,7 @@
 //! so each function's decision tests use them without the integration test kit.
 
 pub mod backups;
+pub mod code;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,9 +31,10 @@ pub fn offline_secrets() -> SecretCache {
 }
 
 /// A state table: versioned documents and counters, with DynamoDB's conditional-write rules.
-#[derive(Default)]
+/// Clones share the table.
+#[derive(Default, Clone)]
 pub struct MemoryState {
-    items: Mutex<HashMap<(String, String), Versioned>>,
+    items: Arc<Mutex<HashMap<(String, String), Versioned>>>,
 }
 
 impl MemoryState {
