@@ -11,5 +11,6 @@ pub mod notice;
 pub mod on_demand;
 pub mod outcome;
 pub mod progress;
+pub mod rotate;
 pub mod sentry_rules;
 pub mod stack;

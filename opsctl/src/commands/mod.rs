@@ -5,6 +5,7 @@ pub mod backups;
 pub mod check_env;
 pub mod dr;
 pub mod on_demand;
+pub mod rotate;
 pub mod sentry;
 pub mod status;
 
