@@ -1,5 +1,5 @@
 //! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | backup |
-//! restore-test | dr … | sentry apply`, and its manual (`--help`, in `help`).
+//! restore-test | rotate | dr … | sentry apply`, and its manual (`--help`, in `help`).
 
 mod help;
 
@@ -78,6 +78,21 @@ pub enum Command {
     /// The runbook's deployment checklist, item by item, against the deployed stack
     #[command(long_about = crate::preflight::HELP, after_help = EXIT_CODES)]
     Preflight {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Rotate a secret now; --force-past-staging lets this one rotation past the staging gate
+    #[command(long_about = help::ROTATE, after_help = EXIT_CODES)]
+    Rotate {
+        /// The secret (name or ARN)
+        #[arg(value_name = "SECRET")]
+        secret: String,
+        /// Write a one-use pass so this rotation goes ahead although staging has not passed
+        #[arg(long, requires = "reason")]
+        force_past_staging: bool,
+        /// Why the rotation cannot wait for staging, for the alert and the record
+        #[arg(long, value_name = "TEXT", requires = "force_past_staging")]
+        reason: Option<String>,
         #[command(flatten)]
         stack: StackArgs,
     },

@@ -9,6 +9,7 @@ use crate::dr::DrError;
 use crate::dr_restore::RestoreError;
 use crate::on_demand::OnDemandError;
 use crate::outcome::{Outcome, Verdict};
+use crate::rotate::RotateError;
 use crate::sentry_rules::SentryError;
 use crate::stack::StackError;
 
@@ -29,6 +30,8 @@ pub enum OpsctlError {
     Restore(#[from] RestoreError),
     #[error(transparent)]
     Sentry(#[from] SentryError),
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
 }
 
 impl OpsctlError {
@@ -40,7 +43,9 @@ impl OpsctlError {
             OpsctlError::Restore(err) => err.verdict(),
             OpsctlError::Dr(_) => DrError::VERDICT,
             OpsctlError::Sentry(_) => SentryError::VERDICT,
-            OpsctlError::Https(_) | OpsctlError::Stack(_) | OpsctlError::Engine(_) => Verdict::Failed,
+            OpsctlError::Https(_) | OpsctlError::Stack(_) | OpsctlError::Engine(_) | OpsctlError::Rotate(_) => {
+                Verdict::Failed
+            }
         }
     }
 }

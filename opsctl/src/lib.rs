@@ -12,5 +12,6 @@ pub mod on_demand;
 pub mod outcome;
 pub mod preflight;
 pub mod progress;
+pub mod rotate;
 pub mod sentry_rules;
 pub mod stack;

@@ -29,6 +29,10 @@ async fn run(cli: Cli) -> Result<Outcome, OpsctlError> {
         Command::RestoreTest { backup, wait, run } => commands::on_demand::restore_test(&ctx, &backup, wait, run).await,
         Command::Dr { command } => commands::dr::run(&ctx, command).await,
         Command::Preflight { stack } => commands::preflight::run(&ctx, stack).await,
+        Command::Rotate { secret, force_past_staging, reason, stack } => {
+            let force = reason.as_deref().filter(|_| force_past_staging);
+            Ok(commands::rotate::run(&ctx, &secret, force, &stack).await?)
+        }
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             commands::sentry::apply(&ctx, &prefix, dry_run).await
         }

@@ -21,10 +21,12 @@ mod runtime;
 pub use runtime::{config, events, lambda, phases, scrub, telemetry};
 
 // Adapters: one per outside system.
-pub use adapters::{aws, cloudwatch, http, objects, pgtools, postgres, secret_versions, secrets, state, tls};
+pub use adapters::{
+    aws, cloudwatch, deployed_code, http, objects, pgtools, postgres, secret_versions, secrets, state, tls,
+};
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
-pub use domain::{backup, health, keys, restore, rotation, slo, status};
+pub use domain::{backup, health, keys, restore, rotation, slo, staging, status};
 
 /// The alert model, and the SNS publisher that sends it.
 pub mod alert {

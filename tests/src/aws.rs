@@ -337,6 +337,34 @@ impl Aws {
         token
     }
 
+    /// A Lambda function named `name` whose code is `code` (moto keeps it, never runs it), with
+    /// an execution role of its own; returns the `CodeSha256` Lambda reports for it.
+    pub async fn create_function(&self, name: &str, code: &[u8]) -> Result<String, String> {
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        let role = aws_sdk_iam::Client::new(&self.sdk)
+            .create_role()
+            .role_name(unique("function-role"))
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("create the role of {name}: {e:?}"))?
+            .role
+            .map(|r| r.arn)
+            .ok_or("moto returned no role")?;
+        let created = aws_sdk_lambda::Client::new(&self.sdk)
+            .create_function()
+            .function_name(name)
+            .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(role)
+            .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(code.to_vec().into()).build())
+            .send()
+            .await
+            .map_err(|e| format!("create function {name}: {e:?}"))?;
+        created.code_sha256.ok_or_else(|| format!("no CodeSha256 for {name}"))
+    }
+
     /// A secret holding `value`, tagged for rotation `strategy`.
     pub async fn create_rotated_secret(&self, name: &str, value: &str, strategy: &str) -> Result<(), String> {
         self.secrets

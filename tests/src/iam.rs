@@ -395,7 +395,10 @@ impl Enforced {
             aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
             ),
-        );
+        )
+        .with_lambda(aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+        ));
         let common = CommonConfig::from_env(&env).map_err(|e| e.to_string())?;
         let scrubber = Scrubber::default();
         let fallback = EnvFallback::from_env(&env).map_err(|e| e.to_string())?;

@@ -340,7 +340,7 @@ async fn restore(role: &Role) -> Scenario {
 }
 
 /// secret-rotation: a postgres-single-user secret through all four steps; the new password
-/// logs in and ops hear of the rotation.
+/// logs in, ops hear of the rotation, and the run is recorded with the function's code hash.
 async fn rotation(role: &Role) -> Scenario {
     let iam = enforced();
     let admin = iam.admin();
@@ -362,12 +362,18 @@ async fn rotation(role: &Role) -> Scenario {
             "postgres-single-user",
         )
         .await?;
-    let (startup, calls) = iam.startup(role, &[]).await?;
+    // The function as Lambda knows it, and a state table of the scenario's own.
+    let (function_name, table) = (unique("secret-rotation"), unique("iam-rotation-state"));
+    let code_sha256 = admin.create_function(&function_name, function_name.as_bytes()).await?;
+    ops_testkit::aws::create_state_table(&admin.dynamodb, &table).await?;
+    let env = [("AWS_LAMBDA_FUNCTION_NAME", function_name.as_str()), ("STATE_TABLE", table.as_str())];
+    let (startup, calls) = iam.startup(role, &env).await?;
     // What the function's `main` wires.
     let config = secret_rotation::RotationConfig::from_env(&startup.env).map_err(|e| e.to_string())?;
     let store = SecretsManagerVersions::new(startup.clients.secrets()).with_scrubber(startup.scrubber.clone());
     let http = ops_shared::http::client(Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    let rotator = secret_rotation::Rotator::new(store, startup.alerts, http, config);
+    let records = secret_rotation::records(&startup, config.staging_prefix.clone());
+    let rotator = secret_rotation::Rotator::new(store, startup.alerts, http, config).with_ledger(records);
     let function = Function::new(secret_rotation::FUNCTION_NAME, rotator, Scrubber::default());
     let token = admin.start_rotation(&secret).await?;
     for step in ops_testkit::aws::ROTATION_STEPS {
@@ -380,6 +386,7 @@ async fn rotation(role: &Role) -> Scenario {
     ensure(*current.password != password, "the password was not rotated")?;
     current.connect(Duration::from_secs(5)).await.map_err(|e| format!("the new password does not log in: {e}"))?;
     delivered(&alerts, &[&format!("Secret rotated: {secret}")]).await?;
+    recorded(&admin, &table, &secret, &code_sha256).await?;
 
     // An API key: its setSecret also lists the secret's versions for keys a cancelled rotation left.
     let admin_token = format!("admin-{}", uuid::Uuid::new_v4().simple());
@@ -407,6 +414,17 @@ async fn rotation(role: &Role) -> Scenario {
         notes.iter().any(|n| n.message.contains(&format!("Orphan keys of {key_secret} could not be checked")));
     ensure(!unchecked, "the sweep for orphan keys could not list the secret's versions")?;
     Ok(calls.actions())
+}
+
+/// The postgres-single-user record in `table` says `secret` finished with `code_sha256`.
+async fn recorded(admin: &ops_testkit::aws::Aws, table: &str, secret: &str, code_sha256: &str) -> Result<(), String> {
+    let state = ops_shared::state::DynamoState::new(admin.dynamodb.clone(), table);
+    let strategy = ops_shared::rotation::Strategy::PostgresSingleUser;
+    let record = ops_shared::staging::read_record(&state, strategy).await.map_err(|e| e.to_string())?;
+    let last = record.and_then(|r| r.last).ok_or(format!("no run recorded in {table}"))?;
+    ensure(last.secret == secret, format!("recorded {} instead of {secret}", last.secret))?;
+    ensure(last.outcome == ops_shared::staging::RunOutcome::Finished, format!("recorded {last:?}"))?;
+    ensure(last.code_sha256.as_deref() == Some(code_sha256), format!("code hash not recorded: {last:?}"))
 }
 
 /// Every scenario of `function` under `role`, and the actions they used together.

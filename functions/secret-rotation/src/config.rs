@@ -13,6 +13,10 @@ pub struct RotationConfig {
     /// A key left by a version of the secret that no stage holds any more, and that is older
     /// than this (a rotation still under way is younger), is an orphan to revoke.
     pub orphan_after: Duration,
+    /// The staging twin's name prefix (`STAGING_NAME_PREFIX`), set in production only: a
+    /// rotation waits until staging's rotation of the same strategy passed with this code.
+    /// `None`: the gate is off.
+    pub staging_prefix: Option<String>,
 }
 
 pub const DEFAULT_EXCLUDE_CHARACTERS: &str = ":/@\"'\\";
@@ -28,6 +32,7 @@ impl RotationConfig {
             database_timeout: Duration::from_secs(env.parse_in_range("DATABASE_TIMEOUT_SECONDS", 10, 1..=120)?),
             operation_timeout: Duration::from_secs(env.parse_in_range("OPERATION_TIMEOUT_SECONDS", 30, 1..=600)?),
             orphan_after: ORPHAN_AFTER,
+            staging_prefix: env.optional("STAGING_NAME_PREFIX"),
         })
     }
 }
@@ -40,6 +45,7 @@ impl Default for RotationConfig {
             database_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
             orphan_after: ORPHAN_AFTER,
+            staging_prefix: None,
         }
     }
 }

@@ -3,6 +3,7 @@ use ops_shared::keys::KeyError;
 use ops_shared::postgres::DbError;
 use ops_shared::secret_versions::StoreError;
 use ops_shared::secrets::SecretError;
+use ops_shared::staging::Held;
 
 /// Everything that can stop a rotation step. Messages name the secret and never its value.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,11 @@ pub enum RotationError {
     NoPendingValue { secret: String, token: String },
     #[error("the pending credential of secret {secret} does not work: {problem}")]
     TestFailed { secret: String, problem: String },
+    #[error(
+        "secret {secret} is not rotated before staging ({staging}) has: {held}. Rotate the staging secret \
+         first, or let this one rotation through with `opsctl rotate {secret} --force-past-staging --reason ...`"
+    )]
+    HeldForStaging { secret: String, staging: String, held: Box<Held> },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("cannot change the database password for secret {secret}: {source}")]
@@ -51,6 +57,7 @@ impl FunctionError for RotationError {
             | RotationError::HostMismatch { .. } => "SecretConfiguration",
             RotationError::Key(KeyError::Malformed { .. }) => "SecretConfiguration",
             RotationError::NoPendingValue { .. } => "RotationOutOfOrder",
+            RotationError::HeldForStaging { .. } => "StagingNotPassed",
             RotationError::TestFailed { .. } | RotationError::Key(KeyError::TestFailed { .. }) => "RotationTestFailed",
             RotationError::Database { .. }
             | RotationError::Key(KeyError::Upstream { .. })

@@ -16,6 +16,7 @@ use crate::config::RotationConfig;
 use crate::error::RotationError;
 use crate::event::{RotationEvent, Step};
 use crate::postgres::{self as pg, parse_credentials};
+use crate::staging::{Admission, Ledger, forced_alert};
 
 pub const SOURCE: &str = "secret-rotation";
 /// Versions looked at for orphan keys in one rotation, the newest first.
@@ -50,24 +51,34 @@ pub struct Rotator<S, A> {
     pub alerts: A,
     http: reqwest::Client,
     config: RotationConfig,
+    /// Where runs are recorded and the staging gate is asked; `None` records nothing.
+    ledger: Option<Box<dyn Ledger>>,
 }
 
 impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     pub fn new(store: S, alerts: A, http: reqwest::Client, config: RotationConfig) -> Self {
-        Rotator { store, alerts, http, config }
+        Rotator { store, alerts, http, config, ledger: None }
+    }
+
+    /// Records each run's outcome in `ledger` and asks its gate before createSecret.
+    pub fn with_ledger(mut self, ledger: impl Ledger + 'static) -> Self {
+        self.ledger = Some(Box::new(ledger));
+        self
     }
 
     /// Runs one step; logs one line per step, alerts critical on failure and info when a
     /// rotation completes.
     pub async fn run(&self, event: &RotationEvent) -> Result<StepReport, RotationError> {
         let started = Instant::now();
-        let result = self.step(event).await;
+        let mut seen = None;
+        let result = self.step(event, &mut seen).await;
         let elapsed_ms = started.elapsed().as_millis();
         match result {
             Ok((name, outcome, strategy)) => {
                 let step = event.step.as_str();
                 tracing::info!(secret = %name, step, outcome = ?outcome, elapsed_ms, "rotation step done");
                 if outcome == Outcome::Finished {
+                    self.record(&seen, None).await;
                     self.announce_rotation(event, &name, strategy).await;
                 }
                 Ok(StepReport { secret: name, step: event.step.as_str(), outcome, elapsed_ms })
@@ -75,9 +86,17 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             Err(err) => {
                 let (secret, step) = (&event.secret_id, event.step.as_str());
                 tracing::error!(secret = %secret, step, error = %err, elapsed_ms, "rotation step failed");
+                self.record(&seen, Some(err.to_string())).await;
                 self.alert_failure(event, &err).await;
                 Err(err)
             }
+        }
+    }
+
+    /// Records a finished (`error` is `None`) or failed run of the secret and strategy `seen`.
+    async fn record(&self, seen: &Option<(String, Strategy)>, error: Option<String>) {
+        if let (Some(ledger), Some((name, strategy))) = (&self.ledger, seen) {
+            ledger.record(*strategy, name, error).await;
         }
     }
 
@@ -102,28 +121,36 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
     /// The critical alert of a failed step.
     async fn alert_failure(&self, event: &RotationEvent, err: &RotationError) {
         let step = event.step.as_str();
-        let alert = Alert::new(
-            SOURCE,
-            Severity::Critical,
-            format!("secret-rotation:{}", event.secret_id),
-            format!("Secret rotation failed: {} ({step})", event.secret_id),
-        )
-        .summary(format!(
-            "{step} failed for secret {}: {err}. AWSCURRENT was not changed by this step; \
+        let title = match err {
+            RotationError::HeldForStaging { secret, .. } => {
+                format!("Secret rotation held until staging passes: {secret}")
+            }
+            _ => format!("Secret rotation failed: {} ({step})", event.secret_id),
+        };
+        let mut alert = Alert::new(SOURCE, Severity::Critical, format!("secret-rotation:{}", event.secret_id), title)
+            .summary(format!(
+                "{step} failed for secret {}: {err}. AWSCURRENT was not changed by this step; \
              Secrets Manager will retry the rotation.",
-            event.secret_id
-        ))
-        .detail("secret", event.secret_id.clone())
-        .detail("step", step)
-        .detail("version", event.token.clone())
-        .detail("error_type", ops_shared::FunctionError::kind(err));
+                event.secret_id
+            ))
+            .detail("secret", event.secret_id.clone())
+            .detail("step", step)
+            .detail("version", event.token.clone())
+            .detail("error_type", ops_shared::FunctionError::kind(err));
+        if let RotationError::HeldForStaging { held, .. } = err {
+            alert = alert.detail("staging_secret", held.staging_secret().unwrap_or("none").to_owned());
+        }
         if let Err(publish) = self.alerts.publish(&alert).await {
             let secret = &event.secret_id;
             tracing::error!(secret = %secret, error = %publish, "the failure alert could not be published either");
         }
     }
 
-    async fn step(&self, event: &RotationEvent) -> Result<(String, Outcome, Option<Strategy>), RotationError> {
+    async fn step(
+        &self,
+        event: &RotationEvent,
+        seen: &mut Option<(String, Strategy)>,
+    ) -> Result<(String, Outcome, Option<Strategy>), RotationError> {
         let secret = &event.secret_id;
         let description = self.store.describe(secret).await?;
         let name = description.name.clone();
@@ -140,8 +167,9 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
             return Err(RotationError::NotPending { secret: name, token: event.token.clone() });
         }
         let strategy = strategy_of(&name, &description.tags)?;
+        *seen = Some((name.clone(), strategy));
         let outcome = match event.step {
-            Step::Create => self.create(event, strategy).await?,
+            Step::Create => self.create(event, &name, strategy).await?,
             Step::Set => self.set(event, strategy).await?,
             Step::Test => self.test(event, strategy).await?,
             Step::Finish => self.finish(event, strategy, &description).await?,
@@ -174,18 +202,45 @@ impl<S: SecretVersions, A: AlertSink> Rotator<S, A> {
         Ok(())
     }
 
-    async fn create(&self, event: &RotationEvent, strategy: Strategy) -> Result<Outcome, RotationError> {
+    async fn create(&self, event: &RotationEvent, name: &str, strategy: Strategy) -> Result<Outcome, RotationError> {
         let secret = &event.secret_id;
         let current = self.store.value_at(secret, AWSCURRENT).await?;
         if self.store.value_of(secret, &event.token, AWSPENDING).await?.is_some() {
             return Ok(Outcome::PendingExists);
         }
+        self.pass_staging_gate(event, name, strategy).await?;
         if let Some(service) = strategy.key_service() {
             self.create_api_key(event, service, &current).await?;
         } else {
             self.create_password(event, strategy, &parse_credentials(secret, AWSCURRENT, &current)?).await?;
         }
         Ok(Outcome::PendingCreated)
+    }
+
+    /// Staging first: refuses the rotation unless staging's rotation of `strategy` passed with
+    /// this code, or an operator's pass lets this one through (ops hear who let it and why).
+    async fn pass_staging_gate(
+        &self,
+        event: &RotationEvent,
+        name: &str,
+        strategy: Strategy,
+    ) -> Result<(), RotationError> {
+        let Some(ledger) = &self.ledger else { return Ok(()) };
+        let staging = self.config.staging_prefix.clone().unwrap_or_default();
+        match ledger.admit(strategy, name, &event.token).await {
+            Admission::Off | Admission::Open(_) => Ok(()),
+            Admission::Held(held) => {
+                Err(RotationError::HeldForStaging { secret: name.to_owned(), staging, held: Box::new(held) })
+            }
+            Admission::Forced(pass, held) => {
+                let alert = forced_alert(SOURCE, name, &staging, &pass, &held);
+                tracing::warn!(secret = %name, by = %pass.by, "rotation forced past the staging gate");
+                if let Err(err) = self.alerts.publish(&alert).await {
+                    tracing::error!(secret = %name, error = %err, "the forced-rotation alert could not be published");
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn create_password(

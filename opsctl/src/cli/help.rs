@@ -215,3 +215,16 @@ Exit 0 when the rules are as the runbook says (or were made so), 1 when --dry-ru
 difference, a name is taken twice or a write did not take, 2 when Sentry or the secret could not
 be reached or refused (the alert-rules endpoints are deprecated in Sentry's reference; if Sentry
 takes them away, the command stops with the status Sentry answers).";
+
+pub const ROTATE: &str = "\
+Starts a rotation of SECRET now (Secrets Manager's RotateSecret; the rotation function does the
+rest and its alerts tell how it ended).
+
+A production stack deployed with StagingNamePrefix waits for staging: its rotation stops before
+createSecret unless staging's last rotation of the same strategy passed with the code production
+runs now. When a rotation cannot wait (a leaked credential), --force-past-staging --reason TEXT
+first writes a pass into <prefix>-ops-state: the next rotation of SECRET takes it (once; an
+unused pass lapses after 24 hours), goes ahead, and its warning alert names who forced it and why.
+Needs dynamodb:PutItem on the state table and secretsmanager:RotateSecret on SECRET.
+
+Exit 0 when the rotation was started, 2 when the secret, the table or RotateSecret refused.";

@@ -8,5 +8,7 @@ use crate::outcome::{Outcome, Verdict};
 pub async fn run(ctx: &Context, prefix: &str, json: bool) -> Result<Outcome, OpsctlError> {
     let report = check(&ctx.store, &ctx.http, &ctx.env, &runbook_requirements(prefix)).await;
     let verdict = Verdict::problem_if(!report.is_ok());
-    Ok(Outcome::shown(json, &report, report.render(), verdict))
+    let gate = crate::rotate::gate_line(&ctx.sdk, prefix).await;
+    let shown = serde_json::json!({"rows": report.rows, "problems": report.problems, "staging_first": gate});
+    Ok(Outcome::shown(json, &shown, format!("{}{gate}\n", report.render()), verdict))
 }

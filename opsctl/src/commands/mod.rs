@@ -6,6 +6,7 @@ pub mod check_env;
 pub mod dr;
 pub mod on_demand;
 pub mod preflight;
+pub mod rotate;
 pub mod sentry;
 pub mod status;
 

@@ -97,7 +97,7 @@ impl HttpClient for LazyHttpClient {
 }
 
 /// The AWS clients a function may need, from one [`SdkConfig`]. Each is built the first time
-/// it is asked for: a function uses two or three of the four, and building one costs a fraction
+/// it is asked for: a function uses two or three of the five, and building one costs a fraction
 /// of a millisecond of its cold start. Clones share the clients.
 #[derive(Clone, Debug)]
 pub struct AwsClients(Arc<Clients>);
@@ -109,6 +109,7 @@ struct Clients {
     sns: OnceLock<aws_sdk_sns::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
     dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    lambda: OnceLock<aws_sdk_lambda::Client>,
 }
 
 impl AwsClients {
@@ -120,6 +121,7 @@ impl AwsClients {
             sns: OnceLock::new(),
             s3: OnceLock::new(),
             dynamodb: OnceLock::new(),
+            lambda: OnceLock::new(),
         }))
     }
 
@@ -137,6 +139,12 @@ impl AwsClients {
         let _ = clients.0.s3.set(s3);
         let _ = clients.0.dynamodb.set(dynamodb);
         clients
+    }
+
+    /// The same clients with a Lambda client built elsewhere (the test kit's records its calls).
+    pub fn with_lambda(self, lambda: aws_sdk_lambda::Client) -> Self {
+        let _ = self.0.lambda.set(lambda);
+        self
     }
 
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
@@ -169,6 +177,16 @@ impl AwsClients {
             )
         };
         self.0.dynamodb.get_or_init(build).clone()
+    }
+
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let sdk = &self.0.sdk;
+        let build = || {
+            aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(sdk).interceptor(TraceAwsCalls).build(),
+            )
+        };
+        self.0.lambda.get_or_init(build).clone()
     }
 }
 

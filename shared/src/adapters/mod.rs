@@ -1,8 +1,9 @@
 //! One module per outside system: AWS (the SDK configuration, S3, DynamoDB, Secrets Manager, SNS,
-//! CloudWatch), HTTPS and TLS, PostgreSQL and its client tools.
+//! CloudWatch, Lambda), HTTPS and TLS, PostgreSQL and its client tools.
 
 pub mod aws;
 pub mod cloudwatch;
+pub mod deployed_code;
 pub mod http;
 pub mod objects;
 pub mod pgtools;

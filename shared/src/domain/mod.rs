@@ -8,4 +8,5 @@ pub mod keys;
 pub mod restore;
 pub mod rotation;
 pub mod slo;
+pub mod staging;
 pub mod status;

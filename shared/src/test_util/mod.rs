@@ -5,6 +5,7 @@
 //! so each function's decision tests use them without the integration test kit.
 
 pub mod backups;
+pub mod code;
 mod objects;
 mod secrets;
 mod sink;

@@ -1,16 +1,17 @@
 //! The state table's double.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::state::{StateError, StateStore, Versioned};
 
 /// A state table: versioned documents and counters, with DynamoDB's conditional-write rules.
-#[derive(Default)]
+/// Clones share the table.
+#[derive(Default, Clone)]
 pub struct MemoryState {
-    items: Mutex<HashMap<(String, String), Versioned>>,
+    items: Arc<Mutex<HashMap<(String, String), Versioned>>>,
 }
 
 impl MemoryState {

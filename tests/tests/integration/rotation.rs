@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use ops_shared::deployed_code::LambdaCode;
 use ops_shared::lambda::Function;
 use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, read_stage};
+use ops_shared::state::DynamoState;
 use ops_shared::{Scrubber, Severity, SnsAlertPublisher};
 use ops_testkit::aws::{Aws, Inbox, ROTATION_STEPS, unique};
 use ops_testkit::stack::APP_DATABASE;
-use secret_rotation::{RotationConfig, Rotator, StepReport};
+use secret_rotation::{Records, RotationConfig, Rotator, StepReport};
 use serde_json::{Value, json};
 
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +24,7 @@ struct Fixture {
     aws: Aws,
     function: Rotation,
     alerts: Inbox,
+    topic: String,
 }
 
 async fn fixture() -> Fixture {
@@ -30,11 +33,11 @@ async fn fixture() -> Fixture {
     let alerts = aws.subscribe_queue(&topic).await;
     let rotator = Rotator::new(
         SecretsManagerVersions::new(aws.secrets.clone()),
-        SnsAlertPublisher::new(aws.sns.clone(), topic),
+        SnsAlertPublisher::new(aws.sns.clone(), topic.clone()),
         ops_shared::http::client(Duration::from_secs(5)).expect("http"),
         RotationConfig::default(),
     );
-    Fixture { function: Function::new("secret-rotation", rotator, Scrubber::default()), aws, alerts }
+    Fixture { function: Function::new("secret-rotation", rotator, Scrubber::default()), aws, alerts, topic }
 }
 
 /// A login role with `password` in the app database.
@@ -340,4 +343,99 @@ async fn a_malformed_event_is_an_error_not_a_panic() {
         let err = f.function.invoke(LambdaEvent::new(event.clone(), Context::default())).await.expect_err("refused");
         assert_eq!(err.error_type, "InvalidEvent", "{event}: {err:?}");
     }
+}
+
+/// One stack's half of staging first: its prefix, state table, and rotation function as
+/// Lambda and the table know it.
+struct Twin {
+    prefix: String,
+    f: Fixture,
+}
+
+/// A stack named `prefix` whose state table and function (running `code`) exist in moto; with
+/// `staging`, a production stack gated on that twin.
+async fn stack(prefix: &str, code: &[u8], staging: Option<&str>) -> Twin {
+    let f = fixture().await;
+    let table = ops_shared::staging::state_table(prefix);
+    ops_testkit::aws::create_state_table(&f.aws.dynamodb, &table).await.expect("state table");
+    let function = format!("{prefix}-secret-rotation");
+    f.aws.create_function(&function, code).await.expect("the function in Lambda");
+    let records = Records {
+        own: DynamoState::new(f.aws.dynamodb.clone(), &table),
+        staging: staging.map(|s| secret_rotation::Twin {
+            prefix: s.to_owned(),
+            store: DynamoState::new(f.aws.dynamodb.clone(), ops_shared::staging::state_table(s)),
+        }),
+        code: LambdaCode::new(aws_sdk_lambda::Client::new(&f.aws.sdk), Some(function)),
+    };
+    let config = RotationConfig { staging_prefix: staging.map(str::to_owned), ..RotationConfig::default() };
+    let rotator = Rotator::new(
+        SecretsManagerVersions::new(f.aws.secrets.clone()),
+        SnsAlertPublisher::new(f.aws.sns.clone(), f.topic.clone()),
+        ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+        config,
+    )
+    .with_ledger(records);
+    let function = Function::new("secret-rotation", rotator, Scrubber::default());
+    Twin { prefix: prefix.to_owned(), f: Fixture { function, ..f } }
+}
+
+#[tokio::test]
+async fn a_failed_staging_rotation_holds_production_and_a_passed_one_lets_it_run() {
+    let (staging_prefix, production_prefix) = (unique("stg"), unique("prd"));
+    let code = unique("the same build").into_bytes();
+    let staging = stack(&staging_prefix, &code, None).await;
+    let production = stack(&production_prefix, &code, Some(&staging_prefix)).await;
+    let user = unique("staged").replace('-', "_");
+    create_role(&user, "staging-password-1");
+
+    // Staging's secret holds a password that no longer logs in: its rotation fails in setSecret.
+    let staging_secret = format!("{}-database", staging.prefix);
+    let broken = credentials(&user, "not-the-password");
+    staging.f.create_secret(&staging_secret, &rds_json(&broken), "postgres-single-user").await;
+    let token = staging.f.start_rotation(&staging_secret).await;
+    staging.f.step("createSecret", &staging_secret, &token).await.expect("staging createSecret");
+    let failed = staging.f.step("setSecret", &staging_secret, &token).await.expect_err("staging fails");
+    assert!(failed.error_message.contains("refused the credentials"), "{}", failed.error_message);
+
+    // Production's rotation of the same strategy stops before anything changes.
+    let prod_user = unique("prod").replace('-', "_");
+    create_role(&prod_user, "production-password-1");
+    let prod_secret = format!("{}-database", production.prefix);
+    let prod_creds = credentials(&prod_user, "production-password-1");
+    production.f.create_secret(&prod_secret, &rds_json(&prod_creds), "postgres-single-user").await;
+    let before = production.f.snapshot(&prod_secret).await;
+    let prod_token = production.f.start_rotation(&prod_secret).await;
+    let held = production.f.step("createSecret", &prod_secret, &prod_token).await.expect_err("held for staging");
+    assert_eq!(held.error_type, "StagingNotPassed");
+    assert_eq!(production.f.stage(&prod_secret, AWSCURRENT).await, prod_creds, "production's secret unchanged");
+    let pending = read_stage(&production.f.aws.secrets, &prod_secret, AWSPENDING).await;
+    assert!(pending.is_err(), "no pending value was made: {pending:?}");
+    assert_eq!(before.len() + 1, production.f.snapshot(&prod_secret).await.len(), "only the version moto staged");
+    let notes = production.f.alerts.receive(1, Duration::from_secs(3)).await;
+    let note = notes.iter().find(|n| n.message.contains("held until staging")).expect("a critical alert");
+    assert_eq!(note.attribute("severity"), Some("critical"));
+    assert!(note.message.contains(&staging_secret), "{}", note.message);
+    assert!(note.message.contains("refused the credentials"), "{}", note.message);
+
+    // Staging's secret fixed and rotated: production's rotation goes through.
+    staging.f.aws.end_rotation(&staging_secret, &token).await.expect("end staging's failed rotation");
+    let fixed = credentials(&user, "staging-password-1");
+    staging
+        .f
+        .aws
+        .secrets
+        .put_secret_value()
+        .secret_id(&staging_secret)
+        .secret_string(rds_json(&fixed))
+        .send()
+        .await
+        .expect("fix");
+    staging.f.rotate(&staging_secret, 0).await;
+    for step in ROTATION_STEPS {
+        production.f.step(step, &prod_secret, &prod_token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
+    }
+    let current = production.f.stage(&prod_secret, AWSCURRENT).await;
+    assert_ne!(current.password, prod_creds.password);
+    assert!(logs_in(&current).await, "production's new password logs in");
 }

@@ -580,3 +580,34 @@ fn the_health_check_reads_a_connect_only_login_not_the_databases_owner() {
     assert!(text.contains("cineview-health-database"), "{text}");
     assert!(!text.contains("secret:cineview-database-"), "the health check may read the owner's credentials: {text}");
 }
+
+/// The statements of secret-rotation's role as CloudFormation creates it with `params`.
+fn rotation_statements(params: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let created = resolved(params);
+    let policies = created["Resources"]["SecretRotationFunctionRole"]["Properties"]["Policies"].clone();
+    let policies = policies.as_array().cloned().unwrap_or_default();
+    policies.iter().flat_map(|p| p["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default()).collect()
+}
+
+#[test]
+fn production_rotation_reads_only_its_staging_twins_records_and_its_own_code_hash() {
+    let function =
+        format!("arn:aws:lambda:{}:{}:function:{}-secret-rotation", names::REGION, names::ACCOUNT_ID, names::PREFIX);
+    let staging_table =
+        format!("arn:aws:dynamodb:{}:{}:table/cineview-staging-ops-state", names::REGION, names::ACCOUNT_ID);
+    let off = rotation_statements(&[]);
+    assert!(!serde_json::to_string(&off).expect("json").contains("staging-ops-state"), "no gate, no staging grant");
+    let on = rotation_statements(&[("StagingNamePrefix", "cineview-staging")]);
+    let by_sid = |sid: &str| on.iter().find(|s| s["Sid"] == sid).cloned().unwrap_or_else(|| panic!("no {sid}"));
+    let staging = by_sid("ReadStagingRotationRuns");
+    assert_eq!(staging["Action"], "dynamodb:GetItem");
+    assert_eq!(staging["Resource"], staging_table.as_str());
+    let own_code = by_sid("ReadOwnCodeHash");
+    assert_eq!(own_code["Action"], "lambda:GetFunctionConfiguration");
+    assert_eq!(own_code["Resource"], function.as_str());
+    let lambda: Vec<_> = on.iter().filter(|s| s.to_string().contains("lambda:")).collect();
+    assert_eq!(lambda.len(), 1, "no other Lambda grant: {lambda:?}");
+    let created = resolved(&[("StagingNamePrefix", "cineview-staging")]);
+    let env = &created["Resources"]["SecretRotationFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["STAGING_NAME_PREFIX"], "cineview-staging");
+}
