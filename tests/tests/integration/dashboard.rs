@@ -104,7 +104,10 @@ fn drawn(body: &Value) -> Vec<Drawn> {
                 drawn.push(searched(expression));
                 continue;
             }
-            assert!(fields.len() >= 2 && fields.len() % 2 == 0, "a metric row is namespace, name, pairs: {row:?}");
+            assert!(
+                fields.len() >= 2 && fields.len().is_multiple_of(2),
+                "a metric row is namespace, name, pairs: {row:?}"
+            );
             assert!(!fields.contains(&"."), "write rows out in full ('.' repeats the row above): {row:?}");
             drawn.push(Drawn {
                 namespace: fields[0].to_owned(),
