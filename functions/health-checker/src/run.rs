@@ -34,6 +34,20 @@ pub struct RunSummary {
 /// What a run keeps of its time for writing the targets' state and publishing alerts.
 const RECORD_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The metric record of one target's check in a run: `Up` (1 or 0) and `LatencyMs`, by `Target`.
+pub fn target_metrics(target: &str, up: bool, latency_ms: u64) -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Target", target).value("Up", if up { 1.0 } else { 0.0 }, Unit::Count).value(
+        "LatencyMs",
+        latency_ms as f64,
+        Unit::Milliseconds,
+    )
+}
+
+/// The record every run ends with, whatever its checks found (the heartbeat alarm's metric).
+pub fn heartbeat_metrics() -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("Heartbeat", 1.0, Unit::Count)
+}
+
 pub struct HealthRun<S, A> {
     pub prober: Prober,
     pub state: S,
@@ -64,13 +78,9 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
             }
         }
         for result in &results {
-            Metrics::new("CineView/Ops")
-                .dimension("Target", &result.target)
-                .value("Up", if result.up() { 1.0 } else { 0.0 }, Unit::Count)
-                .value("LatencyMs", result.latency_ms as f64, Unit::Milliseconds)
-                .emit();
+            target_metrics(&result.target, result.up(), result.latency_ms).emit();
         }
-        Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("Heartbeat", 1.0, Unit::Count).emit();
+        heartbeat_metrics().emit();
         let summary = RunSummary {
             checked: results.len(),
             up: results.iter().filter(|r| r.up()).count(),

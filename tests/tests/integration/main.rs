@@ -11,6 +11,7 @@ mod aws_events;
 mod backup_bucket;
 mod backups;
 mod common_crate;
+mod dashboard;
 mod dr;
 mod dr_freeze;
 mod dr_tested;

@@ -64,6 +64,22 @@ pub struct BackupPhases {
     pub manifest_ms: u64,
 }
 
+/// The metric record of a backup taken: `BackupSucceeded` 1, its duration, size and throughput.
+pub fn succeeded_metrics(size_bytes: u64, elapsed: Duration) -> Metrics {
+    let seconds = elapsed.as_secs_f64().max(0.001);
+    Metrics::new("CineView/Ops")
+        .dimension("Function", SOURCE)
+        .value("BackupSucceeded", 1.0, Unit::Count)
+        .value("BackupDurationMs", millis(elapsed) as f64, Unit::Milliseconds)
+        .value("BackupSizeBytes", size_bytes as f64, Unit::Bytes)
+        .value("BackupThroughput", size_bytes as f64 / seconds, Unit::BytesPerSecond)
+}
+
+/// The metric record of a backup that failed: `BackupSucceeded` 0.
+pub fn failed_metrics() -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("BackupSucceeded", 0.0, Unit::Count)
+}
+
 fn millis(elapsed: Duration) -> u64 {
     elapsed.as_millis() as u64
 }
@@ -133,14 +149,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         platform_backups: String,
         phases: BackupPhases,
     ) -> BackupSummary {
-        let seconds = elapsed.as_secs_f64().max(0.001);
-        Metrics::new("CineView/Ops")
-            .dimension("Function", SOURCE)
-            .value("BackupSucceeded", 1.0, Unit::Count)
-            .value("BackupDurationMs", millis(elapsed) as f64, Unit::Milliseconds)
-            .value("BackupSizeBytes", manifest.size_bytes as f64, Unit::Bytes)
-            .value("BackupThroughput", manifest.size_bytes as f64 / seconds, Unit::BytesPerSecond)
-            .emit();
+        succeeded_metrics(manifest.size_bytes, elapsed).emit();
         let ms = millis(elapsed);
         // Flat fields: the JSON log layer writes no nested ones (see `crate::runtime::phases`).
         tracing::info!(
@@ -169,7 +178,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
 
     /// Metrics and a critical alert naming the reason.
     async fn failed(&self, err: &BackupError, elapsed: Duration) {
-        Metrics::new("CineView/Ops").dimension("Function", SOURCE).value("BackupSucceeded", 0.0, Unit::Count).emit();
+        failed_metrics().emit();
         tracing::error!(error = %err, "backup failed");
         let database = &self.config.database_secret_arn;
         let alert = Alert::new(SOURCE, Severity::Critical, format!("{SOURCE}:{database}"), "Database backup failed")

@@ -12,4 +12,4 @@ pub(crate) mod verify;
 pub use config::{ValidationQuery, VerifierConfig, default_validation_queries};
 pub use error::VerifyError;
 pub use report::{RestoreCheck, RestoreReport};
-pub use verify::{Selection, Target, Verifier, pick_pg_restore};
+pub use verify::{Selection, Target, Verifier, pick_pg_restore, report_metrics};

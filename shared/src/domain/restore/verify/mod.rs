@@ -50,6 +50,16 @@ impl Selection {
     }
 }
 
+/// The metric record of a restore test that ran: `RestoreTestPassed` (1 or 0), `RtoMs` (the
+/// whole test, download to checks) and `BackupAgeHours` (the age of the backup it restored).
+pub fn report_metrics(passed: bool, rto_ms: u64, backup_age_hours: f64) -> Metrics {
+    Metrics::new("CineView/Ops")
+        .dimension("Function", SOURCE)
+        .value("RestoreTestPassed", if passed { 1.0 } else { 0.0 }, Unit::Count)
+        .value("RtoMs", rto_ms as f64, Unit::Milliseconds)
+        .value("BackupAgeHours", backup_age_hours, Unit::None)
+}
+
 pub struct Verifier<S, A> {
     pub store: S,
     pub alerts: A,
@@ -75,12 +85,7 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
                 );
                 let body = serde_json::to_vec_pretty(&report).map_err(|e| VerifyError::Io(e.to_string()))?;
                 let stored = self.store.put(&report.report_key, body, "application/json").await;
-                Metrics::new("CineView/Ops")
-                    .dimension("Function", SOURCE)
-                    .value("RestoreTestPassed", if report.passed() { 1.0 } else { 0.0 }, Unit::Count)
-                    .value("RtoMs", report.rto_ms as f64, Unit::Milliseconds)
-                    .value("BackupAgeHours", report.backup_age_hours, Unit::None)
-                    .emit();
+                report_metrics(report.passed(), report.rto_ms, report.backup_age_hours).emit();
                 self.publish(&self.report_alert(&report)).await;
                 stored?;
                 Ok(report)
