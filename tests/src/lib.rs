@@ -17,6 +17,7 @@ pub mod rotation;
 pub mod runtime_api;
 pub mod sentry_api;
 pub mod sentry_ingest;
+pub mod sentry_search;
 pub mod slack;
 pub mod sns_filter;
 pub mod stack;

@@ -26,7 +26,10 @@
 //! - Invalid input -> 400 with field errors in camelCase (`{"timeWindow": ["..."]}`), rule-level
 //!   ones under `nonFieldErrors`: required `name` (at most 256 characters), `aggregate` (one of
 //!   the reference's functions), `projects` (slugs of the organization's projects, else
-//!   `{"projects": ["Invalid project"]}`), `query`, `thresholdType` (0 above, 1 below),
+//!   `{"projects": ["Invalid project"]}`), `query` (in Sentry's search syntax, documentation
+//!   "Search", docs.sentry.io/concepts/search/: `key:value`, `!key:value` excludes; one it cannot
+//!   parse -> `{"nonFieldErrors": ["Invalid Query or Metric: ..."]}`, see `sentry_search`),
+//!   `thresholdType` (0 above, 1 below),
 //!   `timeWindow` (minutes: 1, 5, 10, 15, 30, 60, 120, 240, 1440) and `triggers` (1 or 2, labelled
 //!   `critical` then `warning`, each with a numeric `alertThreshold`, the critical one beyond the
 //!   warning one and both beyond `resolveThreshold`); optional `dataset` (`events`,
@@ -512,10 +515,15 @@ fn validate(org: &Org, body: &Value, previous: Option<&Value>, creating: bool) -
             }
         }
     }
-    if let Some(query) = input.get("query")
-        && !query.is_string()
-    {
-        errors.add("query", "Not a valid string.");
+    match input.get("query") {
+        None => {}
+        Some(Value::String(query)) => {
+            // Sentry parses the query with its search grammar (see `sentry_search`).
+            if let Err(problem) = crate::sentry_search::check(query) {
+                errors.add("nonFieldErrors", format!("Invalid Query or Metric: {problem}"));
+            }
+        }
+        Some(_) => errors.add("query", "Not a valid string."),
     }
     match input.get("projects") {
         None => {}

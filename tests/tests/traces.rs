@@ -96,6 +96,8 @@ async fn each_invocation_is_a_transaction_with_its_calls_as_spans_and_no_secret_
     let transaction = &transactions[0];
     assert_eq!(transaction["transaction"], "traced-function");
     assert_eq!(transaction["tags"]["request_id"], "req-trace-1");
+    // What the app's Sentry alert rules exclude (`!ops.component:cineview-ops`).
+    assert_eq!(transaction["tags"]["ops.component"], "cineview-ops", "{transaction}");
     assert_eq!(transaction["contexts"]["trace"]["op"], "function.aws.lambda");
     assert_eq!(transaction["contexts"]["trace"]["status"], "ok");
     let spans: Vec<(String, String)> = transaction["spans"]

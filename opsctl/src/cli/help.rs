@@ -192,9 +192,11 @@ Makes the runbook's Sentry metric alerts exist as it says:
   CineView ops: P95 latency   p95(span.duration) of transactions          above 1500 ms     above 3000 ms
 
 Both: project and environment from the secret, 5-minute window, dataset events_analytics_platform
-with is_transaction:true, resolved automatically below the warning threshold, and each trigger's
+with the query `is_transaction:true !ops.component:cineview-ops`: the app's transactions only,
+not the ops functions' own (they carry that tag and may send to the same project; a backup is a
+transaction of minutes). Resolved automatically below the warning threshold; each trigger's
 only action is the internal integration, so alerts reach sentry-webhook as metric_alert webhooks.
-A missing rule is created; a rule whose window, thresholds, actions or filter were changed by
+A missing rule is created; a rule whose window, thresholds, actions or query were changed by
 hand is listed with what differs and put back (the fields it does not set are kept); a rule that
 matches is not written (a second run prints `up to date`). Rules of any other name are never
 changed; a second rule with one of these names is reported and left alone.

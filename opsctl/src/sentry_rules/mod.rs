@@ -36,7 +36,13 @@ pub const DEFAULT_API_URL: &str = "https://sentry.io";
 /// events_analytics_platform) with the is_transaction:true filter instead."), so both use the
 /// dataset that is still accepted, with the filter Sentry names.
 pub const DATASET: &str = "events_analytics_platform";
-pub const QUERY: &str = "is_transaction:true";
+/// The app's transactions only: `is_transaction:true`, and not those of the ops functions, which
+/// carry the tag `ops.component:cineview-ops` (set when their Sentry client starts) and may send
+/// to the app's project: a backup is a transaction of minutes and must never count towards the
+/// app's P95 or error rate. Sentry's search syntax ("Search", docs.sentry.io/concepts/search/):
+/// `key:value` tokens, joined by AND when only a space is between them; `!key:value` excludes.
+/// (A test holds it to `ops_shared::telemetry::OPS_COMPONENT_TAG` and `OPS_COMPONENT`.)
+pub const QUERY: &str = "is_transaction:true !ops.component:cineview-ops";
 /// `1`: `event.type:transaction` (the reference's "Metric Alert Rule Types": performance).
 pub const QUERY_TYPE: u8 = 1;
 /// The runbook's evaluation window, in minutes (`timeWindow` is in minutes).
@@ -223,6 +229,32 @@ mod tests {
             assert!(found[0].starts_with("window: 10 min -> 5 min"), "{found:?}");
             assert!(found[1].starts_with("critical threshold:"), "{found:?}");
             assert!(found[2].starts_with("warning action: none -> Sentry App 42"), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn the_rules_watch_transactions_and_exclude_the_ops_functions_own() {
+        use ops_shared::telemetry::{OPS_COMPONENT, OPS_COMPONENT_TAG};
+        let exclusion = format!("!{OPS_COMPONENT_TAG}:{OPS_COMPONENT}");
+        let c = config();
+        for spec in runbook_rules() {
+            let rule = desired(&spec, &c, None);
+            let query = rule.query.as_deref().unwrap_or_default();
+            let tokens: Vec<&str> = query.split_whitespace().collect();
+            assert!(tokens.contains(&"is_transaction:true"), "{}: {query}", spec.name);
+            assert!(tokens.contains(&exclusion.as_str()), "{}: {query}", spec.name);
+            assert_eq!(rule.dataset.as_deref(), Some(DATASET));
+        }
+    }
+
+    #[test]
+    fn a_rule_without_the_exclusion_differs_in_its_query() {
+        let c = config();
+        for spec in runbook_rules() {
+            let mut rule = desired(&spec, &c, None);
+            rule.query = Some("is_transaction:true".to_owned());
+            let found = differences(&spec, &c, &rule);
+            assert_eq!(found, [format!("query: \"is_transaction:true\" -> {QUERY:?}")], "{}", spec.name);
         }
     }
 

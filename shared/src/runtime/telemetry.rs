@@ -16,6 +16,13 @@ pub use crate::runtime::trace::{TraceSpan, request_description};
 /// process right after the response).
 pub(crate) const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The tag every event and transaction of the ops functions carries, whichever Sentry project
+/// `SENTRY_DSN` names: the app's alert rules exclude it (`!ops.component:cineview-ops`), so an
+/// ops function (a backup is a transaction of minutes) never counts as the app's traffic.
+pub const OPS_COMPONENT_TAG: &str = "ops.component";
+/// The value of [`OPS_COMPONENT_TAG`].
+pub const OPS_COMPONENT: &str = "cineview-ops";
+
 /// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call more than once.
 pub(crate) fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -62,8 +69,15 @@ pub fn init_sentry(config: &SentryConfig, function: &str, scrubber: Scrubber) ->
     options.before_send = Some(Arc::new(move |event| scrub_event(event, &scrubber)));
     options.transport = Some(Arc::new(SharedTlsTransport));
     let guard = sentry::init(options);
-    sentry::configure_scope(|scope| scope.set_tag("function", function));
+    sentry::configure_scope(|scope| tag_scope(scope, function));
     Some(guard)
+}
+
+/// The tags of every event and transaction the process sends: the function's name and
+/// [`OPS_COMPONENT_TAG`].
+fn tag_scope(scope: &mut sentry::Scope, function: &str) {
+    scope.set_tag("function", function);
+    scope.set_tag(OPS_COMPONENT_TAG, OPS_COMPONENT);
 }
 
 /// Sentry's own reqwest transport on the process's shared TLS configuration, so starting
@@ -202,6 +216,18 @@ pub fn silence_metrics() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_transactions_carry_the_ops_component_tag() {
+        let mut scope = sentry::Scope::default();
+        tag_scope(&mut scope, "backup");
+        let mut transaction = sentry::protocol::Transaction { name: Some("backup".into()), ..Default::default() };
+        scope.apply_to_transaction(&mut transaction);
+        assert_eq!(transaction.tags.get("ops.component").map(String::as_str), Some("cineview-ops"));
+        assert_eq!(transaction.tags.get("function").map(String::as_str), Some("backup"));
+        let event = scope.apply_to_event(sentry::protocol::Event::default()).expect("kept");
+        assert_eq!(event.tags.get("ops.component").map(String::as_str), Some("cineview-ops"));
+    }
 
     #[test]
     fn emf_record_declares_every_value_and_dimension() {

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 const ERROR_RATE: &str = "CineView ops: error rate";
 const LATENCY: &str = "CineView ops: P95 latency";
+/// The app's transactions, not the ops functions' own (tagged `ops.component:cineview-ops`).
+const APP_TRANSACTIONS: &str = "is_transaction:true !ops.component:cineview-ops";
 
 struct Setup {
     aws: Aws,
@@ -98,7 +100,7 @@ async fn first_apply_creates_the_two_runbook_rules_with_the_integration_action()
         let rule = s.rule(name);
         assert_eq!(rule["aggregate"], aggregate, "{name}");
         assert_eq!(rule["dataset"], "events_analytics_platform", "{name}");
-        assert_eq!(rule["query"], "is_transaction:true", "{name}");
+        assert_eq!(rule["query"], APP_TRANSACTIONS, "{name}");
         assert_eq!(rule["timeWindow"].as_f64(), Some(5.0), "{name}: 5 minutes");
         assert_eq!(rule["thresholdType"], 0, "{name}: above");
         assert_eq!(rule["projects"], json!(["cineview-web"]), "{name}");
@@ -257,6 +259,36 @@ async fn dry_run_reports_the_drift_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_rule_that_counts_the_ops_functions_transactions_is_reported_and_put_back() {
+    let s = Setup::new("sentry-ops-tx").await;
+    s.applied(false).await;
+    for name in [ERROR_RATE, LATENCY] {
+        s.api.edit_rule(name, |rule| rule["query"] = json!("is_transaction:true"));
+    }
+    s.api.clear_requests();
+
+    let outcome = s.applied(true).await;
+    let text = outcome.render();
+    assert_eq!(outcome.exit_code(), 1, "drift found: {text}");
+    let line = format!("query: \"is_transaction:true\" -> {APP_TRANSACTIONS:?}");
+    assert_eq!(text.matches(&line).count(), 2, "both rules, {line:?} in:\n{text}");
+    assert_eq!(s.api.writes().len(), 0, "{:?}", s.api.writes());
+
+    let outcome = s.applied(false).await;
+    assert_eq!(outcome.exit_code(), 0, "{}", outcome.render());
+    let writes = s.api.writes();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    for write in &writes {
+        assert_eq!(write.method, "PUT");
+        assert_eq!(write.body.as_ref().map(|b| &b["query"]), Some(&json!(APP_TRANSACTIONS)), "{write:?}");
+    }
+    for name in [ERROR_RATE, LATENCY] {
+        assert_eq!(s.rule(name)["query"], APP_TRANSACTIONS, "{name}");
+        assert_eq!(s.drift(name), Vec::<String>::new(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn a_bad_token_gives_the_401_error_text() {
     let s = Setup::new("sentry-401").await;
     let mut secret: Value = serde_json::from_str(&s.api.secret_json()).expect("json");
@@ -382,7 +414,7 @@ async fn the_stand_in_refuses_what_sentry_refuses() {
     let action = json!({"type": "sentry_app", "targetType": "sentry_app", "targetIdentifier": app, "sentryAppId": app});
     let good = json!({
         "name": "r", "aggregate": "failure_rate()", "dataset": "events_analytics_platform", "queryType": 1,
-        "query": "is_transaction:true", "timeWindow": 5, "thresholdType": 0, "projects": ["cineview-web"],
+        "query": APP_TRANSACTIONS, "timeWindow": 5, "thresholdType": 0, "projects": ["cineview-web"],
         "triggers": [{"label": "critical", "alertThreshold": 0.05, "actions": [action]},
                      {"label": "warning", "alertThreshold": 0.02, "actions": [action]}],
     });
@@ -416,6 +448,12 @@ async fn the_stand_in_refuses_what_sentry_refuses() {
         (with(&["triggers", "0", "actions", "0", "targetIdentifier"], json!(app.to_string())), "targetIdentifier"),
         (with(&["triggers", "0", "actions", "0", "targetType"], json!("specific")), "targetType"),
         (with(&["triggers", "0", "actions", "0", "sentryAppId"], json!(1)), "sentryApp"),
+        (with(&["query"], json!(7)), "query"),
+        // Sentry's search syntax: `!` before a `key:value` filter, a value after the key, …
+        (with(&["query"], json!("is_transaction:true !ops.component:")), "nonFieldErrors"),
+        (with(&["query"], json!("is_transaction:true ! ops.component:cineview-ops")), "nonFieldErrors"),
+        (with(&["query"], json!("(is_transaction:true OR")), "nonFieldErrors"),
+        (with(&["query"], json!("ops.component:\"cineview-ops")), "nonFieldErrors"),
     ] {
         let (status, errors) = post(body.clone()).await;
         assert_eq!(status, 400, "{body}: {errors}");
