@@ -37,23 +37,7 @@ pub async fn start(
     let name = described.map_err(|e| RotateError::Secret { secret: secret.to_owned(), detail: e.to_string() })?.name;
     let mut said = String::new();
     if let Some(reason) = force {
-        let table = Names::new(prefix).state_table();
-        let by = crate::stack::caller(sdk, env).await;
-        let pass = ForcePass {
-            secret: name.clone(),
-            by: by.clone(),
-            reason: reason.to_owned(),
-            issued_at: Utc::now(),
-            used_by: None,
-            used_at: None,
-        };
-        let state = DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), &table);
-        let written = staging::issue_pass(&state, &pass).await;
-        written.map_err(|e| RotateError::Pass { table: table.clone(), detail: e.to_string() })?;
-        said.push_str(&format!(
-            "pass written for {name} by {by}: the next rotation goes past the staging gate once (valid {} hours)\n",
-            staging::PASS_VALID_HOURS
-        ));
+        said.push_str(&write_pass(sdk, env, &name, reason, prefix).await?);
     }
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
     let started = secrets.rotate_secret().secret_id(&name).send().await;
@@ -65,6 +49,34 @@ pub async fn start(
     ));
     let shown = serde_json::json!({"secret": name, "forced": force.is_some(), "version": started.version_id()});
     Ok((said, shown))
+}
+
+/// Writes the one-use pass that lets the next rotation of `name` past the staging gate; says
+/// what was written.
+pub async fn write_pass(
+    sdk: &SdkConfig,
+    env: &Env,
+    name: &str,
+    reason: &str,
+    prefix: &str,
+) -> Result<String, RotateError> {
+    let table = Names::new(prefix).state_table();
+    let by = crate::stack::caller(sdk, env).await;
+    let pass = ForcePass {
+        secret: name.to_owned(),
+        by: by.clone(),
+        reason: reason.to_owned(),
+        issued_at: Utc::now(),
+        used_by: None,
+        used_at: None,
+    };
+    let state = DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), &table);
+    let written = staging::issue_pass(&state, &pass).await;
+    written.map_err(|e| RotateError::Pass { table: table.clone(), detail: e.to_string() })?;
+    Ok(format!(
+        "pass written for {name} by {by}: the next rotation goes past the staging gate once (valid {} hours)\n",
+        staging::PASS_VALID_HOURS
+    ))
 }
 
 /// The one line `check-env` prints about the staging-first gate of the stack `prefix`, as its

@@ -439,3 +439,46 @@ async fn a_failed_staging_rotation_holds_production_and_a_passed_one_lets_it_run
     assert_ne!(current.password, prod_creds.password);
     assert!(logs_in(&current).await, "production's new password logs in");
 }
+
+/// An operator lets one production rotation past a staging twin that never rotated with this
+/// code: `opsctl rotate --force-past-staging` writes the pass, the held rotation takes it, its
+/// alert says who forced it and why, and the next rotation is held again.
+#[tokio::test]
+async fn an_operator_lets_one_rotation_past_staging_and_the_alert_says_so() {
+    let (staging_prefix, production_prefix) = (unique("stg"), unique("prd"));
+    let code = unique("a build staging never ran").into_bytes();
+    let _staging = stack(&staging_prefix, &code, None).await;
+    let production = stack(&production_prefix, &code, Some(&staging_prefix)).await;
+    let user = unique("forced").replace('-', "_");
+    create_role(&user, "forced-password-1");
+    let secret = format!("{}-database", production.prefix);
+    let creds = credentials(&user, "forced-password-1");
+    production.f.create_secret(&secret, &rds_json(&creds), "postgres-single-user").await;
+    let token = production.f.start_rotation(&secret).await;
+    let held = production.f.step("createSecret", &secret, &token).await.expect_err("staging never rotated");
+    assert_eq!(held.error_type, "StagingNotPassed");
+    production.f.aws.end_rotation(&secret, &token).await.expect("end the held rotation");
+
+    let env = ops_shared::Env::from_pairs(ops_testkit::shared().env());
+    let reason = "the database password leaked";
+    // What `opsctl rotate --force-past-staging` writes before its RotateSecret; moto cannot
+    // invoke the rotation function RotateSecret would start, so that rotation is driven here.
+    let said = opsctl::rotate::write_pass(&production.f.aws.sdk, &env, &secret, reason, &production.prefix).await;
+    assert!(said.expect("the pass is written").contains("pass written"));
+    let token = production.f.start_rotation(&secret).await;
+    for step in ROTATION_STEPS {
+        production.f.step(step, &secret, &token).await.unwrap_or_else(|e| panic!("{step}: {e:?}"));
+    }
+    production.f.aws.end_rotation(&secret, &token).await.expect("end the forced rotation");
+    let current = production.f.stage(&secret, AWSCURRENT).await;
+    assert_ne!(current.password, creds.password);
+    assert!(logs_in(&current).await, "the forced rotation's password logs in");
+    let notes = production.f.alerts.receive(3, Duration::from_secs(3)).await;
+    let forced = notes.iter().find(|n| n.message.contains("forced past staging")).expect("the forced alert");
+    assert!(forced.message.contains(reason), "{}", forced.message);
+
+    // The pass was for one rotation.
+    let next = production.f.start_rotation(&secret).await;
+    let held = production.f.step("createSecret", &secret, &next).await.expect_err("held again");
+    assert_eq!(held.error_type, "StagingNotPassed");
+}
