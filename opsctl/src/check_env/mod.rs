@@ -145,8 +145,9 @@ pub async fn check(
         let before = report.problems.len();
         check_secret(store, http, requirement, &mut report).await;
         let prefix = runbook_prefix(&requirement.secret).unwrap_or(&requirement.secret);
-        let fix = fix_for(requirement, &report.problems[before..], prefix);
-        report.fixes.resize(report.problems.len(), fix);
+        let fixes: Vec<String> =
+            report.problems[before..].iter().map(|p| fix_for(requirement, std::slice::from_ref(p), prefix)).collect();
+        report.fixes.extend(fixes);
     }
     report
 }
