@@ -401,6 +401,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_is_overdue_past_its_planned_date_or_its_cadence() {
+        let now = chrono::Utc::now();
+        let rotated = |last_days: i64, next_days: i64| SecretDescription {
+            last_rotated: Some(now - chrono::Duration::days(last_days)),
+            next_rotation: Some(now + chrono::Duration::days(next_days)),
+            ..SecretDescription::default()
+        };
+        assert_eq!(overdue("s", &rotated(10, 80), 90, now), None);
+        let late = overdue("s", &rotated(10, -1), 90, now).unwrap_or_default();
+        assert!(late.contains("overdue since") && late.contains("rotate-secret --secret-id s"), "{late}");
+        assert!(overdue("s", &rotated(100, 5), 90, now).is_some_and(|p| p.contains("more than 90 days")));
+        let requirement = Requirement { secret: "p-x".into(), shape: Shape::PlainString, rotation: None };
+        assert!(fix_for(&requirement, &[late], "p").starts_with("aws secretsmanager rotate-secret --secret-id p-x"));
+    }
+
+    #[test]
     fn cadences_are_the_longest_real_gap() {
         assert_eq!(cadence_days(&scheduled("rate(90 days)")), Some(90));
         assert_eq!(cadence_days(&scheduled("cron(0 3 1 */3 ? *)")), Some(92), "Jul 1 to Oct 1");

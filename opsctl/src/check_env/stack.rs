@@ -60,7 +60,7 @@ pub async fn items(sources: &Sources<'_>) -> Vec<Item> {
     let mut items = Vec::new();
     for (function, deployed) in functions.all() {
         let item = format!("{}-{function}'s environment names secrets that exist", functions.prefix);
-        items.push(Item::new(DEPLOYED, item, named_secrets(sources, &functions, deployed).await));
+        items.push(Item::new(DEPLOYED, item, named_secrets(sources, &functions, function, deployed).await));
     }
     items.push(Item::new(DEPLOYED, "SENTRY_DSN set in every function", deployed::dsn(&functions)));
     for (label, name) in RUNBOOK_TARGETS {
@@ -81,11 +81,11 @@ pub const SECRET_VARIABLES: [&str; 4] =
     ["DATABASE_SECRET_ARN", "STAGING_DATABASE_SECRET_ARN", "SUPABASE_TOKEN_SECRET_ARN", "SENTRY_WEBHOOK_SECRET_ARN"];
 
 /// Every secret variable of the function's environment names a secret Secrets Manager has.
-async fn named_secrets(sources: &Sources<'_>, functions: &Functions, deployed: &Deployed) -> State {
+async fn named_secrets(sources: &Sources<'_>, functions: &Functions, function: &str, deployed: &Deployed) -> State {
     let env = match deployed {
         Deployed::Found(env) => env,
         Deployed::Unreadable(reason) => return State::could_not_check(reason.clone()),
-        Deployed::Missing => return functions.env("").map_or_else(|state| state, |_| State::Ok),
+        Deployed::Missing => return functions.env(function).map_or_else(|state| state, |_| State::Ok),
     };
     let mut missing = Vec::new();
     let named = SECRET_VARIABLES.iter().filter_map(|variable| env.get(variable).map(|secret| (variable, secret)));
