@@ -26,7 +26,7 @@ pub enum Command {
     /// Check the runbook's secrets and environment (the runbook's `npm run check:env`)
     #[command(long_about = help::CHECK_ENV, after_help = EXIT_CODES)]
     CheckEnv {
-        /// Name prefix of the secrets
+        /// Name prefix of the stack (its secrets, functions and topics)
         #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
         prefix: String,
         /// Print JSON instead of the table

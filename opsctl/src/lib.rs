@@ -4,6 +4,7 @@ pub mod bucket_json;
 pub mod check_env;
 pub mod cli;
 pub mod commands;
+pub mod deployed;
 pub mod dr;
 pub mod dr_restore;
 pub mod error;

@@ -122,6 +122,16 @@ impl Stack {
         format!("arn:aws:sns:{}:{}:{}-ops-alerts", self.region, self.account, self.prefix)
     }
 
+    /// The topic ops are told on by e-mail (and paged from, for critical alerts).
+    pub fn ops_topic_arn(&self) -> String {
+        format!("arn:aws:sns:{}:{}:{}-ops-notifications", self.region, self.account, self.prefix)
+    }
+
+    /// The topic the alarms about the alert pipeline itself page through, with a pager.
+    pub fn pager_topic_arn(&self) -> String {
+        format!("arn:aws:sns:{}:{}:{}-ops-pager", self.region, self.account, self.prefix)
+    }
+
     /// A function's name, `<prefix>-<function>`.
     pub fn function(&self, function: &str) -> String {
         self.names().function(function)

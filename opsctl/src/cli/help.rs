@@ -36,14 +36,22 @@ Long work shows a spinner with the elapsed time on a terminal and plain lines ot
 so that --json output stays clean.";
 
 pub const CHECK_ENV: &str = "\
-Checks the runbook's secrets and environment (the runbook's `npm run check:env`).
+Checks the shell and the stack as deployed (the runbook's `npm run check:env`); each problem
+comes with the command that fixes it (fix: ...).
 
-Every required secret under --prefix exists, is readable, non-empty and well-formed for its
-strategy, and rotates on the runbook's cadence (90 days for the critical secret, 180 days for API
-keys; its rotation-strategy tag names the strategy); AWS_REGION, SENTRY_DSN and SENTRY_ENVIRONMENT
-are set and valid. Prints a table when all is well, one PROBLEM line per problem otherwise.
+Secrets    all eleven of the stack's secrets under --prefix (the rotated three created or adopted)
+           exist, are readable, non-empty and well-formed; the rotated ones carry their
+           rotation-strategy tag, rotate on the runbook's cadence (90 days the critical secret,
+           180 days API keys) and are not overdue
+Shell      AWS_REGION, SENTRY_DSN and SENTRY_ENVIRONMENT set and valid
+Functions  as deployed (lambda:GetFunctionConfiguration): their secret variables name secrets
+           that exist; SENTRY_DSN set in each; health targets for the app, the AI engine and the
+           database; scheduled-backup checking Supabase's own backups
+Sentry     the alert rules as `opsctl sentry apply` makes them (its dry run finds no difference)
+Topics     the ops topic's e-mail and pager subscriptions and the pager topic's confirmed
+           (sns:ListSubscriptionsByTopic; PendingConfirmation is not)
 
-Exit 0 when all is well, 1 when a problem was found.";
+Exit 0 when all is well, 1 when a problem was found, 2 when a check could not run.";
 
 pub const STATUS: &str = "\
 The runbook's daily checks in one screen. Each line is judged against the runbook's numbers (ok,

@@ -9,10 +9,10 @@ use ops_shared::objects::S3Objects;
 use ops_shared::secret_versions::SecretVersions;
 use ops_shared::secrets::AWSCURRENT;
 
-use super::deployed::Functions;
 use super::{BACKUPS, Item, Sources, State};
+use crate::deployed::{Functions, SupabaseSettings};
 use crate::dr::{self, BackupEntry};
-use crate::stack::{BACKUP_FUNCTION, BACKUP_PREFIX, REPORT_PREFIX};
+use crate::stack::{BACKUP_PREFIX, REPORT_PREFIX};
 
 /// The runbook's retention of backups, in days.
 pub const RETENTION_DAYS: i32 = 30;
@@ -41,21 +41,11 @@ pub async fn items(sources: &Sources<'_>, functions: &Functions) -> Vec<Item> {
 
 /// The backup function's own check of Supabase's backups, with its settings as deployed.
 async fn supabase(sources: &Sources<'_>, functions: &Functions) -> State {
-    let prefix = &sources.stack.prefix;
-    let env = match functions.env(BACKUP_FUNCTION) {
-        Ok(env) => env,
+    let settings = match functions.supabase_settings() {
+        Ok(settings) => settings,
         Err(state) => return state,
     };
-    let (Some(project_ref), Some(token_secret)) =
-        (env.get("SUPABASE_PROJECT_REF"), env.get("SUPABASE_TOKEN_SECRET_ARN"))
-    else {
-        return State::failed(
-            format!("{prefix}-{BACKUP_FUNCTION} has no SUPABASE_PROJECT_REF: nothing checks Supabase's own backups"),
-            format!("sam deploy --parameter-overrides NamePrefix={prefix} SupabaseProjectRef=<the project's ref>"),
-        );
-    };
-    let api_url = env.get("SUPABASE_API_URL").unwrap_or("https://api.supabase.com").trim_end_matches('/');
-    let rpo_hours: u64 = env.get("RPO_HOURS").and_then(|h| h.parse().ok()).unwrap_or(24);
+    let SupabaseSettings { project_ref, token_secret, api_url, rpo_hours } = settings;
     let token = match sources.store.value_at(token_secret, AWSCURRENT).await {
         Ok(token) => token,
         Err(err) => return State::could_not_check(format!("the Supabase access token {token_secret}: {err}")),

@@ -6,8 +6,8 @@
 use ops_shared::health::{STATE_SK, TargetState, target_key};
 use ops_shared::state::{DynamoState, StateStore};
 
-use super::deployed::{Functions, HEALTH_CHECKER, Target, health_targets_fix};
 use super::{GENERAL, Item, Sources, State};
+use crate::deployed::{Functions, RUNBOOK_TARGETS};
 
 pub async fn items(sources: &Sources<'_>, functions: &Functions, webhook_secret: State) -> Vec<Item> {
     let mut items = health(sources, functions).await;
@@ -45,39 +45,16 @@ const NOT_CHECKABLE: [(&str, &str); 4] = [
 /// The checks the runbook names, among health-checker's targets as deployed: app and
 /// ai-engine by name, the database as the postgres target.
 async fn health(sources: &Sources<'_>, functions: &Functions) -> Vec<Item> {
-    let wanted = [("app", "app"), ("AI engine", "ai-engine"), ("database", "")];
-    let targets = functions.health_targets();
     let state = DynamoState::new(aws_sdk_dynamodb::Client::new(sources.sdk), sources.stack.names().state_table());
     let mut items = Vec::new();
-    for (label, name) in wanted {
-        let found = match &targets {
-            Err(state) => Err(state.clone()),
-            Ok(targets) => find(targets, name).ok_or_else(|| missing(functions, label, name)),
-        };
-        let result = match found {
+    for (label, name) in RUNBOOK_TARGETS {
+        let result = match functions.runbook_target(label, name) {
             Ok(target) => passing(&state, &target.name).await,
             Err(state) => state,
         };
         items.push(Item::new(GENERAL, format!("health check passing: {label}"), result));
     }
     items
-}
-
-/// The target named `name`, or for `""` the first postgres target.
-fn find<'t>(targets: &'t [Target], name: &str) -> Option<&'t Target> {
-    if name.is_empty() {
-        targets.iter().find(|t| t.kind == "postgres")
-    } else {
-        targets.iter().find(|t| t.name == name)
-    }
-}
-
-fn missing(functions: &Functions, label: &str, name: &str) -> State {
-    let what = if name.is_empty() { "no postgres target".to_owned() } else { format!("no target named {name}") };
-    State::failed(
-        format!("HEALTH_TARGETS of {}-{HEALTH_CHECKER} has {what}: the {label} is not checked", functions.prefix),
-        health_targets_fix(),
-    )
 }
 
 /// Up, and its last check passed, in the state health-checker keeps.

@@ -4,7 +4,6 @@
 //! itself could not run). One module per section of the checklist.
 
 mod backups;
-mod deployed;
 mod general;
 mod secrets;
 mod sentry;
@@ -17,52 +16,7 @@ use serde::Serialize;
 use crate::outcome::Verdict;
 use crate::stack::Stack;
 
-pub use deployed::{FUNCTIONS, Functions};
-
-/// What an item came to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum State {
-    Ok,
-    /// Checked and not as the runbook asks: why, and the command that fixes it.
-    Failed {
-        reason: String,
-        fix: String,
-    },
-    /// Not something the stack or its services can tell.
-    NotCheckable {
-        why: String,
-    },
-    /// The check itself could not run (a service could not be reached or read).
-    CouldNotCheck {
-        reason: String,
-    },
-}
-
-impl State {
-    pub fn failed(reason: impl Into<String>, fix: impl Into<String>) -> State {
-        State::Failed { reason: reason.into(), fix: fix.into() }
-    }
-
-    pub fn could_not_check(reason: impl Into<String>) -> State {
-        State::CouldNotCheck { reason: reason.into() }
-    }
-}
-
-/// One item of the checklist.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub section: &'static str,
-    pub item: String,
-    #[serde(flatten)]
-    pub state: State,
-}
-
-impl Item {
-    pub fn new(section: &'static str, item: impl Into<String>, state: State) -> Item {
-        Item { section, item: item.into(), state }
-    }
-}
+pub use crate::deployed::{FUNCTIONS, Functions, Item, State};
 
 /// `opsctl preflight --help`.
 pub const HELP: &str = "\

@@ -38,20 +38,5 @@ fn state(requirement: &Requirement, problems: &[String], prefix: &str) -> State 
     if problems.is_empty() {
         return State::Ok;
     }
-    let name = &requirement.secret;
-    let only_rotation_off = problems.iter().all(|p| p.contains("rotation is not enabled"));
-    let fix = if problems.iter().any(|p| p.contains("cannot be described")) {
-        format!(
-            "sam deploy --parameter-overrides NamePrefix={prefix} (the stack creates {name}; or adopt the runbook's, \
-             docs/deploying.md)"
-        )
-    } else if only_rotation_off {
-        format!("sam deploy --parameter-overrides NamePrefix={prefix} EnableRotation=true")
-    } else {
-        format!(
-            "aws secretsmanager put-secret-value --secret-id {name} --secret-string '<value>' \
-             (its format: docs/configuration.md, \"Secrets\"), then opsctl check-env --prefix {prefix}"
-        )
-    };
-    State::failed(problems.join("; "), fix)
+    State::failed(problems.join("; "), check_env::fix_for(requirement, problems, prefix))
 }

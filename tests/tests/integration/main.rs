@@ -10,6 +10,7 @@ mod arm64_packages;
 mod aws_events;
 mod backup_bucket;
 mod backups;
+mod check_env_deployed;
 mod common_crate;
 mod dashboard;
 mod dr;

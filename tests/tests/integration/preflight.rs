@@ -19,10 +19,11 @@ use opsctl::preflight::{self, FUNCTIONS, Report, Sources, State};
 use opsctl::stack::Stack;
 use serde_json::json;
 
-const DSN: &str = "https://0123456789abcdef@o1.ingest.sentry.io/42";
+pub(crate) const DSN: &str = "https://0123456789abcdef@o1.ingest.sentry.io/42";
 /// template.yaml's `HealthTargets` default.
-const DEFAULT_TARGETS: &str = r#"[{"name": "app", "kind": "http", "url": "https://cineview.ai/api/health"}]"#;
-const FULL_TARGETS: &str = r#"[{"name": "app", "kind": "http", "url": "https://cineview.ai/api/health"},
+pub(crate) const DEFAULT_TARGETS: &str =
+    r#"[{"name": "app", "kind": "http", "url": "https://cineview.ai/api/health"}]"#;
+pub(crate) const FULL_TARGETS: &str = r#"[{"name": "app", "kind": "http", "url": "https://cineview.ai/api/health"},
     {"name": "ai-engine", "kind": "http", "url": "https://ai.cineview.ai/health"},
     {"name": "database", "kind": "postgres", "secret_arn": "cineview-health-database"}]"#;
 
@@ -65,13 +66,13 @@ fn bootstrap_zip() -> Vec<u8> {
     zip
 }
 
-struct Deploy {
-    aws: Aws,
-    prefix: String,
-    stack: Stack,
+pub(crate) struct Deploy {
+    pub(crate) aws: Aws,
+    pub(crate) prefix: String,
+    pub(crate) stack: Stack,
 }
 
-async fn deploy(label: &str) -> Deploy {
+pub(crate) async fn deploy(label: &str) -> Deploy {
     let aws = Aws::new(ops_testkit::shared()).await;
     let prefix = unique(label);
     let stack = Stack::discover(&aws.sdk, &prefix, None).await.expect("the stack");
@@ -89,7 +90,7 @@ impl Deploy {
     }
 
     /// The six functions, each with the template's common settings and `extra` for it.
-    async fn functions(&self, dsn: &str, extra: &HashMap<&str, Vec<(&str, String)>>) {
+    pub(crate) async fn functions(&self, dsn: &str, extra: &HashMap<&str, Vec<(&str, String)>>) {
         let iam = aws_sdk_iam::Client::new(&self.aws.sdk);
         let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
             "Principal": {"Service": "lambda.amazonaws.com"}}]});
@@ -128,7 +129,12 @@ impl Deploy {
     }
 
     /// The function settings template.yaml gives with `parameters`' values.
-    fn settings(&self, targets: &str, project_ref: &str, api_url: &str) -> HashMap<&'static str, Vec<(&str, String)>> {
+    pub(crate) fn settings(
+        &self,
+        targets: &str,
+        project_ref: &str,
+        api_url: &str,
+    ) -> HashMap<&'static str, Vec<(&str, String)>> {
         let token = self.stack.secret("supabase-access-token");
         let backup = vec![
             ("SUPABASE_PROJECT_REF", project_ref.to_owned()),
@@ -246,7 +252,7 @@ impl Deploy {
 }
 
 /// Supabase's `GET /v1/projects/{ref}/database/backups`, answering one backup `age` old.
-async fn supabase_backups(age: chrono::Duration) -> String {
+pub(crate) async fn supabase_backups(age: chrono::Duration) -> String {
     let at = (Utc::now() - age).format("%Y-%m-%d %H:%M:%S%.3f+00").to_string();
     let body = json!({"region": "us-east-1", "walg_enabled": true, "pitr_enabled": false,
         "backups": [{"is_physical_backup": true, "status": "COMPLETED", "inserted_at": at}]});

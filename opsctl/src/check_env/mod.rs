@@ -1,6 +1,9 @@
-//! `opsctl check-env` (the runbook's `npm run check:env`): every required secret exists, is
-//! readable, non-empty and well-formed, rotates on the right cadence, and the environment the
-//! app needs is set.
+//! `opsctl check-env` (the runbook's `npm run check:env`): every secret of the stack exists, is
+//! readable, non-empty and well-formed, the rotated ones rotate on the right cadence and are not
+//! overdue, the environment the app needs is set, and (in `stack`) the stack as deployed.
+
+pub mod stack;
+pub mod subscriptions;
 
 use ops_shared::Env;
 use ops_shared::config::SentryConfig;
@@ -18,6 +21,8 @@ pub enum Shape {
     DatabaseJson,
     /// API-key JSON as the rotation strategy reads it.
     ApiKeyJson(Strategy),
+    /// A JSON object (a key file, API settings).
+    JsonObject,
     PlainString,
 }
 
@@ -40,6 +45,46 @@ pub fn runbook_requirements(prefix: &str) -> Vec<Requirement> {
     rotated.chain([req("database", Shape::DatabaseJson), req("sentry-webhook", Shape::PlainString)]).collect()
 }
 
+/// Every secret template.yaml creates or adopts under `prefix`: the runbook's, and those the
+/// functions and `sentry apply` read.
+pub fn stack_requirements(prefix: &str) -> Vec<Requirement> {
+    let req = |name: &str, shape| Requirement { secret: format!("{prefix}-{name}"), shape, rotation: None };
+    let mut all = runbook_requirements(prefix);
+    all.extend([
+        req("ai-engine-admin-token", Shape::PlainString),
+        req("supabase-access-token", Shape::PlainString),
+        req("google-service-account", Shape::JsonObject),
+        req("health-database", Shape::DatabaseJson),
+        req("staging-database", Shape::DatabaseJson),
+        req("sentry-api", Shape::JsonObject),
+    ]);
+    all
+}
+
+/// The one command that fixes `problems` of the secret of `requirement` in the stack `prefix`.
+pub fn fix_for(requirement: &Requirement, problems: &[String], prefix: &str) -> String {
+    let name = &requirement.secret;
+    if problems.iter().any(|p| p.contains("cannot be described")) {
+        format!(
+            "sam deploy --parameter-overrides NamePrefix={prefix} (the stack creates {name}; or adopt the runbook's, \
+             docs/deploying.md)"
+        )
+    } else if problems.iter().all(|p| p.contains("rotation is not enabled")) {
+        format!("sam deploy --parameter-overrides NamePrefix={prefix} EnableRotation=true")
+    } else if problems.iter().all(|p| p.contains("overdue") || p.contains("rotate-secret")) {
+        format!("aws secretsmanager rotate-secret --secret-id {name}")
+    } else if problems.iter().all(|p| p.contains("rotates every") || p.contains("rotation schedule")) {
+        format!("sam deploy --parameter-overrides NamePrefix={prefix} EnableRotation=true (template.yaml's schedule)")
+    } else if problems.iter().all(|p| p.contains("rotation-strategy")) {
+        format!("aws secretsmanager tag-resource --secret-id {name} --tags Key=rotation-strategy,Value=<strategy>")
+    } else {
+        format!(
+            "aws secretsmanager put-secret-value --secret-id {name} --secret-string '<value>' \
+             (its format: docs/configuration.md, \"Secrets\"), then opsctl check-env --prefix {prefix}"
+        )
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
     pub secret: String,
@@ -51,6 +96,8 @@ pub struct Row {
 pub struct Report {
     pub rows: Vec<Row>,
     pub problems: Vec<String>,
+    /// The command that fixes each problem `check` found, in the same order.
+    pub fixes: Vec<String>,
 }
 
 impl Report {
@@ -61,7 +108,16 @@ impl Report {
     /// A line per problem, or a table when all is well.
     pub fn render(&self) -> String {
         if !self.is_ok() {
-            return self.problems.iter().map(|p| format!("PROBLEM {p}\n")).collect();
+            let fixes = self.fixes.iter().map(Some).chain(std::iter::repeat(None));
+            return self
+                .problems
+                .iter()
+                .zip(fixes)
+                .map(|(p, fix)| match fix {
+                    Some(fix) => format!("PROBLEM {p}\n        fix: {fix}\n"),
+                    None => format!("PROBLEM {p}\n"),
+                })
+                .collect();
         }
         let width = self.rows.iter().map(|r| r.secret.len()).max().unwrap_or(6).max(6);
         let mut out = format!("{:<width$}  {:<14}  {}\n", "secret", "value", "rotation");
@@ -83,10 +139,22 @@ pub async fn check(
 ) -> Report {
     let mut report = Report::default();
     check_environment(env, &mut report.problems);
+    let fix = "export AWS_REGION, SENTRY_DSN and SENTRY_ENVIRONMENT (docs/operations.md, \"check-env\")";
+    report.fixes.resize(report.problems.len(), fix.to_owned());
     for requirement in requirements {
+        let before = report.problems.len();
         check_secret(store, http, requirement, &mut report).await;
+        let prefix = runbook_prefix(&requirement.secret).unwrap_or(&requirement.secret);
+        let fixes: Vec<String> =
+            report.problems[before..].iter().map(|p| fix_for(requirement, std::slice::from_ref(p), prefix)).collect();
+        report.fixes.extend(fixes);
     }
     report
+}
+
+/// The stack prefix of a secret named `<prefix>-<one of the stack's names>`.
+fn runbook_prefix(secret: &str) -> Option<&str> {
+    stack_requirements("").iter().find_map(|r| secret.strip_suffix(r.secret.as_str()))
 }
 
 fn check_environment(env: &Env, problems: &mut Vec<String>) {
@@ -144,6 +212,7 @@ pub async fn check_secret(
                     "API key JSON"
                 }
                 Shape::ApiKeyJson(_) => "API key JSON",
+                Shape::JsonObject => "JSON",
                 Shape::PlainString => "string",
             },
         },
@@ -217,6 +286,9 @@ fn check_rotation(
         Some(tag) => problems.push(format!("{name}: rotation-strategy is {tag:?}, expected {strategy:?}")),
         None => problems.push(format!("{name}: no rotation-strategy tag (expected {strategy:?})")),
     }
+    if let Some(problem) = overdue(name, d, max_days, chrono::Utc::now()) {
+        problems.push(problem);
+    }
     match cadence_days(d) {
         Some(days) if days <= max_days => format!("every {days} days ({strategy})"),
         Some(days) => {
@@ -227,6 +299,21 @@ fn check_rotation(
             problems.push(format!("{name}: rotation schedule {:?} is not one check-env can read", d.rotation_schedule));
             "unknown".to_owned()
         }
+    }
+}
+
+/// Overdue: the next rotation Secrets Manager planned is past, or the last one is older than
+/// `max_days`.
+pub fn overdue(name: &str, d: &SecretDescription, max_days: u32, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let rotate = format!("rotate it now: aws secretsmanager rotate-secret --secret-id {name}");
+    if let Some(next) = d.next_rotation.filter(|next| *next < now) {
+        return Some(format!("{name}: rotation overdue since {next} ({rotate})"));
+    }
+    match d.last_rotated {
+        Some(last) if now - last > chrono::Duration::days(i64::from(max_days)) => {
+            Some(format!("{name}: rotation overdue: last rotated {last}, more than {max_days} days ago ({rotate})"))
+        }
+        _ => None,
     }
 }
 
@@ -259,6 +346,11 @@ fn longest_monthly_gap(day: u32, months: u32) -> Option<u32> {
 fn shape_problem(shape: Shape, value: &str) -> Option<String> {
     match shape {
         Shape::PlainString => None,
+        Shape::JsonObject => match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(serde_json::Value::Object(_)) => None,
+            Ok(_) => Some("not a JSON object".to_owned()),
+            Err(err) => Some(format!("not JSON: {}", err.classify_message())),
+        },
         Shape::DatabaseJson => match serde_json::from_str::<DbCredentials>(value) {
             Ok(creds) if creds.password.is_empty() => Some("the database password is empty".to_owned()),
             Ok(creds) if creds.sslmode.is_none() && creds.sslrootcert.is_none() => Some(
@@ -306,6 +398,22 @@ mod tests {
 
     fn scheduled(expression: &str) -> SecretDescription {
         SecretDescription { rotation_schedule: Some(expression.to_owned()), ..SecretDescription::default() }
+    }
+
+    #[test]
+    fn a_rotation_is_overdue_past_its_planned_date_or_its_cadence() {
+        let now = chrono::Utc::now();
+        let rotated = |last_days: i64, next_days: i64| SecretDescription {
+            last_rotated: Some(now - chrono::Duration::days(last_days)),
+            next_rotation: Some(now + chrono::Duration::days(next_days)),
+            ..SecretDescription::default()
+        };
+        assert_eq!(overdue("s", &rotated(10, 80), 90, now), None);
+        let late = overdue("s", &rotated(10, -1), 90, now).unwrap_or_default();
+        assert!(late.contains("overdue since") && late.contains("rotate-secret --secret-id s"), "{late}");
+        assert!(overdue("s", &rotated(100, 5), 90, now).is_some_and(|p| p.contains("more than 90 days")));
+        let requirement = Requirement { secret: "p-x".into(), shape: Shape::PlainString, rotation: None };
+        assert!(fix_for(&requirement, &[late], "p").starts_with("aws secretsmanager rotate-secret --secret-id p-x"));
     }
 
     #[test]
