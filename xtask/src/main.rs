@@ -38,6 +38,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                 earlier release binaries of the functions, started in the same rounds
   setup         only install the prerequisites
   shape         only the code shape check of `ci`
+  machete       only the unused-dependency check of `ci` (cargo-machete, pinned)
   package       the five functions for Lambda: arm64 bootstrap zips built with cargo-lambda
                 (target/lambda/<function>/bootstrap.zip), each checked (aarch64, glibc <= 2.34,
                 at most 4 MB)
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["setup"] => setup(),
         ["shape"] => code_shape(),
+        ["machete"] => unused_dependencies(),
         ["bench", options @ ..] => bench(options),
         ["stack", "up"] => setup().and_then(|()| stack(&["up"])),
         ["stack", "down"] => stack(&["down"]),
@@ -507,11 +509,15 @@ const MACHETE: (&str, &str) = ("cargo-machete", "0.9.2");
 
 fn unused_dependencies() -> Result<(), String> {
     let (name, version) = MACHETE;
-    let installed = Command::new(cargo()).args(["machete", "--version"]).output();
+    // Its own folder, called directly: `cargo machete` passes "machete" on as a path to scan.
+    let root = target_dir().join("tools");
+    let machete = root.join("bin").join(name);
+    let installed = Command::new(&machete).arg("--version").output();
     if !installed.is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).contains(version)) {
-        run(&cargo(), &["install", name, "--locked", "--version", version])?;
+        let root = root.to_string_lossy();
+        run(&cargo(), &["install", name, "--locked", "--version", version, "--root", &root])?;
     }
-    run(&cargo(), &["machete", &workspace().to_string_lossy()])
+    run(&machete.to_string_lossy(), &[&workspace().to_string_lossy()])
 }
 
 /// Disk the tests take at most on top of what the steps before them built, measured from a
