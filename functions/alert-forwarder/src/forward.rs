@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ops_shared::SecretCache;
-use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Sending, Status};
+use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Sending, Severity, Status};
 use ops_shared::state::{self, StateError, StateStore};
+use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
 use serde_json::json;
 
@@ -302,6 +303,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         let subject = format::subject(alert);
         let body = format::body(alert, muted_children);
         self.ops.publish_message(&subject, &body, alert).await?;
+        forwarded_metrics(alert.severity).emit();
         if let Some(secret) = &self.config.slack_secret_arn {
             let url = match self.secrets.get(secret).await {
                 Ok(url) => url.value,
@@ -325,4 +327,9 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         }
         Ok(())
     }
+}
+
+/// One alert sent to the ops topic, by its severity: the dashboard's alerts-by-severity widget.
+pub fn forwarded_metrics(severity: Severity) -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Severity", severity.as_str()).value("AlertsForwarded", 1.0, Unit::Count)
 }

@@ -7,6 +7,7 @@ use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
 use ops_shared::state::StateStore;
 use ops_shared::status::{Alarms, Sources, Verdict, gather};
+use ops_shared::telemetry::{Metrics, Unit};
 use ops_shared::{ConfigError, Env};
 
 use crate::error::SOURCE;
@@ -79,6 +80,11 @@ where
     A: AlertSink,
 {
     let status = gather(sources, now).await;
+    for secret in &status.secrets {
+        if let Some(days) = secret.days_left {
+            rotation_metrics(&secret.name, days).emit();
+        }
+    }
     let verdict = status.verdict();
     let (severity, title) = match (verdict, status.unreadable.is_empty()) {
         (Verdict::Ok, true) => (Severity::Info, "Daily ops status: all as the runbook says".to_owned()),
@@ -92,6 +98,12 @@ where
         .detail("verdict", verdict_word(verdict));
     alerts.publish(&alert).await?;
     Ok(verdict)
+}
+
+/// Days until a rotated secret's rotation is due (negative: overdue), from the daily report's
+/// secrets' lines: the dashboard's rotation widget, drawn against its 14-day line.
+pub fn rotation_metrics(secret: &str, days_left: i64) -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Secret", secret).value("DaysToRotation", days_left as f64, Unit::None)
 }
 
 fn verdict_word(verdict: Verdict) -> &'static str {

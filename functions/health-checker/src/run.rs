@@ -11,7 +11,7 @@ use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
 
 use ops_shared::health::{LatencyLevel, STATE_SK, TargetState, day_sk, target_key};
-use ops_shared::slo::{BurnLevel, Judgement};
+use ops_shared::slo::{self, BurnLevel, Judgement};
 
 use crate::check::{CheckResult, Prober};
 use crate::config::{HealthConfig, Probe, Target};
@@ -40,6 +40,16 @@ pub fn target_metrics(target: &str, up: bool, latency_ms: u64) -> Metrics {
         "LatencyMs",
         latency_ms as f64,
         Unit::Milliseconds,
+    )
+}
+
+/// A target's error budget left after a check, in percent of the budget (below 0 once it is
+/// overspent): the dashboard's budget widget, drawn against its 0 line.
+pub fn budget_metrics(target: &str, budget_left: f64) -> Metrics {
+    Metrics::new("CineView/Ops").dimension("Target", target).value(
+        "BudgetLeftPercent",
+        budget_left * 100.0,
+        Unit::Percent,
     )
 }
 
@@ -116,6 +126,11 @@ impl<S: StateStore, A: AlertSink> HealthRun<S, A> {
         })
         .await?
         .ok_or_else(|| HealthError::Contended(target.name.clone()))?;
+        // The judgement the transitions were decided on, over the committed history.
+        if let Some(objective) = committed.after.objective {
+            let judgement = slo::judge(&committed.after.history, objective, &self.config.slo);
+            budget_metrics(&target.name, judgement.budget_left).emit();
+        }
 
         let day = day_sk(now.date_naive());
         let counters = [("checks", 1), ("up", i64::from(result.up()))];

@@ -63,13 +63,14 @@ WARNING, CRITICAL):
 - the newest backup: age against the 24-hour RPO, size, label, tables and rows; the newest restore
   test: result and measured RTO against 30 minutes (warning if older than 35 days);
 - each rotated secret: last rotation, next one, and days left of its 90 or 180;
-- alerts ops were told of in the past 24 hours by severity, and those still firing; CloudWatch
-  alarms of the stack in ALARM.
+- alerts ops were told of in the past 24 hours by severity (a critical one makes the line
+  CRITICAL even once resolved), those still firing, the alarms that page ops without the
+  forwarder that went to ALARM in the past 24 hours; CloudWatch alarms of the stack in ALARM.
 
 Reads the state table <prefix>-ops-state (dynamodb:Scan), the backup bucket (s3:ListBucket,
 s3:GetObject), Secrets Manager (secretsmanager:DescribeSecret) and CloudWatch
-(cloudwatch:DescribeAlarms). The same screen reaches ops by e-mail every day at 07:00 UTC (the
-schedule <prefix>-daily-status invokes health-checker).
+(cloudwatch:DescribeAlarms, cloudwatch:DescribeAlarmHistory). The same screen reaches ops by
+e-mail every day at 07:00 UTC (the schedule <prefix>-daily-status invokes health-checker).
 
 Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
 

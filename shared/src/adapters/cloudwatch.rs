@@ -1,5 +1,5 @@
 //! CloudWatch's alarms read through its Query API (Amazon CloudWatch API Reference,
-//! "DescribeAlarms" and "Making API requests": form-encoded POST, SigV4 with the signing name
+//! "DescribeAlarms", "DescribeAlarmHistory" and "Making API requests": form-encoded POST, SigV4 with the signing name
 //! `monitoring`, XML answers in the `http://monitoring.amazonaws.com/doc/2010-08-01/`
 //! namespace). Two calls do not need a whole SDK client, whose protocol (Smithy RPC v2 CBOR)
 //! the local AWS stand-in cannot answer; the query protocol it can, so the alarms are tested
@@ -17,9 +17,11 @@ use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 use aws_sigv4::http_request::SigningError;
 use aws_smithy_xml::decode::XmlDecodeError;
 
+mod history;
+
 use crate::adapters::http::{Repeat, send_with_retry};
 use crate::domain::alert::cut_at_char;
-use crate::domain::status::{AlarmLine, Alarms};
+use crate::domain::status::{AlarmEvent, AlarmLine, Alarms};
 use crate::runtime::errors::error_chain;
 
 const API_VERSION: &str = "2010-08-01";
@@ -48,7 +50,7 @@ pub enum CloudWatchError {
     Refused { action: String, status: u16, error: String },
     #[error("CloudWatch {action}: unreadable answer ({source})")]
     Unreadable { action: String, source: AnswerError },
-    #[error("CloudWatch {action}: more than {MAX_PAGES} pages of alarms under {prefix:?}")]
+    #[error("CloudWatch {action}: more than {MAX_PAGES} pages for {prefix:?}")]
     TooManyPages { action: String, prefix: String },
 }
 
@@ -57,8 +59,10 @@ pub enum CloudWatchError {
 pub enum AnswerError {
     #[error("{0}")]
     Xml(#[from] XmlDecodeError),
-    #[error("<{0}> where <DescribeAlarmsResponse> was expected")]
-    Root(String),
+    #[error("<{found}> where <{expected}> was expected")]
+    Root { found: String, expected: &'static str },
+    #[error("alarm history item of {alarm}: timestamp {value:?} is not ISO 8601")]
+    Timestamp { alarm: String, value: String },
 }
 
 /// A signed Query API caller for CloudWatch.
@@ -165,6 +169,19 @@ impl Alarms for CloudWatch {
     async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, CloudWatchError> {
         self.alarms_in_alarm(prefix).await
     }
+
+    async fn went_to_alarm(
+        &self,
+        names: &[String],
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<AlarmEvent>, CloudWatchError> {
+        let mut events = Vec::new();
+        for name in names {
+            events.extend(self.alarm_history(name, since).await?);
+        }
+        events.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.name.cmp(&b.name)));
+        Ok(events)
+    }
 }
 
 impl CloudWatch {
@@ -199,7 +216,8 @@ fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), 
     let mut doc = Document::new(xml);
     let mut root = doc.root_element()?;
     if !root.start_el().matches("DescribeAlarmsResponse") {
-        return Err(AnswerError::Root(root.start_el().local().to_owned()));
+        let found = root.start_el().local().to_owned();
+        return Err(AnswerError::Root { found, expected: "DescribeAlarmsResponse" });
     }
     let (mut alarms, mut token) = (Vec::new(), None);
     while let Some(mut result) = root.next_tag() {

@@ -4,6 +4,7 @@
 //! moto tests stay as contract tests of the real adapters. Built with the `test-util` feature,
 //! so each function's decision tests use them without the integration test kit.
 
+mod alarms;
 pub mod backups;
 pub mod code;
 mod objects;
@@ -11,6 +12,7 @@ mod secrets;
 mod sink;
 mod state;
 
+pub use alarms::{MemoryAlarms, NoError};
 pub use objects::{MemoryObjects, ObjectOp, StoredObject};
 pub use secrets::MemorySecrets;
 pub use sink::{ManualClock, Published, RecordingAlerts};

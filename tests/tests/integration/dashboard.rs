@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ops_shared::Severity;
 use ops_testkit::names;
 use serde_json::Value;
 
@@ -39,8 +40,11 @@ const AWS_METRICS: &[(&str, &str, &[&str], &str)] = &[
 /// the records come from the functions that build them, the ones the engines call before
 /// `emit()`: the health checker's `target_metrics` (each target's check) and
 /// `heartbeat_metrics` (end of every run), the backup's `succeeded_metrics` and
-/// `failed_metrics` (`Backup::take`), and the restore test's `report_metrics`
-/// (`Verifier::run`). The target's name is the run's input, so its value is left open.
+/// `failed_metrics` (`Backup::take`), the restore test's `report_metrics` (`Verifier::run`),
+/// the health checker's `budget_metrics` (each check of a target with an objective) and
+/// `rotation_metrics` (the daily report's secrets' lines), and the forwarder's
+/// `forwarded_metrics` (each alert sent, one record per severity). The target's and the
+/// secret's names are inputs, so their values are left open.
 fn emitted() -> BTreeSet<Drawn> {
     let records = [
         (health_checker::run::target_metrics("app", true, 120).to_json(), vec!["Target"]),
@@ -48,6 +52,11 @@ fn emitted() -> BTreeSet<Drawn> {
         (ops_shared::backup::take::succeeded_metrics(4096, std::time::Duration::from_secs(3)).to_json(), vec![]),
         (ops_shared::backup::take::failed_metrics().to_json(), vec![]),
         (ops_shared::restore::report_metrics(true, 600_000, 5.0).to_json(), vec![]),
+        (health_checker::run::budget_metrics("ai-engine", 0.8).to_json(), vec!["Target"]),
+        (health_checker::daily::rotation_metrics("cineview-gemini-api", 40).to_json(), vec!["Secret"]),
+        (alert_forwarder::forward::forwarded_metrics(Severity::Critical).to_json(), vec![]),
+        (alert_forwarder::forward::forwarded_metrics(Severity::Warning).to_json(), vec![]),
+        (alert_forwarder::forward::forwarded_metrics(Severity::Info).to_json(), vec![]),
     ];
     let mut emitted = BTreeSet::new();
     for (record, open) in records {
@@ -141,7 +150,13 @@ fn every_custom_metric_drawn_is_one_a_function_emits() {
     let (_, body) = dashboard();
     let emitted = emitted();
     let custom: Vec<Drawn> = drawn(&body).into_iter().filter(|m| !m.namespace.starts_with("AWS/")).collect();
-    assert!(custom.len() >= 8, "latency, availability, backups and restore tests are drawn: {custom:?}");
+    assert!(
+        custom.len() >= 13,
+        "latency, availability, budget, backups, restore tests, rotations and alerts are drawn: {custom:?}"
+    );
+    for name in ["BudgetLeftPercent", "DaysToRotation", "AlertsForwarded"] {
+        assert!(custom.iter().any(|m| m.name == name), "the dashboard draws {name}: {custom:?}");
+    }
     for metric in &custom {
         assert_eq!(metric.namespace, "CineView/Ops", "{metric:?}");
         let same = emitted.iter().find(|e| {
@@ -209,10 +224,10 @@ fn the_dashboard_is_named_for_the_stack_and_marks_the_thresholds() {
     };
     assert_eq!(lines("Latency per health target"), [1500.0, 3000.0]);
     assert_eq!(lines("Restore test"), [30.0 * 60.0 * 1000.0]);
-    // No function emits an error-budget metric: the availability widget says so.
-    assert!(widgets.iter().any(|w| {
-        w["properties"]["title"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("Availability") && t.contains("no error-budget metric"))
-    }));
+    assert_eq!(lines("Error budget left"), [0.0], "below 0: the budget is overspent");
+    assert_eq!(lines("Days to each secret's rotation"), [14.0]);
+    assert!(
+        !widgets.iter().any(|w| w["properties"]["title"].as_str().is_some_and(|t| t.contains("no error-budget"))),
+        "the budget is drawn now"
+    );
 }

@@ -3,14 +3,14 @@
 //! and judged against the runbook's numbers, as text and as JSON; alarms are put in ALARM in
 //! moto's CloudWatch and read back through its Query API.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
-use ops_shared::cloudwatch::CloudWatch;
+use ops_shared::cloudwatch::{CloudWatch, CloudWatchError};
 use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::state::{DynamoState, StateStore};
-use ops_shared::status::{Sources, Status, Verdict, gather};
+use ops_shared::status::{AlarmEvent, AlarmLine, Alarms, Sources, Status, Verdict, gather};
 use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, unique};
 use serde_json::{Value, json};
 
@@ -19,7 +19,27 @@ struct Recorded {
     prefix: String,
     state: DynamoState,
     objects: S3Objects,
-    alarms: CloudWatch,
+    alarms: LocalAlarms,
+}
+
+/// The alarms in ALARM from moto's CloudWatch; the alarm history as given, since moto does not
+/// implement DescribeAlarmHistory (it answers HTTP 500). The adapter's reading of that answer
+/// is tested against the API reference's shape in `ops_shared::cloudwatch`.
+struct LocalAlarms {
+    cloudwatch: CloudWatch,
+    history: Vec<AlarmEvent>,
+}
+
+impl Alarms for LocalAlarms {
+    type Error = CloudWatchError;
+
+    async fn firing(&self, prefix: &str) -> Result<Vec<AlarmLine>, CloudWatchError> {
+        self.cloudwatch.firing(prefix).await
+    }
+
+    async fn went_to_alarm(&self, names: &[String], since: DateTime<Utc>) -> Result<Vec<AlarmEvent>, CloudWatchError> {
+        Ok(self.history.iter().filter(|e| names.contains(&e.name) && e.at >= since).cloned().collect())
+    }
 }
 
 async fn recorded(label: &str) -> Recorded {
@@ -34,7 +54,13 @@ async fn recorded(label: &str) -> Recorded {
     Recorded {
         state: DynamoState::new(aws.dynamodb.clone(), table),
         objects: S3Objects::new(aws.s3.clone(), bucket),
-        alarms: CloudWatch::new(&aws.sdk, ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http")),
+        alarms: LocalAlarms {
+            cloudwatch: CloudWatch::new(
+                &aws.sdk,
+                ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http"),
+            ),
+            history: Vec::new(),
+        },
         aws,
         prefix,
     }
@@ -100,16 +126,17 @@ impl Recorded {
             ("Threshold", "1"),
             ("ComparisonOperator", "LessThanThreshold"),
         ];
-        self.alarms.call("PutMetricAlarm", &alarm).await.expect("alarm");
+        self.alarms.cloudwatch.call("PutMetricAlarm", &alarm).await.expect("alarm");
         let state = [("AlarmName", name), ("StateValue", state), ("StateReason", reason)];
-        self.alarms.call("SetAlarmState", &state).await.expect("alarm state");
+        self.alarms.cloudwatch.call("SetAlarmState", &state).await.expect("alarm state");
     }
 
-    async fn alert(&self, key: &str, severity: Severity, status: AlertStatus) {
+    /// An alert the forwarder last sent `ago`.
+    async fn alert(&self, key: &str, severity: Severity, status: AlertStatus, ago: Duration) {
         let record = AlertRecord {
             status: Some(status),
             severity: Some(severity),
-            last_sent: Utc::now().timestamp() - 600,
+            last_sent: (Utc::now() - ago).timestamp(),
             ..AlertRecord::default()
         };
         let data = serde_json::to_value(record).expect("record");
@@ -131,7 +158,8 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
     r.target("ai-engine", &engine, 1440, 1439).await;
     r.backup(Duration::hours(3)).await;
     r.restore_report("passed", 4).await;
-    r.alert("health-checker:app", Severity::Critical, AlertStatus::Resolved).await;
+    r.alert("health-checker:app", Severity::Critical, AlertStatus::Resolved, Duration::hours(30)).await;
+    r.alert("health-checker:slow", Severity::Warning, AlertStatus::Resolved, Duration::minutes(10)).await;
 
     let status = r.status().await;
     assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
@@ -145,7 +173,7 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
     assert!(text.contains("newest 3.0 h old") && text.contains("label nightly"), "{text}");
     assert!(text.contains("restore test passed") && text.contains("RTO 4.0 min"), "{text}");
     assert!(text.contains(&format!("{}-supabase-service-role", r.prefix)) && text.contains("left of 90"), "{text}");
-    assert!(text.contains("past 24 h: 1 critical"), "{text}");
+    assert!(text.contains("ok       past 24 h: 1 warning"), "a critical alert of yesterday is not today's: {text}");
 
     let json: Value = serde_json::from_str(&serde_json::to_string(&status).expect("json")).expect("parse");
     let engine = json["targets"].as_array().expect("targets").iter().find(|t| t["name"] == "ai-engine").expect("ai");
@@ -157,7 +185,12 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
 
 #[tokio::test]
 async fn each_broken_number_is_named_with_its_verdict() {
-    let r = recorded("status-bad").await;
+    let mut r = recorded("status-bad").await;
+    r.alarms.history.push(AlarmEvent {
+        name: format!("{}-alert-forwarder-errors", r.prefix),
+        at: Utc::now() - Duration::hours(1),
+        summary: "Alarm updated from OK to ALARM".into(),
+    });
     let now = Utc::now().timestamp();
     let down = TargetState {
         down: true,
@@ -168,7 +201,7 @@ async fn each_broken_number_is_named_with_its_verdict() {
     r.target("app", &down, 100, 80).await;
     r.backup(Duration::hours(30)).await;
     r.restore_report("failed", 45).await;
-    r.alert("health-checker:app", Severity::Critical, AlertStatus::Firing).await;
+    r.alert("health-checker:app", Severity::Critical, AlertStatus::Firing, Duration::minutes(10)).await;
     r.alarm(&format!("{}-backup-missing", r.prefix), "ALARM", "no backup for 26 hours").await;
     r.alarm(&format!("other-{}-backup-missing", r.prefix), "ALARM", "not ours").await;
     r.alarm(&format!("{}-api-p95", r.prefix), "OK", "back under the threshold").await;
@@ -187,10 +220,32 @@ async fn each_broken_number_is_named_with_its_verdict() {
         "CRITICAL restore test failed",
         "still firing: health-checker:app (critical)",
         "backup-missing in ALARM: no backup for 26 hours",
+        "alert-forwarder-errors went to ALARM at",
         "Verdict: CRITICAL",
     ] {
         assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
     }
+}
+
+/// The runbook's daily check is "no critical alerts in past 24 hours": one that has since
+/// resolved still fails it, named with when it was sent.
+#[tokio::test]
+async fn a_resolved_critical_alert_of_the_past_24_hours_is_not_ok() {
+    let r = recorded("status-resolved").await;
+    let now = Utc::now().timestamp();
+    r.target("app", &healthy(now), 1440, 1440).await;
+    r.backup(Duration::hours(3)).await;
+    r.restore_report("passed", 4).await;
+    r.alert("health-checker:app", Severity::Critical, AlertStatus::Resolved, Duration::hours(2)).await;
+
+    let status = r.status().await;
+    let text = status.render();
+    assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
+    assert_eq!(status.verdict(), Verdict::Critical, "{text}");
+    assert_eq!(status.exit_code(), 1, "a problem found, not a failure to read");
+    let sent = (Utc::now() - Duration::hours(2)).format("%Y-%m-%d %H:%M UTC").to_string();
+    assert!(text.contains("CRITICAL past 24 h: 1 critical"), "{text}");
+    assert!(text.contains(&format!("critical: health-checker:app, last sent {sent}")), "{text}");
 }
 
 #[tokio::test]

@@ -13,12 +13,20 @@ use serde::Serialize;
 use crate::adapters::objects::{ObjectError, ObjectStore};
 use crate::adapters::secret_versions::SecretVersions;
 use crate::adapters::state::StateStore;
-use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
+use crate::domain::alert::ALERT_RECORDS;
 use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
 use crate::domain::health::{STATE_SK, TargetState, p95};
 use crate::domain::restore::report::RestoreReport;
 use crate::domain::rotation::runbook_rotations;
 use crate::domain::slo::{BurnLevel, budget_left};
+
+mod alerts;
+mod render;
+mod verdict;
+
+pub use alerts::{AlarmEvent, AlertsLine, DIRECT_TO_OPS};
+use alerts::{WINDOW_HOURS, alerts_line, direct_alarm_names};
+pub use verdict::Verdict;
 
 /// The runbook's numbers.
 pub(crate) const P95_WARN_MS: u64 = 1500;
@@ -29,24 +37,6 @@ pub(crate) const RTO_MINUTES: u64 = 30;
 pub(crate) const RESTORE_TEST_MAX_DAYS: i64 = 35;
 const LATENCY_WINDOW_SECS: i64 = 300;
 const AVAILABILITY_DAYS: i64 = 30;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Ok,
-    Warning,
-    Critical,
-}
-
-impl Verdict {
-    fn label(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Warning => "WARNING",
-            Verdict::Critical => "CRITICAL",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetLine {
@@ -95,15 +85,6 @@ pub struct SecretLine {
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertsLine {
-    /// Alerts ops were told of in the past 24 hours, by severity.
-    pub(crate) last_24h: BTreeMap<Severity, usize>,
-    /// Alert keys still firing, with their severity.
-    pub firing: Vec<(String, Severity)>,
-    pub verdict: Verdict,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlarmLine {
     pub name: String,
@@ -119,6 +100,9 @@ pub struct Status {
     pub secrets: Vec<SecretLine>,
     pub alerts: Option<AlertsLine>,
     pub alarms: Vec<AlarmLine>,
+    /// The alarms that page ops without the forwarder (`DIRECT_TO_OPS`) that went to ALARM in
+    /// the past 24 hours.
+    pub alarmed_24h: Vec<AlarmEvent>,
     /// What could not be read, and what to do about it.
     pub unreadable: Vec<String>,
 }
@@ -128,6 +112,13 @@ pub trait Alarms {
     type Error: std::fmt::Display;
 
     fn firing(&self, prefix: &str) -> impl Future<Output = Result<Vec<AlarmLine>, Self::Error>> + Send;
+
+    /// The times the alarms `names` went to ALARM since `since` (their state updates).
+    fn went_to_alarm(
+        &self,
+        names: &[String],
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<AlarmEvent>, Self::Error>> + Send;
 }
 
 /// Why the newest backup or restore-test report could not be read.
@@ -191,7 +182,15 @@ pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms>
             Vec::new()
         }
     };
-    Status { generated_at: now, targets, backup, restore_test, secrets, alerts, alarms, unreadable }
+    let names = direct_alarm_names(sources.prefix);
+    let alarmed_24h = match sources.alarms.went_to_alarm(&names, now - Duration::hours(WINDOW_HOURS)).await {
+        Ok(events) => events,
+        Err(err) => {
+            unreadable.push(format!("alarm history: {err} (allow cloudwatch:DescribeAlarmHistory)"));
+            Vec::new()
+        }
+    };
+    Status { generated_at: now, targets, backup, restore_test, secrets, alerts, alarms, alarmed_24h, unreadable }
 }
 
 fn targets(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>) -> Vec<TargetLine> {
@@ -346,37 +345,15 @@ async fn secret_lines<T, O, S: SecretVersions, A>(
     lines
 }
 
-fn alerts_line(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>) -> AlertsLine {
-    let mut last_24h = BTreeMap::new();
-    let mut firing = Vec::new();
-    for (_, key, data) in items {
-        let Ok(record) = serde_json::from_value::<AlertRecord>(data.clone()) else { continue };
-        // As the forwarder reads it: a publish SNS never accepted did not happen.
-        let record = record.settled(now.timestamp_millis());
-        let severity = record.severity.unwrap_or(Severity::Warning);
-        if now.timestamp() - record.last_sent < 24 * 3600 {
-            *last_24h.entry(severity).or_insert(0) += 1;
-        }
-        if record.status == Some(AlertStatus::Firing) {
-            firing.push((key.clone(), severity));
-        }
-    }
-    firing.sort();
-    let verdict = match firing.iter().map(|(_, s)| *s).max() {
-        Some(Severity::Critical) => Verdict::Critical,
-        Some(Severity::Warning) => Verdict::Warning,
-        Some(Severity::Info) | None => Verdict::Ok,
-    };
-    AlertsLine { last_24h, firing, verdict }
-}
-
 impl Status {
-    /// The worst verdict on the screen (alarms in ALARM are critical).
+    /// The worst verdict on the screen (alarms in ALARM, and alarms that paged ops straight in
+    /// the past 24 hours, are critical).
     pub fn verdict(&self) -> Verdict {
         let backup = self.backup.as_ref().map_or(Verdict::Critical, |b| b.verdict);
         let restore_test = self.restore_test.as_ref().map_or(Verdict::Warning, |r| r.verdict);
         let alerts = self.alerts.as_ref().map_or(Verdict::Ok, |a| a.verdict);
-        let alarms = if self.alarms.is_empty() { Verdict::Ok } else { Verdict::Critical };
+        let quiet = self.alarms.is_empty() && self.alarmed_24h.is_empty();
+        let alarms = if quiet { Verdict::Ok } else { Verdict::Critical };
         let lines = self.targets.iter().map(|t| t.verdict).chain(self.secrets.iter().map(|s| s.verdict));
         lines.fold(backup.max(restore_test).max(alerts).max(alarms), Verdict::max)
     }
@@ -391,104 +368,4 @@ impl Status {
             1
         }
     }
-
-    /// One screen of plain text (also the daily e-mail's body).
-    pub fn render(&self) -> String {
-        let mut out = format!("CineView ops status at {}\n", self.generated_at.format("%Y-%m-%d %H:%M UTC"));
-        self.render_health(&mut out);
-        self.render_backups(&mut out);
-        self.render_secrets(&mut out);
-        self.render_alerts(&mut out);
-        for problem in &self.unreadable {
-            out.push_str(&format!("\nCANNOT READ {problem}\n"));
-        }
-        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
-        out
-    }
-
-    fn render_health(&self, out: &mut String) {
-        out.push_str("\nHealth (P95 over 5 min: warning above 1500 ms, critical above 3000 ms)\n");
-        if self.targets.is_empty() {
-            out.push_str("  no health state recorded yet\n");
-        }
-        for t in &self.targets {
-            let state = match t.down_since {
-                _ if t.up => "up".to_owned(),
-                Some(since) => format!("DOWN since {}", since.format("%Y-%m-%d %H:%M")),
-                None => "DOWN".to_owned(),
-            };
-            let p95 = t.p95_ms_5min.map_or("-".to_owned(), |ms| format!("{ms} ms"));
-            let slo = match (t.objective, t.budget_left) {
-                (Some(objective), Some(left)) => {
-                    format!(", objective {:.1} %, {:.0} % of budget left", objective * 100.0, left * 100.0)
-                }
-                _ => String::new(),
-            };
-            out.push_str(&format!(
-                "  {:<8} {:<12} {:<14} P95 {p95:<8} today {} 30 days {}{slo}\n",
-                t.verdict.label(),
-                t.name,
-                state,
-                percent(t.availability_today),
-                percent(t.availability_30d),
-            ));
-        }
-    }
-
-    fn render_backups(&self, out: &mut String) {
-        out.push_str("\nBackups (RPO 24 h, RTO 30 min)\n");
-        match &self.backup {
-            Some(b) => out.push_str(&format!(
-                "  {:<8} newest {:.1} h old, {:.1} MB, {} tables, {} rows{} ({})\n",
-                b.verdict.label(),
-                b.age_hours,
-                b.size_bytes as f64 / 1e6,
-                b.tables,
-                b.rows,
-                b.label.as_ref().map(|l| format!(", label {l}")).unwrap_or_default(),
-                b.key
-            )),
-            None => out.push_str("  CRITICAL no backup found\n"),
-        }
-        match &self.restore_test {
-            Some(r) => out.push_str(&format!(
-                "  {:<8} restore test {} on {}, RTO {:.1} min ({})\n",
-                r.verdict.label(),
-                r.result,
-                r.verified_at.format("%Y-%m-%d"),
-                r.rto_minutes,
-                r.backup_key
-            )),
-            None => out.push_str("  WARNING  no restore test yet\n"),
-        }
-    }
-
-    fn render_secrets(&self, out: &mut String) {
-        out.push_str("\nSecrets (rotation: 90 days critical, 180 days API keys)\n");
-        for s in &self.secrets {
-            let last = s.last_rotated.map_or("never".to_owned(), |at| at.format("%Y-%m-%d").to_string());
-            let next = s.next_rotation.map_or("-".to_owned(), |at| at.format("%Y-%m-%d").to_string());
-            let left = s.days_left.map_or("-".to_owned(), |d| format!("{d} days left of {}", s.max_days));
-            out.push_str(&format!("  {:<8} {:<32} last {last}, next {next}, {left}\n", s.verdict.label(), s.name));
-        }
-    }
-
-    fn render_alerts(&self, out: &mut String) {
-        out.push_str("\nAlerts\n");
-        if let Some(a) = &self.alerts {
-            let counts: Vec<String> = a.last_24h.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
-            let counts = if counts.is_empty() { "none".to_owned() } else { counts.join(", ") };
-            out.push_str(&format!("  {:<8} past 24 h: {counts}\n", a.verdict.label()));
-            for (key, severity) in &a.firing {
-                out.push_str(&format!("           still firing: {key} ({})\n", severity.as_str()));
-            }
-        }
-        for alarm in &self.alarms {
-            out.push_str(&format!("  CRITICAL alarm {} in ALARM: {}\n", alarm.name, alarm.reason));
-        }
-    }
-}
-
-fn percent(fraction: Option<f64>) -> String {
-    fraction.map_or("-".to_owned(), |f| format!("{:.2} %", f * 100.0))
 }
