@@ -445,10 +445,22 @@ impl Demo {
         if let Err(err) = google.point_runbook_secrets(&self.aws.secrets, ops_testkit::names::PREFIX, &key).await {
             self.problems.push(format!("cannot point the Gemini secret at the stand-in: {err}"));
         }
-        if let Some((_, code)) = self.opsctl(&["check-env"])
-            && code != Some(0)
-        {
-            self.problems.push(format!("check-env found problems (exit {code:?})"));
+        let Some((stdout, code)) = self.opsctl(&["check-env"]) else { return };
+        // The local stack runs the functions as processes and has no Sentry project, e-mail or
+        // pager: those gaps are what check-env must name, each with its fix; anything else
+        // (a secret's shape, its rotation) is a problem of the demo's stack.
+        let only_a_deploy_makes = ["is not deployed", "subscription", "sentry-api", "Sentry alert rules"];
+        let unexpected: Vec<&str> = stdout
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("PROBLEM"))
+            .filter(|line| !only_a_deploy_makes.iter().any(|gap| line.contains(gap)))
+            .collect();
+        match (code, unexpected.is_empty()) {
+            (Some(1), true) => println!("  the secrets are as the runbook wants; the rest is what a deploy makes"),
+            _ => self
+                .problems
+                .push(format!("check-env (exit {code:?}) found problems a deploy does not fix: {unexpected:?}")),
         }
         println!();
     }
@@ -515,6 +527,16 @@ impl Demo {
             return;
         }
         println!("  production ({secret}) is the project's database, as postgres");
+        // A restore test needs a staging server of the project's major version (a PostgreSQL 17
+        // dump does not restore into 15): the drill's staging is this server.
+        let staging = ops_testkit::names::STAGING_DATABASE_SECRET;
+        let previous_staging = ops_shared::secrets::read_stage(&self.aws.secrets, staging, "AWSCURRENT").await;
+        let staging_value = serde_json::to_string(&server.pg.superuser("postgres")).unwrap_or_default();
+        let pointed = self.aws.secrets.put_secret_value().secret_id(staging).secret_string(staging_value).send().await;
+        if let Err(err) = pointed {
+            self.problems.push(format!("drill: cannot point {staging} at a PostgreSQL 17 server: {err:?}"));
+        }
+        println!("  staging ({staging}) is a PostgreSQL 17 server built as Supabase builds one");
         let checks: Vec<_> = ops_testkit::supabase_schema::validation_queries()
             .into_iter()
             .map(|(name, sql)| serde_json::json!({"name": name, "sql": sql}))
@@ -525,6 +547,12 @@ impl Demo {
         let restored = self.aws.secrets.put_secret_value().secret_id(secret).secret_string(previous.value).send().await;
         if let Err(err) = restored {
             self.problems.push(format!("drill: cannot put {secret} back: {err:?}"));
+        }
+        if let Ok(previous) = previous_staging {
+            let put = self.aws.secrets.put_secret_value().secret_id(staging).secret_string(previous.value);
+            if let Err(err) = put.send().await {
+                self.problems.push(format!("drill: cannot put {staging} back: {err:?}"));
+            }
         }
         println!();
     }
