@@ -213,28 +213,38 @@ impl CloudWatch {
 
 /// The metric alarms of a `DescribeAlarmsResponse` and its `NextToken`.
 fn parse_describe_alarms(xml: &str) -> Result<(Vec<AlarmLine>, Option<String>), AnswerError> {
+    parse_page(xml, ("DescribeAlarmsResponse", "DescribeAlarmsResult", "MetricAlarms"), in_alarm)
+}
+
+/// One page of a Query API answer, `<Response><Result><List><member>…</List><NextToken>`: the
+/// members `member` keeps, and the token of the next page.
+fn parse_page<T>(
+    xml: &str,
+    (response, result_tag, list): (&'static str, &str, &str),
+    mut member: impl FnMut(&mut ScopedDecoder) -> Result<Option<T>, AnswerError>,
+) -> Result<(Vec<T>, Option<String>), AnswerError> {
     let mut doc = Document::new(xml);
     let mut root = doc.root_element()?;
-    if !root.start_el().matches("DescribeAlarmsResponse") {
+    if !root.start_el().matches(response) {
         let found = root.start_el().local().to_owned();
-        return Err(AnswerError::Root { found, expected: "DescribeAlarmsResponse" });
+        return Err(AnswerError::Root { found, expected: response });
     }
-    let (mut alarms, mut token) = (Vec::new(), None);
+    let (mut kept, mut token) = (Vec::new(), None);
     while let Some(mut result) = root.next_tag() {
-        if !result.start_el().matches("DescribeAlarmsResult") {
+        if !result.start_el().matches(result_tag) {
             continue;
         }
         while let Some(mut field) = result.next_tag() {
-            if field.start_el().matches("MetricAlarms") {
-                while let Some(mut member) = field.next_tag() {
-                    alarms.extend(in_alarm(&mut member)?);
+            if field.start_el().matches(list) {
+                while let Some(mut item) = field.next_tag() {
+                    kept.extend(member(&mut item)?);
                 }
             } else if field.start_el().matches("NextToken") {
                 token = Some(text(&mut field)?);
             }
         }
     }
-    Ok((alarms, token))
+    Ok((kept, token))
 }
 
 /// The alarm of a `member`, if its state is ALARM: the request asks for those only, and a

@@ -5,10 +5,10 @@
 //! `HistoryItemType`, `HistorySummary` and `Timestamp`, and `NextToken` while more pages
 //! follow).
 
-use aws_smithy_xml::decode::{Document, ScopedDecoder};
+use aws_smithy_xml::decode::ScopedDecoder;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{AnswerError, CloudWatch, CloudWatchError, MAX_PAGES, text};
+use super::{AnswerError, CloudWatch, CloudWatchError, MAX_PAGES, parse_page, text};
 use crate::domain::status::AlarmEvent;
 
 const ACTION: &str = "DescribeAlarmHistory";
@@ -47,28 +47,7 @@ impl CloudWatch {
 
 /// The state updates to ALARM of a `DescribeAlarmHistoryResponse`, and its `NextToken`.
 pub(super) fn parse_alarm_history(xml: &str) -> Result<(Vec<AlarmEvent>, Option<String>), AnswerError> {
-    let mut doc = Document::new(xml);
-    let mut root = doc.root_element()?;
-    if !root.start_el().matches("DescribeAlarmHistoryResponse") {
-        let found = root.start_el().local().to_owned();
-        return Err(AnswerError::Root { found, expected: "DescribeAlarmHistoryResponse" });
-    }
-    let (mut events, mut token) = (Vec::new(), None);
-    while let Some(mut result) = root.next_tag() {
-        if !result.start_el().matches("DescribeAlarmHistoryResult") {
-            continue;
-        }
-        while let Some(mut field) = result.next_tag() {
-            if field.start_el().matches("AlarmHistoryItems") {
-                while let Some(mut member) = field.next_tag() {
-                    events.extend(to_alarm(&mut member)?);
-                }
-            } else if field.start_el().matches("NextToken") {
-                token = Some(text(&mut field)?);
-            }
-        }
-    }
-    Ok((events, token))
+    parse_page(xml, ("DescribeAlarmHistoryResponse", "DescribeAlarmHistoryResult", "AlarmHistoryItems"), to_alarm)
 }
 
 /// The item as an event if it is a state update whose new state is ALARM: by `HistoryData`'s
