@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use ops_shared::Env;
 use ops_shared::config::SentryConfig;
-use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
+use ops_shared::secrets::AWSCURRENT;
+use ops_shared::sentry::{READ_SECRET_TEMPLATE, SentryAccess};
+use ops_shared::sentry_numbers::{Period, SentryStats, SentryUnavailable};
 use serde::{Deserialize, Serialize};
 
 use crate::sentry_rules::{self, SentryError};
@@ -197,6 +200,31 @@ pub async fn sentry_rules(store: &SecretsManagerVersions, http: &reqwest::Client
             format!(
                 "put the Sentry API settings into {} (docs/configuration.md, \"Sentry\"), then {apply}",
                 sentry_rules::secret_name(prefix)
+            ),
+        ),
+    }
+}
+
+/// The status's and digest's Sentry numbers, read with `<prefix>-sentry-read` over the past day:
+/// settings missing or refused fail the item; Sentry not answering means it could not be checked.
+pub async fn sentry_numbers(store: &SecretsManagerVersions, http: &reqwest::Client, prefix: &str) -> State {
+    let secret = Names::new(prefix).sentry_read_secret();
+    let sentry = SentryAccess::from_read(http.clone(), &secret, store.value_at(&secret, AWSCURRENT).await);
+    let now = chrono::Utc::now();
+    let day = Period { start: now - chrono::Duration::hours(24), end: now };
+    match sentry.transactions(day).await {
+        Ok(_) => State::Ok,
+        Err(SentryUnavailable::NotConfigured { fix }) => {
+            State::failed(format!("{secret} holds no settings: status and digest show no Sentry numbers"), fix)
+        }
+        Err(SentryUnavailable::Failed(problem)) if problem.contains("could not be reached") => {
+            State::could_not_check(problem)
+        }
+        Err(SentryUnavailable::Failed(problem)) => State::failed(
+            problem,
+            format!(
+                "aws secretsmanager put-secret-value --secret-id {secret} --secret-string '{READ_SECRET_TEMPLATE}' \
+                 (docs/configuration.md, \"Sentry\")"
             ),
         ),
     }

@@ -42,6 +42,11 @@ impl Names {
         self.secret("sentry-api")
     }
 
+    /// Sentry's read-only settings for the status and digest, `<prefix>-sentry-read`.
+    pub fn sentry_read_secret(&self) -> String {
+        self.secret("sentry-read")
+    }
+
     /// A function's name, `<prefix>-<function>`.
     pub fn function(&self, function: &str) -> String {
         format!("{}-{function}", self.prefix)

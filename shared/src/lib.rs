@@ -22,11 +22,11 @@ pub use runtime::{config, events, lambda, phases, scrub, telemetry};
 
 // Adapters: one per outside system.
 pub use adapters::{
-    aws, cloudwatch, deployed_code, http, objects, pgtools, postgres, secret_versions, secrets, state, tls,
+    aws, cloudwatch, deployed_code, http, objects, pgtools, postgres, secret_versions, secrets, sentry, state, tls,
 };
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
-pub use domain::{backup, health, keys, restore, rotation, slo, staging, status};
+pub use domain::{backup, health, keys, restore, rotation, sentry_numbers, slo, staging, status};
 
 /// The alert model, and the SNS publisher that sends it.
 pub mod alert {

@@ -16,6 +16,7 @@ pub mod process;
 pub mod rotation;
 pub mod runtime_api;
 pub mod sentry_api;
+pub mod sentry_events;
 pub mod sentry_ingest;
 pub mod sentry_search;
 pub mod slack;

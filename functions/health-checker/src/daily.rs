@@ -1,10 +1,15 @@
 //! The daily e-mail to ops: the runbook's daily checks (the operator's `opsctl status`), sent
 //! once a day by a scheduled invocation so that nobody has to run the command for it.
 
+use std::sync::Arc;
+
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
 use ops_shared::cloudwatch::CloudWatch;
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
+use ops_shared::secrets::SecretCache;
+use ops_shared::sentry::SentryAccess;
+use ops_shared::sentry_numbers::{SentryStats, SentryUnavailable};
 use ops_shared::state::StateStore;
 use ops_shared::status::{Alarms, Sources, Verdict, gather};
 use ops_shared::telemetry::{Metrics, Unit};
@@ -17,6 +22,11 @@ use crate::error::SOURCE;
 pub struct DailyReport {
     pub clients: ops_shared::aws::AwsClients,
     pub alarms: CloudWatch,
+    pub secrets: Arc<SecretCache>,
+    pub http: reqwest::Client,
+    /// The secret with Sentry's read settings (`SENTRY_READ_SECRET_ARN`); without it the
+    /// report says Sentry is not set up.
+    pub sentry_secret: Option<String>,
     pub bucket: String,
     /// The stack's name prefix (secrets and alarms).
     pub prefix: String,
@@ -35,7 +45,10 @@ impl DailyReport {
         let Some(prefix) = env.get("NAME_PREFIX") else { return Ok(None) };
         Ok(Some(DailyReport {
             clients: startup.clients.clone(),
-            alarms: CloudWatch::new(&startup.sdk, http),
+            alarms: CloudWatch::new(&startup.sdk, http.clone()),
+            secrets: Arc::clone(&startup.secrets),
+            http,
+            sentry_secret: env.get("SENTRY_READ_SECRET_ARN").map(str::to_owned),
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: prefix.to_owned(),
             backup_prefix: env.or("BACKUP_PREFIX", "backups/"),
@@ -52,23 +65,35 @@ impl DailyReport {
     ) -> Result<Verdict, PublishError> {
         let objects = S3Objects::new(self.clients.s3(), self.bucket.clone());
         let secrets = SecretsManagerVersions::new(self.clients.secrets());
+        let sentry = self.sentry().await;
         let sources = Sources {
             state,
             objects: &objects,
             secrets: &secrets,
             alarms: &self.alarms,
+            sentry: &sentry,
             prefix: &self.prefix,
             backup_prefix: &self.backup_prefix,
             report_prefix: &self.report_prefix,
         };
         send(&sources, alerts, now).await
     }
+
+    /// Sentry's reader, from its secret as it is now (read once a day: no need to cache it).
+    pub async fn sentry(&self) -> SentryAccess {
+        let Some(secret) = &self.sentry_secret else {
+            return SentryAccess::Unavailable(SentryUnavailable::NotConfigured {
+                fix: "deploy the stack's template, which sets SENTRY_READ_SECRET_ARN on health-checker".to_owned(),
+            });
+        };
+        SentryAccess::from_read(self.http.clone(), secret, self.secrets.refresh(secret).await)
+    }
 }
 
 /// Gathers the status and sends it to ops as one alert (info when all is well, else warning),
 /// its text the e-mail's body. Returns the verdict.
-pub async fn send<T, O, V, L, A>(
-    sources: &Sources<'_, T, O, V, L>,
+pub async fn send<T, O, V, L, Q, A>(
+    sources: &Sources<'_, T, O, V, L, Q>,
     alerts: &A,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Verdict, PublishError>
@@ -77,6 +102,7 @@ where
     O: ObjectStore,
     V: SecretVersions,
     L: Alarms,
+    Q: SentryStats,
     A: AlertSink,
 {
     let status = gather(sources, now).await;

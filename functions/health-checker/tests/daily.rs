@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertStatus};
 use ops_shared::state::StateStore;
 use ops_shared::status::{AlarmEvent, Sources, Verdict, gather};
-use ops_shared::test_util::{MemoryAlarms, MemoryObjects, MemorySecrets, MemoryState, RecordingAlerts};
+use ops_shared::test_util::{MemoryAlarms, MemoryObjects, MemorySecrets, MemorySentry, MemoryState, RecordingAlerts};
 
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_798_761_600, 0).expect("time")
@@ -29,8 +29,18 @@ fn sources<'a>(
     objects: &'a MemoryObjects,
     secrets: &'a MemorySecrets,
     alarms: &'a MemoryAlarms,
-) -> Sources<'a, MemoryState, MemoryObjects, MemorySecrets, MemoryAlarms> {
-    Sources { state, objects, secrets, alarms, prefix: "cineview", backup_prefix: "b/", report_prefix: "r/" }
+) -> Sources<'a, MemoryState, MemoryObjects, MemorySecrets, MemoryAlarms, MemorySentry> {
+    static SENTRY: std::sync::LazyLock<MemorySentry> = std::sync::LazyLock::new(MemorySentry::default);
+    Sources {
+        state,
+        objects,
+        secrets,
+        alarms,
+        sentry: &SENTRY,
+        prefix: "cineview",
+        backup_prefix: "b/",
+        report_prefix: "r/",
+    }
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ pub fn stack_requirements(prefix: &str) -> Vec<Requirement> {
         req("health-database", Shape::DatabaseJson),
         req("staging-database", Shape::DatabaseJson),
         req("sentry-api", Shape::JsonObject),
+        req("sentry-read", Shape::JsonObject),
     ]);
     all
 }

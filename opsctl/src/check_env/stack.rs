@@ -72,13 +72,20 @@ pub async fn items(sources: &Sources<'_>) -> Vec<Item> {
     let prefix = &sources.stack.prefix;
     let rules = deployed::sentry_rules(sources.store, sources.http, prefix).await;
     items.push(Item::new(DEPLOYED, "Sentry alert rules as `opsctl sentry apply` makes them", rules));
+    let numbers = deployed::sentry_numbers(sources.store, sources.http, prefix).await;
+    items.push(Item::new(DEPLOYED, "Sentry's numbers readable for the status and digest", numbers));
     items.extend(topics(sources).await);
     items
 }
 
 /// The variables template.yaml names a function's secrets in.
-pub const SECRET_VARIABLES: [&str; 4] =
-    ["DATABASE_SECRET_ARN", "STAGING_DATABASE_SECRET_ARN", "SUPABASE_TOKEN_SECRET_ARN", "SENTRY_WEBHOOK_SECRET_ARN"];
+pub const SECRET_VARIABLES: [&str; 5] = [
+    "DATABASE_SECRET_ARN",
+    "STAGING_DATABASE_SECRET_ARN",
+    "SUPABASE_TOKEN_SECRET_ARN",
+    "SENTRY_WEBHOOK_SECRET_ARN",
+    "SENTRY_READ_SECRET_ARN",
+];
 
 /// Every secret variable of the function's environment names a secret Secrets Manager has.
 async fn named_secrets(sources: &Sources<'_>, functions: &Functions, function: &str, deployed: &Deployed) -> State {

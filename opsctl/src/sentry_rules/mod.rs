@@ -18,15 +18,16 @@ mod plan;
 use ops_shared::secret_versions::SecretVersions;
 
 pub use apply::{Change, Outcome, RuleReport, apply};
-pub use client::{SentryClient, error_detail, next_cursor};
+pub use client::SentryClient;
 pub use config::{SentryApiConfig, read_config, secret_template};
 pub use model::{Action, MetricAlertRule, Num, Trigger};
+pub use ops_shared::sentry::{error_detail, next_cursor};
 pub use plan::{desired, differences};
 
 use crate::outcome::Verdict;
 use crate::stack::Names;
 
-pub const DEFAULT_API_URL: &str = "https://sentry.io";
+pub use ops_shared::sentry::DEFAULT_API_URL;
 
 /// Both rules run on the span dataset, restricted to transactions (the root span of each
 /// request). Sentry's reference lists `transactions` for a failure-rate alert and

@@ -1,5 +1,5 @@
 //! One module per outside system: AWS (the SDK configuration, S3, DynamoDB, Secrets Manager, SNS,
-//! CloudWatch, Lambda), HTTPS and TLS, PostgreSQL and its client tools.
+//! CloudWatch, Lambda), Sentry's REST API, HTTPS and TLS, PostgreSQL and its client tools.
 
 pub mod aws;
 pub mod cloudwatch;
@@ -10,6 +10,7 @@ pub mod pgtools;
 pub mod postgres;
 pub mod secret_versions;
 pub mod secrets;
+pub mod sentry;
 pub(crate) mod sns;
 pub mod state;
 pub mod tls;

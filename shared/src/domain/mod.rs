@@ -7,6 +7,7 @@ pub mod health;
 pub mod keys;
 pub mod restore;
 pub mod rotation;
+pub mod sentry_numbers;
 pub mod slo;
 pub mod staging;
 pub mod status;

@@ -9,12 +9,14 @@ pub mod backups;
 pub mod code;
 mod objects;
 mod secrets;
+mod sentry;
 mod sink;
 mod state;
 
 pub use alarms::{MemoryAlarms, NoError};
 pub use objects::{MemoryObjects, ObjectOp, StoredObject};
 pub use secrets::MemorySecrets;
+pub use sentry::{MemorySentry, MemorySentryNumbers};
 pub use sink::{ManualClock, Published, RecordingAlerts};
 pub use state::MemoryState;
 

@@ -10,6 +10,7 @@ use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_testkit::aws::provision_runbook_secrets;
 use ops_testkit::google::Google;
 use ops_testkit::sentry_api::SentryApi;
+use ops_testkit::sentry_events::SentryEvents;
 use opsctl::check_env::stack::{self, Checked, Sources};
 use opsctl::deployed::State;
 use opsctl::outcome::Verdict;
@@ -69,6 +70,8 @@ async fn check_env_on_a_stack_deployed_with_the_defaults_names_each_gap_and_its_
             .await
             .expect("secret");
     }
+    // The template creates the read secret without a value: the operator puts the settings in.
+    d.aws.secrets.create_secret().name(d.stack.secret("sentry-read")).send().await.expect("sentry-read");
     d.functions("", &d.settings(DEFAULT_TARGETS, "", "https://api.supabase.com")).await;
     topics(&d, false).await;
 
@@ -89,6 +92,7 @@ async fn check_env_on_a_stack_deployed_with_the_defaults_names_each_gap_and_its_
         ("probes the database", "HealthTargets="),
         ("checks Supabase's own backups", "SupabaseProjectRef="),
         ("Sentry alert rules", "opsctl sentry apply"),
+        ("Sentry's numbers readable", "put-secret-value --secret-id"),
         ("pager subscription confirmed", "PagerEndpoint="),
     ];
     for (item, fix) in expect {
@@ -109,8 +113,14 @@ async fn check_env_on_a_complete_stack_reports_nothing_and_exits_0() {
     let (google, key) = Google::start("cineview-prod").await;
     google.point_runbook_secrets(&d.aws.secrets, &d.prefix, &key).await.expect("point at the stand-in");
     let api = SentryApi::start("cineview", "cineview-web").await;
-    for (name, value) in [("sentry-api", api.secret_json()), ("health-database", db.clone()), ("staging-database", db)]
-    {
+    let numbers = SentryEvents::start("cineview", "cineview-web").await;
+    let settings = [
+        ("sentry-api", api.secret_json()),
+        ("sentry-read", numbers.secret_json("production")),
+        ("health-database", db.clone()),
+        ("staging-database", db),
+    ];
+    for (name, value) in settings {
         let tag = Tag::builder().key("purpose").value("test").build();
         d.aws
             .secrets
@@ -133,7 +143,7 @@ async fn check_env_on_a_complete_stack_reports_nothing_and_exits_0() {
     let text = checked.render();
     assert_eq!(checked.verdict(), Verdict::Ok, "{text}");
     assert_eq!(checked.verdict().code(), 0);
-    assert_eq!(checked.secrets.rows.len(), 11, "every secret of the stack:\n{text}");
+    assert_eq!(checked.secrets.rows.len(), 12, "every secret of the stack:\n{text}");
     assert!(checked.deployed.iter().all(|i| i.state == State::Ok), "{text}");
     assert!(!text.contains("PROBLEM"), "{text}");
 }

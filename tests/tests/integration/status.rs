@@ -8,10 +8,13 @@ use ops_shared::alert::{ALERT_RECORDS, AlertRecord, Severity, Status as AlertSta
 use ops_shared::cloudwatch::{CloudWatch, CloudWatchError};
 use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::objects::{ObjectStore, S3Objects};
-use ops_shared::secret_versions::SecretsManagerVersions;
+use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
+use ops_shared::secrets::AWSCURRENT;
+use ops_shared::sentry::SentryAccess;
 use ops_shared::state::{DynamoState, StateStore};
 use ops_shared::status::{AlarmEvent, AlarmLine, Alarms, Sources, Status, Verdict, gather};
 use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, unique};
+use ops_testkit::sentry_events::{SentryEvents, Span};
 use serde_json::{Value, json};
 
 struct Recorded {
@@ -20,6 +23,7 @@ struct Recorded {
     state: DynamoState,
     objects: S3Objects,
     alarms: LocalAlarms,
+    sentry: SentryEvents,
 }
 
 /// The alarms in ALARM from moto's CloudWatch; the alarm history as given, since moto does not
@@ -51,7 +55,20 @@ async fn recorded(label: &str) -> Recorded {
     aws.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
     let db = serde_json::to_string(&ops_testkit::shared().pg.superuser("app")).expect("json");
     provision_runbook_secrets(&aws.secrets, &prefix, &db).await.expect("secrets");
+    let sentry = SentryEvents::start("cineview", "cineview-web").await;
+    let now = Utc::now();
+    sentry.add_spans(app_traffic(now, 400, 0.005, 300.0, "production"));
+    // What must not count: the ops functions' own transactions (a backup runs for minutes), the
+    // app's staging environment and another project of the organization.
+    let backup = Span::transaction(now - Duration::hours(1), 600_000.0, "internal_error", "production");
+    sentry.add_spans(std::iter::repeat_n(backup.tag("ops.component", "cineview-ops"), 50));
+    sentry.add_spans(app_traffic(now, 100, 1.0, 9000.0, "staging"));
+    sentry.add_other_project_spans(app_traffic(now, 100, 1.0, 9000.0, "production"));
+    let secret = format!("{prefix}-sentry-read");
+    let value = sentry.secret_json("production");
+    aws.secrets.create_secret().name(&secret).secret_string(value).send().await.expect("sentry secret");
     Recorded {
+        sentry,
         state: DynamoState::new(aws.dynamodb.clone(), table),
         objects: S3Objects::new(aws.s3.clone(), bucket),
         alarms: LocalAlarms {
@@ -66,14 +83,40 @@ async fn recorded(label: &str) -> Recorded {
     }
 }
 
+/// `count` transactions of the app in `environment` over the past 23 hours (from a minute ago), `failed` of them
+/// failed, one in 20 taking `slow_ms`, the others 120 to 218 ms.
+fn app_traffic(now: DateTime<Utc>, count: usize, failed: f64, slow_ms: f64, environment: &str) -> Vec<Span> {
+    let failures = (count as f64 * failed).round() as usize;
+    (0..count)
+        .map(|i| {
+            let duration = if i % 20 == 19 { slow_ms } else { 120.0 + (i % 100) as f64 };
+            let status = if i < failures { "internal_error" } else { "ok" };
+            Span::transaction(now - Duration::minutes(1 + (i % 1380) as i64), duration, status, environment)
+        })
+        .collect()
+}
+
 impl Recorded {
+    /// Sentry as the stack's read secret says.
+    async fn sentry(&self) -> SentryAccess {
+        let secret = format!("{}-sentry-read", self.prefix);
+        let read = SecretsManagerVersions::new(self.aws.secrets.clone()).value_at(&secret, AWSCURRENT).await;
+        SentryAccess::from_read(
+            ops_shared::http::client(std::time::Duration::from_secs(5)).expect("http"),
+            &secret,
+            read,
+        )
+    }
+
     async fn status(&self) -> Status {
         let secrets = SecretsManagerVersions::new(self.aws.secrets.clone());
+        let sentry = self.sentry().await;
         let sources = Sources {
             state: &self.state,
             objects: &self.objects,
             secrets: &secrets,
             alarms: &self.alarms,
+            sentry: &sentry,
             prefix: &self.prefix,
             backup_prefix: "backups/",
             report_prefix: "reports/restore-tests/",
@@ -174,6 +217,11 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
     assert!(text.contains("restore test passed") && text.contains("RTO 4.0 min"), "{text}");
     assert!(text.contains(&format!("{}-supabase-service-role", r.prefix)) && text.contains("left of 90"), "{text}");
     assert!(text.contains("ok       past 24 h: 1 warning"), "a critical alert of yesterday is not today's: {text}");
+    assert!(
+        text.contains("ok       error rate 0.50 %, P95 222 ms, 400 transactions"),
+        "the app's production transactions only: {text}"
+    );
+    assert!(text.contains("new issues: none") && text.contains("escalating issues: none"), "{text}");
 
     let json: Value = serde_json::from_str(&serde_json::to_string(&status).expect("json")).expect("parse");
     let engine = json["targets"].as_array().expect("targets").iter().find(|t| t["name"] == "ai-engine").expect("ai");
@@ -227,6 +275,110 @@ async fn each_broken_number_is_named_with_its_verdict() {
     }
 }
 
+/// Sentry's numbers are the app's: its failing, slow transactions and its new and escalating
+/// issues of the day, read with the project's id and environment as Sentry's API takes them.
+#[tokio::test]
+async fn a_failing_slow_app_in_sentry_is_critical_with_its_new_and_escalating_issues() {
+    let r = recorded("status-sentry").await;
+    let now = Utc::now();
+    r.target("app", &healthy(now.timestamp()), 1440, 1440).await;
+    r.backup(Duration::hours(3)).await;
+    r.restore_report("passed", 4).await;
+    r.sentry.add_spans(app_traffic(now, 100, 1.0, 4000.0, "production").into_iter().map(|mut span| {
+        span.duration_ms = 4000.0;
+        span
+    }));
+    let new = r.sentry.add_issue(
+        "TypeError: cart is undefined",
+        "new",
+        now - Duration::hours(3),
+        now - Duration::minutes(1),
+        40,
+        "production",
+    );
+    let rising = r.sentry.add_issue(
+        "Timeout calling the AI engine",
+        "escalating",
+        now - Duration::days(10),
+        now - Duration::minutes(1),
+        25,
+        "production",
+    );
+    let old = r.sentry.add_issue(
+        "KeyError: locale",
+        "ongoing",
+        now - Duration::days(30),
+        now - Duration::minutes(1),
+        90,
+        "production",
+    );
+    let staging =
+        r.sentry.add_issue("Staging only", "new", now - Duration::hours(2), now - Duration::minutes(1), 70, "staging");
+
+    let status = r.status().await;
+    let text = status.render();
+    assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
+    assert_eq!(status.verdict(), Verdict::Critical, "{text}");
+    assert!(text.contains("CRITICAL error rate 20.40 %, P95 4000 ms, 500 transactions"), "{text}");
+    assert!(text.contains(&format!("new: {new} TypeError: cart is undefined (40 events, 40 users)")), "{text}");
+    assert!(text.contains(&format!("escalating: {rising} Timeout calling the AI engine (25 events")), "{text}");
+    assert!(!text.contains(&old) && !text.contains(&staging), "ongoing and staging issues are not listed: {text}");
+
+    let asked: Vec<String> = r.sentry.requests().iter().map(|q| format!("{}?{}", q.path, q.query)).collect();
+    assert!(asked.iter().any(|q| q.contains("/projects/?query=slug%3Acineview-web")), "{asked:?}");
+    let project = format!("project={}", r.sentry.project_id);
+    assert!(
+        asked
+            .iter()
+            .filter(|q| q.contains("/events/") || q.contains("/issues/"))
+            .all(|q| q.contains(&project) && q.contains("environment=production")),
+        "{asked:?}"
+    );
+}
+
+/// Sentry down, a token without the scopes it needs, or no settings at all: each is a line
+/// that says so, never a crash, and the rest of the status is still read.
+#[tokio::test]
+async fn sentry_unreachable_refusing_or_not_set_up_is_a_line_that_says_so() {
+    let r = recorded("status-sentry-down").await;
+    let secret = format!("{}-sentry-read", r.prefix);
+    let put = |value: String| r.aws.secrets.put_secret_value().secret_id(&secret).secret_string(value).send();
+
+    r.sentry.set_scopes(&["org:read"]);
+    let status = r.status().await;
+    assert!(
+        status
+            .unreadable
+            .iter()
+            .any(|u| u.starts_with("Sentry: ") && u.contains("give it the scopes org:read and event:read")),
+        "{:?}",
+        status.unreadable
+    );
+    assert_eq!(status.exit_code(), 2);
+
+    let mut unreachable: Value = serde_json::from_str(&r.sentry.secret_json("production")).expect("json");
+    unreachable["api_url"] = json!("http://127.0.0.1:9");
+    put(unreachable.to_string()).await.expect("put");
+    let status = r.status().await;
+    let text = status.render();
+    assert!(text.contains("Sentry at http://127.0.0.1:9 could not be reached"), "{text}");
+    assert!(text.contains("could not be read (below)") && text.contains("Health ("), "{text}");
+    assert_eq!(status.exit_code(), 2);
+
+    r.aws.secrets.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.expect("delete");
+    r.target("app", &healthy(Utc::now().timestamp()), 1440, 1440).await;
+    r.backup(Duration::hours(3)).await;
+    r.restore_report("passed", 4).await;
+    let status = r.status().await;
+    let text = status.render();
+    assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
+    assert_eq!(status.verdict(), Verdict::Warning, "the runbook's Sentry checks go unanswered: {text}");
+    assert!(
+        text.contains(&format!("WARNING  not configured: aws secretsmanager put-secret-value --secret-id {secret}")),
+        "{text}"
+    );
+}
+
 /// The runbook's daily check is "no critical alerts in past 24 hours": one that has since
 /// resolved still fails it, named with when it was sent.
 #[tokio::test]
@@ -256,11 +408,13 @@ async fn what_cannot_be_read_is_named_and_exits_2() {
     let closed_port = r.aws.sdk.to_builder().endpoint_url("http://127.0.0.1:9").build();
     let no_cloudwatch =
         CloudWatch::new(&closed_port, ops_shared::http::client(std::time::Duration::from_secs(2)).expect("http"));
+    let sentry = r.sentry().await;
     let sources = Sources {
         state: &r.state,
         objects: &missing,
         secrets: &secrets,
         alarms: &no_cloudwatch,
+        sentry: &sentry,
         prefix: &r.prefix,
         backup_prefix: "backups/",
         report_prefix: "reports/restore-tests/",
@@ -291,11 +445,13 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
     r.backup(Duration::hours(30)).await;
     r.restore_report("passed", 4).await;
     let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
+    let sentry = r.sentry().await;
     let sources = Sources {
         state: &r.state,
         objects: &r.objects,
         secrets: &secrets,
         alarms: &r.alarms,
+        sentry: &sentry,
         prefix: &r.prefix,
         backup_prefix: "backups/",
         report_prefix: "reports/restore-tests/",
@@ -316,6 +472,7 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
         alert.summary
     );
     assert!(published[0].body.contains("CRITICAL newest 30.0 h old"), "the e-mail's text: {}", published[0].body);
+    assert!(published[0].body.contains("ok       error rate 0.50 %"), "Sentry's numbers: {}", published[0].body);
 }
 
 #[tokio::test]

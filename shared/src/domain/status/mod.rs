@@ -18,6 +18,7 @@ use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
 use crate::domain::health::{STATE_SK, TargetState, p95};
 use crate::domain::restore::report::RestoreReport;
 use crate::domain::rotation::runbook_rotations;
+use crate::domain::sentry_numbers::{self, SentryDay, SentryStats, SentryUnavailable};
 use crate::domain::slo::{BurnLevel, budget_left};
 
 mod alerts;
@@ -29,8 +30,8 @@ use alerts::{WINDOW_HOURS, alerts_line, direct_alarm_names};
 pub use verdict::Verdict;
 
 /// The runbook's numbers.
-pub(crate) const P95_WARN_MS: u64 = 1500;
-pub(crate) const P95_CRITICAL_MS: u64 = 3000;
+pub const P95_WARN_MS: u64 = 1500;
+pub const P95_CRITICAL_MS: u64 = 3000;
 pub(crate) const RPO_HOURS: i64 = 24;
 pub(crate) const RTO_MINUTES: u64 = 30;
 /// Restore tests run monthly: one older than this is overdue.
@@ -91,9 +92,45 @@ pub struct AlarmLine {
     pub reason: String,
 }
 
+/// Sentry's numbers of the past 24 hours, or why there are none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SentryLine {
+    Read(SentryDay),
+    /// Not set up: the runbook's Sentry checks go unanswered (a warning).
+    NotConfigured {
+        fix: String,
+    },
+    /// Set up but not readable now; the reason is among `unreadable`.
+    Unreadable,
+}
+
+impl SentryLine {
+    /// The line for what reading Sentry gave; a failure to read is also one of `unreadable`.
+    pub(crate) fn read(read: Result<SentryDay, SentryUnavailable>, unreadable: &mut Vec<String>) -> SentryLine {
+        match read {
+            Ok(day) => SentryLine::Read(day),
+            Err(SentryUnavailable::NotConfigured { fix }) => SentryLine::NotConfigured { fix },
+            Err(SentryUnavailable::Failed(problem)) => {
+                unreadable.push(format!("Sentry: {problem}"));
+                SentryLine::Unreadable
+            }
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        match self {
+            SentryLine::Read(day) => day.verdict,
+            SentryLine::NotConfigured { .. } => Verdict::Warning,
+            SentryLine::Unreadable => Verdict::Ok,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub(crate) generated_at: DateTime<Utc>,
+    pub sentry: SentryLine,
     pub targets: Vec<TargetLine>,
     pub backup: Option<BackupLine>,
     pub restore_test: Option<RestoreLine>,
@@ -131,21 +168,23 @@ enum ReadError {
 }
 
 /// Where status reads from.
-pub struct Sources<'a, T, O, S, A> {
+pub struct Sources<'a, T, O, S, A, Q> {
     pub state: &'a T,
     pub objects: &'a O,
     pub secrets: &'a S,
     pub alarms: &'a A,
+    pub sentry: &'a Q,
     pub prefix: &'a str,
     pub backup_prefix: &'a str,
     pub report_prefix: &'a str,
 }
 
-pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms>(
-    sources: &Sources<'_, T, O, S, A>,
+pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms, Q: SentryStats>(
+    sources: &Sources<'_, T, O, S, A, Q>,
     now: DateTime<Utc>,
 ) -> Status {
     let mut unreadable = Vec::new();
+    let sentry = SentryLine::read(sentry_numbers::day(sources.sentry, now).await, &mut unreadable);
     let targets = match sources.state.scan_prefix("health-checker#").await {
         Ok(items) => targets(&items, now),
         Err(err) => {
@@ -190,7 +229,18 @@ pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms>
             Vec::new()
         }
     };
-    Status { generated_at: now, targets, backup, restore_test, secrets, alerts, alarms, alarmed_24h, unreadable }
+    Status {
+        generated_at: now,
+        sentry,
+        targets,
+        backup,
+        restore_test,
+        secrets,
+        alerts,
+        alarms,
+        alarmed_24h,
+        unreadable,
+    }
 }
 
 fn targets(items: &[(String, String, serde_json::Value)], now: DateTime<Utc>) -> Vec<TargetLine> {
@@ -306,8 +356,8 @@ fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
     }
 }
 
-async fn secret_lines<T, O, S: SecretVersions, A>(
-    sources: &Sources<'_, T, O, S, A>,
+async fn secret_lines<T, O, S: SecretVersions, A, Q>(
+    sources: &Sources<'_, T, O, S, A, Q>,
     now: DateTime<Utc>,
     unreadable: &mut Vec<String>,
 ) -> Vec<SecretLine> {
@@ -347,7 +397,7 @@ async fn secret_lines<T, O, S: SecretVersions, A>(
 
 impl Status {
     /// The worst verdict on the screen (alarms in ALARM, and alarms that paged ops straight in
-    /// the past 24 hours, are critical).
+    /// the past 24 hours, are critical; Sentry not set up is a warning).
     pub fn verdict(&self) -> Verdict {
         let backup = self.backup.as_ref().map_or(Verdict::Critical, |b| b.verdict);
         let restore_test = self.restore_test.as_ref().map_or(Verdict::Warning, |r| r.verdict);
@@ -355,7 +405,7 @@ impl Status {
         let quiet = self.alarms.is_empty() && self.alarmed_24h.is_empty();
         let alarms = if quiet { Verdict::Ok } else { Verdict::Critical };
         let lines = self.targets.iter().map(|t| t.verdict).chain(self.secrets.iter().map(|s| s.verdict));
-        lines.fold(backup.max(restore_test).max(alerts).max(alarms), Verdict::max)
+        lines.fold(backup.max(restore_test).max(alerts).max(alarms).max(self.sentry.verdict()), Verdict::max)
     }
 
     /// 0 when all is as the runbook says, 1 when a line is not, 2 when something could not be read.

@@ -1,6 +1,7 @@
 //! The status as one screen of plain text.
 
-use super::Status;
+use super::{SentryLine, Status};
+use crate::domain::sentry_numbers::Issue;
 
 const TIME: &str = "%Y-%m-%d %H:%M UTC";
 
@@ -8,6 +9,7 @@ impl Status {
     /// One screen of plain text (also the daily e-mail's body).
     pub fn render(&self) -> String {
         let mut out = format!("CineView ops status at {}\n", self.generated_at.format("%Y-%m-%d %H:%M UTC"));
+        self.render_sentry(&mut out);
         self.render_health(&mut out);
         self.render_backups(&mut out);
         self.render_secrets(&mut out);
@@ -17,6 +19,28 @@ impl Status {
         }
         out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
         out
+    }
+
+    fn render_sentry(&self, out: &mut String) {
+        out.push_str(
+            "\nSentry, the app's past 24 h (error rate: warning above 2 %, critical above 5 %; P95 as below)\n",
+        );
+        match &self.sentry {
+            SentryLine::Read(day) => {
+                let t = &day.transactions;
+                out.push_str(&format!(
+                    "  {:<8} error rate {}, P95 {}, {} transactions\n",
+                    day.verdict.label(),
+                    t.failure_rate.map_or("-".to_owned(), |r| format!("{:.2} %", r * 100.0)),
+                    t.p95_ms.map_or("-".to_owned(), |ms| format!("{ms:.0} ms")),
+                    t.count
+                ));
+                issue_lines(out, "new", &day.new_issues);
+                issue_lines(out, "escalating", &day.escalating);
+            }
+            SentryLine::NotConfigured { fix } => out.push_str(&format!("  WARNING  not configured: {fix}\n")),
+            SentryLine::Unreadable => out.push_str("  could not be read (below)\n"),
+        }
     }
 
     fn render_health(&self, out: &mut String) {
@@ -113,6 +137,19 @@ impl Status {
     }
 }
 
-fn percent(fraction: Option<f64>) -> String {
+/// Issues of one kind, one line each, or that there are none.
+pub(crate) fn issue_lines(out: &mut String, kind: &str, issues: &[Issue]) {
+    if issues.is_empty() {
+        out.push_str(&format!("           {kind} issues: none\n"));
+    }
+    for issue in issues {
+        out.push_str(&format!(
+            "           {kind}: {} {} ({} events, {} users) {}\n",
+            issue.short_id, issue.title, issue.events, issue.users, issue.permalink
+        ));
+    }
+}
+
+pub(crate) fn percent(fraction: Option<f64>) -> String {
     fraction.map_or("-".to_owned(), |f| format!("{:.2} %", f * 100.0))
 }
