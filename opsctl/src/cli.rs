@@ -1,4 +1,4 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | status | backups | backup |
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | digest | backups | backup |
 //! restore-test | rotate | dr … | sentry apply`, and its manual (`--help`, in `help`).
 
 mod help;
@@ -36,6 +36,16 @@ pub enum Command {
     /// The runbook's daily checks in one screen: health, backups, secrets, alerts, alarms
     #[command(long_about = help::STATUS, after_help = EXIT_CODES)]
     Status {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// The runbook's weekly checks for one week: error trends, P95, availability, backups,
+    /// restore test, rotations due, alerts
+    #[command(long_about = help::DIGEST, after_help = EXIT_CODES)]
+    Digest {
+        /// The ISO week, YYYY-Www [default: the last whole week]
+        #[arg(long, value_name = "YYYY-Www", value_parser = ops_shared::digest::Week::parse)]
+        week: Option<ops_shared::digest::Week>,
         #[command(flatten)]
         stack: StackArgs,
     },

@@ -24,6 +24,7 @@ async fn run(cli: Cli) -> Result<Outcome, OpsctlError> {
     match cli.command {
         Command::CheckEnv { prefix, json } => commands::check_env::run(&ctx, &prefix, json).await,
         Command::Status { stack } => commands::status::run(&ctx, stack).await,
+        Command::Digest { week, stack } => commands::status::digest(&ctx, week, stack).await,
         Command::Backups { stack } => commands::backups::run(&ctx, stack).await,
         Command::Backup { label, wait, run } => commands::on_demand::backup(&ctx, label, wait, run).await,
         Command::RestoreTest { backup, wait, run } => commands::on_demand::restore_test(&ctx, &backup, wait, run).await,

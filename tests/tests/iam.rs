@@ -173,10 +173,19 @@ async fn health(role: &Role) -> Scenario {
     let (app, db) = (unique("app"), unique("database"));
     let targets = json!([{"name": app, "kind": "http", "url": web.url("/failing"), "timeout_ms": 1000},
         {"name": db, "kind": "postgres", "secret_arn": names::HEALTH_DATABASE_SECRET}]);
+    let sentry = ops_testkit::sentry_events::SentryEvents::start("cineview", "cineview-web").await;
+    let read_secret = format!("{}-sentry-read", names::PREFIX);
+    // Both tests run this scenario against the one stack: the second puts a new value.
+    let value = sentry.secret_json("production");
+    if admin.secrets.create_secret().name(&read_secret).secret_string(&value).send().await.is_err() {
+        let put = admin.secrets.put_secret_value().secret_id(&read_secret).secret_string(&value);
+        put.send().await.map_err(|e| format!("{e:?}"))?;
+    }
     let env = [
         ("HEALTH_TARGETS", targets.to_string()),
         ("BACKUP_BUCKET", names::backup_bucket()),
         ("NAME_PREFIX", names::PREFIX.to_owned()),
+        ("SENTRY_READ_SECRET_ARN", read_secret),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (startup, calls) = iam.startup(role, &env).await?;
@@ -200,6 +209,7 @@ async fn health(role: &Role) -> Scenario {
         .map_err(|e| format!("{e:?}"))?;
     ensure(day.item.is_some_and(|i| i.contains_key("checks")), "availability is counted")?;
     daily_status(&function, &alerts).await?;
+    weekly_digest(&function, &alerts).await?;
     let mut used = calls.actions();
     // Read through CloudWatch's Query API, outside the SDK clients that record their calls:
     // the e-mail listing no unreadable alarms is the proof the role allowed it.
@@ -241,17 +251,31 @@ async fn daily_status<H: Handler>(function: &Function<H>, alerts: &Inbox) -> Res
     ensure(answer["report"] == "daily", format!("not a report: {answer}"))?;
     let notes = delivered(alerts, &["Daily ops status"]).await?;
     let note = notes.iter().find(|n| n.message.contains("Daily ops status")).ok_or("no daily status")?;
-    // moto does not implement DescribeAlarmHistory (HTTP 500 whoever asks): that line may say
-    // so, but never that the role was refused; every other source must be readable.
-    // The alert carries the status text JSON-encoded: a line ends at an escaped newline.
-    let unreadable: Vec<&str> = note
-        .message
+    ensure(note.message.contains("error rate"), format!("Sentry's numbers are read: {}", note.message))?;
+    all_readable(&note.message)
+}
+
+/// The weekly digest reads the same sources, and every backup manifest of the week.
+async fn weekly_digest<H: Handler>(function: &Function<H>, alerts: &Inbox) -> Result<(), String> {
+    let answer = invoke(function, json!({"report": "weekly"})).await?;
+    ensure(answer["report"] == "weekly", format!("not a report: {answer}"))?;
+    let notes = delivered(alerts, &["Weekly ops digest"]).await?;
+    let note = notes.iter().find(|n| n.message.contains("Weekly ops digest")).ok_or("no weekly digest")?;
+    ensure(note.message.contains("error events"), format!("Sentry's numbers are read: {}", note.message))?;
+    all_readable(&note.message)
+}
+
+/// moto does not implement DescribeAlarmHistory (HTTP 500 whoever asks): that line may say so,
+/// but never that the role was refused; every other source must be readable. The alert carries
+/// the report's text JSON-encoded: a line ends at an escaped newline.
+fn all_readable(message: &str) -> Result<(), String> {
+    let unreadable: Vec<&str> = message
         .split("CANNOT READ")
         .skip(1)
         .map(|rest| rest.split(['\n', '\\']).next().unwrap_or(rest))
         .filter(|line| !(line.starts_with(" alarm history:") && line.contains("HTTP 500")))
         .collect();
-    ensure(unreadable.is_empty(), format!("everything is readable: {}", note.message))
+    ensure(unreadable.is_empty(), format!("everything is readable: {message}"))
 }
 
 /// A fresh seeded database and a secret (created as the admin) holding its credentials.

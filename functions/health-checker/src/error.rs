@@ -1,4 +1,4 @@
-//! What can stop a health run or a daily report, and the name its alerts carry.
+//! What can stop a health run or a report, and the name its alerts carry.
 
 use ops_shared::alert::PublishError;
 use ops_shared::postgres::DbError;
@@ -22,14 +22,14 @@ pub enum HealthError {
     Contended(String),
     #[error("{} target(s) could not be recorded: {}", .0.len(), .0.join("; "))]
     Incomplete(Vec<String>),
-    #[error("a daily report was asked for, but NAME_PREFIX and BACKUP_BUCKET are not set")]
-    NoDailyReport,
+    #[error("a report was asked for, but NAME_PREFIX and BACKUP_BUCKET are not set")]
+    NoReports,
 }
 
 impl ops_shared::FunctionError for HealthError {
     fn kind(&self) -> &'static str {
         match self {
-            HealthError::NoDailyReport => "Configuration",
+            HealthError::NoReports => "Configuration",
             _ => "DependencyFailure",
         }
     }

@@ -3,8 +3,8 @@
 
 pub mod check;
 pub mod config;
-pub mod daily;
 pub mod error;
+pub mod reports;
 pub mod run;
 pub mod tls;
 pub mod transitions;
@@ -19,7 +19,7 @@ use ops_shared::status::Verdict;
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
 use serde::{Deserialize, Serialize};
 
-use crate::daily::DailyReport;
+use crate::reports::Reports;
 
 pub use check::{CheckResult, Class, Prober};
 pub use config::{HealthConfig, Target};
@@ -28,7 +28,8 @@ pub use run::{HealthRun, RunSummary};
 
 pub const FUNCTION_NAME: &str = "health-checker";
 
-/// A manual invoke: `{}` runs the checks, `{"report": "daily"}` sends the daily status e-mail.
+/// A manual invoke: `{}` runs the checks, `{"report": "daily"}` sends the daily status e-mail,
+/// `{"report": "weekly"}` the digest of the last whole week.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
@@ -40,9 +41,10 @@ pub struct RunRequest {
 #[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     Daily,
+    Weekly,
 }
 
-/// What an invocation did: a health run, or the daily report with its verdict.
+/// What an invocation did: a health run, or a report with its verdict.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Outcome {
@@ -56,12 +58,16 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for HealthRun<S, A
     type Error = HealthError;
 
     async fn handle(&self, event: Self::Event, ctx: Context) -> Result<Outcome, HealthError> {
-        let Trigger::Manual(RunRequest { report: Some(ReportKind::Daily) }) = event else {
+        let Trigger::Manual(RunRequest { report: Some(kind) }) = event else {
             return self.run_until(ops_shared::lambda::deadline(&ctx)).await.map(Outcome::Run);
         };
-        let daily = self.daily.as_ref().ok_or(HealthError::NoDailyReport)?;
-        let verdict = daily.send(&self.state, &self.alerts, chrono::Utc::now()).await?;
-        Ok(Outcome::Report { report: "daily", verdict })
+        let reports = self.reports.as_ref().ok_or(HealthError::NoReports)?;
+        let now = chrono::Utc::now();
+        let (report, verdict) = match kind {
+            ReportKind::Daily => ("daily", reports.daily(&self.state, &self.alerts, now).await?),
+            ReportKind::Weekly => ("weekly", reports.weekly(&self.state, &self.alerts, now).await?),
+        };
+        Ok(Outcome::Report { report, verdict })
     }
 }
 
@@ -74,7 +80,7 @@ pub fn build(startup: Startup) -> Result<HealthRun<DynamoState, SnsAlertPublishe
     let config = HealthConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(http_client())?;
     Ok(HealthRun {
-        daily: DailyReport::from_env(&startup.env, &startup, http.clone())?,
+        reports: Reports::from_env(&startup.env, &startup, http.clone())?,
         prober: Prober { http, secrets: Arc::clone(&startup.secrets) },
         state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
         alerts: startup.alerts,

@@ -63,8 +63,8 @@ pub struct HealthRun<S, A> {
     pub state: S,
     pub alerts: A,
     pub config: HealthConfig,
-    /// The daily status e-mail's sources, where the stack configures it.
-    pub daily: Option<crate::daily::DailyReport>,
+    /// The daily status's and weekly digest's sources, where the stack configures them.
+    pub reports: Option<crate::reports::Reports>,
 }
 
 impl<S: StateStore, A: AlertSink> HealthRun<S, A> {

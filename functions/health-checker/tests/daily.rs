@@ -76,8 +76,9 @@ async fn an_alarm_that_paged_ops_straight_in_the_past_24_hours_is_counted() {
         ],
     };
     let topic = RecordingAlerts::default();
-    let verdict =
-        health_checker::daily::send(&sources(&state, &objects, &secrets, &alarms), &topic, now()).await.expect("sent");
+    let verdict = health_checker::reports::send_daily(&sources(&state, &objects, &secrets, &alarms), &topic, now())
+        .await
+        .expect("sent");
     assert_eq!(verdict, Verdict::Critical);
     let summary = &topic.published()[0].alert.summary;
     assert!(

@@ -1,7 +1,7 @@
 //! The metric records the dashboard draws from health-checker, as Embedded Metric Format JSON:
 //! each value declared under its namespace and dimension, with the value the run computed.
 
-use health_checker::daily::rotation_metrics;
+use health_checker::reports::rotation_metrics;
 use health_checker::run::budget_metrics;
 use serde_json::json;
 

@@ -27,7 +27,7 @@ fn health(targets: Vec<Target>) -> HealthRun<MemoryState, RecordingAlerts> {
         prober: Prober { http: reqwest::Client::new(), secrets: Arc::new(offline_secrets()) },
         state: MemoryState::default(),
         alerts: RecordingAlerts::default(),
-        daily: None,
+        reports: None,
         config: HealthConfig::with_defaults(targets),
     }
 }

@@ -74,6 +74,25 @@ e-mail every day at 07:00 UTC (the schedule <prefix>-daily-status invokes health
 
 Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
 
+pub const DIGEST: &str = "\
+The runbook's weekly checks for one ISO week (Monday to Sunday, UTC), --week YYYY-Www or by
+default the last whole week:
+
+- errors and performance from Sentry (the app's transactions, <prefix>-sentry-read): error rate
+  and transactions this week and last, P95 this week against last and against 1500 ms, error
+  events week over week, the week's new issues, the issues regressed now, the top 5 by events;
+- each health target's availability this week and last, and for one with an objective the share
+  of its error budget left over the 30 days to the week's end;
+- every backup that finished in the week, and the days without one; the latest restore test
+  with its RTO and RPO;
+- the rotated secrets due within 30 days;
+- the alerts ops were told of during the week, by severity.
+
+Reads what `opsctl status` reads. The same digest reaches ops by e-mail every Monday at 08:00
+UTC (the schedule <prefix>-weekly-digest invokes health-checker).
+
+Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
+
 pub const BACKUPS: &str = "\
 Every backup, newest first: age, size, rows, label, and the result of the newest restore test of
 it, if one covered it. Reads the backup bucket (s3:ListBucket, s3:GetObject).

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod backup;
+pub mod digest;
 pub mod health;
 pub mod keys;
 pub mod restore;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::status::{P95_CRITICAL_MS, P95_WARN_MS, Verdict};
+use crate::domain::status::verdict::{P95_CRITICAL_MS, P95_WARN_MS, Verdict};
 
 /// The runbook's error-rate lines: under 2 % is as it should be, above 5 % is critical.
 pub const ERROR_RATE_WARN: f64 = 0.02;
@@ -29,19 +29,27 @@ pub struct Transactions {
 
 impl Transactions {
     pub fn verdict(&self) -> Verdict {
-        let errors = match self.failure_rate {
+        self.error_verdict().max(self.latency_verdict())
+    }
+
+    /// The failure rate against the runbook's 2 % and 5 %.
+    pub fn error_verdict(&self) -> Verdict {
+        match self.failure_rate {
             Some(rate) if rate > ERROR_RATE_CRITICAL => Verdict::Critical,
             Some(rate) if rate > ERROR_RATE_WARN => Verdict::Warning,
             Some(_) => Verdict::Ok,
             // No transaction at all: the app is not traced, or not used; either way unanswered.
             None => Verdict::Warning,
-        };
-        let latency = match self.p95_ms {
+        }
+    }
+
+    /// The P95 against the runbook's 1500 and 3000 ms.
+    pub fn latency_verdict(&self) -> Verdict {
+        match self.p95_ms {
             Some(ms) if ms > P95_CRITICAL_MS as f64 => Verdict::Critical,
             Some(ms) if ms > P95_WARN_MS as f64 => Verdict::Warning,
             _ => Verdict::Ok,
-        };
-        errors.max(latency)
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use crate::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretError, SecretVal
 struct MemorySecret {
     tags: HashMap<String, String>,
     rotation_enabled: bool,
+    last_rotated: Option<chrono::DateTime<chrono::Utc>>,
+    next_rotation: Option<chrono::DateTime<chrono::Utc>>,
     versions: Vec<(String, Option<String>, Vec<String>)>,
 }
 
@@ -30,10 +32,26 @@ impl MemorySecrets {
         let secret = MemorySecret {
             tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             rotation_enabled,
+            last_rotated: None,
+            next_rotation: None,
             versions: vec![("v1".to_owned(), Some(value.to_owned()), vec![AWSCURRENT.to_owned()])],
         };
         if let Ok(mut secrets) = self.secrets.lock() {
             secrets.insert(name.to_owned(), secret);
+        }
+    }
+
+    /// The dates DescribeSecret gives: the last rotation and the next one Secrets Manager plans.
+    pub fn set_rotation_dates(
+        &self,
+        name: &str,
+        last: Option<chrono::DateTime<chrono::Utc>>,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        if let Ok(mut secrets) = self.secrets.lock()
+            && let Some(secret) = secrets.get_mut(name)
+        {
+            (secret.last_rotated, secret.next_rotation) = (last, next);
         }
     }
 
@@ -105,6 +123,8 @@ impl SecretVersions for MemorySecrets {
             name: name.to_owned(),
             arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
             rotation_enabled: secret.rotation_enabled,
+            last_rotated: secret.last_rotated,
+            next_rotation: secret.next_rotation,
             tags: secret.tags.clone(),
             versions: secret.versions.iter().map(|(id, _, stages)| (id.clone(), stages.clone())).collect(),
             ..SecretDescription::default()

@@ -53,7 +53,7 @@ fn emitted() -> BTreeSet<Drawn> {
         (ops_shared::backup::take::failed_metrics().to_json(), vec![]),
         (ops_shared::restore::report_metrics(true, 600_000, 5.0).to_json(), vec![]),
         (health_checker::run::budget_metrics("ai-engine", 0.8).to_json(), vec!["Target"]),
-        (health_checker::daily::rotation_metrics("cineview-gemini-api", 40).to_json(), vec!["Secret"]),
+        (health_checker::reports::rotation_metrics("cineview-gemini-api", 40).to_json(), vec!["Secret"]),
         (alert_forwarder::forward::forwarded_metrics(Severity::Critical).to_json(), vec![]),
         (alert_forwarder::forward::forwarded_metrics(Severity::Warning).to_json(), vec![]),
         (alert_forwarder::forward::forwarded_metrics(Severity::Info).to_json(), vec![]),

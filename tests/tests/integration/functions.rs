@@ -86,7 +86,7 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
             },
             state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
             alerts: alerts.clone(),
-            daily: None,
+            reports: None,
             config: health_checker::HealthConfig::from_env(&health_env).expect("health config"),
         },
     )

@@ -47,7 +47,7 @@ impl Fixture {
             prober: self.prober(),
             state: DynamoState::new(self.aws.dynamodb.clone(), names::STATE_TABLE),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
-            daily: None,
+            reports: None,
             config: HealthConfig::with_defaults(targets),
         }
     }

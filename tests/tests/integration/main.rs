@@ -13,6 +13,7 @@ mod backups;
 mod check_env_deployed;
 mod common_crate;
 mod dashboard;
+mod digest;
 mod dr;
 mod dr_freeze;
 mod dr_tested;

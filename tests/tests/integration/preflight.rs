@@ -145,10 +145,13 @@ impl Deploy {
         let webhook = vec![("SENTRY_WEBHOOK_SECRET_ARN", self.stack.secret("sentry-webhook"))];
         HashMap::from([
             ("scheduled-backup", backup),
-            ("health-checker", vec![
-                ("HEALTH_TARGETS", targets.to_owned()),
-                ("SENTRY_READ_SECRET_ARN", self.stack.secret("sentry-read")),
-            ]),
+            (
+                "health-checker",
+                vec![
+                    ("HEALTH_TARGETS", targets.to_owned()),
+                    ("SENTRY_READ_SECRET_ARN", self.stack.secret("sentry-read")),
+                ],
+            ),
             ("alert-forwarder", webhook.clone()),
             ("sentry-webhook", webhook),
         ])

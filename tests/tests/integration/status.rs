@@ -17,19 +17,19 @@ use ops_testkit::aws::{Aws, create_state_table, provision_runbook_secrets, uniqu
 use ops_testkit::sentry_events::{SentryEvents, Span};
 use serde_json::{Value, json};
 
-struct Recorded {
-    aws: Aws,
-    prefix: String,
-    state: DynamoState,
-    objects: S3Objects,
-    alarms: LocalAlarms,
-    sentry: SentryEvents,
+pub(crate) struct Recorded {
+    pub(crate) aws: Aws,
+    pub(crate) prefix: String,
+    pub(crate) state: DynamoState,
+    pub(crate) objects: S3Objects,
+    pub(crate) alarms: LocalAlarms,
+    pub(crate) sentry: SentryEvents,
 }
 
 /// The alarms in ALARM from moto's CloudWatch; the alarm history as given, since moto does not
 /// implement DescribeAlarmHistory (it answers HTTP 500). The adapter's reading of that answer
 /// is tested against the API reference's shape in `ops_shared::cloudwatch`.
-struct LocalAlarms {
+pub(crate) struct LocalAlarms {
     cloudwatch: CloudWatch,
     history: Vec<AlarmEvent>,
 }
@@ -46,7 +46,7 @@ impl Alarms for LocalAlarms {
     }
 }
 
-async fn recorded(label: &str) -> Recorded {
+pub(crate) async fn recorded(label: &str) -> Recorded {
     let aws = Aws::new(ops_testkit::shared()).await;
     let prefix = unique(label);
     let table = format!("{prefix}-ops-state");
@@ -85,7 +85,7 @@ async fn recorded(label: &str) -> Recorded {
 
 /// `count` transactions of the app in `environment` over the past 23 hours (from a minute ago), `failed` of them
 /// failed, one in 20 taking `slow_ms`, the others 120 to 218 ms.
-fn app_traffic(now: DateTime<Utc>, count: usize, failed: f64, slow_ms: f64, environment: &str) -> Vec<Span> {
+pub(crate) fn app_traffic(now: DateTime<Utc>, count: usize, failed: f64, slow_ms: f64, environment: &str) -> Vec<Span> {
     let failures = (count as f64 * failed).round() as usize;
     (0..count)
         .map(|i| {
@@ -98,7 +98,7 @@ fn app_traffic(now: DateTime<Utc>, count: usize, failed: f64, slow_ms: f64, envi
 
 impl Recorded {
     /// Sentry as the stack's read secret says.
-    async fn sentry(&self) -> SentryAccess {
+    pub(crate) async fn sentry(&self) -> SentryAccess {
         let secret = format!("{}-sentry-read", self.prefix);
         let read = SecretsManagerVersions::new(self.aws.secrets.clone()).value_at(&secret, AWSCURRENT).await;
         SentryAccess::from_read(
@@ -457,7 +457,7 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
         report_prefix: "reports/restore-tests/",
     };
     let topic = ops_shared::test_util::RecordingAlerts::default();
-    let verdict = health_checker::daily::send(&sources, &topic, Utc::now()).await.expect("sent");
+    let verdict = health_checker::reports::send_daily(&sources, &topic, Utc::now()).await.expect("sent");
     assert_eq!(verdict, Verdict::Critical, "a 30-hour-old backup");
     let published = topic.published();
     assert_eq!(published.len(), 1);
@@ -491,7 +491,7 @@ async fn a_daily_report_without_its_configuration_is_refused_by_name() {
         },
         state: ops_shared::test_util::MemoryState::default(),
         alerts: ops_shared::test_util::RecordingAlerts::default(),
-        daily: None,
+        reports: None,
         config: health_checker::HealthConfig::from_env(&env).expect("config"),
     };
     let event = serde_json::from_value(json!({"report": "daily"})).expect("event");

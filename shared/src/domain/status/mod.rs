@@ -23,17 +23,16 @@ use crate::domain::slo::{BurnLevel, budget_left};
 
 mod alerts;
 mod render;
-mod verdict;
+pub(crate) use render::{issue_lines, percent};
+pub(crate) mod verdict;
 
 pub use alerts::{AlarmEvent, AlertsLine, DIRECT_TO_OPS};
 use alerts::{WINDOW_HOURS, alerts_line, direct_alarm_names};
-pub use verdict::Verdict;
+pub use verdict::{P95_CRITICAL_MS, P95_WARN_MS, Verdict};
 
 /// The runbook's numbers.
-pub const P95_WARN_MS: u64 = 1500;
-pub const P95_CRITICAL_MS: u64 = 3000;
-pub(crate) const RPO_HOURS: i64 = 24;
-pub(crate) const RTO_MINUTES: u64 = 30;
+pub const RPO_HOURS: i64 = 24;
+pub const RTO_MINUTES: u64 = 30;
 /// Restore tests run monthly: one older than this is overdue.
 pub(crate) const RESTORE_TEST_MAX_DAYS: i64 = 35;
 const LATENCY_WINDOW_SECS: i64 = 300;
@@ -160,7 +159,7 @@ pub trait Alarms {
 
 /// Why the newest backup or restore-test report could not be read.
 #[derive(Debug, thiserror::Error)]
-enum ReadError {
+pub(crate) enum ReadError {
     #[error(transparent)]
     Storage(#[from] ObjectError),
     #[error("{key} is not what the functions write: {source}")]
@@ -310,7 +309,7 @@ fn target_verdict(line: &TargetLine) -> Verdict {
 }
 
 /// The newest object under `prefix` ending in `suffix` (keys sort by time), parsed.
-async fn newest<T: serde::de::DeserializeOwned>(
+pub(crate) async fn newest<T: serde::de::DeserializeOwned>(
     objects: &impl ObjectStore,
     prefix: &str,
     suffix: &str,
@@ -320,11 +319,19 @@ async fn newest<T: serde::de::DeserializeOwned>(
     else {
         return Ok(None);
     };
-    let body = objects.get(&newest.key).await?.collect().await?;
-    serde_json::from_slice(&body).map(Some).map_err(|source| ReadError::NotOurs { key: newest.key.clone(), source })
+    read_json(objects, &newest.key).await.map(Some)
 }
 
-fn backup_line(manifest: &Manifest, now: DateTime<Utc>) -> BackupLine {
+/// The object `key`, parsed as what the functions write there.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    objects: &impl ObjectStore,
+    key: &str,
+) -> Result<T, ReadError> {
+    let body = objects.get(key).await?.collect().await?;
+    serde_json::from_slice(&body).map_err(|source| ReadError::NotOurs { key: key.to_owned(), source })
+}
+
+pub(crate) fn backup_line(manifest: &Manifest, now: DateTime<Utc>) -> BackupLine {
     let age_hours = (now - manifest.finished_at).num_minutes() as f64 / 60.0;
     BackupLine {
         key: manifest.key.clone(),
@@ -338,7 +345,7 @@ fn backup_line(manifest: &Manifest, now: DateTime<Utc>) -> BackupLine {
     }
 }
 
-fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
+pub(crate) fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
     let rto_minutes = report.rto_ms as f64 / 60_000.0;
     let verdict = if report.result != "passed" {
         Verdict::Critical
@@ -356,7 +363,7 @@ fn restore_line(report: &RestoreReport, now: DateTime<Utc>) -> RestoreLine {
     }
 }
 
-async fn secret_lines<T, O, S: SecretVersions, A, Q>(
+pub(crate) async fn secret_lines<T, O, S: SecretVersions, A, Q>(
     sources: &Sources<'_, T, O, S, A, Q>,
     now: DateTime<Utc>,
     unreadable: &mut Vec<String>,

@@ -1,10 +1,13 @@
-//! The daily e-mail to ops: the runbook's daily checks (the operator's `opsctl status`), sent
-//! once a day by a scheduled invocation so that nobody has to run the command for it.
+//! The reports e-mailed to ops by scheduled invocations, so that nobody has to run the commands
+//! for them: the runbook's daily checks every morning (the operator's `opsctl status`), and its
+//! weekly checks every Monday (`opsctl digest`).
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
 use ops_shared::cloudwatch::CloudWatch;
+use ops_shared::digest::{self, Week};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::secret_versions::{SecretVersions, SecretsManagerVersions};
 use ops_shared::secrets::SecretCache;
@@ -17,9 +20,9 @@ use ops_shared::{ConfigError, Env};
 
 use crate::error::SOURCE;
 
-/// Where the daily report reads from, besides the state table. Its clients are built when a
+/// Where the reports read from, besides the state table. Its clients are built when a
 /// report runs, once a day, not on every cold start of the health checks.
-pub struct DailyReport {
+pub struct Reports {
     pub clients: ops_shared::aws::AwsClients,
     pub alarms: CloudWatch,
     pub secrets: Arc<SecretCache>,
@@ -34,16 +37,16 @@ pub struct DailyReport {
     pub report_prefix: String,
 }
 
-impl DailyReport {
-    /// `None` when the stack names no prefix (`NAME_PREFIX`): a deployment without the daily
+impl Reports {
+    /// `None` when the stack names no prefix (`NAME_PREFIX`): a deployment without the
     /// report. With one, the backup bucket (`BACKUP_BUCKET`) is required.
     pub fn from_env(
         env: &Env,
         startup: &ops_shared::Startup,
         http: reqwest::Client,
-    ) -> Result<Option<DailyReport>, ConfigError> {
+    ) -> Result<Option<Reports>, ConfigError> {
         let Some(prefix) = env.get("NAME_PREFIX") else { return Ok(None) };
-        Ok(Some(DailyReport {
+        Ok(Some(Reports {
             clients: startup.clients.clone(),
             alarms: CloudWatch::new(&startup.sdk, http.clone()),
             secrets: Arc::clone(&startup.secrets),
@@ -56,27 +59,53 @@ impl DailyReport {
         }))
     }
 
-    /// Gathers the status over `state` and sends it through `alerts`.
-    pub async fn send<T: StateStore, A: AlertSink>(
+    /// The daily status over `state`, sent through `alerts`.
+    pub async fn daily<T: StateStore, A: AlertSink>(
         &self,
         state: &T,
         alerts: &A,
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Verdict, PublishError> {
-        let objects = S3Objects::new(self.clients.s3(), self.bucket.clone());
-        let secrets = SecretsManagerVersions::new(self.clients.secrets());
-        let sentry = self.sentry().await;
-        let sources = Sources {
+        let (objects, secrets, sentry) = (self.objects(), self.secret_versions(), self.sentry().await);
+        send_daily(&self.sources(state, &objects, &secrets, &sentry), alerts, now).await
+    }
+
+    /// The digest of the last whole week over `state`, sent through `alerts`.
+    pub async fn weekly<T: StateStore, A: AlertSink>(
+        &self,
+        state: &T,
+        alerts: &A,
+        now: DateTime<Utc>,
+    ) -> Result<Verdict, PublishError> {
+        let (objects, secrets, sentry) = (self.objects(), self.secret_versions(), self.sentry().await);
+        send_weekly(&self.sources(state, &objects, &secrets, &sentry), alerts, Week::last_complete(now), now).await
+    }
+
+    fn objects(&self) -> S3Objects {
+        S3Objects::new(self.clients.s3(), self.bucket.clone())
+    }
+
+    fn secret_versions(&self) -> SecretsManagerVersions {
+        SecretsManagerVersions::new(self.clients.secrets())
+    }
+
+    fn sources<'a, T>(
+        &'a self,
+        state: &'a T,
+        objects: &'a S3Objects,
+        secrets: &'a SecretsManagerVersions,
+        sentry: &'a SentryAccess,
+    ) -> Sources<'a, T, S3Objects, SecretsManagerVersions, CloudWatch, SentryAccess> {
+        Sources {
             state,
-            objects: &objects,
-            secrets: &secrets,
+            objects,
+            secrets,
             alarms: &self.alarms,
-            sentry: &sentry,
+            sentry,
             prefix: &self.prefix,
             backup_prefix: &self.backup_prefix,
             report_prefix: &self.report_prefix,
-        };
-        send(&sources, alerts, now).await
+        }
     }
 
     /// Sentry's reader, from its secret as it is now (read once a day: no need to cache it).
@@ -92,10 +121,10 @@ impl DailyReport {
 
 /// Gathers the status and sends it to ops as one alert (info when all is well, else warning),
 /// its text the e-mail's body. Returns the verdict.
-pub async fn send<T, O, V, L, Q, A>(
+pub async fn send_daily<T, O, V, L, Q, A>(
     sources: &Sources<'_, T, O, V, L, Q>,
     alerts: &A,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Verdict, PublishError>
 where
     T: StateStore,
@@ -121,6 +150,38 @@ where
     // status: ...", not "[RESOLVED] ...").
     let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:daily-status"), title)
         .summary(status.render())
+        .detail("verdict", verdict_word(verdict));
+    alerts.publish(&alert).await?;
+    Ok(verdict)
+}
+
+/// Gathers the digest of `week` and sends it to ops as one alert (info when all is well, else
+/// warning), its text the e-mail's body. Returns the verdict.
+pub async fn send_weekly<T, O, V, L, Q, A>(
+    sources: &Sources<'_, T, O, V, L, Q>,
+    alerts: &A,
+    week: Week,
+    now: DateTime<Utc>,
+) -> Result<Verdict, PublishError>
+where
+    T: StateStore,
+    O: ObjectStore,
+    V: SecretVersions,
+    L: Alarms,
+    Q: SentryStats,
+    A: AlertSink,
+{
+    let digest = digest::gather(sources, week, now).await;
+    let verdict = digest.verdict();
+    let (severity, state) = match (digest.is_quiet(), verdict) {
+        (true, _) => (Severity::Info, "all as the runbook says"),
+        (false, Verdict::Ok) => (Severity::Warning, "some sources could not be read"),
+        (false, verdict) => (Severity::Warning, verdict_word(verdict)),
+    };
+    let title = format!("Weekly ops digest {}: {state}", digest.week.label);
+    let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:weekly-digest"), title)
+        .summary(digest.render())
+        .detail("week", digest.week.label.clone())
         .detail("verdict", verdict_word(verdict));
     alerts.publish(&alert).await?;
     Ok(verdict)
