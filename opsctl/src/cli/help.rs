@@ -39,7 +39,7 @@ pub const CHECK_ENV: &str = "\
 Checks the shell and the stack as deployed (the runbook's `npm run check:env`); each problem
 comes with the command that fixes it (fix: ...).
 
-Secrets    all eleven of the stack's secrets under --prefix (the rotated three created or adopted)
+Secrets    all twelve of the stack's secrets under --prefix (the rotated three created or adopted)
            exist, are readable, non-empty and well-formed; the rotated ones carry their
            rotation-strategy tag, rotate on the runbook's cadence (90 days the critical secret,
            180 days API keys) and are not overdue
@@ -47,7 +47,8 @@ Shell      AWS_REGION, SENTRY_DSN and SENTRY_ENVIRONMENT set and valid
 Functions  as deployed (lambda:GetFunctionConfiguration): their secret variables name secrets
            that exist; SENTRY_DSN set in each; health targets for the app, the AI engine and the
            database; scheduled-backup checking Supabase's own backups
-Sentry     the alert rules as `opsctl sentry apply` makes them (its dry run finds no difference)
+Sentry     the alert rules as `opsctl sentry apply` makes them (its dry run finds no difference);
+           <prefix>-sentry-read's token reads the app's numbers
 Topics     the ops topic's e-mail and pager subscriptions and the pager topic's confirmed
            (sns:ListSubscriptionsByTopic; PendingConfirmation is not)
 
@@ -57,6 +58,8 @@ pub const STATUS: &str = "\
 The runbook's daily checks in one screen. Each line is judged against the runbook's numbers (ok,
 WARNING, CRITICAL):
 
+- Sentry, the app's past 24 hours (<prefix>-sentry-read): error rate of its transactions
+  (warning above 2 %, critical above 5 %), their P95 (as below), new and escalating issues;
 - each health target: up, or down since when; P95 over the last 5 minutes (warning above 1500 ms,
   critical above 3000 ms); availability today and over 30 days; for a target with an objective
   (the AI engine's 99.5 %), the share of its error budget left and whether it burns;
@@ -68,8 +71,9 @@ WARNING, CRITICAL):
   forwarder that went to ALARM in the past 24 hours; CloudWatch alarms of the stack in ALARM.
 
 Reads the state table <prefix>-ops-state (dynamodb:Scan), the backup bucket (s3:ListBucket,
-s3:GetObject), Secrets Manager (secretsmanager:DescribeSecret) and CloudWatch
-(cloudwatch:DescribeAlarms, cloudwatch:DescribeAlarmHistory). The same screen reaches ops by
+s3:GetObject), Secrets Manager (secretsmanager:DescribeSecret, GetSecretValue of
+<prefix>-sentry-read), CloudWatch (cloudwatch:DescribeAlarms, cloudwatch:DescribeAlarmHistory)
+and Sentry's API. The same screen reaches ops by
 e-mail every day at 07:00 UTC (the schedule <prefix>-daily-status invokes health-checker).
 
 Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
