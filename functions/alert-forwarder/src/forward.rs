@@ -1,6 +1,6 @@
 //! Routing: de-duplicate on the source's own id, suppress repeats of a `dedup_key` within the
 //! repeat interval (unless severity rises or it resolves), mute children of a firing parent,
-//! then publish to the ops topic. State changes are conditional writes, so concurrent
+//! then deliver where `routing` says. State changes are conditional writes, so concurrent
 //! deliveries of the same alert notify once.
 //!
 //! Nothing an invocation holds outlives it: a delivery's claim and an alert's "being sent" mark
@@ -19,7 +19,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::ForwarderConfig;
-use crate::format;
 
 pub const SOURCE: &str = "alert-forwarder";
 const SEEN: &str = "alert-forwarder#seen";
@@ -192,6 +191,11 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |stored: &AlertRecord| {
             let previous = stored.settled(now_ms);
             let decision = decide(alert, &previous, parent.is_some(), now, repeat);
+            // A resolve goes where the alert it resolves went.
+            let routed = match alert.status {
+                Status::Resolved => previous.severity.unwrap_or(alert.severity),
+                Status::Firing => alert.severity,
+            };
             // Recorded as sent now, so concurrent deliveries of the alert take it for a repeat;
             // it counts as sent for good only once SNS has accepted it (`confirm_sent`).
             let sending = match decision {
@@ -211,13 +215,14 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 sending,
                 held: (decision == Decision::Muted && alert.status == Status::Firing).then(|| alert.clone()),
             };
-            (record, decision)
+            (record, (decision, routed))
         })
         .await?
         .ok_or_else(|| ForwardError::Contended(alert.dedup_key.clone()))?;
-        match committed.decision {
+        let (decision, routed) = committed.decision;
+        match decision {
             Decision::Sent => {
-                if let Err(err) = self.publish(alert, committed.after.muted_children).await {
+                if let Err(err) = self.deliver(alert, routed, committed.after.muted_children).await {
                     // Restore the record so the retried delivery is not taken for a repeat.
                     if let Err(rollback) = state::roll_back(&self.state, key, expires, &committed).await {
                         tracing::error!(error = %rollback, "could not restore the alert record after a failed publish");
@@ -233,7 +238,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             }
             Decision::Repeat | Decision::Duplicate => {}
         }
-        Ok(committed.decision)
+        Ok(decision)
     }
 
     /// SNS accepted the alert: it counts as sent whatever happens to this invocation now. If the
@@ -297,35 +302,6 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             }
         }
         Ok(None)
-    }
-
-    async fn publish(&self, alert: &Alert, muted_children: usize) -> Result<(), ForwardError> {
-        let subject = format::subject(alert);
-        let body = format::body(alert, muted_children);
-        self.ops.publish_message(&subject, &body, alert).await?;
-        forwarded_metrics(alert.severity).emit();
-        if let Some(secret) = &self.config.slack_secret_arn {
-            let url = match self.secrets.get(secret).await {
-                Ok(url) => url.value,
-                Err(err) => {
-                    tracing::error!(error = %err, "the Slack webhook secret is unreadable (e-mail was sent)");
-                    return Ok(());
-                }
-            };
-            let text = format!("*{}*\n{}", format::slack_escape(&subject), format::slack_escape(&body));
-            match self.http.post(url.trim()).json(&json!({"text": text})).send().await {
-                Ok(response) if response.status().is_success() => {}
-                Ok(response) => {
-                    tracing::error!(status = %response.status(), "Slack refused the notification (e-mail was sent)")
-                }
-                // The webhook URL is the credential: no error text may carry it into the logs.
-                Err(err) => tracing::error!(
-                    error = %ops_shared::lambda::error_chain(&err.without_url()),
-                    "Slack could not be reached (e-mail was sent)"
-                ),
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,10 +1,12 @@
 //! `alert-forwarder`: normalises our alerts, CloudWatch alarms and Sentry webhooks,
-//! de-duplicates them and tells ops in plain words on the ops topic (e-mail).
+//! de-duplicates them and tells ops in plain words: critical ones on the ops topic (e-mail and
+//! pager), the others in the team's Slack when it has a webhook (`routing`).
 
 pub mod config;
 pub mod format;
 pub mod forward;
 pub mod inbound;
+pub mod routing;
 pub mod sentry;
 
 use std::sync::Arc;

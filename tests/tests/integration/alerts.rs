@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 const SENTRY_SECRET: &str = "sentry-client-secret-for-tests";
 
-struct Fixture {
-    ops: Inbox,
+pub(crate) struct Fixture {
+    pub(crate) ops: Inbox,
     function: Function<AlertForwarder<DynamoState, SnsAlertPublisher>>,
 }
 
@@ -26,7 +26,10 @@ async fn fixture_with(rules: Vec<InhibitRule>, ops_topic: Option<String>) -> Fix
 
 /// The forwarder with the test defaults, changed by `adjust` (which may name secrets created
 /// through the `Aws` it is given).
-async fn fixture_configured(ops_topic: Option<String>, adjust: impl FnOnce(&mut ForwarderConfig)) -> Fixture {
+pub(crate) async fn fixture_configured(
+    ops_topic: Option<String>,
+    adjust: impl FnOnce(&mut ForwarderConfig),
+) -> Fixture {
     fixture_publishing_with(None, ops_topic, adjust).await
 }
 
@@ -79,7 +82,7 @@ async fn fixture() -> Fixture {
 }
 
 /// An SNS delivery of `message` as Lambda receives it.
-fn sns_event(message_id: &str, message: &str, subject: Option<&str>) -> Value {
+pub(crate) fn sns_event(message_id: &str, message: &str, subject: Option<&str>) -> Value {
     json!({"Records": [{
         "EventSource": "aws:sns", "EventVersion": "1.0",
         "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:cineview-ops-alerts:sub",
@@ -118,7 +121,7 @@ fn sentry_request(resource: &str, body: &str, secret: &str, timestamp: i64, requ
 }
 
 impl Fixture {
-    async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
+    pub(crate) async fn invoke(&self, event: Value) -> Result<Value, lambda_runtime::Diagnostic> {
         self.invoke_in(event, Context::default()).await
     }
 
@@ -142,7 +145,7 @@ impl Fixture {
         (answer["statusCode"].as_i64().unwrap_or(0), body)
     }
 
-    async fn one_notification(&self) -> Notification {
+    pub(crate) async fn one_notification(&self) -> Notification {
         let notes = self.ops.receive(1, Duration::from_secs(3)).await;
         assert_eq!(
             notes.len(),
@@ -469,9 +472,9 @@ async fn a_sentry_issue_alert_far_above_sns_limits_is_forwarded_truncated() {
     assert_eq!(note.attribute("severity"), Some("critical"));
 }
 
-/// A Sentry issue alert titled `title` through a forwarder whose Slack webhook is `slack_url`:
-/// accepted, and one e-mail notification sent.
-async fn sentry_alert_through_slack(slack_url: &str, title: &str, rule: &str) {
+/// A Sentry issue alert titled `title` (an error event: a warning) through a forwarder whose
+/// Slack webhook is `slack_url`: accepted. Returns the forwarder.
+async fn sentry_alert_through_slack(slack_url: &str, title: &str, rule: &str) -> Fixture {
     let aws = Aws::new(ops_testkit::shared()).await;
     let slack_secret = unique("slack-webhook");
     aws.secrets.create_secret().name(&slack_secret).secret_string(slack_url).send().await.expect("slack secret");
@@ -485,13 +488,13 @@ async fn sentry_alert_through_slack(slack_url: &str, title: &str, rule: &str) {
         .webhook(sentry_request("event_alert", &body, SENTRY_SECRET, chrono::Utc::now().timestamp(), &unique("req")))
         .await;
     assert_eq!(status, 202);
-    f.one_notification().await;
+    f
 }
 
 #[tokio::test]
 async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_links() {
     let slack = ops_testkit::slack::Slack::start().await;
-    sentry_alert_through_slack(
+    let f = sentry_alert_through_slack(
         &slack.url,
         "<!channel> pay here <https://evil.example|https://cineview.ai/billing> & now",
         "<!here> rule",
@@ -499,6 +502,7 @@ async fn slack_gets_escaped_text_so_events_cannot_mention_channels_or_forge_link
     .await;
     let texts = slack.texts();
     assert_eq!(texts.len(), 1, "one Slack message");
+    assert!(f.ops.receive(0, Duration::from_millis(500)).await.is_empty(), "a warning goes to Slack only");
     let text = &texts[0];
     assert!(!text.contains("<!channel>") && !text.contains("<!here>") && !text.contains("<https://"), "{text}");
     assert!(
@@ -513,7 +517,10 @@ async fn a_slack_webhook_url_never_reaches_a_log_line() {
     let logs = ops_testkit::logs::capture();
     let path_secret = uuid::Uuid::new_v4().simple().to_string();
     let url = format!("http://127.0.0.1:9/services/T00000000/B00000000/{path_secret}");
-    sentry_alert_through_slack(&url, "Slack is down", "rule").await;
+    let f = sentry_alert_through_slack(&url, "Slack is down", "rule").await;
+    let note = f.one_notification().await;
+    assert!(note.message.contains("Sent by e-mail because Slack did not take it: Slack could not be reached"));
+    assert!(!note.message.contains(&path_secret), "the webhook URL reached the e-mail");
     let text = logs.text();
     assert!(text.contains("Slack could not be reached"), "the failure is logged");
     assert!(!text.contains(&path_secret), "the webhook URL reached the logs");

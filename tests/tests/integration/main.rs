@@ -25,6 +25,7 @@ mod opsctl_runs;
 mod postgres17;
 mod preflight;
 mod rotation;
+mod routing;
 mod sentry_rules;
 mod status;
 mod supabase;
