@@ -1,4 +1,4 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | status | digest | backups | backup |
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | digest | silence … | backups | backup |
 //! restore-test | rotate | dr … | sentry apply`, and its manual (`--help`, in `help`).
 
 mod help;
@@ -106,11 +106,51 @@ pub enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// Hold back matching alerts for a while (a deploy, a drill): add, list, expire
+    #[command(long_about = help::SILENCE, after_help = EXIT_CODES)]
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
     /// Sentry, through its REST API
     #[command(long_about = help::SENTRY, after_help = EXIT_CODES)]
     Sentry {
         #[command(subcommand)]
         command: SentryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum SilenceCommand {
+    /// Hold back the alerts that match every --match, from now for --for
+    Add {
+        /// An alert field or detail and its value: source=health-checker, target=app,
+        /// severity=warning, dedup_key=health-checker:app (repeat for more; all must match)
+        #[arg(long = "match", value_name = "NAME=VALUE", required = true, value_parser = ops_shared::silence::Matcher::parse)]
+        matchers: Vec<ops_shared::silence::Matcher>,
+        /// How long: 30m, 2h, 1d (at most 14 days)
+        #[arg(long = "for", value_name = "DURATION", value_parser = crate::silences::parse_duration)]
+        duration: chrono::Duration,
+        /// Why, for the record and the notice at its end
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+    },
+    /// Every silence, active ones first
+    List {
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
+        /// Print JSON instead of the lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now; ops are told what it held back
+    Expire {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long, default_value = DEFAULT_PREFIX, value_name = "NAME")]
+        prefix: String,
     },
 }
 

@@ -11,6 +11,7 @@ use crate::on_demand::OnDemandError;
 use crate::outcome::{Outcome, Verdict};
 use crate::rotate::RotateError;
 use crate::sentry_rules::SentryError;
+use crate::silences::SilenceError;
 use crate::stack::StackError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum OpsctlError {
     Sentry(#[from] SentryError),
     #[error(transparent)]
     Rotate(#[from] RotateError),
+    #[error(transparent)]
+    Silence(#[from] SilenceError),
 }
 
 impl OpsctlError {
@@ -43,9 +46,11 @@ impl OpsctlError {
             OpsctlError::Restore(err) => err.verdict(),
             OpsctlError::Dr(_) => DrError::VERDICT,
             OpsctlError::Sentry(_) => SentryError::VERDICT,
-            OpsctlError::Https(_) | OpsctlError::Stack(_) | OpsctlError::Engine(_) | OpsctlError::Rotate(_) => {
-                Verdict::Failed
-            }
+            OpsctlError::Https(_)
+            | OpsctlError::Stack(_)
+            | OpsctlError::Engine(_)
+            | OpsctlError::Rotate(_)
+            | OpsctlError::Silence(_) => Verdict::Failed,
         }
     }
 }

@@ -15,4 +15,5 @@ pub mod preflight;
 pub mod progress;
 pub mod rotate;
 pub mod sentry_rules;
+pub mod silences;
 pub mod stack;

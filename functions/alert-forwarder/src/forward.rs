@@ -32,7 +32,7 @@ const IN_FLIGHT_POLL: std::time::Duration = std::time::Duration::from_millis(200
 /// How long at most an invocation waits for another one handling the same delivery, whatever
 /// its own deadline: then it fails, and the delivery is retried later.
 const IN_FLIGHT_WAIT_MS: i64 = 10_000;
-const WRITE_ATTEMPTS: usize = 5;
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -67,6 +67,8 @@ pub enum Decision {
     Repeat,
     /// A firing parent mutes it.
     Muted,
+    /// An active silence holds it back.
+    Silenced,
 }
 
 pub struct Forwarder<S, A> {
@@ -116,13 +118,17 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             }
         }
         let now = Utc::now().timestamp();
-        let routed = match self.route(source_id, alert, now, deadline_ms).await {
-            // A parent that resolved lets go of the children it held back; a failure there
-            // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
-            Ok(decision) if alert.status == Status::Resolved && decision != Decision::Muted => {
-                self.release_held(source_id, &alert.dedup_key, now, deadline_ms).await.map(|()| decision)
-            }
-            other => other,
+        let routed = match self.hold_if_silenced(alert, now).await {
+            Ok(true) => Ok(Decision::Silenced),
+            Ok(false) => match self.route(source_id, alert, now, deadline_ms).await {
+                // A parent that resolved lets go of the children it held back; a failure there
+                // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
+                Ok(decision) if alert.status == Status::Resolved && decision != Decision::Muted => {
+                    self.release_held(source_id, &alert.dedup_key, now, deadline_ms).await.map(|()| decision)
+                }
+                other => other,
+            },
+            Err(err) => Err(err),
         };
         match routed {
             Ok(decision) => {
@@ -236,7 +242,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                     tracing::info!(dedup_key = %alert.dedup_key, parent = %parent, "muted by a firing parent");
                 }
             }
-            Decision::Repeat | Decision::Duplicate => {}
+            Decision::Repeat | Decision::Duplicate | Decision::Silenced => {}
         }
         Ok(decision)
     }

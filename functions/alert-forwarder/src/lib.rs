@@ -8,6 +8,7 @@ pub mod forward;
 pub mod inbound;
 pub mod routing;
 pub mod sentry;
+pub mod silencing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +33,13 @@ pub const FUNCTION_NAME: &str = "alert-forwarder";
 /// How often a signature that does not match may make the webhook secret be read again.
 pub const SECRET_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The two triggers: SNS deliveries and Function URL requests (Sentry webhooks).
+/// The triggers: SNS deliveries, Function URL requests (Sentry webhooks), and the schedule that
+/// sweeps ended silences (`{"sweep": "silences"}`).
 #[derive(Debug)]
 pub enum Event {
     Sns(SnsEvent),
     FunctionUrl(Box<LambdaFunctionUrlRequest>),
+    SweepSilences,
 }
 
 impl<'de> Deserialize<'de> for Event {
@@ -50,8 +53,12 @@ impl<'de> Deserialize<'de> for Event {
             serde_json::from_value(value)
                 .map(|r| Event::FunctionUrl(Box::new(r)))
                 .map_err(|e| D::Error::custom(format!("malformed Function URL request: {e}")))
+        } else if value.get("sweep").and_then(Value::as_str) == Some("silences") {
+            Ok(Event::SweepSilences)
         } else {
-            Err(D::Error::custom("expected an SNS event (Records) or a Function URL request (requestContext)"))
+            Err(D::Error::custom(
+                "expected an SNS event (Records), a Function URL request (requestContext) or {\"sweep\": \"silences\"}",
+            ))
         }
     }
 }
@@ -186,6 +193,10 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder
         match event {
             Event::Sns(event) => self.handle_sns(event, deadline_ms).await.map(Answer::Records),
             Event::FunctionUrl(request) => Ok(Answer::Http(self.handle_webhook(&request, deadline_ms).await)),
+            Event::SweepSilences => {
+                let sent = self.forwarder.sweep_silences(chrono::Utc::now().timestamp()).await?;
+                Ok(Answer::Records(json!({"silence_notices": sent})))
+            }
         }
     }
 }

@@ -97,6 +97,22 @@ UTC (the schedule <prefix>-weekly-digest invokes health-checker).
 
 Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
 
+pub const SILENCE: &str = "\
+Silences hold back the alerts that match them while they last, as for a planned deploy or a
+disaster-recovery drill, so that nobody is paged for what is expected:
+
+  opsctl silence add --match source=health-checker --match target=app --for 2h --reason \"deploy 4.2\"
+  opsctl silence list [--json]
+  opsctl silence expire ID
+
+A matcher is NAME=VALUE on an alert's source, severity, status, dedup_key or title, or one of
+its details (target=app); an alert is held back when every matcher of an active silence matches.
+The forwarder counts what each silence holds back and, within 5 minutes of its end (or of
+`expire`), sends ops one notice of what it held and what still fires. An alert about the alert
+pipeline itself is never held back. `opsctl status` lists the active silences.
+
+Silences are kept in the state table <prefix>-ops-state (dynamodb:GetItem, dynamodb:PutItem).";
+
 pub const BACKUPS: &str = "\
 Every backup, newest first: age, size, rows, label, and the result of the newest restore test of
 it, if one covered it. Reads the backup bucket (s3:ListBucket, s3:GetObject).

@@ -8,6 +8,7 @@ pub mod on_demand;
 pub mod preflight;
 pub mod rotate;
 pub mod sentry;
+pub mod silence;
 pub mod status;
 
 use std::time::Duration;

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod restore;
 pub mod rotation;
 pub mod sentry_numbers;
+pub mod silence;
 pub mod slo;
 pub mod staging;
 pub mod status;

@@ -27,6 +27,7 @@ mod preflight;
 mod rotation;
 mod routing;
 mod sentry_rules;
+mod silences;
 mod status;
 mod supabase;
 mod supabase_dr;

@@ -203,11 +203,20 @@ async fn a_healthy_stack_is_all_ok_in_text_and_json() {
     r.restore_report("passed", 4).await;
     r.alert("health-checker:app", Severity::Critical, AlertStatus::Resolved, Duration::hours(30)).await;
     r.alert("health-checker:slow", Severity::Warning, AlertStatus::Resolved, Duration::minutes(10)).await;
+    let matchers = vec![ops_shared::silence::Matcher::parse("target=app").expect("matcher")];
+    let deploy = opsctl::silences::NewSilence {
+        matchers,
+        duration: Duration::hours(2),
+        reason: "deploy 4.2".into(),
+        created_by: "ops".into(),
+    };
+    let silence = opsctl::silences::add(&r.state, deploy, Utc::now()).await.expect("silence");
 
     let status = r.status().await;
     assert!(status.unreadable.is_empty(), "{:?}", status.unreadable);
     let text = status.render();
-    assert_eq!(status.verdict(), Verdict::Ok, "{text}");
+    assert_eq!(status.verdict(), Verdict::Ok, "a silence is no problem: {text}");
+    assert!(text.contains(&format!("target=app ({}, \"deploy 4.2\" by ops), 0 held back", silence.id)), "{text}");
     assert_eq!(status.exit_code(), 0);
     assert!(
         text.contains("ai-engine") && text.contains("objective 99.5 %") && text.contains("% of budget left"),

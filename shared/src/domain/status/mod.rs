@@ -19,6 +19,7 @@ use crate::domain::health::{STATE_SK, TargetState, p95};
 use crate::domain::restore::report::RestoreReport;
 use crate::domain::rotation::runbook_rotations;
 use crate::domain::sentry_numbers::{self, SentryDay, SentryStats, SentryUnavailable};
+use crate::domain::silence::{SILENCES, Silence, Silences};
 use crate::domain::slo::{BurnLevel, budget_left};
 
 mod alerts;
@@ -139,6 +140,8 @@ pub struct Status {
     /// The alarms that page ops without the forwarder (`DIRECT_TO_OPS`) that went to ALARM in
     /// the past 24 hours.
     pub alarmed_24h: Vec<AlarmEvent>,
+    /// The silences holding alerts back now.
+    pub silences: Vec<Silence>,
     /// What could not be read, and what to do about it.
     pub unreadable: Vec<String>,
 }
@@ -206,28 +209,17 @@ pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms,
         }
     };
     let secrets = secret_lines(sources, now, &mut unreadable).await;
-    let alerts = match sources.state.scan_prefix(ALERT_RECORDS).await {
-        Ok(items) => Some(alerts_line(&items, now)),
-        Err(err) => {
-            unreadable.push(format!("alerts: {err}"));
-            None
-        }
-    };
-    let alarms = match sources.alarms.firing(&format!("{}-", sources.prefix)).await {
-        Ok(alarms) => alarms,
-        Err(err) => {
-            unreadable.push(format!("alarms: {err} (allow cloudwatch:DescribeAlarms)"));
-            Vec::new()
-        }
-    };
+    let alerts = sources.state.scan_prefix(ALERT_RECORDS).await.map(|items| Some(alerts_line(&items, now)));
+    let alerts = noted(alerts, None, &mut unreadable, |err| format!("alerts: {err}"));
+    let alarms = sources.alarms.firing(&format!("{}-", sources.prefix)).await;
+    let alarms =
+        noted(alarms, Vec::new(), &mut unreadable, |err| format!("alarms: {err} (allow cloudwatch:DescribeAlarms)"));
     let names = direct_alarm_names(sources.prefix);
-    let alarmed_24h = match sources.alarms.went_to_alarm(&names, now - Duration::hours(WINDOW_HOURS)).await {
-        Ok(events) => events,
-        Err(err) => {
-            unreadable.push(format!("alarm history: {err} (allow cloudwatch:DescribeAlarmHistory)"));
-            Vec::new()
-        }
-    };
+    let alarmed_24h = sources.alarms.went_to_alarm(&names, now - Duration::hours(WINDOW_HOURS)).await;
+    let alarmed_24h = noted(alarmed_24h, Vec::new(), &mut unreadable, |err| {
+        format!("alarm history: {err} (allow cloudwatch:DescribeAlarmHistory)")
+    });
+    let silences = active_silences(sources.state, now, &mut unreadable).await;
     Status {
         generated_at: now,
         sentry,
@@ -238,7 +230,30 @@ pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms,
         alerts,
         alarms,
         alarmed_24h,
+        silences,
         unreadable,
+    }
+}
+
+/// What was read, or `fallback`, with why it could not be read among `unreadable`.
+fn noted<T, E>(read: Result<T, E>, fallback: T, unreadable: &mut Vec<String>, why: impl FnOnce(E) -> String) -> T {
+    read.unwrap_or_else(|err| {
+        unreadable.push(why(err));
+        fallback
+    })
+}
+
+/// The silences holding alerts back at `now`.
+async fn active_silences(state: &impl StateStore, now: DateTime<Utc>, unreadable: &mut Vec<String>) -> Vec<Silence> {
+    match state.get(SILENCES.0, SILENCES.1).await {
+        Ok(item) => {
+            let all: Silences = item.and_then(|i| serde_json::from_value(i.data).ok()).unwrap_or_default();
+            all.silences.into_iter().filter(|s| s.is_active(now.timestamp())).collect()
+        }
+        Err(err) => {
+            unreadable.push(format!("silences: {err} (allow dynamodb:GetItem on the state table)"));
+            Vec::new()
+        }
     }
 }
 

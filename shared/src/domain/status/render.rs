@@ -134,6 +134,18 @@ impl Status {
         for alarm in &self.alarms {
             out.push_str(&format!("  CRITICAL alarm {} in ALARM: {}\n", alarm.name, alarm.reason));
         }
+        for silence in &self.silences {
+            let until = chrono::DateTime::from_timestamp(silence.ends_at, 0).map(|t| t.format(TIME).to_string());
+            out.push_str(&format!(
+                "           silenced until {}: {} ({}, \"{}\" by {}), {} held back\n",
+                until.unwrap_or_default(),
+                silence.matchers_text(),
+                silence.id,
+                silence.reason,
+                silence.created_by,
+                silence.held_count
+            ));
+        }
     }
 }
 

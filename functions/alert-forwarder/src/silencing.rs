@@ -1,0 +1,70 @@
+//! Silences at the forwarder: an alert an active silence matches is held back and counted in
+//! the silence instead of sent; a scheduled sweep tells ops of each silence that has ended,
+//! within minutes of its end (DynamoDB's TTL deletes items days late, so it cannot be what
+//! notices).
+
+use ops_shared::alert::{Alert, AlertSink};
+use ops_shared::silence::{SILENCES, Silence, Silences};
+use ops_shared::state::{self, StateStore};
+
+use crate::forward::{ForwardError, Forwarder, SOURCE, WRITE_ATTEMPTS};
+
+impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
+    /// Holds `alert` back if an active silence matches it at `now`; whether it did.
+    pub(crate) async fn hold_if_silenced(&self, alert: &Alert, now: i64) -> Result<bool, ForwardError> {
+        let Some(item) = self.state.get(SILENCES.0, SILENCES.1).await? else { return Ok(false) };
+        let silences: Silences = serde_json::from_value(item.data).unwrap_or_default();
+        if silences.silencing(alert, now).is_none() {
+            return Ok(false);
+        }
+        let committed =
+            state::update(&self.state, SILENCES, silences.expires_at(now), WRITE_ATTEMPTS, |stored: &Silences| {
+                let mut silences = stored.clone();
+                let silence = silences.silences.iter_mut().find(|s| s.silences(alert, now));
+                let held = silence.map(|s| s.hold(alert, now)).is_some();
+                (silences, held)
+            })
+            .await?
+            .ok_or_else(|| ForwardError::Contended(SILENCES.0.to_owned()))?;
+        if committed.decision {
+            tracing::info!(dedup_key = %alert.dedup_key, "held back by a silence");
+        }
+        Ok(committed.decision)
+    }
+
+    /// Sends one notice for each silence that has ended and not been told yet; how many.
+    pub async fn sweep_silences(&self, now: i64) -> Result<usize, ForwardError> {
+        let Some(item) = self.state.get(SILENCES.0, SILENCES.1).await? else { return Ok(0) };
+        let silences: Silences = serde_json::from_value(item.data).unwrap_or_default();
+        let ended: Vec<String> =
+            silences.silences.iter().filter(|s| s.ends_at <= now && !s.summarized).map(|s| s.id.clone()).collect();
+        let mut sent = 0;
+        for id in ended {
+            // Marked told first, so that of two sweeps at once only one sends; put back if the
+            // notice cannot be sent, so that the next sweep tries again.
+            let expires = silences.expires_at(now);
+            let committed = state::update(&self.state, SILENCES, expires, WRITE_ATTEMPTS, |stored: &Silences| {
+                let mut silences = stored.clone();
+                let claimed: Option<Silence> =
+                    silences.silences.iter_mut().find(|s| s.id == id && !s.summarized).map(|s| {
+                        s.summarized = true;
+                        s.clone()
+                    });
+                silences.prune(now);
+                (silences, claimed)
+            })
+            .await?
+            .ok_or_else(|| ForwardError::Contended(SILENCES.0.to_owned()))?;
+            let Some(silence) = &committed.decision else { continue };
+            let notice = silence.summary_alert(SOURCE);
+            if let Err(err) = self.deliver(&notice, notice.severity, 0).await {
+                if let Err(rollback) = state::roll_back(&self.state, SILENCES, expires, &committed).await {
+                    tracing::error!(error = %rollback, "could not put back the silence whose notice failed");
+                }
+                return Err(err);
+            }
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
