@@ -1,4 +1,4 @@
-//! The command line: `opsctl [--region R] [--profile P] check-env | status | digest | silence … | backups | backup |
+//! The command line: `opsctl [--region R] [--profile P] check-env | status | digest | incidents | silence … | backups | backup |
 //! restore-test | rotate | dr … | sentry apply`, and its manual (`--help`, in `help`).
 
 mod help;
@@ -106,6 +106,17 @@ pub enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// The incident log: each incident of the past --since, or the timeline of one
+    #[command(long_about = help::INCIDENTS, after_help = EXIT_CODES)]
+    Incidents {
+        #[command(subcommand)]
+        show: Option<IncidentsCommand>,
+        /// How far back: 7d, 30d, 400d
+        #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::silences::parse_days)]
+        since: chrono::Duration,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Hold back matching alerts for a while (a deploy, a drill): add, list, expire
     #[command(long_about = help::SILENCE, after_help = EXIT_CODES)]
     Silence {
@@ -117,6 +128,15 @@ pub enum Command {
     Sentry {
         #[command(subcommand)]
         command: SentryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum IncidentsCommand {
+    /// One incident's timeline, ready to paste into a post-mortem
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
     },
 }
 

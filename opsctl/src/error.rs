@@ -35,6 +35,8 @@ pub enum OpsctlError {
     Rotate(#[from] RotateError),
     #[error(transparent)]
     Silence(#[from] SilenceError),
+    #[error("the incident log could not be read: {0}")]
+    Incidents(String),
 }
 
 impl OpsctlError {
@@ -50,7 +52,8 @@ impl OpsctlError {
             | OpsctlError::Stack(_)
             | OpsctlError::Engine(_)
             | OpsctlError::Rotate(_)
-            | OpsctlError::Silence(_) => Verdict::Failed,
+            | OpsctlError::Silence(_)
+            | OpsctlError::Incidents(_) => Verdict::Failed,
         }
     }
 }

@@ -34,6 +34,10 @@ async fn run(cli: Cli) -> Result<Outcome, OpsctlError> {
             let force = reason.as_deref().filter(|_| force_past_staging);
             Ok(commands::rotate::run(&ctx, &secret, force, &stack).await?)
         }
+        Command::Incidents { show, since, stack } => {
+            let id = show.map(|opsctl::cli::IncidentsCommand::Show { id }| id);
+            commands::incidents::run(&ctx, id, since, stack).await
+        }
         Command::Silence { command } => commands::silence::run(&ctx, command).await,
         Command::Sentry { command: SentryCommand::Apply { prefix, dry_run } } => {
             commands::sentry::apply(&ctx, &prefix, dry_run).await

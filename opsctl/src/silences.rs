@@ -38,6 +38,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A look-back as `--since` takes it: `7d`, `30d`, `400d`.
+pub fn parse_days(text: &str) -> Result<chrono::Duration, String> {
+    text.trim()
+        .strip_suffix('d')
+        .and_then(|days| days.parse::<i64>().ok())
+        .filter(|days| (1..=400).contains(days))
+        .map(chrono::Duration::days)
+        .ok_or_else(|| format!("{text:?} is not a number of days from 1d to 400d"))
+}
+
 async fn read(store: &impl StateStore) -> Result<Silences, SilenceError> {
     let item = store.get(SILENCES.0, SILENCES.1).await?;
     Ok(item.and_then(|item| serde_json::from_value(item.data).ok()).unwrap_or_default())

@@ -26,7 +26,9 @@ pub use adapters::{
 };
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
-pub use domain::{backup, digest, health, keys, restore, rotation, sentry_numbers, silence, slo, staging, status};
+pub use domain::{
+    backup, digest, health, incident, keys, restore, rotation, sentry_numbers, silence, slo, staging, status,
+};
 
 /// The alert model, and the SNS publisher that sends it.
 pub mod alert {

@@ -134,8 +134,9 @@ async fn forwarders(
     role: &Role,
 ) -> Result<((Function<Forwarder>, Calls), (Function<Forwarder>, Calls)), String> {
     let missing = ops_testkit::stack::topic_arn(&unique("no-such-topic"));
+    let bucket = names::backup_bucket();
     let mut built = Vec::new();
-    for env in [vec![("OPS_TOPIC_ARN", missing.as_str())], Vec::new()] {
+    for env in [vec![("OPS_TOPIC_ARN", missing.as_str())], vec![("BACKUP_BUCKET", bucket.as_str())]] {
         let (startup, calls) = iam.startup(role, &env).await?;
         let handler = alert_forwarder::build(startup).map_err(|e| e.to_string())?;
         built.push((Function::new(alert_forwarder::FUNCTION_NAME, handler, Scrubber::default()), calls));
@@ -146,20 +147,42 @@ async fn forwarders(
 }
 
 /// alert-forwarder: a publish that fails fails the invocation, and SNS's retry of the same
-/// delivery reaches ops (the claim on it was released, not kept as a duplicate).
+/// delivery reaches ops (the claim on it was released, not kept as a duplicate); the alert's
+/// resolve closes its incident, written to the bucket, and the sweep runs.
 async fn retry_after_failed_publish(role: &Role) -> Scenario {
     let iam = enforced();
     let ops = iam.admin().subscribe_queue(&ops_testkit::shared().ops_topic_arn).await;
     let ((broken, broken_calls), (fixed, fixed_calls)) = forwarders(iam, role).await?;
     let title = unique("database is down");
-    let event = sns_event(
-        &Alert::new("health-checker", Severity::Critical, unique("health-checker:db"), title.clone()).to_body(),
-    );
+    let alert = Alert::new("health-checker", Severity::Critical, unique("health-checker:db"), title.clone());
+    let event = sns_event(&alert.to_body());
     let failed = invoke(&broken, event.clone()).await;
     ensure(failed.as_ref().is_err_and(|e| e.starts_with("ForwardFailed")), format!("must fail: {failed:?}"))?;
     let retried = invoke(&fixed, event).await?;
     ensure(retried["records"][0]["decision"] == "sent", format!("the retry was not sent: {retried}"))?;
     delivered(&ops, &[&title]).await?;
+    invoke(&fixed, sns_event(&alert.clone().resolved().to_body())).await?;
+    let swept = invoke(&fixed, json!({"sweep": "ended"})).await?;
+    ensure(swept["incidents_written"].is_u64(), format!("the sweep ran: {swept}"))?;
+    let listed =
+        iam.admin().s3.list_objects_v2().bucket(names::backup_bucket()).prefix("reports/incidents/").send().await;
+    let keys: Vec<String> =
+        listed.map_err(|e| format!("{e:?}"))?.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    let mut written = false;
+    for key in &keys {
+        let body = iam
+            .admin()
+            .s3
+            .get_object()
+            .bucket(names::backup_bucket())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let bytes = body.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        written |= String::from_utf8_lossy(&bytes).contains(&alert.dedup_key);
+    }
+    ensure(written, format!("the closed incident of {} is in the bucket: {keys:?}", alert.dedup_key))?;
     Ok(broken_calls.actions().union(&fixed_calls.actions()).cloned().collect())
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use ops_shared::SecretCache;
 use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, PublishError, Sending, Severity, Status};
+use ops_shared::objects::S3Objects;
 use ops_shared::state::{self, StateError, StateStore};
 use ops_shared::telemetry::{Metrics, Unit};
 use serde::Serialize;
@@ -75,6 +76,8 @@ pub struct Forwarder<S, A> {
     pub state: S,
     /// The ops topic.
     pub ops: A,
+    /// The backup bucket, where closed incidents are written.
+    pub incidents: Option<S3Objects>,
     pub secrets: Arc<SecretCache>,
     pub http: reqwest::Client,
     pub config: ForwarderConfig,
@@ -118,9 +121,16 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             }
         }
         let now = Utc::now().timestamp();
-        let routed = match self.hold_if_silenced(alert, now).await {
-            Ok(true) => Ok(Decision::Silenced),
-            Ok(false) => match self.route(source_id, alert, now, deadline_ms).await {
+        let silence = match self.hold_if_silenced(alert, now).await {
+            Ok(silence) => silence,
+            Err(err) => {
+                self.release_claim(source_id).await;
+                return Err(err);
+            }
+        };
+        let routed = match &silence {
+            Some(_) => Ok(Decision::Silenced),
+            None => match self.route(source_id, alert, now, deadline_ms).await {
                 // A parent that resolved lets go of the children it held back; a failure there
                 // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
                 Ok(decision) if alert.status == Status::Resolved && decision != Decision::Muted => {
@@ -128,21 +138,25 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 }
                 other => other,
             },
-            Err(err) => Err(err),
         };
         match routed {
             Ok(decision) => {
+                self.record_incident(alert, decision, silence.as_deref(), now).await;
                 self.mark_done(source_id, now).await?;
                 tracing::info!(dedup_key = %alert.dedup_key, ?decision, "alert routed");
                 Ok(decision)
             }
             Err(err) => {
-                // Release the claim so the retry of this delivery is not taken for a duplicate.
-                if let Err(release) = self.state.delete(SEEN, source_id).await {
-                    tracing::error!(error = %release, "could not release the delivery claim");
-                }
+                self.release_claim(source_id).await;
                 Err(err)
             }
+        }
+    }
+
+    /// Releases the delivery's claim so that its retry is not taken for a duplicate.
+    async fn release_claim(&self, source_id: &str) {
+        if let Err(release) = self.state.delete(SEEN, source_id).await {
+            tracing::error!(error = %release, "could not release the delivery claim");
         }
     }
 

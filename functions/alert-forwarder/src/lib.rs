@@ -6,6 +6,7 @@ pub mod config;
 pub mod format;
 pub mod forward;
 pub mod inbound;
+pub mod incidents;
 pub mod routing;
 pub mod sentry;
 pub mod silencing;
@@ -19,6 +20,7 @@ use aws_lambda_events::http::HeaderValue;
 use aws_lambda_events::http::header::CONTENT_TYPE;
 use base64::Engine;
 use lambda_runtime::Context;
+use ops_shared::objects::S3Objects;
 use ops_shared::state::{DynamoState, StateStore};
 use ops_shared::{AlertSink, ConfigError, FunctionError, Handler, SecretCache, SnsAlertPublisher, Startup};
 use serde::de::Error as _;
@@ -34,12 +36,13 @@ pub const FUNCTION_NAME: &str = "alert-forwarder";
 pub const SECRET_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The triggers: SNS deliveries, Function URL requests (Sentry webhooks), and the schedule that
-/// sweeps ended silences (`{"sweep": "silences"}`).
+/// tells ops of ended silences and writes closed incidents a failed write left behind
+/// (`{"sweep": "ended"}`).
 #[derive(Debug)]
 pub enum Event {
     Sns(SnsEvent),
     FunctionUrl(Box<LambdaFunctionUrlRequest>),
-    SweepSilences,
+    Sweep,
 }
 
 impl<'de> Deserialize<'de> for Event {
@@ -53,11 +56,11 @@ impl<'de> Deserialize<'de> for Event {
             serde_json::from_value(value)
                 .map(|r| Event::FunctionUrl(Box::new(r)))
                 .map_err(|e| D::Error::custom(format!("malformed Function URL request: {e}")))
-        } else if value.get("sweep").and_then(Value::as_str) == Some("silences") {
-            Ok(Event::SweepSilences)
+        } else if value.get("sweep").and_then(Value::as_str) == Some("ended") {
+            Ok(Event::Sweep)
         } else {
             Err(D::Error::custom(
-                "expected an SNS event (Records), a Function URL request (requestContext) or {\"sweep\": \"silences\"}",
+                "expected an SNS event (Records), a Function URL request (requestContext) or {\"sweep\": \"ended\"}",
             ))
         }
     }
@@ -193,9 +196,10 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> Handler for AlertForwarder
         match event {
             Event::Sns(event) => self.handle_sns(event, deadline_ms).await.map(Answer::Records),
             Event::FunctionUrl(request) => Ok(Answer::Http(self.handle_webhook(&request, deadline_ms).await)),
-            Event::SweepSilences => {
+            Event::Sweep => {
                 let sent = self.forwarder.sweep_silences(chrono::Utc::now().timestamp()).await?;
-                Ok(Answer::Records(json!({"silence_notices": sent})))
+                let written = self.forwarder.flush_closed_incidents().await?;
+                Ok(Answer::Records(json!({"silence_notices": sent, "incidents_written": written})))
             }
         }
     }
@@ -213,8 +217,11 @@ pub fn deadline_ms(ctx: &Context) -> i64 {
 pub fn build(startup: Startup) -> Result<AlertForwarder<DynamoState, SnsAlertPublisher>, ConfigError> {
     let config = ForwarderConfig::from_env(&startup.env)?;
     let http = ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(5)))?;
+    let incidents =
+        startup.env.get("BACKUP_BUCKET").map(|bucket| S3Objects::new(startup.clients.s3(), bucket.to_owned()));
     let forwarder = Forwarder {
         state: DynamoState::new(startup.clients.dynamodb(), startup.common.state_table.clone()),
+        incidents,
         ops: SnsAlertPublisher::new(startup.clients.sns(), config.ops_topic_arn.clone()),
         secrets: Arc::clone(&startup.secrets),
         http,

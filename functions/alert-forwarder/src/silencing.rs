@@ -10,24 +10,27 @@ use ops_shared::state::{self, StateStore};
 use crate::forward::{ForwardError, Forwarder, SOURCE, WRITE_ATTEMPTS};
 
 impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
-    /// Holds `alert` back if an active silence matches it at `now`; whether it did.
-    pub(crate) async fn hold_if_silenced(&self, alert: &Alert, now: i64) -> Result<bool, ForwardError> {
-        let Some(item) = self.state.get(SILENCES.0, SILENCES.1).await? else { return Ok(false) };
+    /// Holds `alert` back if an active silence matches it at `now`; the silence that did.
+    pub(crate) async fn hold_if_silenced(&self, alert: &Alert, now: i64) -> Result<Option<String>, ForwardError> {
+        let Some(item) = self.state.get(SILENCES.0, SILENCES.1).await? else { return Ok(None) };
         let silences: Silences = serde_json::from_value(item.data).unwrap_or_default();
         if silences.silencing(alert, now).is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let committed =
             state::update(&self.state, SILENCES, silences.expires_at(now), WRITE_ATTEMPTS, |stored: &Silences| {
                 let mut silences = stored.clone();
                 let silence = silences.silences.iter_mut().find(|s| s.silences(alert, now));
-                let held = silence.map(|s| s.hold(alert, now)).is_some();
+                let held = silence.map(|s| {
+                    s.hold(alert, now);
+                    s.id.clone()
+                });
                 (silences, held)
             })
             .await?
             .ok_or_else(|| ForwardError::Contended(SILENCES.0.to_owned()))?;
-        if committed.decision {
-            tracing::info!(dedup_key = %alert.dedup_key, "held back by a silence");
+        if let Some(id) = &committed.decision {
+            tracing::info!(dedup_key = %alert.dedup_key, silence = %id, "held back by a silence");
         }
         Ok(committed.decision)
     }

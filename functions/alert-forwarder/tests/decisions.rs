@@ -14,6 +14,7 @@ fn forwarder(repeat: Duration, inhibit_rules: Vec<InhibitRule>) -> Forwarder<Mem
     Forwarder {
         state: MemoryState::default(),
         ops: RecordingAlerts::default(),
+        incidents: None,
         secrets: Arc::new(offline_secrets()),
         http: ops_shared::http::client(Duration::from_secs(1)).expect("http"),
         config: ForwarderConfig {

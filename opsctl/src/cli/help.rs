@@ -97,6 +97,19 @@ UTC (the schedule <prefix>-weekly-digest invokes health-checker).
 
 Exit 0 when every line is ok, 1 when one is not, 2 when a source cannot be read.";
 
+pub const INCIDENTS: &str = "\
+The incident log. Every warning or critical alert the forwarder handles is part of an incident:
+grouped by its alert key, or by an inhibition parent whose incident is open; opened at its first
+firing, closed when the alert that opened it resolves. Each records its alert keys, the pages and
+notifications sent, the silences that held some back, and a timeline.
+
+  opsctl incidents [--since 30d] [--json]   one line each, newest first (open ones too)
+  opsctl incidents show ID [--json]         the timeline, ready to paste into a post-mortem
+
+Closed incidents are in the backup bucket under reports/incidents/YYYY/MM/ (kept 400 days:
+s3:ListBucket, s3:GetObject), open ones in the state table (dynamodb:Scan). The weekly digest
+counts them.";
+
 pub const SILENCE: &str = "\
 Silences hold back the alerts that match them while they last, as for a planned deploy or a
 disaster-recovery drill, so that nobody is paged for what is expected:

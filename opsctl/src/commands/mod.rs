@@ -4,6 +4,7 @@
 pub mod backups;
 pub mod check_env;
 pub mod dr;
+pub mod incidents;
 pub mod on_demand;
 pub mod preflight;
 pub mod rotate;

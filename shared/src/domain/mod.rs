@@ -5,6 +5,7 @@ pub mod alert;
 pub mod backup;
 pub mod digest;
 pub mod health;
+pub mod incident;
 pub mod keys;
 pub mod restore;
 pub mod rotation;

@@ -69,6 +69,7 @@ async fn fixture_with_clients(
     let forwarder = Forwarder {
         state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
         ops: SnsAlertPublisher::new(ops_sns.unwrap_or_else(|| aws.sns.clone()), config.ops_topic_arn.clone()),
+        incidents: Some(ops_shared::objects::S3Objects::new(aws.s3.clone(), names::backup_bucket())),
         secrets: Arc::clone(&secrets),
         http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
         config,

@@ -98,6 +98,7 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
             forwarder: alert_forwarder::Forwarder {
                 state: DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE),
                 ops: SnsAlertPublisher::new(aws.sns.clone(), forwarder_config.ops_topic_arn.clone()),
+                incidents: None,
                 secrets: Arc::clone(&secrets),
                 http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
                 config: forwarder_config,

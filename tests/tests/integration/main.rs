@@ -20,6 +20,7 @@ mod dr_tested;
 mod functions;
 mod google_keys;
 mod health;
+mod incidents;
 mod opsctl;
 mod opsctl_runs;
 mod postgres17;

@@ -88,7 +88,7 @@ async fn a_silenced_alert_is_held_back_and_told_when_the_silence_ends() {
     // Ended by hand: the next sweep tells ops, once.
     silences::expire(&state, &silence.id, Utc::now()).await.expect("expired");
     silences::expire(&state, &wide.id, Utc::now()).await.expect("expired");
-    let swept = f.invoke(json!({"sweep": "silences"})).await.expect("swept");
+    let swept = f.invoke(json!({"sweep": "ended"})).await.expect("swept");
     assert!(swept["silence_notices"].as_u64().is_some_and(|n| n >= 2), "{swept}");
     let notes = f.ops.receive(2, Duration::from_secs(3)).await;
     let notice = notes
@@ -108,7 +108,7 @@ async fn a_silenced_alert_is_held_back_and_told_when_the_silence_ends() {
         ))
     );
     assert!(notice.message.contains("\"deploy 4.2\", set by arn:aws:iam::123456789012:user/ops"));
-    let again = f.invoke(json!({"sweep": "silences"})).await.expect("swept");
+    let again = f.invoke(json!({"sweep": "ended"})).await.expect("swept");
     assert!(
         f.ops.receive(0, Duration::from_millis(700)).await.iter().all(|n| !n.message.contains(&silence.id)),
         "{again}"

@@ -3,7 +3,7 @@
 //! week over week (error events, new and regressed issues, the top 5), the app's P95 this week
 //! against last and against 1500 ms, availability and error budget of each target with an
 //! objective, every backup of the week and the latest restore test with its RTO and RPO, the
-//! rotations due within 30 days, and the alerts of the week.
+//! rotations due within 30 days, and the week's incidents and alerts.
 
 mod render;
 
@@ -18,13 +18,15 @@ use crate::adapters::state::StateStore;
 use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity};
 use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
 use crate::domain::health::{STATE_SK, TargetState};
+use crate::domain::incident::{self, Incident};
 use crate::domain::restore::report::RestoreReport;
 use crate::domain::sentry_numbers::{
     Issue, IssueFilter, Period, SentryStats, SentryUnavailable, TOP_ISSUES, Transactions,
 };
 use crate::domain::slo::budget_left;
 use crate::domain::status::{
-    Alarms, BackupLine, RestoreLine, SecretLine, Sources, Verdict, backup_line, newest, restore_line, secret_lines,
+    Alarms, BackupLine, RestoreLine, SecretLine, Sources, Verdict, backup_line, newest, noted, restore_line,
+    secret_lines,
 };
 
 /// Rotations due within this many days are listed.
@@ -73,6 +75,10 @@ impl Week {
 
     fn contains(&self, at: DateTime<Utc>) -> bool {
         at >= self.period.start && at < self.period.end
+    }
+
+    fn contains_ts(&self, at: i64) -> bool {
+        DateTime::from_timestamp(at, 0).is_some_and(|at| self.contains(at))
     }
 }
 
@@ -145,6 +151,8 @@ pub struct Digest {
     pub restore_test: Option<RestoreWeek>,
     pub rotations_due: Vec<SecretLine>,
     pub alerts: Option<AlertsWeek>,
+    /// The incidents opened in the week.
+    pub incidents: Option<Vec<Incident>>,
     pub unreadable: Vec<String>,
 }
 
@@ -186,20 +194,12 @@ where
             SentrySection::Unreadable
         }
     };
-    let targets = match sources.state.scan_prefix("health-checker#").await {
-        Ok(items) => target_weeks(&items, &week),
-        Err(err) => {
-            unreadable.push(format!("health state: {err} (allow dynamodb:Scan on the state table)"));
-            Vec::new()
-        }
-    };
-    let alerts = match sources.state.scan_prefix(ALERT_RECORDS).await {
-        Ok(items) => Some(alerts_of(&items, &week, now)),
-        Err(err) => {
-            unreadable.push(format!("alerts: {err}"));
-            None
-        }
-    };
+    let targets = sources.state.scan_prefix("health-checker#").await.map(|items| target_weeks(&items, &week));
+    let targets = noted(targets, Vec::new(), &mut unreadable, |err| {
+        format!("health state: {err} (allow dynamodb:Scan on the state table)")
+    });
+    let alerts = sources.state.scan_prefix(ALERT_RECORDS).await.map(|items| Some(alerts_of(&items, &week, now)));
+    let alerts = noted(alerts, None, &mut unreadable, |err| format!("alerts: {err}"));
     let backups = match backups_of(sources.objects, sources.backup_prefix, &week, now).await {
         Ok(backups) => Some(backups),
         Err(err) => {
@@ -217,12 +217,26 @@ where
             None
         }
     };
+    let incidents = incident::since(sources.objects, sources.state, week.period.start).await;
+    let incidents = incidents.map(|all| Some(all.into_iter().filter(|i| week.contains_ts(i.opened_at)).collect()));
+    let incidents = noted(incidents, None, &mut unreadable, |err| format!("incidents: {err}"));
     let rotations_due = secret_lines(sources, now, &mut unreadable)
         .await
         .into_iter()
         .filter(|s| s.days_left.is_none_or(|days| days <= ROTATION_HORIZON_DAYS))
         .collect();
-    Digest { week, generated_at: now, sentry, targets, backups, restore_test, rotations_due, alerts, unreadable }
+    Digest {
+        week,
+        generated_at: now,
+        sentry,
+        targets,
+        backups,
+        restore_test,
+        rotations_due,
+        alerts,
+        incidents,
+        unreadable,
+    }
 }
 
 async fn sentry_week(sentry: &impl SentryStats, week: &Week) -> Result<SentryWeek, SentryUnavailable> {

@@ -108,6 +108,14 @@ impl Digest {
     }
 
     fn render_alerts(&self, out: &mut String) {
+        out.push_str("\nIncidents of the week\n");
+        if let Some(incidents) = &self.incidents {
+            out.push_str(&format!("           {} incident(s)\n", incidents.len()));
+            let now = self.generated_at.timestamp();
+            for incident in incidents {
+                out.push_str(&format!("           {}\n", incident.line(now)));
+            }
+        }
         out.push_str("\nAlerts of the week\n");
         let Some(alerts) = &self.alerts else { return };
         let counts: Vec<String> = alerts.by_severity.iter().rev().map(|(s, n)| format!("{n} {}", s.as_str())).collect();

@@ -236,7 +236,12 @@ pub async fn gather<T: StateStore, O: ObjectStore, S: SecretVersions, A: Alarms,
 }
 
 /// What was read, or `fallback`, with why it could not be read among `unreadable`.
-fn noted<T, E>(read: Result<T, E>, fallback: T, unreadable: &mut Vec<String>, why: impl FnOnce(E) -> String) -> T {
+pub(crate) fn noted<T, E>(
+    read: Result<T, E>,
+    fallback: T,
+    unreadable: &mut Vec<String>,
+    why: impl FnOnce(E) -> String,
+) -> T {
     read.unwrap_or_else(|err| {
         unreadable.push(why(err));
         fallback

@@ -1,0 +1,123 @@
+//! The incident log at the forwarder: each alert it handles is recorded in its incident (see
+//! `ops_shared::incident`), and a closed incident is written to the backup bucket. Recording
+//! never fails a delivery: the alert has reached ops by then; a failure is logged, and a closed
+//! incident that could not be written stays in the state table until the sweep writes it.
+
+use ops_shared::alert::{Alert, AlertSink, Status};
+use ops_shared::incident::{
+    Handling, Incident, OPEN_FOR_AT_MOST_SECS, OPEN_INCIDENTS, OpenIncident, is_incident_alert,
+};
+use ops_shared::objects::ObjectStore;
+use ops_shared::state::{self, StateError, StateStore};
+
+use crate::forward::{Decision, ForwardError, Forwarder, WRITE_ATTEMPTS};
+use crate::routing::ALWAYS_EMAILED;
+
+impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
+    /// Records `decision` on `alert` (held back by `silence`, if one) at `now`.
+    pub(crate) async fn record_incident(&self, alert: &Alert, decision: Decision, silence: Option<&str>, now: i64) {
+        let handling = match decision {
+            Decision::Sent => Handling::Sent,
+            Decision::Muted => Handling::Muted,
+            Decision::Silenced => Handling::Silenced,
+            Decision::Repeat | Decision::Duplicate => return,
+        };
+        if !is_incident_alert(alert, ALWAYS_EMAILED) {
+            return;
+        }
+        if let Err(err) = self.record(alert, handling, silence, now).await {
+            tracing::error!(error = %err, dedup_key = %alert.dedup_key, "the incident log could not record the alert");
+        }
+    }
+
+    async fn record(
+        &self,
+        alert: &Alert,
+        handling: Handling,
+        silence: Option<&str>,
+        now: i64,
+    ) -> Result<(), ForwardError> {
+        let group = self.incident_key(alert).await?;
+        let key = (OPEN_INCIDENTS, group.as_str());
+        let committed =
+            state::update(&self.state, key, now + OPEN_FOR_AT_MOST_SECS, WRITE_ATTEMPTS, |stored: &OpenIncident| {
+                let mut record = stored.clone();
+                if record.incident.as_ref().is_some_and(|i| i.closed_at.is_some()) {
+                    record.unwritten = record.incident.take();
+                }
+                match (&mut record.incident, alert.status) {
+                    (Some(incident), _) => incident.record(alert, handling, silence, now),
+                    (None, Status::Firing) => {
+                        let mut incident = Incident::open(alert, now);
+                        incident.record(alert, handling, silence, now);
+                        record.incident = Some(incident);
+                    }
+                    (None, Status::Resolved) => {}
+                }
+                (record, ())
+            })
+            .await?
+            .ok_or_else(|| ForwardError::Contended(group.clone()))?;
+        self.write_closed(&group, &committed.after).await
+    }
+
+    /// The key of the incident `alert` belongs to: that of an inhibition parent whose incident
+    /// is open, else its own.
+    async fn incident_key(&self, alert: &Alert) -> Result<String, StateError> {
+        for rule in
+            self.config.inhibit_rules.iter().filter(|r| r.mutes(&alert.dedup_key) && r.parent != alert.dedup_key)
+        {
+            let open = self.state.get(OPEN_INCIDENTS, &rule.parent).await?;
+            let record: Option<OpenIncident> = open.and_then(|item| serde_json::from_value(item.data).ok());
+            if record.and_then(|r| r.incident).is_some_and(|i| i.closed_at.is_none()) {
+                return Ok(rule.parent.clone());
+            }
+        }
+        Ok(alert.dedup_key.clone())
+    }
+
+    /// Writes the closed incidents of `record` to the bucket, then forgets them.
+    async fn write_closed(&self, group: &str, record: &OpenIncident) -> Result<(), ForwardError> {
+        let closed: Vec<&Incident> =
+            record.unwritten.iter().chain(record.incident.iter().filter(|i| i.closed_at.is_some())).collect();
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let Some(bucket) = &self.incidents else {
+            tracing::error!(incident = %group, "no BACKUP_BUCKET: the closed incident is kept in the state table only");
+            return Ok(());
+        };
+        for incident in &closed {
+            let body = serde_json::to_vec_pretty(incident).unwrap_or_default();
+            if let Err(err) = bucket.put(&incident.object_key(), body, "application/json").await {
+                tracing::error!(error = %err, incident = %incident.id, "the closed incident could not be written; the sweep tries again");
+                return Ok(());
+            }
+        }
+        let still_open = record.incident.as_ref().filter(|i| i.closed_at.is_none());
+        if still_open.is_none() {
+            self.state.delete(OPEN_INCIDENTS, group).await?;
+        } else if record.unwritten.is_some() {
+            let kept = OpenIncident { incident: still_open.cloned(), unwritten: None };
+            let expires = still_open.map_or(0, |i| i.opened_at) + OPEN_FOR_AT_MOST_SECS;
+            state::update(&self.state, (OPEN_INCIDENTS, group), expires, WRITE_ATTEMPTS, |_: &OpenIncident| {
+                (kept.clone(), ())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the closed incidents a failed write left in the state table; how many keys.
+    pub async fn flush_closed_incidents(&self) -> Result<usize, ForwardError> {
+        let mut flushed = 0;
+        for (_, group, data) in self.state.scan_prefix(OPEN_INCIDENTS).await? {
+            let Ok(record) = serde_json::from_value::<OpenIncident>(data) else { continue };
+            if record.unwritten.is_some() || record.incident.as_ref().is_some_and(|i| i.closed_at.is_some()) {
+                self.write_closed(&group, &record).await?;
+                flushed += 1;
+            }
+        }
+        Ok(flushed)
+    }
+}
