@@ -141,14 +141,10 @@ where
         }
     }
     let verdict = status.verdict();
-    let (severity, title) = match (verdict, status.unreadable.is_empty()) {
-        (Verdict::Ok, true) => (Severity::Info, "Daily ops status: all as the runbook says".to_owned()),
-        (Verdict::Ok, false) => (Severity::Warning, "Daily ops status: some sources could not be read".to_owned()),
-        (verdict, _) => (Severity::Warning, format!("Daily ops status: {}", verdict_word(verdict))),
-    };
+    let (severity, state) = report_state(verdict, status.unreadable.is_empty());
     // A report, not an incident: firing, so that its subject says what it is ("[INFO] Daily ops
     // status: ...", not "[RESOLVED] ...").
-    let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:daily-status"), title)
+    let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:daily-status"), format!("Daily ops status: {state}"))
         .summary(status.render())
         .detail("verdict", verdict_word(verdict));
     alerts.publish(&alert).await?;
@@ -173,11 +169,7 @@ where
 {
     let digest = digest::gather(sources, week, now).await;
     let verdict = digest.verdict();
-    let (severity, state) = match (digest.is_quiet(), verdict) {
-        (true, _) => (Severity::Info, "all as the runbook says"),
-        (false, Verdict::Ok) => (Severity::Warning, "some sources could not be read"),
-        (false, verdict) => (Severity::Warning, verdict_word(verdict)),
-    };
+    let (severity, state) = report_state(verdict, digest.unreadable.is_empty());
     let title = format!("Weekly ops digest {}: {state}", digest.week.label);
     let alert = Alert::new(SOURCE, severity, format!("{SOURCE}:weekly-digest"), title)
         .summary(digest.render())
@@ -191,6 +183,16 @@ where
 /// secrets' lines: the dashboard's rotation widget, drawn against its 14-day line.
 pub fn rotation_metrics(secret: &str, days_left: i64) -> Metrics {
     Metrics::new("CineView/Ops").dimension("Secret", secret).value("DaysToRotation", days_left as f64, Unit::None)
+}
+
+/// A report's severity and the words for its state: info when all is well and everything was
+/// read, else a warning (the pages come from the alerts and alarms themselves).
+fn report_state(verdict: Verdict, all_read: bool) -> (Severity, &'static str) {
+    match (verdict, all_read) {
+        (Verdict::Ok, true) => (Severity::Info, "all as the runbook says"),
+        (Verdict::Ok, false) => (Severity::Warning, "some sources could not be read"),
+        (verdict, _) => (Severity::Warning, verdict_word(verdict)),
+    }
 }
 
 fn verdict_word(verdict: Verdict) -> &'static str {

@@ -64,6 +64,7 @@ async fn main() -> ExitCode {
     demo.backup_and_verify().await;
     demo.disaster_recovery_drill().await;
     demo.outage_to_email().await;
+    demo.incident_log();
     demo.weekly_digest().await;
     demo.sample_events("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"]).await;
 
@@ -360,6 +361,25 @@ impl Demo {
         }
         if emails.len() != 2 {
             self.problems.push(format!("ops received {} e-mails, expected 2 (down, resolved)", emails.len()));
+        }
+        println!();
+    }
+
+    /// The outage above, as the incident log keeps it: `opsctl incidents`, then its timeline.
+    fn incident_log(&mut self) {
+        println!("== the incident log: opsctl incidents, and the outage's timeline");
+        let Some((stdout, _)) = self.opsctl(&["incidents", "--since", "1d", "--json"]) else { return };
+        let incidents: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_default();
+        let outage = incidents.iter().find(|i| i["key"] == "health-checker:app" && !i["closed_at"].is_null());
+        let Some(id) = outage.and_then(|i| i["id"].as_str()).map(str::to_owned) else {
+            self.problems.push(format!("the outage is not a closed incident: {stdout}"));
+            return;
+        };
+        self.opsctl(&["incidents", "--since", "1d"]);
+        if let Some((timeline, _)) = self.opsctl(&["incidents", "show", &id])
+            && !timeline.contains("resolved health-checker:app")
+        {
+            self.problems.push("the incident's timeline does not end with the resolve".into());
         }
         println!();
     }

@@ -169,11 +169,6 @@ impl Digest {
         let lines = self.targets.iter().map(|t| t.verdict).chain(self.rotations_due.iter().map(|s| s.verdict));
         lines.fold(sentry.max(backups).max(restore), Verdict::max)
     }
-
-    /// Whether all is well and everything was read: the e-mail is then info, else a warning.
-    pub fn is_quiet(&self) -> bool {
-        self.verdict() == Verdict::Ok && self.unreadable.is_empty()
-    }
 }
 
 /// The digest of `week`, as of `now`.

@@ -2,7 +2,7 @@
 
 use super::{Digest, SentrySection, SentryWeek};
 use crate::domain::sentry_numbers::Transactions;
-use crate::domain::status::{P95_CRITICAL_MS, P95_WARN_MS, RPO_HOURS, RTO_MINUTES, issue_lines, percent};
+use crate::domain::status::{P95_CRITICAL_MS, P95_WARN_MS, RPO_HOURS, RTO_MINUTES, footer, issue_lines, percent};
 
 const TIME: &str = "%Y-%m-%d %H:%M UTC";
 
@@ -20,10 +20,7 @@ impl Digest {
         self.render_backups(&mut out);
         self.render_rotations(&mut out);
         self.render_alerts(&mut out);
-        for problem in &self.unreadable {
-            out.push_str(&format!("\nCANNOT READ {problem}\n"));
-        }
-        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
+        footer(&mut out, &self.unreadable, self.verdict());
         out
     }
 

@@ -24,7 +24,7 @@ use crate::domain::slo::{BurnLevel, budget_left};
 
 mod alerts;
 mod render;
-pub(crate) use render::{issue_lines, percent};
+pub(crate) use render::{footer, issue_lines, percent};
 pub(crate) mod verdict;
 
 pub use alerts::{AlarmEvent, AlertsLine, DIRECT_TO_OPS};

@@ -14,10 +14,7 @@ impl Status {
         self.render_backups(&mut out);
         self.render_secrets(&mut out);
         self.render_alerts(&mut out);
-        for problem in &self.unreadable {
-            out.push_str(&format!("\nCANNOT READ {problem}\n"));
-        }
-        out.push_str(&format!("\nVerdict: {}\n", self.verdict().label()));
+        footer(&mut out, &self.unreadable, self.verdict());
         out
     }
 
@@ -147,6 +144,14 @@ impl Status {
             ));
         }
     }
+}
+
+/// What could not be read, and the verdict: a report's last lines.
+pub(crate) fn footer(out: &mut String, unreadable: &[String], verdict: super::Verdict) {
+    for problem in unreadable {
+        out.push_str(&format!("\nCANNOT READ {problem}\n"));
+    }
+    out.push_str(&format!("\nVerdict: {}\n", verdict.label()));
 }
 
 /// Issues of one kind, one line each, or that there are none.
