@@ -11,7 +11,7 @@ use ops_shared::objects::ObjectStore;
 use ops_shared::state::{self, StateError, StateStore};
 
 use crate::forward::{Decision, ForwardError, Forwarder, WRITE_ATTEMPTS};
-use crate::routing::ALWAYS_EMAILED;
+use crate::routing::REPORTS;
 
 impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
     /// Records `decision` on `alert` (held back by `silence`, if one) at `now`.
@@ -22,7 +22,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             Decision::Silenced => Handling::Silenced,
             Decision::Repeat | Decision::Duplicate => return,
         };
-        if !is_incident_alert(alert, ALWAYS_EMAILED) {
+        if !is_incident_alert(alert, REPORTS) {
             return;
         }
         if let Err(err) = self.record(alert, handling, silence, now).await {

@@ -14,9 +14,12 @@ use serde_json::json;
 use crate::format;
 use crate::forward::{ForwardError, Forwarder, forwarded_metrics};
 
-/// Dedup-key prefixes of the reports that always reach the ops e-mail.
-pub const ALWAYS_EMAILED: &[&str] =
-    &["health-checker:daily-status", "health-checker:weekly-digest", "opsctl:dr", "alert-forwarder:silence"];
+/// Dedup-key prefixes of the reports: read by everyone, never part of an incident.
+pub const REPORTS: &[&str] =
+    &["health-checker:daily-status", "health-checker:weekly-digest", "alert-forwarder:silence"];
+/// Dedup-key prefix of the disaster-recovery notices (`opsctl dr`): part of the incident of
+/// the write freeze and, like the reports, always e-mailed.
+pub const DR_NOTICES: &str = "opsctl:dr";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -28,7 +31,9 @@ pub struct Route {
 /// The route of `alert`, routed as `severity` (a resolve's is the alert it resolves), with or
 /// without a Slack webhook.
 pub fn route(alert: &Alert, severity: Severity, slack: bool) -> Route {
-    if ALWAYS_EMAILED.iter().any(|prefix| alert.dedup_key.starts_with(prefix)) {
+    let always_emailed =
+        alert.dedup_key.starts_with(DR_NOTICES) || REPORTS.iter().any(|p| alert.dedup_key.starts_with(p));
+    if always_emailed {
         Route { ops: true, slack }
     } else if severity == Severity::Critical || !slack {
         Route { ops: true, slack: false }
