@@ -33,7 +33,7 @@ impl TableRows {
         self.live != Some(self.backup)
     }
 
-    /// `public.analyses: 200 in the backup, 160 live (40 fewer: the restore brings them back)`.
+    /// `public.analyses: 200 in the backup, 160 live (40 rows fewer: the restore brings them back)`.
     pub fn plain(&self) -> String {
         let Some(live) = self.live else {
             return format!(
@@ -43,11 +43,16 @@ impl TableRows {
         };
         let said = match live - self.backup {
             0 => "the same".to_owned(),
-            more if more > 0 => format!("{more} more: written since the backup, lost by the restore"),
-            fewer => format!("{} fewer: the restore brings them back", -fewer),
+            more if more > 0 => format!("{} more: written since the backup, lost by the restore", rows(more)),
+            fewer => format!("{} fewer: the restore brings them back", rows(-fewer)),
         };
         format!("{}: {} in the backup, {live} live ({said})", self.table, self.backup)
     }
+}
+
+/// `1 row`, `40 rows`.
+fn rows(count: i64) -> String {
+    if count == 1 { "1 row".to_owned() } else { format!("{count} rows") }
 }
 
 /// What restoring a backup loses, and when the loss began and ended.
@@ -188,17 +193,18 @@ mod tests {
         let rows = |live| TableRows { table: "public.analyses".into(), backup: 200, live };
         assert_eq!(
             rows(Some(160)).plain(),
-            "public.analyses: 200 in the backup, 160 live (40 fewer: the restore brings them back)"
+            "public.analyses: 200 in the backup, 160 live (40 rows fewer: the restore brings them back)"
         );
         assert_eq!(
             rows(Some(203)).plain(),
-            "public.analyses: 200 in the backup, 203 live (3 more: written since the backup, lost by the restore)"
+            "public.analyses: 200 in the backup, 203 live (3 rows more: written since the backup, lost by the restore)"
         );
         assert_eq!(
             rows(None).plain(),
             "public.analyses: 200 in the backup, table missing live (the restore brings it back)"
         );
         assert!(!rows(Some(200)).differs() && rows(None).differs());
+        assert!(rows(Some(199)).plain().ends_with("(1 row fewer: the restore brings them back)"));
         let spans = [40, 45 * 60, 726 * 60].map(|s| span(chrono::Duration::seconds(s)));
         assert_eq!(spans, ["40 s", "45 min", "12.1 h"]);
     }

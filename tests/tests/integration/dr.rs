@@ -224,7 +224,7 @@ async fn backups_are_listed_newest_first_with_their_restore_tests_and_assessed_a
     let text = assessment.render();
     for said in [
         "still open: writes have NOT been stopped",
-        "public.audit_log: 290 in the backup, 300 live (10 more: written since the backup, lost by the restore)",
+        "public.audit_log: 290 in the backup, 300 live (10 rows more: written since the backup, lost by the restore)",
         "public.dropped: 5 in the backup, table missing live (the restore brings it back)",
     ] {
         assert!(text.contains(said), "{said}:\n{text}");
@@ -340,8 +340,8 @@ async fn a_drill_tells_ops_and_the_stakeholders_the_data_loss_window_in_time_and
     assert_eq!(loss.tables, [differ("public.analyses", 200, 160), differ("public.audit_log", 300, 303)]);
     let window = format!("{} (the backup) to {since} (writes stopped), ", dr::minute(manifest.finished_at));
     let rows = [
-        "  - public.analyses: 200 in the backup, 160 live (40 fewer: the restore brings them back)\n",
-        "  - public.audit_log: 300 in the backup, 303 live (3 more: written since the backup, lost by the restore)\n",
+        "  - public.analyses: 200 in the backup, 160 live (40 rows fewer: the restore brings them back)\n",
+        "  - public.audit_log: 300 in the backup, 303 live (3 rows more: written since the backup, lost by the restore)\n",
     ];
     let (words, alert) = one_each(&stakeholders, &op.alerts).await;
     assert_eq!(words.subject.as_deref(), Some(format!("Data recovery of {db}: data-loss assessment").as_str()));
