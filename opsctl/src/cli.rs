@@ -212,22 +212,35 @@ pub enum DrCommand {
         /// Why writes are stopped, for the alert and the record
         #[arg(long, value_name = "TEXT")]
         reason: String,
+        /// Also send the step's notice, in plain words, to this SNS topic (the stakeholders'); a
+        /// notice that cannot be sent is said so and exits 2
+        #[arg(long, value_name = "ARN")]
+        notify_topic: Option<String>,
     },
     /// Allow writes again: every privilege and setting the freeze recorded, put back
     #[command(long_about = help::THAW, after_help = EXIT_CODES)]
     Thaw {
         #[command(flatten)]
         stack: StackArgs,
+        /// Also send the step's notice, in plain words, to this SNS topic (the stakeholders'); a
+        /// notice that cannot be sent is said so and exits 2
+        #[arg(long, value_name = "ARN")]
+        notify_topic: Option<String>,
     },
-    /// The newest backups, each table's live rows beside the backup's, and the runbook's advice
+    /// The newest backups, each table's live rows beside the backup's, the runbook's advice, and
+    /// the data a restore would lose, recorded and told
     #[command(long_about = help::ASSESS, after_help = EXIT_CODES)]
     Assess {
         #[command(flatten)]
         stack: StackArgs,
+        /// Also send the step's notice, in plain words, to this SNS topic (the stakeholders'); a
+        /// notice that cannot be sent is said so and exits 2
+        #[arg(long, value_name = "ARN")]
+        notify_topic: Option<String>,
     },
     /// Restore a backup into a database: an untested backup restore-tested on staging first,
     /// safety backup, checksums, restore in one transaction, row counts, validation queries,
-    /// health checks, one alert
+    /// health checks, one notice with the data lost
     #[command(long_about = help::RESTORE, after_help = EXIT_CODES)]
     Restore {
         /// The backup's key (opsctl backups lists them)
@@ -258,6 +271,10 @@ pub enum DrCommand {
         /// Where pg_dump and pg_restore are, as <dir>/<major>/bin/
         #[arg(long, value_name = "DIR", default_value = crate::on_demand::DEFAULT_PG_TOOLS)]
         pg_tools: String,
+        /// Also send the step's notice, in plain words, to this SNS topic (the stakeholders'); a
+        /// notice that cannot be sent is said so and exits 2
+        #[arg(long, value_name = "ARN")]
+        notify_topic: Option<String>,
     },
 }
 
@@ -335,13 +352,33 @@ mod tests {
             "{help}"
         );
         let cli = parse(&["dr", "freeze", "--reason", "incident 42", "--bucket", "b"]).expect("freeze");
-        let Command::Dr { command: DrCommand::Freeze { stack, reason } } = cli.command else { panic!("dr freeze") };
+        let Command::Dr { command: DrCommand::Freeze { stack, reason, notify_topic } } = cli.command else {
+            panic!("dr freeze")
+        };
         assert_eq!(
-            (reason.as_str(), stack.bucket.as_deref(), stack.prefix.as_str()),
-            ("incident 42", Some("b"), "cineview")
+            (reason.as_str(), stack.bucket.as_deref(), stack.prefix.as_str(), notify_topic),
+            ("incident 42", Some("b"), "cineview", None)
         );
         let cli = parse(&["--region", "us-west-2", "sentry", "apply", "--prefix", "x"]).expect("global before");
         assert_eq!(cli.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn every_dr_step_takes_a_stakeholders_topic() {
+        let topic = "arn:aws:sns:us-east-1:123456789012:stakeholders";
+        for step in
+            [&["thaw"][..], &["assess"], &["freeze", "--reason", "r"], &["restore", "--backup", "k", "--target", "t"]]
+        {
+            let cli = parse(&[&["dr"], step, &["--notify-topic", topic]].concat()).expect("--notify-topic");
+            let Command::Dr { command } = cli.command else { panic!("dr") };
+            let given = match command {
+                DrCommand::Freeze { notify_topic, .. }
+                | DrCommand::Thaw { notify_topic, .. }
+                | DrCommand::Assess { notify_topic, .. }
+                | DrCommand::Restore { notify_topic, .. } => notify_topic,
+            };
+            assert_eq!(given.as_deref(), Some(topic), "{step:?}");
+        }
     }
 
     #[test]

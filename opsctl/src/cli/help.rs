@@ -30,7 +30,8 @@ The runbook's commands, and what does them here:
                                                --confirm db.<ref>.supabase.co/postgres
   disaster recovery 4, validation            dr restore's row counts, validation queries and health
                                                checks; opsctl status after opsctl dr thaw
-  disaster recovery 5, communication         the one alert dr restore sends
+  disaster recovery 5, communication         the notices of dr freeze, assess, restore and thaw, to ops
+                                               and (--notify-topic) to the stakeholders
 
 Long work shows a spinner with the elapsed time on a terminal and plain lines otherwise, on stderr,
 so that --json output stays clean.";
@@ -160,7 +161,20 @@ Exit 0 when the test passed (or was queued), 1 when it failed, 2 when it could n
 
 pub const DR: &str = "\
 Disaster recovery, the runbook's \"stop writes, judge the backup's age, restore, validate\", through
-the production database's stored credentials (<prefix>-database).";
+the production database's stored credentials (<prefix>-database).
+
+Each step tells what it did in one notice (the runbook's \"notify stakeholders of data loss scope
+and restoration timeline\"): an alert to ops on <prefix>-ops-alerts and, with --notify-topic ARN,
+the same news in plain words on that SNS topic (the stakeholders'; subject under 100 characters):
+  freeze   writes stopped: since when (UTC), by whom (STS), why
+  assess   the data-loss window: from the newest backup's end to the freeze (to now, said so, if
+           writes were not stopped), and each table whose live rows differ from the backup's
+  restore  what was restored (the backup, when it finished, the database), the data-loss window in
+           time and rows (dr assess's record, else the safety backup's counts), how long it took,
+           and the next step (the thaw command)
+  thaw     writes allowed again, and for how long they were stopped
+A notice that cannot be sent is said so in the output (\"NOT sent: why\") and the command exits 2,
+its work done all the same.";
 
 pub const FREEZE: &str = "\
 Stops writes to the production database (<prefix>-database), the Data API's included.
@@ -172,21 +186,24 @@ owns outside the platform's schemas loses its write privileges for every role bu
 superuser's, Supabase's own, are left).
 
 What was granted and set is recorded first in the backup bucket
-(reports/dr-freezes/<secret ARN>.json, out of reach of a restore), and one alert says who (STS),
-when, why and how to thaw. The output lists what it cannot stop: SECURITY DEFINER functions the
+(reports/dr-freezes/<secret ARN>.json, out of reach of a restore), and one notice says who (STS),
+since when (UTC), why and how to thaw (to ops, and with --notify-topic to the stakeholders). The output lists what it cannot stop: SECURITY DEFINER functions the
 role owns, tables of other owners; the platform's services still write auth and storage
 (sign-ups, uploads). A second freeze keeps the first record and takes away what was granted since.
 
 Needs secretsmanager:DescribeSecret, the bucket (s3:ListBucket, s3:GetObject, s3:PutObject) and
-sns:Publish.
+sns:Publish (on the --notify-topic too).
 
-Exit 0 when writes are stopped, 2 when the database, the secret or the bucket could not be reached.";
+Exit 0 when writes are stopped, 2 when the database, the secret or the bucket could not be reached,
+or a notice could not be sent (writes are stopped all the same).";
 
 pub const THAW: &str = "\
-Allows writes again: every privilege and setting the freeze recorded is put back, and the freeze's
-alert is resolved. A second thaw does nothing. Needs what `dr freeze` needs.
+Allows writes again: every privilege and setting the freeze recorded is put back, the freeze's
+alert is resolved, and with --notify-topic the stakeholders are told since when writes are allowed
+and how long they were stopped. A second thaw does nothing. Needs what `dr freeze` needs.
 
-Exit 0 when writes are allowed, 2 when the database, the secret or the bucket could not be reached.";
+Exit 0 when writes are allowed, 2 when the database, the secret or the bucket could not be reached,
+or a notice could not be sent (writes are allowed all the same).";
 
 pub const ASSESS: &str = "\
 The newest backups of the production database with their ages (backups of other servers or
@@ -196,7 +213,18 @@ the runbook's rule: under 24 hours, restore it; older, decide with the team. Eac
 marked tested yes, no or FAILED: whether a restore test passed exactly that backup, with the date
 of its report (`dr restore` tests an untested one on the staging server first).
 
-Exit 0 when the assessment was made, 2 when the database or the bucket could not be read.";
+The data-loss window of restoring the newest backup: from its end (the manifest's finished_at) to
+the freeze (the freeze record's time; to now, said so, when writes were not stopped), and each
+table whose live row count differs from the backup's (fewer: the restore brings them back; more:
+written since the backup, lost by the restore). It is recorded in the backup bucket
+(reports/dr-assessments/<secret ARN>.json, beside the freeze record) for `dr restore` to state,
+and told in one notice (to ops, and with --notify-topic to the stakeholders).
+
+Needs secretsmanager:DescribeSecret, the bucket (s3:ListBucket, s3:GetObject, s3:PutObject) and
+sns:Publish.
+
+Exit 0 when the assessment was made and told, 2 when the database or the bucket could not be read,
+or a notice could not be sent (the assessment is recorded all the same).";
 
 pub const RESTORE: &str = "\
 Restores a backup into the database whose credentials --target holds (the production one is
@@ -230,8 +258,11 @@ Restores a backup into the database whose credentials --target holds (the produc
   again once restored.
 - It then compares every table's rows with the manifest, runs the validation queries
   (VALIDATION_QUERIES), checks that the database takes new connections and that each --health-url
-  answers 2xx, and sends one alert to <prefix>-ops-alerts saying what was restored, from when and
-  how long it took (info; critical if a check failed).
+  answers 2xx, and sends one notice: what was restored (the backup, when it finished, the
+  database), the data-loss window in time and in rows per table (dr assess's record of this backup
+  under the freeze that holds, else worked out from the safety backup's row counts), how long it
+  took, and the next step (the freeze's thaw command); an alert to <prefix>-ops-alerts (info;
+  critical if a check failed) and, with --notify-topic, plain words to the stakeholders.
 - A journal, reports/dr-restores/<target secret's ARN>.json in the backup bucket, records each
   restore's phase: a run that finds an earlier restore interrupted or failed says so, checks that
   its safety backup is still in the bucket (else it stops and says how to go on), keeps it and
@@ -240,7 +271,8 @@ Restores a backup into the database whose credentials --target holds (the produc
 Needs what `backup --local` and `restore-test --local` need, plus the target's secret.
 
 Exit 0 when every check passed, 1 when the backup, its restore test, the safety backup or a check
-failed, 2 for a refusal or no access (a restore test that could not run included).";
+failed, 2 for a refusal or no access (a restore test that could not run included), or when the
+restore passed but its notice could not be sent.";
 
 pub const SENTRY: &str =
     "Sentry, through its REST API (the alert-rules endpoints, /api/0/organizations/<org>/alert-rules/).";

@@ -2,13 +2,19 @@
 //! newest ones judged against the live database.
 
 use chrono::{DateTime, Utc};
+use ops_shared::alert::{Alert, Severity, rfc3339};
 use ops_shared::backup::{MANIFEST_SUFFIX, Manifest, RestoreReport};
 use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::{DbCredentials, quote_ident};
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::loss::{AssessmentRecord, DataLoss, TableRows, assessment_key, minute};
+use super::record::{current_freeze, write_record};
 use super::{DrError, RESTORE_WITHOUT_ASKING_HOURS, refused};
+use crate::dr_restore::SOURCE;
+use crate::notice::{Audience, Notice, Told};
+use crate::outcome::Verdict;
 
 /// One backup as the operator sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -148,15 +154,6 @@ async fn read_all_json<T: serde::de::DeserializeOwned>(
     Ok(parsed)
 }
 
-/// A table's live rows beside the newest backup's count.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableRows {
-    pub table: String,
-    pub backup: i64,
-    /// `None` when the table is gone from the live database.
-    pub live: Option<i64>,
-}
-
 /// What `dr assess` found and advises.
 #[derive(Debug, Serialize)]
 pub struct Assessment {
@@ -164,13 +161,64 @@ pub struct Assessment {
     pub tables: Vec<TableRows>,
     pub advice: String,
     pub restore_without_asking: bool,
+    /// What restoring the newest backup loses; none without a backup.
+    pub loss: Option<DataLoss>,
+    /// The assessment record in the backup bucket, which `dr restore` states.
+    pub record_key: Option<String>,
+    /// Whether the notice reached ops (`alert`) and the stakeholders (`stakeholders`).
+    #[serde(flatten)]
+    pub told: Told,
+}
+
+/// Whose production database is assessed, and by whom: for the record and the notice.
+#[derive(Debug, Clone)]
+pub struct AssessRequest {
+    /// The database secret's ARN: the records' key.
+    pub secret_arn: String,
+    /// The caller's identity (STS), or the OS user.
+    pub who: String,
+}
+
+/// The newest backups of the database behind `creds` judged against it (see [`judge`]), and
+/// the data-loss window of restoring the newest: from its end to the freeze (the freeze
+/// record's time; to now, said so, when writes go on), with each table whose live rows differ
+/// from its count. That is recorded beside the freeze record (`reports/dr-assessments/`), for
+/// `dr restore` to state, and told to `audience`.
+pub async fn assess(
+    client: &Client,
+    creds: &DbCredentials,
+    entries: Vec<BackupEntry>,
+    records: &impl ObjectStore,
+    audience: &impl Audience,
+    request: &AssessRequest,
+) -> Result<Assessment, DrError> {
+    let mut assessment = judge(client, creds, entries).await?;
+    let freeze = current_freeze(records, &request.secret_arn).await?;
+    let now = Utc::now();
+    if let Some(newest) = assessment.newest.first() {
+        let loss = DataLoss::of(&newest.manifest, freeze.as_ref(), &assessment.tables, now);
+        let record = AssessmentRecord {
+            secret: request.secret_arn.clone(),
+            host: creds.host.clone(),
+            database: creds.dbname.clone(),
+            assessed_at: now,
+            assessed_by: request.who.clone(),
+            loss: loss.clone(),
+        };
+        let key = assessment_key(&request.secret_arn);
+        write_record(records, &key, &record).await?;
+        assessment.record_key = Some(key);
+        assessment.loss = Some(loss);
+    }
+    assessment.told = audience.tell(&assess_notice(creds, &assessment, request, now)).await;
+    Ok(assessment)
 }
 
 /// The newest backups of the database behind `creds` (backups of other servers or databases
 /// and the safety backups `dr restore` takes are never its latest), each table's live rows
 /// beside the newest backup's count, and the runbook's rule: under 24 hours restore, older
 /// decide with the team.
-pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupEntry>) -> Result<Assessment, DrError> {
+async fn judge(client: &Client, creds: &DbCredentials, entries: Vec<BackupEntry>) -> Result<Assessment, DrError> {
     let entries: Vec<BackupEntry> = entries
         .into_iter()
         .filter(|e| !e.manifest.is_safety_backup() && e.manifest.is_of_database(&creds.host, creds.port, &creds.dbname))
@@ -181,6 +229,9 @@ pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupE
             tables: Vec::new(),
             advice: "no backup exists: restore from Supabase's own backups, and decide with the team".to_owned(),
             restore_without_asking: false,
+            loss: None,
+            record_key: None,
+            told: Told::default(),
         });
     };
     let mut tables = Vec::new();
@@ -207,7 +258,15 @@ pub async fn assess(client: &Client, creds: &DbCredentials, entries: Vec<BackupE
             newest.age_hours
         )
     } + &untested_note(&newest.tested);
-    Ok(Assessment { newest: entries.into_iter().take(3).collect(), tables, advice, restore_without_asking })
+    Ok(Assessment {
+        newest: entries.into_iter().take(3).collect(),
+        tables,
+        advice,
+        restore_without_asking,
+        loss: None,
+        record_key: None,
+        told: Told::default(),
+    })
 }
 
 /// What the advice adds about a newest backup no restore test has passed.
@@ -240,9 +299,91 @@ impl Assessment {
                 out.push_str(&format!("  {:<40} live {:>12}  backup {:>12}\n", t.table, live, t.backup));
             }
         }
+        if let Some(loss) = &self.loss {
+            out.push_str(&format!("\nData-loss window: {}\n", loss.window()));
+            for line in loss.table_lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
         out.push_str(&format!("\nAdvice: {}\n", self.advice));
+        if let Some(key) = &self.record_key {
+            out.push_str(&format!("Record: {key}\n"));
+        }
+        out.push_str(&self.told.render(""));
         out
     }
+
+    /// Assessed, and every notice that was due sent; else a notice did not go (exit 2).
+    pub fn verdict(&self) -> Verdict {
+        self.told.verdict(Verdict::Ok)
+    }
+}
+
+/// The data-loss window and the tables that differ, to ops and in plain words.
+fn assess_notice(
+    creds: &DbCredentials,
+    assessment: &Assessment,
+    request: &AssessRequest,
+    now: DateTime<Utc>,
+) -> Notice {
+    let (database, host) = (&creds.dbname, &creds.host);
+    let (summary, text) = match (&assessment.loss, assessment.newest.first()) {
+        (Some(loss), Some(newest)) => {
+            let tables = loss.table_lines();
+            let summary = format!(
+                "{} assessed {database} on {host}: restoring {} loses what was written from {}. Rows: {}. Advice: {}",
+                request.who,
+                newest.key,
+                loss.window(),
+                tables.join("; "),
+                assessment.advice
+            );
+            let text = format!(
+                "{} assessed the database {database} on {host} at {}.\n\n\
+                 A restore would bring back the backup {}, which finished at {}.\n\
+                 Data-loss window: {}.\nWhat was written in this window is not in the backup: the restore loses \
+                 it.\n\nRows per table, the backup beside the live database (row counts only: rows changed in \
+                 place are not counted):\n{}\n\nNext: {}\n",
+                request.who,
+                minute(now),
+                newest.key,
+                minute(loss.since),
+                loss.window(),
+                tables.iter().map(|line| format!("  - {line}")).collect::<Vec<_>>().join("\n"),
+                if assessment.restore_without_asking {
+                    "the backup is under a day old, so it is restored now; a further notice follows once it is."
+                } else {
+                    "the backup is over a day old: the team decides whether to restore it or to recover the data \
+                     another way; a further notice follows."
+                }
+            );
+            (summary, text)
+        }
+        _ => {
+            let said = format!("no backup of the database {database} on {host} was found: {}", assessment.advice);
+            (
+                format!("{} assessed {database}: {said}", request.who),
+                format!("{} assessed the database: {said}.\n", request.who),
+            )
+        }
+    };
+    let mut alert = Alert::new(
+        SOURCE,
+        Severity::Warning,
+        format!("{SOURCE}:dr-assess:{}:{}", request.secret_arn, rfc3339(now)),
+        format!("Data-loss assessment: {database}"),
+    )
+    .summary(summary)
+    .detail("assessed_by", request.who.clone());
+    if let Some(loss) = &assessment.loss {
+        alert = alert
+            .detail("backup_key", loss.backup_key.clone())
+            .detail("loss_since", rfc3339(loss.since))
+            .detail("loss_until", rfc3339(loss.until))
+            .detail("frozen", loss.frozen)
+            .detail("tables", serde_json::to_value(&loss.tables).unwrap_or_default());
+    }
+    Notice { alert, subject: format!("Data recovery of {database}: data-loss assessment"), text }
 }
 
 /// `backups` as a table.

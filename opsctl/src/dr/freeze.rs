@@ -1,15 +1,17 @@
 //! `dr freeze`, and the re-freeze after a `dr restore` into a frozen database.
 
 use chrono::Utc;
-use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::alert::{Alert, Severity};
 use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::{DbCredentials, quote_ident};
 use tokio_postgres::Client;
 
+use super::loss::minute;
 use super::privileges::{WritePrivilege, end_sessions, open_write_paths, read_only_setting, write_privileges};
-use super::record::{FreezeRecord, FreezeRequest, WriteSwitch, freeze_key, read_record, write_record};
+use super::record::{FreezeRecord, FreezeRequest, WriteSwitch, current_freeze, freeze_key, write_record};
 use super::{DrError, connect_with, refused};
 use crate::dr_restore::SOURCE;
+use crate::notice::{Audience, Notice, Told};
 
 /// Stops writes, the Data API's included, within what Supabase lets `postgres` do (its
 /// `supautils` forbids altering the API roles, so their privileges are taken away on the
@@ -25,7 +27,8 @@ use crate::dr_restore::SOURCE;
 ///   and the database's other client sessions are ended so that they reconnect so;
 /// - what was granted and set before is written to `reports/dr-freezes/<secret>.json` in the
 ///   backup bucket first, so that `thaw` puts it back exactly, even after a `dr restore`;
-/// - one alert says who froze, when, why, and how to thaw.
+/// - one notice says who froze, when, why, and how to thaw: an alert to ops, and plain words to
+///   the stakeholders when `audience` includes them.
 ///
 /// What it cannot stop, and says so: the owner itself (`dr restore` writes as the owner), and
 /// so a `SECURITY DEFINER` function it owns, which writes as the owner whoever calls it
@@ -38,11 +41,11 @@ pub async fn freeze(
     client: &Client,
     creds: &DbCredentials,
     records: &impl ObjectStore,
-    alerts: &impl AlertSink,
+    audience: &impl Audience,
     request: &FreezeRequest,
 ) -> Result<WriteSwitch, DrError> {
     let key = freeze_key(&request.secret_arn);
-    let earlier = read_record(records, &key).await?.filter(FreezeRecord::frozen);
+    let earlier = current_freeze(records, &request.secret_arn).await?;
     let first = earlier.is_none();
     let setting = read_only_setting(client, &creds.dbname).await?;
     let was_read_only = setting.as_deref() == Some("on");
@@ -59,17 +62,17 @@ pub async fn freeze(
             revoked: Vec::new(),
             thawed_at: None,
             thawed_by: None,
+            thaw_command: request.thaw_command.clone(),
         },
     };
-    let mut switch = apply_freeze(client, records, &key, record, first).await?;
+    let mut switch = apply_freeze(client, records, &key, record.clone(), first).await?;
     switch.changed = first || switch.privileges > 0 || !was_read_only;
     let (ended, left) = end_sessions(client, &creds.dbname).await?;
     switch.sessions_ended = ended;
     switch.sessions_left = left;
     // A run that finds the record but not the setting finishes a freeze that stopped half-way.
     if first || !was_read_only {
-        let alert = freeze_alert(creds, request, &switch);
-        switch.alert = crate::notice::publish(alerts, &alert).await;
+        switch.told = audience.tell(&freeze_notice(creds, &record, request, &switch)).await;
     }
     Ok(switch)
 }
@@ -82,10 +85,10 @@ pub async fn reapply_freeze_if_frozen(
     records: &impl ObjectStore,
     secret_arn: &str,
 ) -> Result<Option<WriteSwitch>, DrError> {
-    let key = freeze_key(secret_arn);
-    let Some(record) = read_record(records, &key).await?.filter(FreezeRecord::frozen) else {
+    let Some(record) = current_freeze(records, secret_arn).await? else {
         return Ok(None);
     };
+    let key = freeze_key(secret_arn);
     let client = connect_with(target, secret_arn).await?;
     apply_freeze(&client, records, &key, record, false).await.map(Some)
 }
@@ -129,7 +132,7 @@ async fn apply_freeze(
         sessions_left: 0,
         not_done,
         record_key: key.to_owned(),
-        alert: String::new(),
+        told: Told::default(),
     })
 }
 
@@ -137,25 +140,43 @@ pub(super) fn dedup_key(secret_arn: &str) -> String {
     format!("{SOURCE}:dr-freeze:{secret_arn}")
 }
 
-fn freeze_alert(creds: &DbCredentials, request: &FreezeRequest, switch: &WriteSwitch) -> Alert {
+/// Who stopped writes (the record's: a second run that finishes a freeze names the first),
+/// since when, why, and how to allow them again.
+fn freeze_notice(
+    creds: &DbCredentials,
+    record: &FreezeRecord,
+    request: &FreezeRequest,
+    switch: &WriteSwitch,
+) -> Notice {
+    let since = minute(record.frozen_at);
     let mut summary = format!(
-        "{} stopped writes to {} on {} at {}: {}. The app and the Data API can read but not write. \
+        "{} stopped writes to {} on {} at {since}: {}. The app and the Data API can read but not write. \
          Allow writes again with: {}",
-        request.who,
-        creds.dbname,
-        creds.host,
-        Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        request.reason,
-        request.thaw_command
+        record.frozen_by, creds.dbname, creds.host, record.reason, request.thaw_command
     );
     if !switch.not_done.is_empty() {
         summary.push_str(&format!(". Not stopped: {}", switch.not_done.join("; ")));
     }
-    Alert::new(SOURCE, Severity::Warning, dedup_key(&request.secret_arn), format!("Writes stopped: {}", creds.dbname))
-        .summary(summary)
-        .detail("frozen_by", request.who.clone())
-        .detail("reason", request.reason.clone())
-        .detail("thaw", request.thaw_command.clone())
-        .detail("record", switch.record_key.clone())
-        .detail("write_privileges_taken", switch.privileges)
+    let alert = Alert::new(
+        SOURCE,
+        Severity::Warning,
+        dedup_key(&request.secret_arn),
+        format!("Writes stopped: {}", creds.dbname),
+    )
+    .summary(summary)
+    .detail("frozen_by", record.frozen_by.clone())
+    .detail("frozen_at", ops_shared::alert::rfc3339(record.frozen_at))
+    .detail("reason", record.reason.clone())
+    .detail("thaw", request.thaw_command.clone())
+    .detail("record", switch.record_key.clone())
+    .detail("write_privileges_taken", switch.privileges);
+    let text = format!(
+        "Writes to the database {} on {} are stopped since {since}, by {}.\n\
+         Why: {}.\n\n\
+         The app can still show its data, but it cannot save changes until writes are allowed again.\n\
+         Next: the backups are assessed; further notices will say what data is lost and when the database is \
+         restored.\n",
+        creds.dbname, creds.host, record.frozen_by, record.reason
+    );
+    Notice { alert, subject: format!("Data recovery of {}: writes stopped since {since}", creds.dbname), text }
 }

@@ -1,10 +1,13 @@
 //! The runbook's disaster-recovery steps as commands: stop writes to the production database
 //! (`dr freeze`) and allow them again (`dr thaw`), judge the newest backups against the live
-//! database (`dr assess`), and list backups with whether a restore test covered them
-//! (`backups`). All act through the stored credentials (`<prefix>-database`).
+//! database and record the data a restore would lose (`dr assess`), and list backups with
+//! whether a restore test covered them (`backups`). All act through the stored credentials
+//! (`<prefix>-database`), and each step's notice goes to ops and, when given, the
+//! stakeholders.
 
 mod assess;
 mod freeze;
+mod loss;
 mod privileges;
 mod record;
 mod thaw;
@@ -21,11 +24,14 @@ use crate::bucket_json::RecordFault;
 use crate::outcome::Verdict;
 
 pub use assess::{
-    Assessment, BackupEntry, Passed, TableRows, Tested, assess, backups, render_backups, restore_tests, restores,
+    AssessRequest, Assessment, BackupEntry, Passed, Tested, assess, backups, render_backups, restore_tests, restores,
 };
 pub use freeze::{freeze, reapply_freeze_if_frozen};
+pub use loss::{
+    ASSESSMENT_PREFIX, AssessmentRecord, DataLoss, StatedLoss, TableRows, assessment_key, loss_at_restore, minute, span,
+};
 pub use privileges::WritePrivilege;
-pub use record::{FREEZE_PREFIX, FreezeRecord, FreezeRequest, WriteSwitch, freeze_key};
+pub use record::{FREEZE_PREFIX, FreezeRecord, FreezeRequest, WriteSwitch, current_freeze, freeze_key};
 pub use thaw::thaw;
 
 /// The runbook's rule: a backup younger than this is restored without further ado.
@@ -62,8 +68,8 @@ pub enum DrError {
     #[error("cannot read the backups: {0} (allow s3:ListBucket and s3:GetObject on the backup bucket)")]
     Backups(#[source] ObjectError),
     #[error(
-        "cannot read or write the freeze record {key}: {source} (allow s3:ListBucket, s3:GetObject and \
-         s3:PutObject on the backup bucket)"
+        "cannot read or write {key} in the backup bucket: {source} (allow s3:ListBucket, s3:GetObject and \
+         s3:PutObject on it)"
     )]
     Record {
         key: String,

@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use ops_shared::objects::ObjectStore;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::DrError;
 use super::privileges::WritePrivilege;
 use crate::bucket_json;
+use crate::notice::Told;
+use crate::outcome::Verdict;
 
 /// Where the freeze records are kept in the backup bucket: outside the database, so that a
 /// `dr restore` of it cannot take the record of what the freeze changed with it.
@@ -16,9 +19,14 @@ pub const FREEZE_PREFIX: &str = "reports/dr-freezes/";
 /// `reports/dr-freezes/<secret>.json`, the secret's ARN with every character but letters,
 /// digits, `-`, `_` and `.` written as `_`: Supabase names every database `postgres`.
 pub fn freeze_key(secret_arn: &str) -> String {
+    record_key(FREEZE_PREFIX, secret_arn)
+}
+
+/// `<prefix><secret>.json`, the secret's ARN written as [`freeze_key`] writes it.
+pub(super) fn record_key(prefix: &str, secret_arn: &str) -> String {
     let name: String =
         secret_arn.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-    format!("{FREEZE_PREFIX}{name}.json")
+    format!("{prefix}{name}.json")
 }
 
 /// What `dr freeze` changed, written to the bucket before it changes anything, and what
@@ -40,6 +48,10 @@ pub struct FreezeRecord {
     pub thawed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub thawed_by: Option<String>,
+    /// The command that undoes the freeze, for `dr restore` to name as the next step (empty in
+    /// a record of an older opsctl).
+    #[serde(default)]
+    pub thaw_command: String,
 }
 
 impl FreezeRecord {
@@ -80,8 +92,10 @@ pub struct WriteSwitch {
     pub not_done: Vec<String>,
     /// The freeze record in the backup bucket.
     pub record_key: String,
-    /// Whether the alert reached the alert topic (else why not); empty when none was due.
-    pub alert: String,
+    /// Whether the notice reached ops (`alert`) and the stakeholders (`stakeholders`), else
+    /// why not; empty when none was due.
+    #[serde(flatten)]
+    pub told: Told,
 }
 
 impl WriteSwitch {
@@ -110,17 +124,33 @@ impl WriteSwitch {
             out.push_str(&format!("  not stopped: {line}\n"));
         }
         out.push_str(&format!("  record: {}\n", self.record_key));
-        if !self.alert.is_empty() {
-            out.push_str(&format!("  alert: {}\n", self.alert));
-        }
+        out.push_str(&self.told.render("  "));
         out
+    }
+
+    /// Writes stopped or allowed, and every notice that was due sent; else a notice did not
+    /// go (exit 2), whatever the database's state (the output says it).
+    pub fn verdict(&self) -> Verdict {
+        self.told.verdict(Verdict::Ok)
     }
 }
 
-pub(super) async fn read_record(records: &impl ObjectStore, key: &str) -> Result<Option<FreezeRecord>, DrError> {
+/// The freeze that holds on the database of `secret_arn`, if it is frozen.
+pub async fn current_freeze(records: &impl ObjectStore, secret_arn: &str) -> Result<Option<FreezeRecord>, DrError> {
+    Ok(read_record::<FreezeRecord>(records, &freeze_key(secret_arn)).await?.filter(FreezeRecord::frozen))
+}
+
+pub(super) async fn read_record<T: DeserializeOwned>(
+    records: &impl ObjectStore,
+    key: &str,
+) -> Result<Option<T>, DrError> {
     bucket_json::read(records, key).await.map_err(|source| DrError::Record { key: key.to_owned(), source })
 }
 
-pub(super) async fn write_record(records: &impl ObjectStore, key: &str, record: &FreezeRecord) -> Result<(), DrError> {
+pub(super) async fn write_record(
+    records: &impl ObjectStore,
+    key: &str,
+    record: &impl Serialize,
+) -> Result<(), DrError> {
     bucket_json::write(records, key, record).await.map_err(|source| DrError::Record { key: key.to_owned(), source })
 }

@@ -1,25 +1,28 @@
 //! `dr thaw`: every privilege and setting the freeze recorded, put back.
 
-use chrono::Utc;
-use ops_shared::alert::{Alert, AlertSink, Severity};
+use chrono::{DateTime, Utc};
+use ops_shared::alert::{Alert, Severity};
 use ops_shared::objects::ObjectStore;
 use ops_shared::postgres::{DbCredentials, quote_ident, quote_literal};
 use tokio_postgres::Client;
 
 use super::freeze::dedup_key;
+use super::loss::{minute, span};
 use super::privileges::{WritePrivilege, read_only_setting, still_there};
 use super::record::{FreezeRecord, WriteSwitch, freeze_key, read_record, write_record};
 use super::{DrError, refused};
 use crate::dr_restore::SOURCE;
+use crate::notice::{Audience, Notice, Told};
 
 /// Allows writes again: gives back every privilege the freeze record lists and puts the
-/// database's read-only setting back as it was. Without a record (a freeze by an older
-/// opsctl) it resets the setting; with a thawed one it does nothing.
+/// database's read-only setting back as it was, and tells `audience` (ops resolve the freeze's
+/// alert). Without a record (a freeze by an older opsctl) it resets the setting; with a thawed
+/// one it does nothing.
 pub async fn thaw(
     client: &Client,
     creds: &DbCredentials,
     records: &impl ObjectStore,
-    alerts: &impl AlertSink,
+    audience: &impl Audience,
     secret_arn: &str,
     who: &str,
 ) -> Result<WriteSwitch, DrError> {
@@ -35,9 +38,9 @@ pub async fn thaw(
         sessions_left: 0,
         not_done: Vec::new(),
         record_key: key.clone(),
-        alert: String::new(),
+        told: Told::default(),
     };
-    let record = match read_record(records, &key).await? {
+    let record = match read_record::<FreezeRecord>(records, &key).await? {
         Some(record) if !record.frozen() => return Ok(switch),
         Some(record) => record,
         None => {
@@ -54,9 +57,10 @@ pub async fn thaw(
         .iter()
         .map(|p| format!("{} to {}: the object is gone or no longer the role's", p.object(), p.grantee()))
         .collect();
-    let thawed = FreezeRecord { thawed_at: Some(Utc::now()), thawed_by: Some(who.to_owned()), ..record };
+    let now = Utc::now();
+    let thawed = FreezeRecord { thawed_at: Some(now), thawed_by: Some(who.to_owned()), ..record };
     write_record(records, &key, &thawed).await?;
-    switch.alert = crate::notice::publish(alerts, &thaw_alert(&thawed, secret_arn, who, present.len(), &key)).await;
+    switch.told = audience.tell(&thaw_notice(&thawed, now, secret_arn, who, present.len(), &key)).await;
     Ok(switch)
 }
 
@@ -92,20 +96,37 @@ async fn give_back(client: &Client, record: &FreezeRecord, present: &[WritePrivi
     Ok(())
 }
 
-/// The freeze's alert, resolved: who allowed writes again, and the freeze it ends.
-fn thaw_alert(thawed: &FreezeRecord, secret_arn: &str, who: &str, given_back: usize, key: &str) -> Alert {
-    Alert::new(SOURCE, Severity::Warning, dedup_key(secret_arn), format!("Writes stopped: {}", thawed.database))
+/// The freeze's alert, resolved: who allowed writes again, and the freeze it ends; for the
+/// stakeholders, since when writes are allowed and how long they were stopped.
+fn thaw_notice(
+    thawed: &FreezeRecord,
+    now: DateTime<Utc>,
+    secret_arn: &str,
+    who: &str,
+    given_back: usize,
+    key: &str,
+) -> Notice {
+    let (frozen_at, database) = (minute(thawed.frozen_at), &thawed.database);
+    let alert = Alert::new(SOURCE, Severity::Warning, dedup_key(secret_arn), format!("Writes stopped: {database}"))
         .resolved()
         .summary(format!(
-            "{who} allowed writes to {} on {} again at {} ({given_back} write privileges given back); frozen since \
-             {} by {}: {}",
-            thawed.database,
+            "{who} allowed writes to {database} on {} again at {} ({given_back} write privileges given back); frozen \
+             since {frozen_at} by {}: {}",
             thawed.host,
-            Utc::now().format("%Y-%m-%d %H:%M UTC"),
-            thawed.frozen_at.format("%Y-%m-%d %H:%M UTC"),
+            minute(now),
             thawed.frozen_by,
             thawed.reason
         ))
         .detail("thawed_by", who.to_owned())
-        .detail("record", key.to_owned())
+        .detail("record", key.to_owned());
+    let text = format!(
+        "Writes to the database {database} on {} are allowed again since {}, by {who}: the app saves changes again.\n\
+         They were stopped for {}, since {frozen_at} by {}: {}.\n",
+        thawed.host,
+        minute(now),
+        span(now - thawed.frozen_at),
+        thawed.frozen_by,
+        thawed.reason
+    );
+    Notice { alert, subject: format!("Data recovery of {database}: writes allowed again"), text }
 }

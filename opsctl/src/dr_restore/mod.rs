@@ -3,7 +3,9 @@
 //! can be undone) while it downloads the backup and checks its size and SHA-256, touches
 //! nothing unless both succeeded, restores in one transaction (or with parallel jobs, which
 //! cannot share one), runs the row counts, the validation queries and the health checks, and
-//! sends one alert saying what was restored, from when, and how long it took.
+//! sends one notice saying what was restored, from when, the data lost (the window and the rows
+//! per table, from `dr assess`'s record or the safety backup's counts), how long it took and
+//! what comes next: an alert to ops and, when given, plain words to the stakeholders.
 //!
 //! Staging first: a backup no restore test has passed (no passed report of exactly its key
 //! under `reports/restore-tests/`) is restore-tested on the staging server before anything
@@ -23,6 +25,7 @@
 
 mod fetch;
 mod journal;
+mod loss;
 mod outcome;
 mod preflight;
 mod tested;
@@ -44,6 +47,7 @@ pub use tested::Tested;
 pub use verify::Checked;
 
 use crate::bucket_json::RecordFault;
+use crate::notice::Audience;
 use crate::outcome::Verdict;
 use crate::progress::Progress;
 
@@ -199,15 +203,27 @@ pub struct Engines<'a, S, A> {
 /// preflight (the target confirmed, reached and locked, the backup found), tested (an untested
 /// backup's restore test on the staging server, which must pass), fetch (the backup
 /// downloaded and checked beside the safety backup), restore, verify (re-freeze, row counts,
-/// validation and health checks), report (the journal closed, one alert).
+/// validation and health checks), report (the journal closed, the data lost stated, one
+/// notice to ops).
 pub async fn restore<S: ObjectStore, A: AlertSink>(
     engines: &Engines<'_, S, A>,
     request: &RestoreRequest,
     progress: &Progress,
 ) -> Result<RestoreOutcome, RestoreError> {
+    restore_and_tell(engines, request, progress, &engines.verifier.alerts).await
+}
+
+/// [`restore`], its closing notice told to `audience` (ops, and the stakeholders when given).
+pub async fn restore_and_tell<S: ObjectStore, A: AlertSink>(
+    engines: &Engines<'_, S, A>,
+    request: &RestoreRequest,
+    progress: &Progress,
+    audience: &impl Audience,
+) -> Result<RestoreOutcome, RestoreError> {
     let verifier = engines.verifier;
     let target = preflight::preflight(verifier, request).await?;
     let started = std::time::Instant::now();
+    let started_at = chrono::Utc::now();
     let tested = tested::first(engines, &target, request.untested, progress).await?;
     let mut report = RestoreReport::new(&target.manifest, verifier.config.rto, verifier.config.rpo);
     let fetched = fetch::fetch(engines, &target, &mut report, progress).await?;
@@ -223,8 +239,8 @@ pub async fn restore<S: ObjectStore, A: AlertSink>(
     let restored = verify::restore(verifier, &target, &fetched, jobs, &mut report, progress).await;
     let checked = verify::verify(restored, engines, &target, &request.health_urls, &mut report).await;
     let closed = journal::close(&verifier.store, journal, checked == verify::Checked::Passed, &mut report).await;
-    let ran = outcome::Ran { fetched, report, checked, closed, rto: started.elapsed(), jobs, tested };
-    let outcome = outcome::report(verifier, &target, ran).await;
+    let ran = outcome::Ran { fetched, report, checked, closed, started_at, rto: started.elapsed(), jobs, tested };
+    let outcome = outcome::report(verifier, audience, &target, ran).await;
     // The lock is held until the outcome is written and told.
     drop(target);
     Ok(outcome)

@@ -595,7 +595,8 @@ impl Demo {
     /// builds one (PostgreSQL 17), through its demoted `postgres` as production's secret holds
     /// it: a backup; an incident deletes the app's messages and documents; writes are stopped
     /// (the Data API's too), the backups judged, the newest restored (safety backup first,
-    /// checks after) and writes allowed again. The secret is put back afterwards.
+    /// checks after) and writes allowed again, each step telling a stakeholders' topic too
+    /// (`--notify-topic`), whose notices are printed. The secret is put back afterwards.
     async fn disaster_recovery_drill(&mut self) {
         println!("== disaster-recovery drill on a Supabase project, as its postgres role");
         let server = self.stack.supabase(17);
@@ -673,8 +674,14 @@ impl Demo {
         let user = query_text(project, "SELECT id::text FROM auth.users ORDER BY email LIMIT 1").await;
         let post =
             format!("INSERT INTO public.messages (author, body) VALUES ('{user}', 'a post through the Data API')");
+        let topic = self.aws.create_topic("cineview-stakeholders").await;
+        let stakeholders = self.aws.subscribe_queue(&topic).await;
+        println!("  the stakeholders' topic: {topic}, a queue subscribed as their e-mail would be");
+        let notify = ["--notify-topic", topic.as_str()];
         let started = Instant::now();
-        self.opsctl(&["dr", "freeze", "--reason", "drill: every message and document was deleted"]);
+        let reason = "drill: every message and document was deleted";
+        self.opsctl(&[&["dr", "freeze", "--reason", reason][..], &notify].concat());
+        self.told_stakeholders(&stakeholders, "dr freeze").await;
         let refused = self.stack.supabase(17).data_api_write(&project.dbname, "authenticated", &user, &post).await;
         println!(
             "  a Data API write while frozen (authenticator, READ WRITE, as authenticated): {}",
@@ -683,15 +690,16 @@ impl Demo {
                 Ok(rows) => format!("WENT THROUGH ({rows} row)"),
             }
         );
-        let assessed = self.opsctl(&["dr", "assess", "--json"]);
+        let assessed = self.opsctl(&[&["dr", "assess", "--json"][..], &notify].concat());
         let assessment = assessed.and_then(|(stdout, _)| serde_json::from_str::<Value>(&stdout).ok());
         if let Some(advice) = assessment.as_ref().and_then(|a| a["advice"].as_str()) {
             println!("    advice: {advice}");
         }
+        self.told_stakeholders(&stakeholders, "dr assess").await;
         let newest = assessment.and_then(|a| a["newest"][0]["key"].as_str().map(str::to_owned));
         let Some(newest) = newest else {
             self.problems.push("drill: dr assess named no backup".into());
-            self.opsctl(&["dr", "thaw"]);
+            self.opsctl(&[&["dr", "thaw"][..], &notify].concat());
             return;
         };
         println!("    newest backup: {newest}");
@@ -699,8 +707,10 @@ impl Demo {
         let confirm = format!("{}/{}", project.host, project.dbname);
         let secret = ops_testkit::names::DATABASE_SECRET;
         let restore = ["dr", "restore", "--backup", &newest, "--target", secret, "--confirm", &confirm];
-        let restored = self.opsctl(&[&restore[..], &["--pg-tools", &tools]].concat());
-        self.opsctl(&["dr", "thaw"]);
+        let restored = self.opsctl(&[&restore[..], &["--pg-tools", &tools], &notify].concat());
+        self.told_stakeholders(&stakeholders, "dr restore").await;
+        self.opsctl(&[&["dr", "thaw"][..], &notify].concat());
+        self.told_stakeholders(&stakeholders, "dr thaw").await;
         let rto = started.elapsed();
         let after = query("SELECT 1").await;
         let written = self.stack.supabase(17).data_api_write(&project.dbname, "authenticated", &user, &post).await;
@@ -713,6 +723,23 @@ impl Demo {
         println!("  drill RTO (freeze to thaw): {:.1} s", rto.as_secs_f64());
         if refused.is_ok() || restored.is_none_or(|(_, code)| code != Some(0)) || !validated {
             self.problems.push("the disaster-recovery drill did not freeze and restore the project".into());
+        }
+    }
+}
+
+impl Demo {
+    /// Prints the notice a drill step sent the stakeholders' topic, as their e-mail shows it.
+    async fn told_stakeholders(&mut self, inbox: &ops_testkit::aws::Inbox, step: &str) {
+        let notices = inbox.receive(1, Duration::from_secs(3)).await;
+        for notice in &notices {
+            println!("    ---- e-mail to the stakeholders ----");
+            println!("    Subject: {}", notice.subject.as_deref().unwrap_or(""));
+            for line in notice.message.lines() {
+                println!("    {line}");
+            }
+        }
+        if notices.len() != 1 {
+            self.problems.push(format!("drill: {step} told the stakeholders {} times, not once", notices.len()));
         }
     }
 }

@@ -14,6 +14,7 @@ use ops_testkit::aws::{Aws, Inbox, unique};
 use ops_testkit::names;
 use ops_testkit::supabase_schema::{self, SupabaseServer};
 use opsctl::dr::{self, FreezeRecord, FreezeRequest};
+use opsctl::notice::{Sent, Told};
 use tokio_postgres::Client;
 
 /// The roles Supabase's `supautils.reserved_roles` keeps `postgres` from altering
@@ -197,7 +198,7 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     let frozen = project.freeze("drill: the audit log was deleted").await;
     assert!(frozen.frozen && frozen.read_only && frozen.changed, "{frozen:?}");
     assert!(frozen.privileges > 0 && frozen.sessions_ended >= 1 && frozen.sessions_left >= 1, "{frozen:?}");
-    assert_eq!(frozen.alert, "sent");
+    assert_eq!(frozen.told, Told { ops: Sent::Sent, stakeholders: Sent::NotDue }, "ops only: no stakeholders' topic");
     let owner = project.owner().await;
     assert!(frozen.not_done.iter().any(|line| line.contains("handle_new_user") && line.contains("SECURITY DEFINER")));
     assert!(api_session.simple_query("SELECT 1").await.is_err(), "the Data API's sessions were ended");
@@ -250,10 +251,14 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     }
     let record = project.record().await;
     assert!(record.frozen() && record.revoked.len() == frozen.privileges, "{record:?}");
+    let since = dr::minute(record.frozen_at);
+    assert!(alert.summary.contains(&format!(" at {since}: drill: the audit log was deleted")), "{}", alert.summary);
+    assert_eq!(alert.details["frozen_at"], ops_shared::alert::rfc3339(record.frozen_at));
+    assert_eq!(record.thaw_command, "opsctl dr thaw --prefix cineview", "the record says how to thaw");
     assert_eq!((record.secret.as_str(), record.read_only_before.as_deref()), (project.arn.as_str(), None));
 
     let again = project.freeze("a second reason").await;
-    assert!(again.frozen && !again.changed && again.privileges == 0 && again.alert.is_empty(), "{again:?}");
+    assert!(again.frozen && !again.changed && again.privileges == 0 && again.told == Told::default(), "{again:?}");
     let kept = project.record().await;
     assert_eq!((kept.reason.as_str(), kept.frozen_at), (record.reason.as_str(), record.frozen_at), "first record kept");
     assert!(project.alerts.receive(0, Duration::from_millis(500)).await.is_empty(), "one alert per freeze");
@@ -281,7 +286,7 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
 
     let thawed = project.thaw().await;
     assert!(!thawed.frozen && !thawed.read_only && thawed.changed, "{thawed:?}");
-    assert_eq!((thawed.privileges, thawed.not_done.len(), thawed.alert.as_str()), (record.revoked.len(), 0, "sent"));
+    assert_eq!((thawed.privileges, thawed.not_done.len(), &thawed.told.ops), (record.revoked.len(), 0, &Sent::Sent));
     for (role, sql) in api_writes(&user) {
         server
             .data_api_write(db, role, &user, &sql)
@@ -293,7 +298,7 @@ async fn the_data_api_stops_writing_while_frozen_and_thaw_puts_every_privilege_b
     assert_eq!(after, before, "every privilege and setting as before the freeze");
     assert_eq!(reserved_roles(&owner).await, roles_before, "no reserved role was altered");
     let again = project.thaw().await;
-    assert!(!again.changed && again.privileges == 0 && again.alert.is_empty(), "{again:?}");
+    assert!(!again.changed && again.privileges == 0 && again.told == Told::default(), "{again:?}");
     assert_eq!(privileges_and_settings(&owner, db).await, before);
     let record = project.record().await;
     assert_eq!((record.frozen(), record.thawed_by.as_deref()), (false, Some("OS user bob")));

@@ -31,7 +31,10 @@ async fn assess(op: &Operator) -> (String, Value) {
     let entries = dr::backups(&op.reach.objects, "backups/", "reports/restore-tests/", chrono::Utc::now())
         .await
         .expect("backups");
-    let assessment = dr::assess(&client, &creds, entries).await.expect("assess");
+    let secret_arn = dr::secret_arn(&store, &op.stack.secret("database")).await.expect("arn");
+    let request = dr::AssessRequest { secret_arn, who: "ops".to_owned() };
+    let assessment =
+        dr::assess(&client, &creds, entries, &op.reach.objects, &op.reach.alerts, &request).await.expect("assess");
     (assessment.render(), serde_json::to_value(&assessment).expect("json"))
 }
 

@@ -1,11 +1,14 @@
 //! `opsctl dr restore` into a live Supabase project, connected as the demoted `postgres`
 //! (servers built as `ops_testkit::supabase_schema` builds them, PostgreSQL 15 and 17): the
-//! app and the users come back, and what belongs to the platform stays exactly as it was.
+//! app and the users come back, what belongs to the platform stays exactly as it was, and the
+//! outcome states the data lost.
 
 use std::time::Duration;
 
+use ops_shared::backup::Manifest;
 use ops_shared::objects::ObjectStore;
-use ops_shared::postgres::DbCredentials;
+use ops_shared::postgres::{DbCredentials, quote_ident};
+use opsctl::dr::TableRows;
 use opsctl::dr_restore::{self, Engines, Journal, Phase, RestoreError, RestoreOutcome, RestoreRequest};
 use opsctl::progress::Progress;
 
@@ -107,6 +110,16 @@ impl Project {
         client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {}", ops_shared::postgres::describe(&e)));
     }
 
+    /// The tables whose rows, counted now as the superuser, differ from `backup`'s counts.
+    fn differences(&self, backup: &Manifest) -> Vec<TableRows> {
+        let rows = backup.tables.iter().map(|t| {
+            let count = format!("SELECT count(*) FROM ONLY {}.{}", quote_ident(&t.schema), quote_ident(&t.table));
+            let live = self.f.server.pg.psql(&self.name, &count).ok().and_then(|n| n.parse().ok());
+            TableRows { table: format!("{}.{}", t.schema, t.table), backup: t.rows, live }
+        });
+        rows.filter(TableRows::differs).collect()
+    }
+
     fn confirm(&self) -> String {
         format!("{}/{}", self.creds.host, self.creds.dbname)
     }
@@ -172,10 +185,20 @@ async fn restore_into_the_live_project(major: u32, jobs: u32) {
 
     p.as_postgres(DAMAGE).await;
     assert_eq!(p.superuser("SELECT count(*) FROM auth.users"), "29", "users deleted");
+    let damaged = p.differences(&manifest);
 
     let request = RestoreRequest { jobs, ..p.request(&manifest.key) };
     let outcome = p.restore(&request).await.expect("dr restore as postgres");
     assert!(outcome.passed && outcome.jobs == jobs, "{:#?}", outcome.checks);
+    // No dr assess, no freeze: the loss is worked out from the safety backup's counts, to now.
+    let loss = outcome.loss.as_ref().expect("the data lost");
+    assert_eq!((loss.since, loss.frozen), (manifest.finished_at, false), "{loss:?}");
+    assert!(outcome.loss_source.contains("when the restore began"), "{}", outcome.loss_source);
+    assert_eq!(loss.tables, damaged);
+    let live = |table: &str| damaged.iter().find(|t| t.table == table).map(|t| t.live);
+    assert_eq!((live("auth.users"), live("public.billing")), (Some(Some(29)), Some(None)), "{damaged:?}");
+    assert_eq!(live("public.documents"), Some(Some(0)), "{damaged:?}");
+    assert!(outcome.next_step.starts_with("writes were not stopped"), "{}", outcome.next_step);
     assert_eq!(p.rows(), rows, "the app's rows and the users are back, each once");
     assert_eq!(p.superuser(anon_reads_billing), "f", "anon still cannot read public.billing");
     let after = p.state();
@@ -397,6 +420,11 @@ async fn a_restore_into_a_frozen_project_leaves_it_frozen_until_thaw() {
 
     let outcome = p.restore(&p.request(&manifest.key)).await.expect("dr restore while frozen");
     assert!(outcome.passed, "{:#?}", outcome.checks);
+    // Frozen, no dr assess: the window ends at the freeze, and the next step is its thaw.
+    let freeze = dr::current_freeze(&p.f.store(), &arn).await.expect("the record").expect("frozen");
+    let loss = outcome.loss.as_ref().expect("the data lost");
+    assert_eq!((loss.until, loss.frozen, loss.tables.len()), (freeze.frozen_at, true, 0), "{loss:?}");
+    assert!(outcome.next_step.ends_with("allow writes again with opsctl dr thaw"), "{}", outcome.next_step);
     assert!(
         outcome.checks.iter().any(|c| c.name.starts_with("writes stopped again") && c.passed),
         "{:#?}",
