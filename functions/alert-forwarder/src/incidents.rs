@@ -5,7 +5,7 @@
 
 use ops_shared::alert::{Alert, AlertSink, Status};
 use ops_shared::incident::{
-    Handling, Incident, OPEN_FOR_AT_MOST_SECS, OPEN_INCIDENTS, OpenIncident, is_incident_alert,
+    Handling, Incident, OPEN_FOR_AT_MOST_SECS, OPEN_INCIDENTS, OpenIncident, is_incident_alert, named_incident,
 };
 use ops_shared::objects::ObjectStore;
 use ops_shared::state::{self, StateError, StateStore};
@@ -61,19 +61,28 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         self.write_closed(&group, &committed.after).await
     }
 
-    /// The key of the incident `alert` belongs to: that of an inhibition parent whose incident
-    /// is open, else its own.
+    /// The key of the incident `alert` belongs to: the one it names or that of an inhibition
+    /// parent, whose incident is open, else its own.
     async fn incident_key(&self, alert: &Alert) -> Result<String, StateError> {
+        if let Some(named) = named_incident(alert)
+            && self.is_open(named).await?
+        {
+            return Ok(named.to_owned());
+        }
         for rule in
             self.config.inhibit_rules.iter().filter(|r| r.mutes(&alert.dedup_key) && r.parent != alert.dedup_key)
         {
-            let open = self.state.get(OPEN_INCIDENTS, &rule.parent).await?;
-            let record: Option<OpenIncident> = open.and_then(|item| serde_json::from_value(item.data).ok());
-            if record.and_then(|r| r.incident).is_some_and(|i| i.closed_at.is_none()) {
+            if self.is_open(&rule.parent).await? {
                 return Ok(rule.parent.clone());
             }
         }
         Ok(alert.dedup_key.clone())
+    }
+
+    async fn is_open(&self, key: &str) -> Result<bool, StateError> {
+        let open = self.state.get(OPEN_INCIDENTS, key).await?;
+        let record: Option<OpenIncident> = open.and_then(|item| serde_json::from_value(item.data).ok());
+        Ok(record.and_then(|r| r.incident).is_some_and(|i| i.closed_at.is_none()))
     }
 
     /// Writes the closed incidents of `record` to the bucket, then forgets them.

@@ -374,7 +374,9 @@ fn assess_notice(
         format!("Data-loss assessment: {database}"),
     )
     .summary(summary)
-    .detail("assessed_by", request.who.clone());
+    .detail("assessed_by", request.who.clone())
+    // Part of the write freeze's incident, while it is open.
+    .detail(ops_shared::incident::JOINS_DETAIL, super::freeze::dedup_key(&request.secret_arn));
     if let Some(loss) = &assessment.loss {
         alert = alert
             .detail("backup_key", loss.backup_key.clone())

@@ -237,9 +237,25 @@ pub async fn since(
     Ok(all)
 }
 
-/// Whether `alert` can be part of an incident: a warning or critical alert, not a report.
+/// The detail by which an alert names the incident it belongs to (the key that opened it), as a
+/// disaster-recovery assessment names the write freeze of its database.
+pub const JOINS_DETAIL: &str = "incident";
+/// Disaster-recovery notices: only the write freeze (opened by `dr freeze`, resolved by `dr
+/// thaw`) and the notices that name its incident are part of one.
+const DR_NOTICES: &str = "opsctl:dr";
+const DR_FREEZE: &str = "opsctl:dr-freeze:";
+
+/// The incident key `alert` names, if any.
+pub fn named_incident(alert: &Alert) -> Option<&str> {
+    alert.details.get(JOINS_DETAIL).and_then(serde_json::Value::as_str)
+}
+
+/// Whether `alert` can be part of an incident: a warning or critical alert, not a report, and
+/// of the disaster-recovery notices only the freeze's own and those that name an incident.
 pub fn is_incident_alert(alert: &Alert, reports: &[&str]) -> bool {
-    alert.severity >= Severity::Warning && !reports.iter().any(|prefix| alert.dedup_key.starts_with(prefix))
+    let key = alert.dedup_key.as_str();
+    let notice_outside = key.starts_with(DR_NOTICES) && !key.starts_with(DR_FREEZE) && named_incident(alert).is_none();
+    alert.severity >= Severity::Warning && !notice_outside && !reports.iter().any(|prefix| key.starts_with(prefix))
 }
 
 #[cfg(test)]

@@ -676,6 +676,7 @@ impl Demo {
             format!("INSERT INTO public.messages (author, body) VALUES ('{user}', 'a post through the Data API')");
         let topic = self.aws.create_topic("cineview-stakeholders").await;
         let stakeholders = self.aws.subscribe_queue(&topic).await;
+        let alerts = self.aws.subscribe_queue(&self.stack.alert_topic_arn).await;
         println!("  the stakeholders' topic: {topic}, a queue subscribed as their e-mail would be");
         let notify = ["--notify-topic", topic.as_str()];
         let started = Instant::now();
@@ -721,6 +722,7 @@ impl Demo {
             if validated { "yes" } else { "NO" }
         );
         println!("  drill RTO (freeze to thaw): {:.1} s", rto.as_secs_f64());
+        self.drill_incident(&alerts).await;
         if refused.is_ok() || restored.is_none_or(|(_, code)| code != Some(0)) || !validated {
             self.problems.push("the disaster-recovery drill did not freeze and restore the project".into());
         }
@@ -728,6 +730,31 @@ impl Demo {
 }
 
 impl Demo {
+    /// The drill's alerts through the forwarder (as SNS would deliver them), and the incident
+    /// they make: opened by the freeze, joined by the assessment, closed by the thaw.
+    async fn drill_incident(&mut self, alerts: &ops_testkit::aws::Inbox) {
+        let Some(mut forwarder) = self.start("alert-forwarder", &[]).await else {
+            self.problems.push("alert-forwarder did not start".into());
+            return;
+        };
+        for note in alerts.receive(4, Duration::from_secs(3)).await {
+            let forwarded = forwarder.invoke(&self.sns_delivery(&note), INVOKE_TIMEOUT).await;
+            println!("  alert \"{}\" -> alert-forwarder: {}", note.alert().title, describe(&forwarded));
+        }
+        forwarder.stop();
+        let Some((stdout, _)) = self.opsctl(&["incidents", "--since", "1d", "--json"]) else { return };
+        let incidents: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_default();
+        let drill = incidents.iter().find(|i| {
+            i["key"].as_str().is_some_and(|k| k.starts_with("opsctl:dr-freeze:")) && !i["closed_at"].is_null()
+        });
+        match drill.and_then(|i| i["id"].as_str()).map(str::to_owned) {
+            Some(id) => {
+                self.opsctl(&["incidents", "show", &id]);
+            }
+            None => self.problems.push(format!("drill: no closed incident of the write freeze: {stdout}")),
+        }
+    }
+
     /// Prints the notice a drill step sent the stakeholders' topic, as their e-mail shows it.
     async fn told_stakeholders(&mut self, inbox: &ops_testkit::aws::Inbox, step: &str) {
         let notices = inbox.receive(1, Duration::from_secs(3)).await;

@@ -70,3 +70,36 @@ async fn an_outage_with_reminders_becomes_one_incident_with_its_timeline() {
     let answer = f.invoke(serde_json::json!({"sweep": "ended"})).await.expect("swept");
     assert!(answer["incidents_written"].as_u64().is_some(), "{answer}");
 }
+
+/// A disaster-recovery drill's notices as `opsctl dr` sends them: the freeze opens an incident,
+/// the assessment joins it (it names it), the restore's notice stays a notice, the thaw closes it.
+#[tokio::test]
+async fn a_drill_is_one_incident_from_freeze_to_thaw() {
+    let aws = Aws::new(ops_testkit::shared()).await;
+    let f = fixture_configured(None, |_| ()).await;
+    let secret = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}", unique("db"));
+    let freeze_key = format!("opsctl:dr-freeze:{secret}");
+    let started = Utc::now();
+    let freeze = Alert::new("opsctl", Severity::Warning, freeze_key.clone(), "Writes stopped: postgres");
+    let assess = Alert::new(
+        "opsctl",
+        Severity::Warning,
+        format!("opsctl:dr-assess:{secret}:{}", Utc::now().to_rfc3339()),
+        "Data-loss assessment: postgres",
+    )
+    .detail(incident::JOINS_DETAIL, freeze_key.clone());
+    let restored = Alert::new("opsctl", Severity::Warning, unique("opsctl:dr:postgres"), "Database restored: postgres");
+    for alert in [freeze.clone(), assess, restored, freeze.resolved()] {
+        let message = serde_json::to_string(&alert).expect("alert");
+        f.invoke(sns_event(&unique("msg"), &message, None)).await.expect("forwarded");
+    }
+    let objects = S3Objects::new(aws.s3.clone(), names::backup_bucket());
+    let state = DynamoState::new(aws.dynamodb.clone(), names::STATE_TABLE);
+    let all = incident::since(&objects, &state, started - chrono::Duration::minutes(1)).await.expect("read");
+    let drill: Vec<_> = all.iter().filter(|i| i.key == freeze_key).collect();
+    assert_eq!(drill.len(), 1, "{all:?}");
+    assert!(drill[0].closed_at.is_some(), "the thaw closes it");
+    let titles: Vec<&str> = drill[0].timeline.iter().map(|e| e.title.as_str()).collect();
+    assert_eq!(titles, ["Writes stopped: postgres", "Data-loss assessment: postgres", "Writes stopped: postgres"]);
+    assert!(!all.iter().any(|i| i.title.starts_with("Database restored")), "the restore's notice is no incident");
+}
