@@ -25,7 +25,9 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         if !is_incident_alert(alert, REPORTS) {
             return;
         }
-        if let Err(err) = self.record(alert, handling, silence, now).await {
+        // The timeline is of when things happened, not of when they reached the forwarder.
+        let at = chrono::DateTime::parse_from_rfc3339(&alert.occurred_at).map_or(now, |t| t.timestamp());
+        if let Err(err) = self.record(alert, handling, silence, at).await {
             tracing::error!(error = %err, dedup_key = %alert.dedup_key, "the incident log could not record the alert");
         }
     }
