@@ -24,18 +24,16 @@ pub enum SilenceError {
 /// A duration as `--for` takes it: `90m`, `2h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || format!("{text:?} is not a duration such as 30m, 2h or 1d");
-    let (number, unit) = text.trim().split_at(text.trim().len().saturating_sub(1));
+    let text = text.trim();
+    let (number, minutes_per_unit) = [("m", 1), ("h", 60), ("d", 24 * 60)]
+        .iter()
+        .find_map(|(unit, minutes)| text.strip_suffix(unit).map(|n| (n, *minutes)))
+        .ok_or_else(invalid)?;
     let n: i64 = number.parse().map_err(|_| invalid())?;
-    let duration = match unit {
-        "m" => Duration::minutes(n),
-        "h" => Duration::hours(n),
-        "d" => Duration::days(n),
-        _ => return Err(invalid()),
-    };
-    if n <= 0 || duration > Duration::days(MAX_DAYS) {
-        return Err(format!("{text:?}: a silence lasts from a minute to {MAX_DAYS} days"));
+    match n.checked_mul(minutes_per_unit) {
+        Some(minutes) if (1..=MAX_DAYS * 24 * 60).contains(&minutes) => Ok(Duration::minutes(minutes)),
+        _ => Err(format!("{text:?}: a silence lasts from a minute to {MAX_DAYS} days")),
     }
-    Ok(duration)
 }
 
 /// A look-back as `--since` takes it: `7d`, `30d`, `400d`.
@@ -74,7 +72,9 @@ pub async fn add(store: &impl StateStore, new: NewSilence, now: DateTime<Utc>) -
         held_count: 0,
         summarized: false,
     };
-    let expires = read(store).await?.expires_at(silence.ends_at);
+    // Kept as long as the last silence to end, the new one included.
+    let expires =
+        read(store).await?.expires_at(silence.ends_at).max(silence.ends_at + ops_shared::silence::KEEP_ENDED_SECS);
     state::update(store, SILENCES, expires, WRITE_ATTEMPTS, |stored: &Silences| {
         let mut silences = stored.clone();
         silences.prune(now.timestamp());
@@ -137,4 +137,21 @@ pub fn line(silence: &Silence, now: i64) -> String {
         silence.created_by,
         silence.held_count
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_is_minutes_hours_or_days_and_never_panics() {
+        assert_eq!(parse_duration("90m"), Ok(Duration::minutes(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::hours(2)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::days(14)));
+        for wrong in ["15d", "0h", "-1h", "2", "h", "2ч", "5µ", "99999999999999999d", ""] {
+            assert!(parse_duration(wrong).is_err(), "{wrong}");
+        }
+        assert_eq!(parse_days("30d"), Ok(Duration::days(30)));
+        assert!(parse_days("401d").is_err() && parse_days("30").is_err());
+    }
 }

@@ -128,20 +128,24 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 return Err(err);
             }
         };
-        let routed = match &silence {
+        let decided = match &silence {
             Some(_) => Ok(Decision::Silenced),
-            None => match self.route(source_id, alert, now, deadline_ms).await {
-                // A parent that resolved lets go of the children it held back; a failure there
-                // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
-                Ok(decision) if alert.status == Status::Resolved && decision != Decision::Muted => {
-                    self.release_held(source_id, &alert.dedup_key, now, deadline_ms).await.map(|()| decision)
-                }
-                other => other,
-            },
+            None => self.route(source_id, alert, now, deadline_ms).await,
+        };
+        // Recorded as soon as decided: a retry of this delivery is a repeat, never recorded.
+        if let Ok(decision) = &decided {
+            self.record_incident(alert, *decision, silence.as_deref(), now).await;
+        }
+        let routed = match decided {
+            // A parent that resolved lets go of the children it held back; a failure there
+            // retries the whole delivery (the parent's resolve is then a repeat, not re-sent).
+            Ok(decision @ (Decision::Sent | Decision::Repeat)) if alert.status == Status::Resolved => {
+                self.release_held(source_id, &alert.dedup_key, now, deadline_ms).await.map(|()| decision)
+            }
+            other => other,
         };
         match routed {
             Ok(decision) => {
-                self.record_incident(alert, decision, silence.as_deref(), now).await;
                 self.mark_done(source_id, now).await?;
                 tracing::info!(dedup_key = %alert.dedup_key, ?decision, "alert routed");
                 Ok(decision)
@@ -211,10 +215,15 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
         let committed = state::update(&self.state, key, expires, WRITE_ATTEMPTS, |stored: &AlertRecord| {
             let previous = stored.settled(now_ms);
             let decision = decide(alert, &previous, parent.is_some(), now, repeat);
-            // A resolve goes where the alert it resolves went.
+            // A resolve goes where the alert it resolves went: to the highest severity sent.
             let routed = match alert.status {
-                Status::Resolved => previous.severity.unwrap_or(alert.severity),
+                Status::Resolved => previous.routed_severity.or(previous.severity).unwrap_or(alert.severity),
                 Status::Firing => alert.severity,
+            };
+            let routed_severity = match (alert.status, decision, previous.status, previous.routed_severity) {
+                (Status::Firing, Decision::Sent, Some(Status::Firing), Some(sent)) => Some(sent.max(alert.severity)),
+                (Status::Firing, Decision::Sent, _, _) => Some(alert.severity),
+                (_, _, _, kept) => kept,
             };
             // Recorded as sent now, so concurrent deliveries of the alert take it for a repeat;
             // it counts as sent for good only once SNS has accepted it (`confirm_sent`).
@@ -230,6 +239,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
                 status: Some(alert.status),
                 severity: Some(alert.severity),
                 last_sent: if decision == Decision::Sent { now } else { previous.last_sent },
+                routed_severity,
                 muted: decision == Decision::Muted,
                 muted_children: previous.muted_children,
                 sending,

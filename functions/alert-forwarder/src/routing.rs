@@ -8,18 +8,11 @@
 //! Nothing is dropped: an alert meant for Slack only goes to the ops topic when Slack cannot
 //! take it, saying why.
 
-use ops_shared::alert::{Alert, AlertSink, Severity};
+use ops_shared::alert::{Alert, AlertSink, DR_NOTICES, REPORT_KEYS, Severity};
 use serde_json::json;
 
 use crate::format;
 use crate::forward::{ForwardError, Forwarder, forwarded_metrics};
-
-/// Dedup-key prefixes of the reports: read by everyone, never part of an incident.
-pub const REPORTS: &[&str] =
-    &["health-checker:daily-status", "health-checker:weekly-digest", "alert-forwarder:silence"];
-/// Dedup-key prefix of the disaster-recovery notices (`opsctl dr`): part of the incident of
-/// the write freeze and, like the reports, always e-mailed.
-pub const DR_NOTICES: &str = "opsctl:dr";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -31,8 +24,9 @@ pub struct Route {
 /// The route of `alert`, routed as `severity` (a resolve's is the alert it resolves), with or
 /// without a Slack webhook.
 pub fn route(alert: &Alert, severity: Severity, slack: bool) -> Route {
+    // The reports and every disaster-recovery notice (the freeze's too) reach the e-mail.
     let always_emailed =
-        alert.dedup_key.starts_with(DR_NOTICES) || REPORTS.iter().any(|p| alert.dedup_key.starts_with(p));
+        alert.dedup_key.starts_with(DR_NOTICES) || REPORT_KEYS.iter().any(|p| alert.dedup_key.starts_with(p));
     if always_emailed {
         Route { ops: true, slack }
     } else if severity == Severity::Critical || !slack {
@@ -55,20 +49,20 @@ impl<S, A: AlertSink> Forwarder<S, A> {
         let subject = format::subject(alert);
         let mut body = format::body(alert, muted_children);
         let route = route(alert, severity, self.config.slack_secret_arn.is_some());
-        let mut to_ops = route.ops;
+        let mut routed = alert.clone();
+        routed.severity = severity;
+        // The ops topic first: its failure is retried, and a retry must not post to Slack twice.
+        if route.ops {
+            self.ops.publish_message(&subject, &body, &routed).await?;
+        }
         if route.slack
             && let Err(problem) = self.post_to_slack(&subject, &body).await
         {
             tracing::error!(error = %problem, dedup_key = %alert.dedup_key, "Slack did not take the alert");
-            if !to_ops {
+            if !route.ops {
                 body.push_str(&format!("\n\nSent by e-mail because Slack did not take it: {problem}\n"));
-                to_ops = true;
+                self.ops.publish_message(&subject, &body, &routed).await?;
             }
-        }
-        if to_ops {
-            let mut routed = alert.clone();
-            routed.severity = severity;
-            self.ops.publish_message(&subject, &body, &routed).await?;
         }
         forwarded_metrics(severity).emit();
         Ok(())

@@ -3,7 +3,7 @@
 //! within minutes of its end (DynamoDB's TTL deletes items days late, so it cannot be what
 //! notices).
 
-use ops_shared::alert::{Alert, AlertSink};
+use ops_shared::alert::{ALERT_RECORDS, Alert, AlertRecord, AlertSink, Status};
 use ops_shared::silence::{SILENCES, Silence, Silences};
 use ops_shared::state::{self, StateStore};
 
@@ -14,7 +14,7 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
     pub(crate) async fn hold_if_silenced(&self, alert: &Alert, now: i64) -> Result<Option<String>, ForwardError> {
         let Some(item) = self.state.get(SILENCES.0, SILENCES.1).await? else { return Ok(None) };
         let silences: Silences = serde_json::from_value(item.data).unwrap_or_default();
-        if silences.silencing(alert, now).is_none() {
+        if silences.silencing(alert, now).is_none() || self.resolves_what_ops_were_told(alert).await? {
             return Ok(None);
         }
         let committed =
@@ -33,6 +33,17 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             tracing::info!(dedup_key = %alert.dedup_key, silence = %id, "held back by a silence");
         }
         Ok(committed.decision)
+    }
+
+    /// A resolve of an alert ops were sent (before the silence began) is never held back: what
+    /// paged must be told resolved, and the record must not stay firing.
+    async fn resolves_what_ops_were_told(&self, alert: &Alert) -> Result<bool, ForwardError> {
+        if alert.status != Status::Resolved {
+            return Ok(false);
+        }
+        let Some(item) = self.state.get(ALERT_RECORDS, &alert.dedup_key).await? else { return Ok(false) };
+        let record: AlertRecord = serde_json::from_value(item.data).unwrap_or_default();
+        Ok(record.status == Some(Status::Firing) && record.last_sent > 0 && !record.muted)
     }
 
     /// Sends one notice for each silence that has ended and not been told yet; how many.
@@ -61,8 +72,18 @@ impl<S: StateStore, A: AlertSink> Forwarder<S, A> {
             let Some(silence) = &committed.decision else { continue };
             let notice = silence.summary_alert(SOURCE);
             if let Err(err) = self.deliver(&notice, notice.severity, 0).await {
-                if let Err(rollback) = state::roll_back(&self.state, SILENCES, expires, &committed).await {
-                    tracing::error!(error = %rollback, "could not put back the silence whose notice failed");
+                // From what is stored now (other writers may have come between), so that the
+                // next sweep sends the notice.
+                let put_back = state::update(&self.state, SILENCES, expires, WRITE_ATTEMPTS, |stored: &Silences| {
+                    let mut silences = stored.clone();
+                    if let Some(s) = silences.silences.iter_mut().find(|s| s.id == id) {
+                        s.summarized = false;
+                    }
+                    (silences, ())
+                })
+                .await;
+                if !matches!(put_back, Ok(Some(_))) {
+                    tracing::error!(silence = %id, "could not put back the silence whose notice failed; it is not sent");
                 }
                 return Err(err);
             }

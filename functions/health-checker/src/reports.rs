@@ -3,6 +3,7 @@
 //! weekly checks every Monday (`opsctl digest`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ops_shared::alert::{Alert, AlertSink, PublishError, Severity};
@@ -26,7 +27,7 @@ pub struct Reports {
     pub clients: ops_shared::aws::AwsClients,
     pub alarms: CloudWatch,
     pub secrets: Arc<SecretCache>,
-    pub http: reqwest::Client,
+    pub sentry_http: reqwest::Client,
     /// The secret with Sentry's read settings (`SENTRY_READ_SECRET_ARN`); without it the
     /// report says Sentry is not set up.
     pub sentry_secret: Option<String>,
@@ -50,7 +51,8 @@ impl Reports {
             clients: startup.clients.clone(),
             alarms: CloudWatch::new(&startup.sdk, http.clone()),
             secrets: Arc::clone(&startup.secrets),
-            http,
+            // Sentry's reads get answers in seconds or not at all within the report's budget.
+            sentry_http: ops_shared::http::build_at_startup(ops_shared::http::builder(Duration::from_secs(8)))?,
             sentry_secret: env.get("SENTRY_READ_SECRET_ARN").map(str::to_owned),
             bucket: env.required("BACKUP_BUCKET")?,
             prefix: prefix.to_owned(),
@@ -115,7 +117,7 @@ impl Reports {
                 fix: "deploy the stack's template, which sets SENTRY_READ_SECRET_ARN on health-checker".to_owned(),
             });
         };
-        SentryAccess::from_read(self.http.clone(), secret, self.secrets.refresh(secret).await)
+        SentryAccess::from_read(self.sentry_http.clone(), secret, self.secrets.refresh(secret).await)
     }
 }
 

@@ -167,7 +167,7 @@ Each step tells what it did in one notice (the runbook's \"notify stakeholders o
 and restoration timeline\"): an alert to ops on <prefix>-ops-alerts and, with --notify-topic ARN,
 the same news in plain words on that SNS topic (the stakeholders'; subject under 100 characters):
   freeze   writes stopped: since when (UTC), by whom (STS), why
-  assess   the data-loss window: from the newest backup's end to the freeze (to now, said so, if
+  assess   the data-loss window: from the newest backup's snapshot to the freeze (to now, said so, if
            writes were not stopped), and each table whose live rows differ from the backup's
   restore  what was restored (the backup, when it finished, the database), the data-loss window in
            time and rows (dr assess's record, else the safety backup's counts), how long it took,
@@ -213,7 +213,7 @@ the runbook's rule: under 24 hours, restore it; older, decide with the team. Eac
 marked tested yes, no or FAILED: whether a restore test passed exactly that backup, with the date
 of its report (`dr restore` tests an untested one on the staging server first).
 
-The data-loss window of restoring the newest backup: from its end (the manifest's finished_at) to
+The data-loss window of restoring the newest backup: from its snapshot (the manifest's started_at: pg_dump dumps the snapshot taken then) to
 the freeze (the freeze record's time; to now, said so, when writes were not stopped), and each
 table whose live row count differs from the backup's (fewer: the restore brings them back; more:
 written since the backup, lost by the restore). It is recorded in the backup bucket

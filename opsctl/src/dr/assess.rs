@@ -180,7 +180,7 @@ pub struct AssessRequest {
 }
 
 /// The newest backups of the database behind `creds` judged against it (see [`judge`]), and
-/// the data-loss window of restoring the newest: from its end to the freeze (the freeze
+/// the data-loss window of restoring the newest: from its snapshot (when it started) to the freeze (the freeze
 /// record's time; to now, said so, when writes go on), with each table whose live rows differ
 /// from its count. That is recorded beside the freeze record (`reports/dr-assessments/`), for
 /// `dr restore` to state, and told to `audience`.

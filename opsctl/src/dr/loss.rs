@@ -1,5 +1,6 @@
-//! The data a restore loses: the window from the end of the backup it restores to the moment
-//! writes stopped (or to now, while they go on), and each table's rows beside the backup's.
+//! The data a restore loses: the window from the snapshot of the backup it restores (taken when
+//! the backup started) to the moment writes stopped (or to now, while they go on), and each
+//! table's rows beside the backup's.
 //! `dr assess` records it beside the freeze record (`reports/dr-assessments/<secret ARN>.json`),
 //! and `dr restore` states it.
 
@@ -78,7 +79,9 @@ impl DataLoss {
         let frozen = freeze.filter(|record| record.frozen());
         DataLoss {
             backup_key: backup.key.clone(),
-            since: backup.finished_at,
+            // pg_dump dumps the snapshot taken when the backup started: what was written after
+            // that is not in it.
+            since: backup.started_at,
             until: frozen.map_or(now, |record| record.frozen_at),
             frozen: frozen.is_some(),
             tables: live.iter().filter(|t| t.differs()).cloned().collect(),

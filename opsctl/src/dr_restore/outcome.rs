@@ -109,7 +109,7 @@ pub struct RestoreOutcome {
     pub failures: Vec<String>,
     pub passed: bool,
     pub journal_key: String,
-    /// What the restore lost: the window from the backup's end to the freeze, and the rows per
+    /// What the restore lost: the window from the backup's snapshot to the freeze, and the rows per
     /// table; none when it could not be worked out (`loss_source` says why).
     pub loss: Option<DataLoss>,
     /// Where the loss's figures come from (`dr assess`'s record, or the safety backup's counts).

@@ -23,6 +23,22 @@ pub(crate) const MAX_SUBJECT_CHARS: usize = 99;
 /// The state table partition of alert-forwarder's records, one per dedup key.
 pub const ALERT_RECORDS: &str = "alert-forwarder#alert";
 
+/// Dedup-key prefixes of the reports (the daily status, the weekly digest, the notices of ended
+/// silences): read by everyone, never a condition that fires and resolves.
+pub const REPORT_KEYS: &[&str] =
+    &["health-checker:daily-status", "health-checker:weekly-digest", "alert-forwarder:silence"];
+/// Dedup-key prefix of the disaster-recovery notices (`opsctl dr`), and of the write freeze,
+/// the one among them that fires and resolves.
+pub const DR_NOTICES: &str = "opsctl:dr";
+pub const DR_FREEZE: &str = "opsctl:dr-freeze:";
+
+/// Whether `dedup_key` is news rather than a condition: a report, or a disaster-recovery
+/// notice other than the write freeze.
+pub fn is_notice(dedup_key: &str) -> bool {
+    REPORT_KEYS.iter().any(|prefix| dedup_key.starts_with(prefix))
+        || (dedup_key.starts_with(DR_NOTICES) && !dedup_key.starts_with(DR_FREEZE))
+}
+
 /// What alert-forwarder recorded of an alert key: its last status and severity, when ops were
 /// last told, and whether a firing parent mutes it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -30,6 +46,10 @@ pub struct AlertRecord {
     pub status: Option<Status>,
     pub severity: Option<Severity>,
     pub last_sent: i64,
+    /// The highest severity ops were sent since the alert began firing: where its resolve goes
+    /// (a critical alert that eased to warning before resolving paged, so its resolve pages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed_severity: Option<Severity>,
     pub muted: bool,
     pub muted_children: usize,
     /// Set while an invocation publishes this alert; cleared once SNS has accepted it.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::objects::ObjectStore;
 use crate::adapters::state::StateStore;
-use crate::domain::alert::{Alert, Severity, Status};
+use crate::domain::alert::{Alert, Severity, Status, is_notice};
 use crate::domain::status::read_json;
 
 /// The state table's partition of open incidents (sort key: the incident's key).
@@ -23,14 +23,15 @@ pub const OPEN_FOR_AT_MOST_SECS: i64 = 90 * 24 * 3600;
 /// Timeline entries kept per incident; the counts go on beyond.
 const MAX_ENTRIES: usize = 500;
 
-/// The state record of an incident key: the open incident, and one closed but not yet written
-/// to the bucket (its write failed), which a new firing of the key must not overwrite.
+/// The state record of an incident key: the open incident, and those closed but not yet written
+/// to the bucket (a write failed, or the function has no bucket), which a new firing of the key
+/// must not overwrite.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OpenIncident {
     #[serde(default)]
     pub incident: Option<Incident>,
     #[serde(default)]
-    pub unwritten: Option<Incident>,
+    pub unwritten: Vec<Incident>,
 }
 
 /// What the forwarder did with an alert of the incident.
@@ -240,22 +241,17 @@ pub async fn since(
 /// The detail by which an alert names the incident it belongs to (the key that opened it), as a
 /// disaster-recovery assessment names the write freeze of its database.
 pub const JOINS_DETAIL: &str = "incident";
-/// Disaster-recovery notices: only the write freeze (opened by `dr freeze`, resolved by `dr
-/// thaw`) and the notices that name its incident are part of one.
-const DR_NOTICES: &str = "opsctl:dr";
-const DR_FREEZE: &str = "opsctl:dr-freeze:";
 
 /// The incident key `alert` names, if any.
 pub fn named_incident(alert: &Alert) -> Option<&str> {
     alert.details.get(JOINS_DETAIL).and_then(serde_json::Value::as_str)
 }
 
-/// Whether `alert` can be part of an incident: a warning or critical alert, not a report, and
-/// of the disaster-recovery notices only the freeze's own and those that name an incident.
-pub fn is_incident_alert(alert: &Alert, reports: &[&str]) -> bool {
-    let key = alert.dedup_key.as_str();
-    let notice_outside = key.starts_with(DR_NOTICES) && !key.starts_with(DR_FREEZE) && named_incident(alert).is_none();
-    alert.severity >= Severity::Warning && !notice_outside && !reports.iter().any(|prefix| key.starts_with(prefix))
+/// Whether `alert` can be part of an incident: a warning or critical alert that is a condition
+/// (not a report or a notice), or a notice that names its incident (a disaster-recovery
+/// assessment names the write freeze's).
+pub fn is_incident_alert(alert: &Alert) -> bool {
+    alert.severity >= Severity::Warning && (!is_notice(&alert.dedup_key) || named_incident(alert).is_some())
 }
 
 #[cfg(test)]

@@ -119,12 +119,27 @@ pub struct SentryDay {
 
 /// Issues of each kind the status lists.
 pub const TOP_ISSUES: usize = 5;
+/// How long a report waits for all of Sentry's answers: a slow Sentry must not take the rest of
+/// the report (and the function's time) with it.
+pub const SENTRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `read`, or `Failed` once `SENTRY_BUDGET` has passed.
+pub async fn within_budget<T>(
+    read: impl Future<Output = Result<T, SentryUnavailable>>,
+) -> Result<T, SentryUnavailable> {
+    tokio::time::timeout(SENTRY_BUDGET, read).await.unwrap_or_else(|_| {
+        Err(SentryUnavailable::Failed(format!("Sentry did not answer within {} s", SENTRY_BUDGET.as_secs())))
+    })
+}
 
 /// Sentry's numbers of the day before `now`.
 pub async fn day(sentry: &impl SentryStats, now: DateTime<Utc>) -> Result<SentryDay, SentryUnavailable> {
-    let period = Period { start: now - chrono::Duration::hours(24), end: now };
-    let transactions = sentry.transactions(period).await?;
-    let new_issues = sentry.issues(period, IssueFilter::New, TOP_ISSUES).await?;
-    let escalating = sentry.issues(period, IssueFilter::Escalating, TOP_ISSUES).await?;
-    Ok(SentryDay { verdict: transactions.verdict(), transactions, new_issues, escalating })
+    within_budget(async {
+        let period = Period { start: now - chrono::Duration::hours(24), end: now };
+        let transactions = sentry.transactions(period).await?;
+        let new_issues = sentry.issues(period, IssueFilter::New, TOP_ISSUES).await?;
+        let escalating = sentry.issues(period, IssueFilter::Escalating, TOP_ISSUES).await?;
+        Ok(SentryDay { verdict: transactions.verdict(), transactions, new_issues, escalating })
+    })
+    .await
 }

@@ -141,11 +141,19 @@ impl Silence {
         } else {
             let keys: Vec<&str> = firing.iter().map(|k| k.as_str()).collect();
             text.push_str(&format!(
-                "Still firing at its end, and sent again at their next reminder: {}\n",
+                "Still firing at its end: {}. Health checks remind every hour; an alarm or a Sentry alert is not sent \
+                 again until it changes state: look at each now (opsctl status).\n",
                 keys.join(", ")
             ));
         }
-        let severity = if firing.is_empty() { Severity::Info } else { Severity::Warning };
+        // As severe as the worst alert still firing: a critical one pages now.
+        let severity = self
+            .held
+            .values()
+            .filter(|h| h.last_status == Status::Firing)
+            .map(|h| h.severity)
+            .max()
+            .unwrap_or(Severity::Info);
         Alert::new(source, severity, format!("{source}:silence:{}", self.id), title).summary(text)
     }
 }
@@ -225,12 +233,8 @@ mod tests {
         s.hold(&slow.clone().resolved(), 130);
         let alert = s.summary_alert("alert-forwarder");
         assert_eq!(alert.title, "Silence s1 ended: 4 alert(s) held back");
-        assert_eq!(alert.severity, Severity::Warning, "something still fires");
+        assert_eq!(alert.severity, Severity::Critical, "a critical alert still fires: the notice pages");
         assert!(alert.summary.contains("- health-checker:app: 2 x \"app is down\" (critical), last firing"));
-        assert!(
-            alert
-                .summary
-                .contains("Still firing at its end, and sent again at their next reminder: health-checker:app\n")
-        );
+        assert!(alert.summary.contains("Still firing at its end: health-checker:app. "), "{}", alert.summary);
     }
 }

@@ -212,7 +212,7 @@ async fn backups_are_listed_newest_first_with_their_restore_tests_and_assessed_a
     assert_eq!(live("public.dropped"), None, "a table gone from the live database");
     assert!(assessment.render().contains("(table missing)"));
 
-    // Not frozen: the window runs from the newest backup's end to now, and says it is open.
+    // Not frozen: the window runs from the newest backup's snapshot to now, and says it is open.
     let loss = assessment.loss.clone().expect("the newest backup's loss");
     assert_eq!(
         (loss.backup_key.as_str(), loss.since, loss.frozen),
@@ -334,11 +334,11 @@ async fn a_drill_tells_ops_and_the_stakeholders_the_data_loss_window_in_time_and
     let loss = record.loss.clone();
     assert_eq!(
         (loss.backup_key.as_str(), loss.since, loss.until, loss.frozen),
-        (backup.key.as_str(), manifest.finished_at, freeze.frozen_at, true)
+        (backup.key.as_str(), manifest.started_at, freeze.frozen_at, true)
     );
     let differ = |table: &str, backup, live| TableRows { table: table.to_owned(), backup, live: Some(live) };
     assert_eq!(loss.tables, [differ("public.analyses", 200, 160), differ("public.audit_log", 300, 303)]);
-    let window = format!("{} (the backup) to {since} (writes stopped), ", dr::minute(manifest.finished_at));
+    let window = format!("{} (the backup) to {since} (writes stopped), ", dr::minute(manifest.started_at));
     let rows = [
         "  - public.analyses: 200 in the backup, 160 live (40 rows fewer: the restore brings them back)\n",
         "  - public.audit_log: 300 in the backup, 303 live (3 rows more: written since the backup, lost by the restore)\n",

@@ -58,7 +58,11 @@ async fn each_severity_lands_where_the_runbook_says() {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts[0].contains("App is slow") && texts[1].contains("Certificate renews in 20 days"), "{texts:?}");
 
-    // A resolve follows the alert it resolves, whatever severity it carries itself.
+    // A resolve follows the alert it resolves, whatever severity it carries itself, and even when
+    // the alert eased to warning before resolving (a repeat, not sent).
+    let eased = serde_json::to_string(&alert(&down, Severity::Warning, "App is down")).expect("alert");
+    let answer = f.invoke(sns_event(&unique("msg"), &eased, None)).await.expect("forwarded");
+    assert_eq!(answer["records"][0]["decision"], "repeat", "{answer}");
     f.send(&alert(&down, Severity::Info, "App is down").resolved()).await;
     let resolved = f.one_notification().await;
     assert_eq!(resolved.attribute("severity"), Some("critical"), "the pager hears the resolve too");

@@ -103,9 +103,9 @@ async fn a_silenced_alert_is_held_back_and_told_when_the_silence_ends() {
         notice.message
     );
     assert!(
-        notice.message.contains(&format!(
-            "Still firing at its end, and sent again at their next reminder: health-checker:{target}"
-        ))
+        notice.message.contains(&format!("Still firing at its end: health-checker:{target}.")),
+        "{}",
+        notice.message
     );
     assert!(notice.message.contains("\"deploy 4.2\", set by arn:aws:iam::123456789012:user/ops"));
     let again = f.invoke(json!({"sweep": "ended"})).await.expect("swept");

@@ -192,7 +192,7 @@ async fn restore_into_the_live_project(major: u32, jobs: u32) {
     assert!(outcome.passed && outcome.jobs == jobs, "{:#?}", outcome.checks);
     // No dr assess, no freeze: the loss is worked out from the safety backup's counts, to now.
     let loss = outcome.loss.as_ref().expect("the data lost");
-    assert_eq!((loss.since, loss.frozen), (manifest.finished_at, false), "{loss:?}");
+    assert_eq!((loss.since, loss.frozen), (manifest.started_at, false), "{loss:?}");
     assert!(outcome.loss_source.contains("when the restore began"), "{}", outcome.loss_source);
     assert_eq!(loss.tables, damaged);
     let live = |table: &str| damaged.iter().find(|t| t.table == table).map(|t| t.live);

@@ -15,13 +15,13 @@ use serde::Serialize;
 use crate::adapters::objects::ObjectStore;
 use crate::adapters::secret_versions::SecretVersions;
 use crate::adapters::state::StateStore;
-use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity};
+use crate::domain::alert::{ALERT_RECORDS, AlertRecord, Severity, is_notice};
 use crate::domain::backup::manifest::{MANIFEST_SUFFIX, Manifest};
 use crate::domain::health::{STATE_SK, TargetState};
 use crate::domain::incident::{self, Incident};
 use crate::domain::restore::report::RestoreReport;
 use crate::domain::sentry_numbers::{
-    Issue, IssueFilter, Period, SentryStats, SentryUnavailable, TOP_ISSUES, Transactions,
+    self, Issue, IssueFilter, Period, SentryStats, SentryUnavailable, TOP_ISSUES, Transactions,
 };
 use crate::domain::slo::budget_left;
 use crate::domain::status::{
@@ -181,7 +181,7 @@ where
     Q: SentryStats,
 {
     let mut unreadable = Vec::new();
-    let sentry = match sentry_week(sources.sentry, &week).await {
+    let sentry = match sentry_numbers::within_budget(sentry_week(sources.sentry, &week)).await {
         Ok(read) => SentrySection::Read(read),
         Err(SentryUnavailable::NotConfigured { fix }) => SentrySection::NotConfigured { fix },
         Err(SentryUnavailable::Failed(problem)) => {
@@ -308,7 +308,8 @@ async fn backups_of(
     let mut backups = Vec::new();
     for object in listed.iter().filter(|o| o.key.ends_with(MANIFEST_SUFFIX)) {
         let manifest: Manifest = crate::domain::status::read_json(objects, &object.key).await?;
-        if week.contains(manifest.finished_at) {
+        // A dr restore's safety backup is no night's backup.
+        if week.contains(manifest.finished_at) && !manifest.is_safety_backup() {
             backups.push(backup_line(&manifest, now));
         }
     }
@@ -329,7 +330,7 @@ async fn backups_of(
 /// The alerts whose last sending fell in the week.
 fn alerts_of(items: &[(String, String, serde_json::Value)], week: &Week, now: DateTime<Utc>) -> AlertsWeek {
     let mut out = AlertsWeek::default();
-    for (_, key, data) in items {
+    for (_, key, data) in items.iter().filter(|(_, key, _)| !is_notice(key)) {
         let Ok(record) = serde_json::from_value::<AlertRecord>(data.clone()) else { continue };
         let record = record.settled(now.timestamp_millis());
         let Some(sent) = DateTime::from_timestamp(record.last_sent, 0).filter(|at| week.contains(*at)) else {

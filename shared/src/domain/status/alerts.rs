@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::verdict::Verdict;
-use crate::domain::alert::{AlertRecord, Severity, Status as AlertStatus};
+use crate::domain::alert::{AlertRecord, Severity, Status as AlertStatus, is_notice};
 
 /// The stack's alarms whose action is the ops topic itself (template.yaml), by name after the
 /// stack's prefix: they page when the forwarder cannot, so it never records them.
@@ -45,6 +45,10 @@ pub(super) fn alerts_line(items: &[(String, String, serde_json::Value)], now: Da
     let mut critical_24h = Vec::new();
     let mut firing = Vec::new();
     for (_, key, data) in items {
+        // Reports and notices are news, never still firing.
+        if is_notice(key) {
+            continue;
+        }
         let Ok(record) = serde_json::from_value::<AlertRecord>(data.clone()) else { continue };
         // As the forwarder reads it: a publish SNS never accepted did not happen.
         let record = record.settled(now.timestamp_millis());
