@@ -611,3 +611,46 @@ fn production_rotation_reads_only_its_staging_twins_records_and_its_own_code_has
     let env = &created["Resources"]["SecretRotationFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(env["STAGING_NAME_PREFIX"], "cineview-staging");
 }
+
+/// The team's Slack is optional: with `SlackWebhookSecretArn` both forwarder functions name the
+/// secret and may read it (a partial ARN too, hence the `*`); without, neither names nor reads
+/// any Slack secret.
+#[test]
+fn the_forwarders_read_the_slack_webhook_only_when_one_is_given() {
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cineview-slack-AbCdEf";
+    let slack_statements = |template: &serde_json::Value| -> Vec<String> {
+        of_type(template, "AWS::IAM::Role")
+            .into_iter()
+            .flat_map(|(name, role)| {
+                let policies = role["Properties"]["Policies"].as_array().cloned().unwrap_or_default();
+                policies.into_iter().flat_map(move |policy| {
+                    let statements = policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
+                    statements
+                        .into_iter()
+                        .filter(|s| s["Sid"] == "ReadSlackWebhook")
+                        .map(move |s| format!("{name}: {} {}", s["Action"], s["Resource"]))
+                })
+            })
+            .collect()
+    };
+    let with = resolved(&[("SlackWebhookSecretArn", arn)]);
+    let mut granted = slack_statements(&with);
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            format!("AlertForwarderFunctionRole: \"secretsmanager:GetSecretValue\" \"{arn}*\""),
+            format!("SentryWebhookFunctionRole: \"secretsmanager:GetSecretValue\" \"{arn}*\""),
+        ]
+    );
+    for function in ["AlertForwarderFunction", "SentryWebhookFunction"] {
+        let env = &with["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["SLACK_WEBHOOK_SECRET_ARN"], arn, "{function}");
+    }
+    let without = resolved(&[]);
+    assert!(slack_statements(&without).is_empty());
+    for function in ["AlertForwarderFunction", "SentryWebhookFunction"] {
+        let env = &without["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert!(env.get("SLACK_WEBHOOK_SECRET_ARN").is_none(), "{function}: {env}");
+    }
+}
