@@ -9,7 +9,7 @@ use ops_shared::health::{STATE_SK, TargetState, day_sk, target_key};
 use ops_shared::objects::ObjectStore;
 use ops_shared::secret_versions::SecretsManagerVersions;
 use ops_shared::state::StateStore;
-use ops_shared::status::{Sources, Verdict};
+use ops_shared::status::Verdict;
 use ops_testkit::sentry_events::Span;
 use serde_json::{Value, json};
 
@@ -33,16 +33,7 @@ impl Recorded {
     async fn digest(&self, week: Week) -> Digest {
         let secrets = SecretsManagerVersions::new(self.aws.secrets.clone());
         let sentry = self.sentry().await;
-        let sources = Sources {
-            state: &self.state,
-            objects: &self.objects,
-            secrets: &secrets,
-            alarms: &self.alarms,
-            sentry: &sentry,
-            prefix: &self.prefix,
-            backup_prefix: "backups/",
-            report_prefix: "reports/restore-tests/",
-        };
+        let sources = self.sources(&secrets, &sentry);
         digest::gather(&sources, week, Utc::now()).await
     }
 
@@ -189,16 +180,7 @@ async fn a_week_with_a_missed_backup_and_rising_errors_is_told_line_by_line() {
     // The Monday e-mail: one alert through the alert path, a warning because a line is not ok.
     let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
     let sentry = r.sentry().await;
-    let sources = Sources {
-        state: &r.state,
-        objects: &r.objects,
-        secrets: &secrets,
-        alarms: &r.alarms,
-        sentry: &sentry,
-        prefix: &r.prefix,
-        backup_prefix: "backups/",
-        report_prefix: "reports/restore-tests/",
-    };
+    let sources = r.sources(&secrets, &sentry);
     let topic = ops_shared::test_util::RecordingAlerts::default();
     let verdict = health_checker::reports::send_weekly(&sources, &topic, week.clone(), Utc::now()).await.expect("sent");
     assert_eq!(verdict, Verdict::Critical);

@@ -97,6 +97,24 @@ pub(crate) fn app_traffic(now: DateTime<Utc>, count: usize, failed: f64, slow_ms
 }
 
 impl Recorded {
+    /// What the status and the digest read, with `secrets` and `sentry` made by the caller.
+    pub(crate) fn sources<'a>(
+        &'a self,
+        secrets: &'a SecretsManagerVersions,
+        sentry: &'a SentryAccess,
+    ) -> Sources<'a, DynamoState, S3Objects, SecretsManagerVersions, LocalAlarms, SentryAccess> {
+        Sources {
+            state: &self.state,
+            objects: &self.objects,
+            secrets,
+            alarms: &self.alarms,
+            sentry,
+            prefix: &self.prefix,
+            backup_prefix: "backups/",
+            report_prefix: "reports/restore-tests/",
+        }
+    }
+
     /// Sentry as the stack's read secret says.
     pub(crate) async fn sentry(&self) -> SentryAccess {
         let secret = format!("{}-sentry-read", self.prefix);
@@ -111,16 +129,7 @@ impl Recorded {
     async fn status(&self) -> Status {
         let secrets = SecretsManagerVersions::new(self.aws.secrets.clone());
         let sentry = self.sentry().await;
-        let sources = Sources {
-            state: &self.state,
-            objects: &self.objects,
-            secrets: &secrets,
-            alarms: &self.alarms,
-            sentry: &sentry,
-            prefix: &self.prefix,
-            backup_prefix: "backups/",
-            report_prefix: "reports/restore-tests/",
-        };
+        let sources = self.sources(&secrets, &sentry);
         gather(&sources, Utc::now()).await
     }
 
@@ -455,16 +464,7 @@ async fn the_daily_email_carries_the_status_and_its_verdict() {
     r.restore_report("passed", 4).await;
     let secrets = SecretsManagerVersions::new(r.aws.secrets.clone());
     let sentry = r.sentry().await;
-    let sources = Sources {
-        state: &r.state,
-        objects: &r.objects,
-        secrets: &secrets,
-        alarms: &r.alarms,
-        sentry: &sentry,
-        prefix: &r.prefix,
-        backup_prefix: "backups/",
-        report_prefix: "reports/restore-tests/",
-    };
+    let sources = r.sources(&secrets, &sentry);
     let topic = ops_shared::test_util::RecordingAlerts::default();
     let verdict = health_checker::reports::send_daily(&sources, &topic, Utc::now()).await.expect("sent");
     assert_eq!(verdict, Verdict::Critical, "a 30-hour-old backup");
