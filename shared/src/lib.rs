@@ -22,12 +22,12 @@ pub use runtime::{config, events, lambda, phases, scrub, telemetry};
 
 // Adapters: one per outside system.
 pub use adapters::{
-    aws, cloudwatch, deployed_code, http, objects, pgtools, postgres, secret_versions, secrets, sentry, state, tls,
+    aws, cloudwatch, deployed_code, ecs, http, objects, pgtools, postgres, secret_versions, secrets, sentry, state, tls,
 };
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.
 pub use domain::{
-    backup, digest, health, incident, keys, restore, rotation, sentry_numbers, silence, slo, staging, status,
+    backup, digest, handoff, health, incident, keys, restore, rotation, sentry_numbers, silence, slo, staging, status,
 };
 
 /// The alert model, and the SNS publisher that sends it.

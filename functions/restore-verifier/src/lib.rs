@@ -1,12 +1,15 @@
 //! `restore-verifier`: proves a backup restores. Monthly, or on a manual invoke that names a
 //! backup (`{"backup": "latest" | "random" | "<key>"}`). The restore test itself is
-//! `ops_shared::restore`, which `opsctl restore-test --local` runs too.
+//! `ops_shared::restore`, which `opsctl restore-test --local` and the engine task run too. A
+//! test that would not finish here is handed to the engine task on Fargate.
 
 use std::sync::Arc;
 
 use lambda_runtime::Context;
 use ops_shared::backup::RestoreReport;
+use ops_shared::ecs::EcsTasks;
 use ops_shared::events::Trigger;
+use ops_shared::handoff::{Handoff, Placement, Ran, TaskLauncher, hand_off};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::restore::{Selection, Verifier, VerifierConfig, VerifyError};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
@@ -27,29 +30,72 @@ impl From<VerifyRequest> for Selection {
     }
 }
 
-/// The function: the restore test behind the Lambda handler.
-pub struct VerifierFunction<S, A>(pub Verifier<S, A>);
+/// The function: the restore test behind the Lambda handler, and the task it hands off to.
+pub struct VerifierFunction<S, A, L> {
+    pub engine: Verifier<S, A>,
+    pub handoff: Handoff<L>,
+}
 
-impl<S: ObjectStore + 'static, A: AlertSink + 'static> Handler for VerifierFunction<S, A> {
+/// The engine task's command for a restore test of the backup `key`.
+pub fn task_command(key: &str) -> Vec<String> {
+    vec!["restore-test".to_owned(), "--backup".to_owned(), key.to_owned()]
+}
+
+impl<S: ObjectStore + 'static, A: AlertSink + 'static, L: TaskLauncher + 'static> Handler
+    for VerifierFunction<S, A, L>
+{
     type Event = Trigger<VerifyRequest>;
-    type Output = RestoreReport;
+    type Output = Ran<RestoreReport>;
     type Error = VerifyError;
 
-    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<RestoreReport, VerifyError> {
-        let selection = match event {
+    async fn handle(&self, event: Self::Event, ctx: Context) -> Result<Ran<RestoreReport>, VerifyError> {
+        let mut selection = match event {
             Trigger::Schedule(_) => Selection::Latest,
             Trigger::Manual(request) => request.into(),
         };
-        self.0.run(selection, ops_shared::lambda::deadline(&ctx)).await
+        let deadline = ops_shared::lambda::deadline(&ctx);
+        match (self.handoff.needs_estimate(), &self.handoff.launcher) {
+            (false, None) => {}
+            _ => match self.engine.select(&selection).await {
+                // The test then runs here and reports what it cannot find.
+                Err(_) => {}
+                Ok((_, manifest)) => {
+                    // The backup chosen (a random one too) is the one tested, here or there.
+                    selection = Selection::Key(manifest.key.clone());
+                    let estimate =
+                        if self.handoff.needs_estimate() { Some(self.engine.estimate(&manifest).await) } else { None };
+                    match (self.handoff.place(estimate.as_ref(), deadline), &self.handoff.launcher) {
+                        (Placement::Task { reason }, Some(launcher)) => {
+                            let what = format!("The restore test of {}", manifest.key);
+                            let command = task_command(&manifest.key);
+                            let pair = (launcher, &self.engine.alerts);
+                            let handed =
+                                hand_off(pair, (FUNCTION_NAME, &what), command, &ctx.request_id, (reason, estimate))
+                                    .await?;
+                            return Ok(Ran::HandedOff(handed));
+                        }
+                        _ => {}
+                    }
+                }
+            },
+        }
+        self.engine.run(selection, deadline).await.map(Ran::Here)
     }
 }
 
-pub fn build(startup: Startup) -> Result<VerifierFunction<S3Objects, SnsAlertPublisher>, ConfigError> {
+pub fn build(startup: Startup) -> Result<VerifierFunction<S3Objects, SnsAlertPublisher, EcsTasks>, ConfigError> {
+    let http = ops_shared::http::build_at_startup(ops_shared::http::builder(std::time::Duration::from_secs(10)))?;
+    let handoff = ops_shared::ecs::handoff(&startup, http)?;
+    Ok(VerifierFunction { engine: engine(startup)?, handoff })
+}
+
+/// The restore engine as the function and the engine task run it.
+pub fn engine(startup: Startup) -> Result<Verifier<S3Objects, SnsAlertPublisher>, ConfigError> {
     let config = VerifierConfig::from_env(&startup.env)?;
-    Ok(VerifierFunction(Verifier {
+    Ok(Verifier {
         store: S3Objects::new(startup.clients.s3(), config.bucket.clone()),
         alerts: startup.alerts,
         secrets: Arc::clone(&startup.secrets),
         config,
-    }))
+    })
 }

@@ -5,47 +5,27 @@
 //! the local AWS stand-in cannot answer; the query protocol it can, so the alarms are tested
 //! against it.
 
-use std::time::{Duration, SystemTime};
-
 use aws_config::SdkConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
-
-use aws_sigv4::http_request::SigningError;
-use aws_smithy_xml::decode::XmlDecodeError;
+use aws_smithy_xml::decode::{Document, ScopedDecoder, XmlDecodeError, try_data};
 
 mod history;
 
-use crate::adapters::http::{Repeat, send_with_retry};
+use crate::adapters::http::Repeat;
+use crate::adapters::signed_api::{SignedApi, SignedCallError};
 use crate::domain::alert::cut_at_char;
 use crate::domain::status::{AlarmEvent, AlarmLine, Alarms};
-use crate::runtime::errors::error_chain;
 
 const API_VERSION: &str = "2010-08-01";
-const SIGNING_NAME: &str = "monitoring";
 const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// 100 pages of up to 100 alarms: far more than a stack has.
 const MAX_PAGES: usize = 100;
 
-/// What went wrong with a call, named by its action; the error behind it is its source.
+/// What went wrong with a call, named by its action.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudWatchError {
-    #[error("CloudWatch {action}: no AWS credentials")]
-    NoCredentials { action: String },
-    #[error("CloudWatch {action}: {}", error_chain(source))]
-    Credentials { action: String, source: aws_credential_types::provider::error::CredentialsError },
-    #[error("CloudWatch {action}: no AWS region configured (AWS_REGION)")]
-    NoRegion { action: String },
-    #[error("CloudWatch {action}: {source}")]
-    Signing { action: String, source: Box<dyn std::error::Error + Send + Sync> },
-    #[error("CloudWatch {action}: endpoint {endpoint}: {source}")]
-    Endpoint { action: String, endpoint: String, source: SigningError },
-    #[error("CloudWatch {action}: {}", error_chain(source))]
-    Request { action: String, source: reqwest::Error },
+    #[error("CloudWatch {action}: {error}")]
+    Call { action: String, error: SignedCallError },
     #[error("CloudWatch {action}: HTTP {status}: {error}")]
     Refused { action: String, status: u16, error: String },
     #[error("CloudWatch {action}: unreadable answer ({source})")]
@@ -68,26 +48,14 @@ pub enum AnswerError {
 /// A signed Query API caller for CloudWatch.
 #[derive(Clone, Debug)]
 pub struct CloudWatch {
-    http: reqwest::Client,
-    endpoint: String,
-    region: Option<String>,
-    credentials: Option<SharedCredentialsProvider>,
+    api: SignedApi,
 }
 
 impl CloudWatch {
     /// The region, credentials and endpoint (an override, or the region's public one) of
     /// `sdk`; a missing region or credentials fail each call, naming what is missing.
     pub fn new(sdk: &SdkConfig, http: reqwest::Client) -> CloudWatch {
-        let region = sdk.region().map(|r| r.to_string());
-        let endpoint = match (sdk.endpoint_url(), &region) {
-            (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, Some(region)) if region.starts_with("cn-") => {
-                format!("https://monitoring.{region}.amazonaws.com.cn")
-            }
-            (None, Some(region)) => format!("https://monitoring.{region}.amazonaws.com"),
-            (None, None) => String::new(),
-        };
-        CloudWatch { http, endpoint, region, credentials: sdk.credentials_provider() }
+        CloudWatch { api: SignedApi::new(sdk, http, "monitoring", "monitoring") }
     }
 
     /// `action` with `params`; the answer's XML body, or what went wrong, named.
@@ -96,15 +64,9 @@ impl CloudWatch {
         self.send(action, params, &identity).await
     }
 
-    /// The credentials to sign with, fetched once per read (a profile's may cost a round trip).
+    /// The credentials to sign with, fetched once per read.
     async fn identity(&self, action: &str) -> Result<Identity, CloudWatchError> {
-        let action = action.to_owned();
-        let Some(provider) = self.credentials.as_ref() else {
-            return Err(CloudWatchError::NoCredentials { action });
-        };
-        let credentials =
-            provider.provide_credentials().await.map_err(|source| CloudWatchError::Credentials { action, source })?;
-        Ok(Identity::from(credentials))
+        self.api.identity().await.map_err(|error| CloudWatchError::Call { action: action.to_owned(), error })
     }
 
     async fn send(
@@ -113,51 +75,19 @@ impl CloudWatch {
         params: &[(&str, &str)],
         identity: &Identity,
     ) -> Result<String, CloudWatchError> {
-        let signing = |source: Box<dyn std::error::Error + Send + Sync>| CloudWatchError::Signing {
-            action: action.to_owned(),
-            source,
-        };
-        let Some(region) = self.region.as_deref() else {
-            return Err(CloudWatchError::NoRegion { action: action.to_owned() });
-        };
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("Action", action)
             .append_pair("Version", API_VERSION)
             .extend_pairs(params)
             .finish();
-        let params = v4::SigningParams::builder()
-            .identity(identity)
-            .region(region)
-            .name(SIGNING_NAME)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| signing(e.into()))?
-            .into();
-        let headers = [("content-type", FORM)];
-        let signable =
-            SignableRequest::new("POST", &self.endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
-                .map_err(|source| CloudWatchError::Endpoint {
-                    action: action.to_owned(),
-                    endpoint: self.endpoint.clone(),
-                    source,
-                })?;
-        let (signature, _) = sign(signable, &params).map_err(|e| signing(e.into()))?.into_parts();
-        let request = || {
-            let mut request = self.http.post(&self.endpoint).header("content-type", FORM);
-            for (name, value) in signature.headers() {
-                request = request.header(name, value);
-            }
-            request.body(body.clone())
-        };
         // Reads and puts are idempotent: retried after a refused connection, a 5xx or a timeout.
-        let request_failed = |source| CloudWatchError::Request { action: action.to_owned(), source };
-        let response = send_with_retry(request, 3, RETRY_BACKOFF, Repeat::Idempotent).await.map_err(request_failed)?;
-        let status = response.status();
-        let text = response.text().await.map_err(request_failed)?;
-        if !status.is_success() {
-            let (action, status, error) = (action.to_owned(), status.as_u16(), error_of(&text));
-            return Err(CloudWatchError::Refused { action, status, error });
+        let (status, text) = self
+            .api
+            .post(identity, &[("content-type", FORM)], body, Repeat::Idempotent)
+            .await
+            .map_err(|error| CloudWatchError::Call { action: action.to_owned(), error })?;
+        if !(200..300).contains(&status) {
+            return Err(CloudWatchError::Refused { action: action.to_owned(), status, error: error_of(&text) });
         }
         Ok(text)
     }

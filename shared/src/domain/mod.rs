@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod backup;
 pub mod digest;
+pub mod handoff;
 pub mod health;
 pub mod incident;
 pub mod keys;

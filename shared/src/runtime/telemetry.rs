@@ -24,7 +24,7 @@ pub const OPS_COMPONENT_TAG: &str = "ops.component";
 pub const OPS_COMPONENT: &str = "cineview-ops";
 
 /// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call more than once.
-pub(crate) fn init_logging() {
+pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     init_logging_to(filter, std::io::stdout);
 }
@@ -114,7 +114,7 @@ fn scrub_event(
 }
 
 /// Waits (bounded) until queued Sentry events are delivered. Blocking, so run off the runtime.
-pub(crate) async fn flush_sentry() {
+pub async fn flush_sentry() {
     if let Some(client) = sentry::Hub::current().client() {
         let _ = tokio::task::spawn_blocking(move || client.flush(Some(SENTRY_FLUSH_TIMEOUT))).await;
     }

@@ -89,6 +89,7 @@ pub fn plan(database: &str, started_at: DateTime<Utc>, backup_id: &str) -> Plan 
             secret: format!("{database}-secret"),
         },
         scope: Scope::everything(),
+        database_bytes: Some(1_000_000_000),
     }
 }
 

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Context, LambdaEvent};
+use ops_shared::ecs::EcsTasks;
+use ops_shared::handoff::{Handoff, HandoffConfig, RuntimeChoice};
 use ops_shared::lambda::{Function, Handler};
 use ops_shared::objects::S3Objects;
 use ops_shared::state::DynamoState;
@@ -36,6 +38,11 @@ async fn assert_refuses<H: Handler>(name: &'static str, handler: H) {
     }
 }
 
+/// A stack without the engine task.
+fn no_task() -> Handoff<EcsTasks> {
+    Handoff { config: HandoffConfig { choice: RuntimeChoice::Auto, task: None }, launcher: None }
+}
+
 #[tokio::test]
 async fn every_function_answers_a_malformed_event_with_an_error() {
     let aws = Aws::new(ops_testkit::shared()).await;
@@ -56,23 +63,29 @@ async fn every_function_answers_a_malformed_event_with_an_error() {
     let backup_config = ops_shared::backup::BackupConfig::from_env(&env).expect("backup config");
     assert_refuses(
         "scheduled-backup",
-        scheduled_backup::BackupFunction(ops_shared::backup::Backup {
-            store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
-            alerts: alerts.clone(),
-            secrets: Arc::clone(&secrets),
-            http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
-            config: backup_config,
-        }),
+        scheduled_backup::BackupFunction {
+            engine: ops_shared::backup::Backup {
+                store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
+                alerts: alerts.clone(),
+                secrets: Arc::clone(&secrets),
+                http: ops_shared::http::client(Duration::from_secs(5)).expect("http"),
+                config: backup_config,
+            },
+            handoff: no_task(),
+        },
     )
     .await;
     assert_refuses(
         "restore-verifier",
-        restore_verifier::VerifierFunction(ops_shared::restore::Verifier {
-            store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
-            alerts: alerts.clone(),
-            secrets: Arc::clone(&secrets),
-            config: ops_shared::restore::VerifierConfig::from_env(&env).expect("verifier config"),
-        }),
+        restore_verifier::VerifierFunction {
+            engine: ops_shared::restore::Verifier {
+                store: S3Objects::new(aws.s3.clone(), names::backup_bucket()),
+                alerts: alerts.clone(),
+                secrets: Arc::clone(&secrets),
+                config: ops_shared::restore::VerifierConfig::from_env(&env).expect("verifier config"),
+            },
+            handoff: no_task(),
+        },
     )
     .await;
     let health_env =

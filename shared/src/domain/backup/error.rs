@@ -2,6 +2,7 @@ use crate::adapters::objects::ObjectError;
 use crate::adapters::pgtools::ToolsError;
 use crate::adapters::postgres::DbError;
 use crate::adapters::secrets::SecretError;
+use crate::domain::handoff::TaskError;
 use crate::runtime::lambda::FunctionError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum BackupError {
     Storage(#[from] ObjectError),
     #[error("the backup did not finish within its time budget of {seconds} s (Lambda deadline less the margin)")]
     OutOfTime { seconds: u64 },
+    #[error("the engine task did not start: {0}")]
+    Handoff(#[from] TaskError),
 }
 
 impl FunctionError for BackupError {
@@ -40,6 +43,7 @@ impl FunctionError for BackupError {
             BackupError::Tools(_) => "Configuration",
             BackupError::OutOfTime { .. } => "Timeout",
             BackupError::InvalidRequest(_) => "InvalidEvent",
+            BackupError::Handoff(_) => "HandoffFailed",
             _ => "BackupFailed",
         }
     }

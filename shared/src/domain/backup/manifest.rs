@@ -74,6 +74,10 @@ pub struct Manifest {
     /// What the dump leaves out on purpose, and why.
     #[serde(default)]
     pub left_out: Vec<LeftOut>,
+    /// `pg_database_size` when the backup started: with its duration, the rate the next
+    /// backup's estimate starts from. Absent in manifests from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_bytes: Option<u64>,
 }
 
 /// The name in a Secrets Manager ARN (`arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6

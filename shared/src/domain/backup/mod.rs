@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub mod dump;
 pub(crate) mod error;
+pub mod estimate;
 pub(crate) mod manifest;
 pub(crate) mod plan;
 pub(crate) mod platform;

@@ -31,6 +31,8 @@ pub struct Plan {
     pub source: BackupSource,
     /// What the dump holds.
     pub scope: Scope,
+    /// The database's size on disk at the start.
+    pub database_bytes: Option<u64>,
 }
 
 /// What a dump produced: its snapshot's row counts, the uploaded parts, pg_dump's warnings.
@@ -66,6 +68,7 @@ impl Plan {
             source: Some(self.source.clone()),
             platform: self.scope.platform,
             left_out: self.scope.left_out.clone(),
+            database_bytes: self.database_bytes,
         }
     }
 }

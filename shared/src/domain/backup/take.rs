@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{BackupConfig, Compression};
 use super::dump::{count_rows, dump_to_upload, export_snapshot};
 use super::error::BackupError;
+use super::estimate::database_bytes;
 use super::platform::{is_fresh, latest_platform_backup};
 
 pub const SOURCE: &str = "scheduled-backup";
@@ -104,6 +105,7 @@ struct Source {
     /// manifest records, so that a backup taken with the secret's name and one taken with its
     /// ARN are known as the same database's.
     secret: String,
+    database_bytes: Option<u64>,
 }
 
 /// The time the backup may take: `None` without a deadline; out of time when the deadline is
@@ -247,6 +249,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
         }
         // Before anything is uploaded too: a table the dump needs and cannot read.
         let scope = Scope::of(&client).await?;
+        let database_bytes = database_bytes(&client).await;
         // Read a moment ago: from the cache.
         let secret = match self.secrets.get(&config.database_secret_arn).await {
             Ok(value) => value.arn.unwrap_or_else(|| config.database_secret_arn.clone()),
@@ -262,6 +265,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
             compression_warning,
             scope,
             secret,
+            database_bytes,
         })
     }
 
@@ -290,6 +294,7 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
                 secret: source.secret.clone(),
             },
             scope: source.scope.clone(),
+            database_bytes: source.database_bytes,
         }
     }
 

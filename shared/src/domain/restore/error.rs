@@ -2,6 +2,7 @@ use crate::adapters::objects::ObjectError;
 use crate::adapters::pgtools::ToolsError;
 use crate::adapters::postgres::DbError;
 use crate::adapters::secrets::SecretError;
+use crate::domain::handoff::TaskError;
 use crate::runtime::lambda::FunctionError;
 
 /// Why a restore test could not be run at all. A backup that restores but fails its checks
@@ -28,12 +29,15 @@ pub enum VerifyError {
     Io(String),
     #[error("restore test failed: {0}")]
     Failed(String),
+    #[error("the engine task did not start: {0}")]
+    Handoff(#[from] TaskError),
 }
 
 impl FunctionError for VerifyError {
     fn kind(&self) -> &'static str {
         match self {
             VerifyError::InvalidRequest(_) => "InvalidEvent",
+            VerifyError::Handoff(_) => "HandoffFailed",
             VerifyError::NoBackup(_) | VerifyError::NoManifest(_) | VerifyError::BadManifest { .. } => "NoUsableBackup",
             VerifyError::Failed(_) => "RestoreTestFailed",
             VerifyError::Tools(_) => "Configuration",

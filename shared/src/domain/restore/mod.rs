@@ -5,6 +5,7 @@
 
 pub(crate) mod config;
 pub(crate) mod error;
+pub mod estimate;
 pub(crate) mod live;
 pub(crate) mod report;
 pub(crate) mod verify;
