@@ -22,7 +22,8 @@ pub use runtime::{config, events, lambda, phases, scrub, telemetry};
 
 // Adapters: one per outside system.
 pub use adapters::{
-    aws, cloudwatch, deployed_code, ecs, http, objects, pgtools, postgres, secret_versions, secrets, sentry, state, tls,
+    aws, cloudwatch, deployed_code, ecs, http, objects, pgtools, postgres, secret_versions, secrets, sentry,
+    signed_api, state, tls,
 };
 
 // Domain: alerts, backups, restore tests, keys, rotation, objectives, health and status.

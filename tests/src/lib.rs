@@ -4,6 +4,7 @@
 pub mod ai_engine;
 pub mod aws;
 pub mod aws_examples;
+pub mod ecs;
 pub mod google;
 pub mod http_targets;
 pub mod iam;

@@ -19,6 +19,9 @@ def bucket_permission(self, action, resource):
     statements = [s for s in (statements if isinstance(statements, list) else [statements]) if 'Condition' not in s]
     return IAMPolicy(json.dumps({**policy, 'Statement': statements})).is_action_permitted(action, resource)
 FakeBucket.get_permission = bucket_permission
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+if not hasattr(NetworkInterface, 'private_dns_name'):
+    NetworkInterface.private_dns_name = property(lambda self: 'ip-' + self.private_ip_address.replace('.', '-') + '.ec2.internal')
 sys.exit(main())";
 
 pub struct Moto {
@@ -37,6 +40,9 @@ impl Moto {
         // template's `aws:SecureTransport` and `aws:PrincipalArn` ones) as a deny of every object
         // request; AWS applies it only when its condition holds, which these conditions do not
         // for the SDK's TLS requests from other principals: such statements are left out.
+        // moto's RunTask in awsvpc mode describes the task's network interface by a private DNS
+        // name its interfaces lack (an AttributeError, answered 500): they are given the name
+        // EC2 gives (`ip-<address>.ec2.internal`, "Amazon EC2 instance hostname types").
         command.args(["-c", SERVER_WITHOUT_SIGNATURE_CHECK, "-H", "127.0.0.1", "-p", &port.to_string()]);
         // The roles SAM creates attach AWS managed policies (AWSLambdaBasicExecutionRole).
         command.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");

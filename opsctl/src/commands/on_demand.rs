@@ -73,8 +73,17 @@ async fn through_lambda<T: DeserializeOwned + Serialize>(
 ) -> Ran<T> {
     let lambda = aws_sdk_lambda::Client::new(&ctx.sdk);
     let what = format!("invoking {function}");
-    match Progress::stderr().phase(&what, on_demand::invoke(&lambda, function, &payload, wait)).await {
-        Ok(Invoked::Finished(result)) => Ran::Answered(Ok(result)),
+    let invoked = on_demand::invoke::<ops_shared::handoff::Ran<T>>(&lambda, function, &payload, wait);
+    match Progress::stderr().phase(&what, invoked).await {
+        Ok(Invoked::Finished(ops_shared::handoff::Ran::Here(result))) => Ran::Answered(Ok(result)),
+        Ok(Invoked::Finished(ops_shared::handoff::Ran::HandedOff(handed))) => {
+            let text = format!(
+                "{function} handed the work to the engine task on Fargate ({}): {}\n\
+                 its logs are in /ecs/<prefix>-engine-task; `opsctl backups` shows the result once it is done\n",
+                handed.task_arn, handed.reason
+            );
+            Ran::Queued(Outcome::shown(json, &handed, text, Verdict::Ok))
+        }
         Ok(queued @ Invoked::Started { .. }) => {
             let text = format!("{function} started; `opsctl backups` shows the result once it is done\n");
             Ran::Queued(Outcome::shown(json, &queued, text, Verdict::Ok))

@@ -137,6 +137,36 @@ impl TaskLauncher for EcsTasks {
 mod tests {
     use super::*;
 
+    /// moto ignores `clientToken`: what makes a repeated start the same start is checked here.
+    #[test]
+    fn the_request_carries_the_invocations_token_and_the_tasks_network() {
+        let sdk = aws_config::SdkConfig::builder().build();
+        let http = reqwest::Client::new();
+        let task = TaskConfig {
+            cluster: "arn:aws:ecs:eu-west-1:123456789012:cluster/ops".into(),
+            task_definition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/ops-engine:3".into(),
+            container: "engine".into(),
+            subnets: vec!["subnet-1".into(), "subnet-2".into()],
+            security_groups: vec!["sg-1".into()],
+            assign_public_ip: false,
+        };
+        let request = EcsTasks::new(&sdk, http, task).request(
+            &["backup".to_owned()],
+            "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+            "scheduled-backup",
+        );
+        assert_eq!(request["clientToken"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+        assert_eq!(request["launchType"], "FARGATE");
+        assert_eq!(
+            request["networkConfiguration"]["awsvpcConfiguration"],
+            serde_json::json!({"subnets": ["subnet-1", "subnet-2"], "securityGroups": ["sg-1"], "assignPublicIp": "DISABLED"})
+        );
+        assert_eq!(
+            request["overrides"]["containerOverrides"],
+            serde_json::json!([{"name": "engine", "command": ["backup"]}])
+        );
+    }
+
     /// Answers shaped as the API reference's examples show them.
     #[test]
     fn an_answer_gives_the_task_or_names_why_none_started() {

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::alert::{Alert, AlertSink, Severity};
 use crate::runtime::config::{ConfigError, Env};
@@ -104,7 +104,7 @@ impl HandoffConfig {
 }
 
 /// Where a rate comes from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RateSource {
     /// The last recorded run: the backup's or the report's key.
@@ -114,7 +114,7 @@ pub enum RateSource {
 }
 
 /// How long the work is expected to take.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     pub bytes: u64,
     pub bytes_per_second: f64,
@@ -213,11 +213,12 @@ impl<L: TaskLauncher> Handoff<L> {
 }
 
 /// A function's answer: the work's own, or where it was handed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Ran<T> {
-    Here(T),
+    // First: a summary or report never has `handed_off_to`, so the order only saves a try.
     HandedOff(HandedOff),
+    Here(T),
 }
 
 /// Why the engine task could not be started.
@@ -246,9 +247,9 @@ pub trait TaskLauncher: Send + Sync {
 }
 
 /// What a function answers when it handed its work to the engine task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandedOff {
-    pub handed_off_to: &'static str,
+    pub handed_off_to: String,
     pub task_arn: String,
     pub command: Vec<String>,
     pub reason: String,
@@ -267,7 +268,7 @@ pub async fn hand_off<L: TaskLauncher, A: AlertSink>(
     match launcher.start(&command, client_token, source).await {
         Ok(task_arn) => {
             tracing::info!(task = %task_arn, command = ?command, reason = %reason, "handed off to the engine task");
-            Ok(HandedOff { handed_off_to: "fargate", task_arn, command, reason, estimate })
+            Ok(HandedOff { handed_off_to: "fargate".to_owned(), task_arn, command, reason, estimate })
         }
         Err(err) => {
             let alert = Alert::new(source, Severity::Critical, format!("{source}:handoff"), format!("{what} could not start on Fargate"))

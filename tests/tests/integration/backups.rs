@@ -19,19 +19,19 @@ use ops_testkit::pg::{Postgres, Seed};
 
 const MIB: usize = 1024 * 1024;
 
-struct Fixture {
-    aws: Aws,
-    prefix: String,
-    alerts: Inbox,
-    topic: String,
-    secrets: Arc<SecretCache>,
+pub(crate) struct Fixture {
+    pub(crate) aws: Aws,
+    pub(crate) prefix: String,
+    pub(crate) alerts: Inbox,
+    pub(crate) topic: String,
+    pub(crate) secrets: Arc<SecretCache>,
     /// The server backed up, also the staging server restores go to.
-    major: u32,
-    staging_secret: String,
+    pub(crate) major: u32,
+    pub(crate) staging_secret: String,
 }
 
 /// A fixture on PostgreSQL 15.
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     fixture_on(15).await
 }
 
@@ -54,29 +54,29 @@ async fn fixture_on(major: u32) -> Fixture {
 }
 
 impl Fixture {
-    fn pg(&self) -> &'static Postgres {
+    pub(crate) fn pg(&self) -> &'static Postgres {
         ops_testkit::shared().server(self.major)
     }
 
     /// A fresh seeded database and a secret holding its credentials.
-    async fn database(&self, seed: Seed) -> (String, DbCredentials) {
+    pub(crate) async fn database(&self, seed: Seed) -> (String, DbCredentials) {
         let name = unique("db").replace('-', "_");
         let creds = self.pg().create_seeded_database(&name, seed).expect("seeded database");
         (self.secret(&creds).await, creds)
     }
 
-    async fn secret(&self, creds: &DbCredentials) -> String {
+    pub(crate) async fn secret(&self, creds: &DbCredentials) -> String {
         let name = unique("db-secret");
         let value = serde_json::to_string(creds).expect("json");
         self.aws.secrets.create_secret().name(&name).secret_string(value).send().await.expect("secret");
         name
     }
 
-    fn store(&self) -> S3Objects {
+    pub(crate) fn store(&self) -> S3Objects {
         S3Objects::new(self.aws.s3.clone(), names::backup_bucket())
     }
 
-    fn backup_config(&self, secret: &str) -> BackupConfig {
+    pub(crate) fn backup_config(&self, secret: &str) -> BackupConfig {
         BackupConfig {
             database_secret_arn: secret.to_owned(),
             bucket: names::backup_bucket(),
@@ -91,7 +91,7 @@ impl Fixture {
         }
     }
 
-    fn backup<S: ObjectStore>(&self, store: S, config: BackupConfig) -> Backup<S, SnsAlertPublisher> {
+    pub(crate) fn backup<S: ObjectStore>(&self, store: S, config: BackupConfig) -> Backup<S, SnsAlertPublisher> {
         Backup {
             store,
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -101,11 +101,11 @@ impl Fixture {
         }
     }
 
-    fn verifier(&self) -> Verifier<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn verifier(&self) -> Verifier<S3Objects, SnsAlertPublisher> {
         self.verifier_with(ops_testkit::shared().tools_dir.display().to_string())
     }
 
-    fn verifier_with(&self, pg_tools_dir: String) -> Verifier<S3Objects, SnsAlertPublisher> {
+    pub(crate) fn verifier_with(&self, pg_tools_dir: String) -> Verifier<S3Objects, SnsAlertPublisher> {
         Verifier {
             store: self.store(),
             alerts: SnsAlertPublisher::new(self.aws.sns.clone(), self.topic.clone()),
@@ -127,11 +127,11 @@ impl Fixture {
         }
     }
 
-    async fn objects(&self) -> Vec<ObjectInfo> {
+    pub(crate) async fn objects(&self) -> Vec<ObjectInfo> {
         self.store().list(&self.prefix).await.expect("list")
     }
 
-    async fn open_uploads(&self) -> usize {
+    pub(crate) async fn open_uploads(&self) -> usize {
         let out = self
             .aws
             .s3
@@ -145,7 +145,7 @@ impl Fixture {
     }
 
     /// The object's checksum as S3 stores it: it must be the combination of its parts' CRC32s.
-    async fn stored_crc32(&self, key: &str) -> String {
+    pub(crate) async fn stored_crc32(&self, key: &str) -> String {
         let out = self
             .aws
             .s3
@@ -164,12 +164,12 @@ impl Fixture {
     }
 
     /// The object's bytes, which the tests check themselves, as the verifier does.
-    async fn download(&self, key: &str) -> Vec<u8> {
+    pub(crate) async fn download(&self, key: &str) -> Vec<u8> {
         self.store().get_dump(key).await.expect("get").collect().await.expect("body")
     }
 
     /// A failed backup: a critical alert naming the reason, no manifest, no object, no upload.
-    async fn assert_failed_cleanly(&self, err: &BackupError, reason: &str) {
+    pub(crate) async fn assert_failed_cleanly(&self, err: &BackupError, reason: &str) {
         assert!(err.to_string().contains(reason), "{err}");
         let objects = self.objects().await;
         assert!(objects.is_empty(), "nothing may be left behind: {objects:?}");
@@ -482,7 +482,7 @@ async fn s3_refusing_a_part_while_pg_dump_writes_stops_the_backup_within_seconds
 }
 
 /// Backs up a small database and returns its manifest (draining the backup's own alerts).
-async fn small_backup(f: &Fixture) -> Manifest {
+pub(crate) async fn small_backup(f: &Fixture) -> Manifest {
     let (secret, _) = f.database(Seed::SMALL).await;
     let (manifest, _) = f.backup(f.store(), f.backup_config(&secret)).run(None, None).await.expect("backup");
     manifest

@@ -19,6 +19,7 @@ mod dr_freeze;
 mod dr_tested;
 mod functions;
 mod google_keys;
+mod handoff;
 mod health;
 mod incidents;
 mod opsctl;

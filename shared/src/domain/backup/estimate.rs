@@ -50,8 +50,11 @@ impl<S: ObjectStore, A: AlertSink> Backup<S, A> {
     /// The rate of the newest backup of the database `secret` reads that recorded one.
     async fn last_rate(&self, secret: &str) -> Option<(f64, RateSource)> {
         let prefix = normalise_prefix(&self.config.prefix);
-        let mut manifests: Vec<_> =
-            self.store.list(&prefix).await.ok()?.into_iter().filter(|o| o.key.ends_with(MANIFEST_SUFFIX)).collect();
+        let listed = self.store.list(&prefix).await;
+        if let Err(err) = &listed {
+            tracing::warn!(error = %err, "the last backups could not be listed: the estimate uses the measured rate");
+        }
+        let mut manifests: Vec<_> = listed.ok()?.into_iter().filter(|o| o.key.ends_with(MANIFEST_SUFFIX)).collect();
         // Keys start with the backup's start time after the database's folder.
         manifests.sort_by(|a, b| a.key.rsplit('/').next().cmp(&b.key.rsplit('/').next()));
         for candidate in manifests.iter().rev().take(RECENT) {

@@ -29,8 +29,11 @@ impl<S: ObjectStore, A: AlertSink> Verifier<S, A> {
     /// The rate of the newest passed restore test among the recent reports.
     async fn last_rate(&self) -> Option<(f64, RateSource)> {
         let prefix = normalise_prefix(&self.config.report_prefix);
-        let mut reports: Vec<_> =
-            self.store.list(&prefix).await.ok()?.into_iter().filter(|o| o.key.ends_with(".json")).collect();
+        let listed = self.store.list(&prefix).await;
+        if let Err(err) = &listed {
+            tracing::warn!(error = %err, "the last restore tests could not be listed: the estimate uses the measured rate");
+        }
+        let mut reports: Vec<_> = listed.ok()?.into_iter().filter(|o| o.key.ends_with(".json")).collect();
         // `<prefix>YYYY/MM/<time>-<id>.json`: the key sorts by the test's time.
         reports.sort_by(|a, b| a.key.cmp(&b.key));
         for candidate in reports.iter().rev().take(RECENT) {
