@@ -14,6 +14,9 @@ every parameter at its default unless --param gives it. Intrinsic functions are 
 names and ARNs the resources get in that account and region; a value that cannot be known
 before deployment (a KMS key id, a secret's random suffix) keeps a wildcard in its place.
 
+With --param TaskImageUri=... --param TaskSubnets=..., the engine task's role is printed too, as
+"engine-task".
+
 Output: {"<name>": {"function": logical id, "role": logical id,
                     "managed_policy_arns": [...], "policies": [{"name", "document"}]}}
 """
@@ -83,7 +86,10 @@ class Resolver:
             return f"arn:aws:secretsmanager:{self.region}:{self.account}:secret:{self.name(target, 'Name')}-??????"
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.name(target, 'QueueName')}"
-        for key in ("BucketName", "TableName", "FunctionName", "RoleName"):
+        if kind == "AWS::ECS::TaskDefinition":
+            # The revision is known only once registered.
+            return f"arn:aws:ecs:{self.region}:{self.account}:task-definition/{self.name(target, 'Family')}:*"
+        for key in ("BucketName", "TableName", "FunctionName", "RoleName", "LogGroupName"):
             if key in self.resources[target].get("Properties", {}):
                 return self.name(target, key)
         return "*"
@@ -103,6 +109,10 @@ class Resolver:
                 return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.ref(target)}"
             if kind == "AWS::IAM::Role":
                 return f"arn:aws:iam::{self.account}:role/{target}"
+            if kind == "AWS::ECS::Cluster":
+                return f"arn:aws:ecs:{self.region}:{self.account}:cluster/{self.name(target, 'ClusterName')}"
+            if kind == "AWS::Logs::LogGroup":
+                return f"arn:aws:logs:{self.region}:{self.account}:log-group:{self.name(target, 'LogGroupName')}"
         if attribute == "QueueName":
             return self.name(target, "QueueName")
         return "*"
@@ -139,7 +149,9 @@ class Resolver:
                 return self.sub(text, variables)
             if key == "Fn::Join":
                 separator, parts = arg
-                return separator.join(str(self.resolve(p)) for p in parts)
+                # A list, or a reference to one (a CommaDelimitedList parameter).
+                parts = self.resolve(parts) if isinstance(parts, dict) else [self.resolve(p) for p in parts]
+                return separator.join(str(p) for p in parts)
         resolved = {k: self.resolve(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
@@ -170,12 +182,17 @@ def main():
             resource["Properties"]["CodeUri"] = "s3://packaged/code.zip"
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = "s3://packaged/layer.zip"
-    params = {name: spec.get("Default", "") for name, spec in sam.get("Parameters", {}).items()}
+    specs = sam.get("Parameters", {})
+    params = {name: spec.get("Default", "") for name, spec in specs.items()}
     for given in args.param:
         name, _, value = given.partition("=")
         if name not in params:
             parser.error(f"the template has no parameter {name}")
         params[name] = value
+    # A CommaDelimitedList is a list to Ref ("" is [""], as CloudFormation has it).
+    for name, spec in specs.items():
+        if spec.get("Type") == "CommaDelimitedList" and isinstance(params[name], str):
+            params[name] = params[name].split(",")
     # The template names managed policies by ARN only: no IAM look-up of names is needed.
     session = boto3.session.Session(region_name=args.region)
     translator = Translator({}, Parser(), boto_session=session)
@@ -203,6 +220,18 @@ def main():
             "policies": [
                 {"name": p["PolicyName"], "document": resolver.resolve(p["PolicyDocument"])}
                 for p in role.get("Policies", [])
+            ],
+        }
+    # The engine task's role (ECS assumes it for the task): named after the task's binary.
+    task_role = cfn["Resources"].get("EngineTaskRole")
+    if task_role is not None and ("Condition" not in task_role or resolver.holds(task_role["Condition"])):
+        roles["engine-task"] = {
+            "function": "EngineTaskDefinition",
+            "role": "EngineTaskRole",
+            "managed_policy_arns": resolver.resolve(task_role["Properties"].get("ManagedPolicyArns", [])),
+            "policies": [
+                {"name": p["PolicyName"], "document": resolver.resolve(p["PolicyDocument"])}
+                for p in task_role["Properties"].get("Policies", [])
             ],
         }
     json.dump(roles, sys.stdout, indent=1, sort_keys=True)

@@ -17,6 +17,7 @@ mod digest;
 mod dr;
 mod dr_freeze;
 mod dr_tested;
+mod engine_task;
 mod functions;
 mod google_keys;
 mod handoff;

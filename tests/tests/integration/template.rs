@@ -73,11 +73,11 @@ fn deployed() -> serde_json::Value {
 }
 
 /// The resources CloudFormation creates from template.yaml with `params`.
-fn resolved(params: &[(&str, &str)]) -> serde_json::Value {
+pub(crate) fn resolved(params: &[(&str, &str)]) -> serde_json::Value {
     ops_testkit::iam::resolved_template(params).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn of_type<'t>(template: &'t serde_json::Value, kind: &str) -> Vec<(&'t String, &'t serde_json::Value)> {
+pub(crate) fn of_type<'t>(template: &'t serde_json::Value, kind: &str) -> Vec<(&'t String, &'t serde_json::Value)> {
     let resources = template["Resources"].as_object().expect("Resources");
     resources.iter().filter(|(_, r)| r["Type"] == kind).collect()
 }
