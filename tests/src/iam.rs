@@ -52,8 +52,16 @@ pub struct Policy {
 /// The roles of template.yaml's functions, keyed by the function's name without the stack's
 /// prefix (its binary's name, but for `sentry-webhook`, which runs alert-forwarder's).
 pub fn template_roles() -> Result<BTreeMap<String, Role>, String> {
+    template_roles_with(&[])
+}
+
+/// [`template_roles`] with `params` (the others at their defaults); with the engine task's
+/// parameters, its role is there too, as `engine-task`.
+pub fn template_roles_with(params: &[(&str, &str)]) -> Result<BTreeMap<String, Role>, String> {
     let template = crate::workspace_file("template.yaml").display().to_string();
-    translate(&[&template, ACCOUNT_ID, REGION])
+    let mut args: Vec<String> = params.iter().map(|(name, value)| format!("--param={name}={value}")).collect();
+    args.extend([template, ACCOUNT_ID.to_owned(), REGION.to_owned()]);
+    translate(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// template.yaml as SAM deploys it: the translated CloudFormation template.

@@ -19,6 +19,9 @@ use ops_testkit::pg::Seed;
 use ops_testkit::stack::APP_DATABASE;
 use serde_json::{Value, json};
 
+#[path = "iam/engine_task.rs"]
+mod engine_task;
+
 type Scenario = Result<BTreeSet<String>, String>;
 
 fn ensure(condition: bool, what: impl std::fmt::Display) -> Result<(), String> {

@@ -206,9 +206,10 @@ impl<L: TaskLauncher> Handoff<L> {
         placement
     }
 
-    /// Whether an estimate is needed at all: not when the choice is fixed.
+    /// Whether an estimate is needed at all: not when the choice is fixed, nor without a task
+    /// to hand to (a run that cannot finish then fails on its deadline and says so).
     pub fn needs_estimate(&self) -> bool {
-        self.config.choice == RuntimeChoice::Auto
+        self.config.choice == RuntimeChoice::Auto && self.launcher.is_some()
     }
 }
 

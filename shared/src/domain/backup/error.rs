@@ -31,7 +31,10 @@ pub enum BackupError {
     Stream(String),
     #[error(transparent)]
     Storage(#[from] ObjectError),
-    #[error("the backup did not finish within its time budget of {seconds} s (Lambda deadline less the margin)")]
+    #[error(
+        "the backup did not finish within its time budget of {seconds} s (Lambda deadline less the margin); a \
+         database this large needs the engine task on Fargate (deploy with TaskImageUri and TaskSubnets)"
+    )]
     OutOfTime { seconds: u64 },
     #[error("the engine task did not start: {0}")]
     Handoff(#[from] TaskError),
