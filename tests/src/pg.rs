@@ -81,6 +81,11 @@ pub fn arm64_bootstrap(function: &str) -> Result<PathBuf, String> {
     built_by(target_dir()?.join("lambda").join(function).join("bootstrap"), "the arm64 package", "cargo xtask package")
 }
 
+/// The engine task's image (an OCI image layout), built by `cargo xtask image`.
+pub fn engine_image() -> Result<PathBuf, String> {
+    built_by(target_dir()?.join("image/engine-task"), "the engine task's image", "cargo xtask image")
+}
+
 /// Which server to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {

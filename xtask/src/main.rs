@@ -2,6 +2,7 @@
 //! themselves: moto and cfn-lint from PyPI (pinned), PostgreSQL 15 from Debian, a PostgreSQL 17
 //! server from npm, the PostgreSQL client tools from Debian packages (see `pg_layer`).
 
+mod image;
 mod package;
 mod pg_layer;
 mod shape;
@@ -47,6 +48,10 @@ const USAGE: &str = "usage: cargo xtask <command>
                 (target/checkov/template.json): any failed check fails
   sam build     `sam build --beta-features` into target/sam: the five functions and the
                 PostgreSQL tools layer, as a deploy uploads them (about 10 minutes)
+  image         the engine task's container image for ECS Fargate (arm64): engine-task and the
+                PostgreSQL tools as an OCI image layout in target/image/engine-task, built without
+                a container daemon; push it with `skopeo copy oci:target/image/engine-task:latest
+                docker://<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`
   pg-layer [--into DIR]
                 build the arm64 Lambda layer with pg_dump and pg_restore 15 and 17
                 (target/pg-layer/pg-tools-arm64.zip); --into also copies its content to DIR";
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         }
         ["checkov"] => checkov(),
         ["pg-layer"] => pg_layer(None).map(|_| ()),
+        ["image"] => image(),
         ["pg-layer", "--into", dir] => pg_layer(Some(Path::new(dir))).map(|_| ()),
         _ => Err(USAGE.to_owned()),
     };
@@ -304,6 +310,24 @@ fn pg_layer(into: Option<&Path>) -> Result<PathBuf, String> {
 
 /// The arm64 zips Lambda runs, checked, with a line per function; then the emulation the tests
 /// start them under.
+/// The engine task's image: the tools layer and the arm64 engine-task binary.
+fn image() -> Result<(), String> {
+    let start = Instant::now();
+    pg_layer(None)?;
+    let pgtools = pg_layer_dir().join("arm64").join("layer").join("pgtools");
+    let binary = package::binary(&workspace(), &target_dir(), &python(), "engine-task")?;
+    let built = image::build(&target_dir().join("image").join("engine-task"), &pgtools, &binary)?;
+    println!(
+        "image: {} ({}, {:.1} MB to pull) in {:.0}s",
+        built.dir.display(),
+        built.manifest_digest,
+        built.pulled_bytes as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+    // The tests run the image's entrypoint under qemu.
+    arm64_emulation()
+}
+
 fn package() -> Result<(), String> {
     let packaged = package::package(&workspace(), &target_dir(), &python(), FUNCTIONS)?;
     for p in &packaged {
@@ -471,6 +495,7 @@ fn ci() -> Result<(), String> {
     step("cargo machete (unused dependencies)", unused_dependencies)?;
     step("pg-layer (arm64)", || pg_layer(None).map(|_| ()))?;
     step("package (arm64 zips)", package)?;
+    step("image (the engine task, arm64, OCI layout)", image)?;
     step("sam validate --lint", || sam(&["validate", "--lint"]))?;
     step("cfn-lint template.yaml (with the serverless rules)", || {
         run(

@@ -145,6 +145,26 @@ pub fn package(
     functions.iter().map(|function| check(&lambda_dir.join(function), function, python)).collect()
 }
 
+/// Builds `package`'s binary for arm64 as the functions are built (cargo-lambda, its zig
+/// linker); returns its path, `<target_dir>/lambda/<package>/bootstrap`.
+pub fn binary(workspace: &Path, target_dir: &Path, python: &str, package: &str) -> Result<PathBuf, String> {
+    let bin = cargo_lambda(target_dir, python)?;
+    rust_target()?;
+    let lambda_dir = target_dir.join("lambda");
+    let status = Command::new(bin.join("cargo-lambda"))
+        .args(["lambda", "build", "--release", "--arm64", "--locked", "--output-format", "binary", "--lambda-dir"])
+        .arg(&lambda_dir)
+        .args(["--package", package])
+        .current_dir(workspace)
+        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .status()
+        .map_err(|e| format!("cannot run cargo-lambda: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo lambda build of {package} failed ({status})"));
+    }
+    Ok(lambda_dir.join(package).join("bootstrap"))
+}
+
 /// Removes what building the packages left besides the zips: the arm64 build's files and
 /// cargo-lambda's environment (with zig, 0.47 GB). The next `package` makes them again.
 pub fn remove_build_files(target_dir: &Path) -> Result<(), String> {

@@ -1,9 +1,14 @@
 //! The engine task as the template declares it, resolved as CloudFormation would create it:
 //! only with an image and subnets; arm64 on Fargate; the engines' settings; and the grants
 //! to start it. moto does not check `iam:PassRole`, so that grant is proven here, on the
-//! translated template.
+//! translated template. And the image `cargo xtask image` builds, unpacked as a container
+//! runtime unpacks it and its entrypoint run (arm64, under qemu) with the task definition's
+//! environment against the local stack.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -115,4 +120,160 @@ fn the_task_runs_the_image_on_arm64_fargate_with_the_functions_settings_and_its_
             assert_eq!(task_env.get(name), Some(value), "{function}'s {name} in the task");
         }
     }
+}
+
+/// Reads a blob of the layout, checked against its digest.
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let hex = digest.strip_prefix("sha256:").unwrap_or_else(|| panic!("{digest} is not a sha256 digest"));
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap_or_else(|e| panic!("blob {digest}: {e}"));
+    assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), hex, "blob {digest} is what its digest says");
+    bytes
+}
+
+/// `command`'s output with `input` on its standard input; it must succeed.
+fn piped(command: &mut Command, input: &[u8]) -> Vec<u8> {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let feeding = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().expect("output");
+    feeding.join().expect("feeder").expect("write");
+    assert!(out.status.success(), "{command:?} failed");
+    out.stdout
+}
+
+/// The image's layers unpacked in order into `root` (each checked against the config's
+/// `diff_ids`); returns the image's configuration.
+fn unpack(layout: &Path, root: &Path) -> Value {
+    use sha2::Digest;
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json")).expect("index");
+    let manifest = &index["manifests"][0];
+    assert_eq!(manifest["platform"], json!({"architecture": "arm64", "os": "linux"}));
+    let manifest: Value =
+        serde_json::from_slice(&blob(layout, manifest["digest"].as_str().expect("digest"))).expect("manifest");
+    let config: Value =
+        serde_json::from_slice(&blob(layout, manifest["config"]["digest"].as_str().expect("config"))).expect("config");
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), config["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len));
+    for (layer, diff_id) in layers.iter().zip(config["rootfs"]["diff_ids"].as_array().expect("diff_ids")) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+        let gz = blob(layout, layer["digest"].as_str().expect("digest"));
+        let tar = piped(Command::new("gzip").arg("-dc"), &gz);
+        assert_eq!(format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar))), diff_id.as_str().expect("diff_id"));
+        piped(Command::new("tar").arg("-x").arg("-C").arg(root), &tar);
+    }
+    config
+}
+
+/// What a container runtime gives every container: `/dev/null` and `/etc/hosts`.
+fn as_a_runtime_would(root: &Path) {
+    std::fs::create_dir_all(root.join("dev")).expect("dev");
+    let null = root.join("dev/null");
+    assert!(Command::new("mknod").arg(&null).args(["c", "1", "3"]).status().expect("mknod").success());
+    assert!(Command::new("chmod").arg("666").arg(&null).status().expect("chmod").success());
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").expect("hosts");
+}
+
+/// The task definition's environment, with what names this stack's resources (its bucket,
+/// secrets, topic, endpoint and credentials) in place of the account's; the image's own
+/// settings stay (`PG_TOOLS_DIR` is the image's `/opt/pgtools`).
+fn task_environment(config: &Value, database_secret: &str) -> Vec<(String, String)> {
+    let t = with_task();
+    let container = &t["Resources"]["EngineTaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    let local: BTreeMap<String, String> = ops_testkit::shared().env().into_iter().collect();
+    let mut env: BTreeMap<String, String> = config["config"]["Env"]
+        .as_array()
+        .expect("image Env")
+        .iter()
+        .filter_map(|pair| pair.as_str()?.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    for pair in container["Environment"].as_array().expect("task Environment") {
+        let name = pair["Name"].as_str().expect("name").to_owned();
+        let value = match local.get(&name) {
+            Some(here) if name != "PG_TOOLS_DIR" => here.clone(),
+            _ => pair["Value"].as_str().expect("value").to_owned(),
+        };
+        env.insert(name, value);
+    }
+    // What the task's role and ECS give the container in AWS.
+    for name in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"] {
+        env.insert(name.to_owned(), local[name].clone());
+    }
+    env.insert("DATABASE_SECRET_ARN".to_owned(), database_secret.to_owned());
+    env.into_iter().collect()
+}
+
+/// Runs the image's entrypoint with `args` in `root`: an arm64 binary, under qemu user-mode
+/// emulation (binfmt_misc, registered by `cargo xtask image`), with nothing of this machine's
+/// but its kernel.
+fn run_entrypoint(root: &Path, config: &Value, env: &[(String, String)], args: &[&str]) -> (bool, String) {
+    let entrypoint = config["config"]["Entrypoint"][0].as_str().expect("entrypoint");
+    let out = Command::new("chroot")
+        .arg(root)
+        .arg(entrypoint)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .expect("chroot");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_image_takes_a_backup_and_tests_it_against_the_local_stack_with_the_tasks_environment() {
+    let layout = ops_testkit::pg::engine_image().unwrap_or_else(|e| panic!("{e}"));
+    let root = tempfile::tempdir().expect("root");
+    let config = unpack(&layout, root.path());
+    as_a_runtime_would(root.path());
+    let aws = ops_testkit::aws::Aws::new(ops_testkit::shared()).await;
+    let alerts = aws.subscribe_queue(&ops_testkit::shared().alert_topic_arn).await;
+    let database = ops_testkit::aws::unique("image_db").replace('-', "_");
+    let creds = ops_testkit::shared().pg.create_seeded_database(&database, ops_testkit::pg::Seed::SMALL).expect("db");
+    let secret = ops_testkit::aws::unique("image-db-secret");
+    let value = serde_json::to_string(&creds).expect("json");
+    aws.secrets.create_secret().name(&secret).secret_string(value).send().await.expect("secret");
+    let env = task_environment(&config, &secret);
+
+    let (ok, out) = run_entrypoint(root.path(), &config, &env, &["backup", "--label", "image"]);
+    assert!(ok, "the backup in the image: {out}");
+    assert!(out.contains("\"BackupSucceeded\":1.0"), "the metric the backup-missing alarm counts: {out}");
+    let prefix = format!("backups/{database}/");
+    let listed = aws
+        .s3
+        .list_objects_v2()
+        .bucket(ops_testkit::names::backup_bucket())
+        .prefix(&prefix)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    let dump = keys.iter().find(|k| k.ends_with(".dump")).unwrap_or_else(|| panic!("a dump under {prefix}: {keys:?}"));
+    assert!(keys.contains(&ops_shared::backup::manifest_key(dump)), "{keys:?}");
+
+    let (ok, out) = run_entrypoint(root.path(), &config, &env, &["restore-test", "--backup", dump]);
+    assert!(ok, "the restore test in the image: {out}");
+    assert!(out.contains("\"RestoreTestPassed\":1.0"), "{out}");
+    let notes = alerts.receive(1, Duration::from_secs(5)).await;
+    assert!(
+        notes.iter().any(|n| n.alert().title == format!("Backup/restore successful: {database}")),
+        "ops hear the test passed: {:?}",
+        notes.iter().map(|n| n.alert().title).collect::<Vec<_>>()
+    );
+
+    // A secret that is not there: exit 1, and ops are told.
+    let missing = task_environment(&config, "no-such-secret");
+    let (ok, out) = run_entrypoint(root.path(), &config, &missing, &["backup"]);
+    assert!(!ok, "{out}");
+    let notes = alerts.receive(1, Duration::from_secs(5)).await;
+    assert!(
+        notes.iter().any(
+            |n| n.alert().severity == ops_shared::Severity::Critical && n.alert().title == "Database backup failed"
+        ),
+        "{out}"
+    );
+    let (ok, out) = run_entrypoint(root.path(), &config, &env, &["restore"]);
+    assert!(!ok && out.contains("unknown command"), "{out}");
 }
