@@ -10,7 +10,8 @@ pub const MAX_FILE_LINES: usize = 500;
 /// The source folders of the code that runs in production: the common crate, the functions and
 /// the operator CLI.
 pub fn production_sources(workspace: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut sources = vec![workspace.join("shared/src"), workspace.join("opsctl/src")];
+    let mut sources =
+        vec![workspace.join("shared/src"), workspace.join("opsctl/src"), workspace.join("engine-task/src")];
     let functions = workspace.join("functions");
     let entries = std::fs::read_dir(&functions).map_err(|e| format!("cannot list {}: {e}", functions.display()))?;
     for entry in entries {
