@@ -9,7 +9,7 @@ use lambda_runtime::Context;
 use ops_shared::backup::RestoreReport;
 use ops_shared::ecs::EcsTasks;
 use ops_shared::events::Trigger;
-use ops_shared::handoff::{Handoff, Placement, Ran, TaskLauncher, hand_off};
+use ops_shared::handoff::{HandedOff, Handoff, Placement, Ran, TaskLauncher, hand_off};
 use ops_shared::objects::{ObjectStore, S3Objects};
 use ops_shared::restore::{Selection, Verifier, VerifierConfig, VerifyError};
 use ops_shared::{AlertSink, ConfigError, Handler, SnsAlertPublisher, Startup};
@@ -54,32 +54,39 @@ impl<S: ObjectStore + 'static, A: AlertSink + 'static, L: TaskLauncher + 'static
             Trigger::Manual(request) => request.into(),
         };
         let deadline = ops_shared::lambda::deadline(&ctx);
-        match (self.handoff.needs_estimate(), &self.handoff.launcher) {
-            (false, None) => {}
-            _ => match self.engine.select(&selection).await {
-                // The test then runs here and reports what it cannot find.
-                Err(_) => {}
-                Ok((_, manifest)) => {
-                    // The backup chosen (a random one too) is the one tested, here or there.
-                    selection = Selection::Key(manifest.key.clone());
-                    let estimate =
-                        if self.handoff.needs_estimate() { Some(self.engine.estimate(&manifest).await) } else { None };
-                    match (self.handoff.place(estimate.as_ref(), deadline), &self.handoff.launcher) {
-                        (Placement::Task { reason }, Some(launcher)) => {
-                            let what = format!("The restore test of {}", manifest.key);
-                            let command = task_command(&manifest.key);
-                            let pair = (launcher, &self.engine.alerts);
-                            let handed =
-                                hand_off(pair, (FUNCTION_NAME, &what), command, &ctx.request_id, (reason, estimate))
-                                    .await?;
-                            return Ok(Ran::HandedOff(handed));
-                        }
-                        _ => {}
-                    }
-                }
-            },
+        if let Some(handed) = self.handed_off(&mut selection, deadline, &ctx.request_id).await? {
+            return Ok(Ran::HandedOff(handed));
         }
         self.engine.run(selection, deadline).await.map(Ran::Here)
+    }
+}
+
+impl<S: ObjectStore, A: AlertSink, L: TaskLauncher> VerifierFunction<S, A, L> {
+    /// Hands the test to the engine task if it goes there; else `selection` becomes the backup
+    /// chosen, so that a random one is the one tested. A backup that cannot be chosen leaves
+    /// the test here, which reports what it cannot find.
+    async fn handed_off(
+        &self,
+        selection: &mut Selection,
+        deadline: Option<std::time::Instant>,
+        request_id: &str,
+    ) -> Result<Option<HandedOff>, VerifyError> {
+        let Some(launcher) = &self.handoff.launcher else {
+            return Ok(None);
+        };
+        let Ok((_, manifest)) = self.engine.select(selection).await else {
+            return Ok(None);
+        };
+        *selection = Selection::Key(manifest.key.clone());
+        let estimate = if self.handoff.needs_estimate() { Some(self.engine.estimate(&manifest).await) } else { None };
+        let Placement::Task { reason } = self.handoff.place(estimate.as_ref(), deadline) else {
+            return Ok(None);
+        };
+        let what = format!("The restore test of {}", manifest.key);
+        let pair = (launcher, &self.engine.alerts);
+        let handed =
+            hand_off(pair, (FUNCTION_NAME, &what), task_command(&manifest.key), request_id, (reason, estimate));
+        Ok(Some(handed.await?))
     }
 }
 

@@ -342,6 +342,12 @@ pub async fn server_version(client: &Client) -> Result<(u32, String), DbError> {
     Ok(((num / 10_000) as u32, row.get(1)))
 }
 
+/// `pg_database_size` of the connected database; `None` when it cannot be read.
+pub async fn database_bytes(client: &Client) -> Option<u64> {
+    let row = client.query_one("SELECT pg_database_size(current_database())", &[]).await.ok()?;
+    u64::try_from(row.try_get::<_, i64>(0).ok()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use super::error::BackupError;
 use super::manifest::{MANIFEST_SUFFIX, Manifest, normalise_prefix};
 use super::take::Backup;
 use crate::adapters::objects::ObjectStore;
-use crate::adapters::postgres::connect_with_secret;
+use crate::adapters::postgres::{connect_with_secret, database_bytes};
 use crate::domain::alert::AlertSink;
 use crate::domain::handoff::{Estimate, RateSource};
 
@@ -14,12 +14,6 @@ use crate::domain::handoff::{Estimate, RateSource};
 pub const MEASURED_BYTES_PER_SECOND: f64 = 16_000_000.0;
 /// The newest manifests looked at for a rate.
 const RECENT: usize = 10;
-
-/// `pg_database_size` of the connected database; `None` when it cannot be read.
-pub(crate) async fn database_bytes(client: &tokio_postgres::Client) -> Option<u64> {
-    let row = client.query_one("SELECT pg_database_size(current_database())", &[]).await.ok()?;
-    u64::try_from(row.try_get::<_, i64>(0).ok()?).ok()
-}
 
 /// The rate of the backup `manifest` describes, if it recorded its database's size.
 fn rate_of(manifest: &Manifest) -> Option<f64> {

@@ -9,7 +9,7 @@ use super::plan::{Dumped, Plan};
 use super::scope::Scope;
 use crate::adapters::objects::ObjectStore;
 use crate::adapters::pgtools::{PgTool, PgTools, Tool};
-use crate::adapters::postgres::{DbCredentials, connect_with_secret, server_version};
+use crate::adapters::postgres::{DbCredentials, connect_with_secret, database_bytes, server_version};
 use crate::adapters::secrets::SecretCache;
 use crate::domain::alert::{Alert, AlertSink, Severity};
 use crate::runtime::lambda::FunctionError;
@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use super::config::{BackupConfig, Compression};
 use super::dump::{count_rows, dump_to_upload, export_snapshot};
 use super::error::BackupError;
-use super::estimate::database_bytes;
 use super::platform::{is_fresh, latest_platform_backup};
 
 pub const SOURCE: &str = "scheduled-backup";
