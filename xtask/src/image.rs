@@ -16,6 +16,8 @@ use crate::pg_layer::Elf;
 const ENTRYPOINT: &str = "/usr/local/bin/engine-task";
 const LOADER: &str = "ld-linux-aarch64.so.1";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Libraries of the binary's that the tools layer does not hold.
+const OWN_LIBS: &str = "/opt/engine-task/lib";
 
 /// A layer written to the layout: its blob's digest and size, and its uncompressed digest.
 struct Layer {
@@ -88,22 +90,28 @@ fn layer(root: &Path, blobs: &Path) -> Result<Layer, String> {
     Ok(Layer { digest, size, diff_id })
 }
 
-/// The engine layer's files: the binary, the loader where its ELF header looks for it, the CA
-/// roots (the SDK and reqwest read the system's), and `/tmp`.
-fn engine_root(root: &Path, binary: &Path, pgtools: &Path) -> Result<(), String> {
+/// The engine layer's files: the binary, the loader where its ELF header looks for it, the
+/// libraries it loads that the tools layer lacks (glibc's `libpthread` and `libdl` stubs, from
+/// the same Debian package as the layer's `libc.so.6`, unpacked in `debian`), the CA roots
+/// (the SDK and reqwest read the system's), and `/tmp`.
+fn engine_root(root: &Path, binary: &Path, pgtools: &Path, debian: &Path) -> Result<(), String> {
     use std::os::unix::fs::{PermissionsExt, symlink};
     let elf = Elf::read(binary)?;
     if elf.machine != "AArch64" {
         return Err(format!("{} is built for {}, not AArch64", binary.display(), elf.machine));
     }
-    // Every library the binary loads must be one the tools layer brings.
-    let missing: Vec<&String> = elf.needed.iter().filter(|lib| !pgtools.join("lib").join(lib).exists()).collect();
-    if !missing.is_empty() {
-        return Err(format!("engine-task needs {missing:?}, which the tools layer does not bring"));
-    }
     let mkdir = |dir: &Path| std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()));
-    for dir in ["usr/local/bin", "lib", "etc/ssl/certs", "tmp"] {
+    for dir in ["usr/local/bin", "lib", "etc/ssl/certs", "tmp", OWN_LIBS.trim_start_matches('/')] {
         mkdir(&root.join(dir))?;
+    }
+    for lib in elf.needed.iter().filter(|lib| !pgtools.join("lib").join(lib).exists()) {
+        let from = ["usr/lib/aarch64-linux-gnu", "lib/aarch64-linux-gnu"]
+            .iter()
+            .map(|dir| debian.join(dir).join(lib))
+            .find(|path| path.exists())
+            .ok_or_else(|| format!("engine-task needs {lib}, which neither the tools layer nor libc6 brings"))?;
+        std::fs::copy(&from, root.join(OWN_LIBS.trim_start_matches('/')).join(lib))
+            .map_err(|e| format!("{}: {e}", from.display()))?;
     }
     let installed = root.join(ENTRYPOINT.trim_start_matches('/'));
     std::fs::copy(binary, &installed).map_err(|e| format!("{}: {e}", binary.display()))?;
@@ -114,8 +122,9 @@ fn engine_root(root: &Path, binary: &Path, pgtools: &Path) -> Result<(), String>
     std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).map_err(|e| e.to_string())
 }
 
-/// Builds the layout in `out` from the tools layer's `pgtools` directory and the arm64 binary.
-pub fn build(out: &Path, pgtools: &Path, binary: &Path) -> Result<Image, String> {
+/// Builds the layout in `out` from the tools layer's `pgtools` directory, the Debian packages
+/// it was made from (unpacked in `debian`) and the arm64 binary.
+pub fn build(out: &Path, pgtools: &Path, debian: &Path, binary: &Path) -> Result<Image, String> {
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
@@ -126,7 +135,7 @@ pub fn build(out: &Path, pgtools: &Path, binary: &Path) -> Result<Image, String>
     std::fs::create_dir_all(tools_root.join("opt")).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&blobs).map_err(|e| e.to_string())?;
     run(Command::new("cp").arg("-a").arg(pgtools).arg(tools_root.join("opt").join("pgtools")))?;
-    engine_root(&engine, binary, pgtools)?;
+    engine_root(&engine, binary, pgtools, debian)?;
     let layers = [layer(&tools_root, &blobs)?, layer(&engine, &blobs)?];
     let _ = std::fs::remove_dir_all(&staging);
 
@@ -138,7 +147,7 @@ pub fn build(out: &Path, pgtools: &Path, binary: &Path) -> Result<Image, String>
             "Env": [
                 "PATH=/usr/local/bin:/usr/bin:/bin",
                 // The binary's own C library is the tools layer's (glibc with its loader).
-                "LD_LIBRARY_PATH=/opt/pgtools/lib",
+                format!("LD_LIBRARY_PATH=/opt/pgtools/lib:{OWN_LIBS}"),
                 "PG_TOOLS_DIR=/opt/pgtools",
                 format!("SSL_CERT_FILE={CA_BUNDLE}"),
             ],

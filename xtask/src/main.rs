@@ -316,7 +316,8 @@ fn image() -> Result<(), String> {
     pg_layer(None)?;
     let pgtools = pg_layer_dir().join("arm64").join("layer").join("pgtools");
     let binary = package::binary(&workspace(), &target_dir(), &python(), "engine-task")?;
-    let built = image::build(&target_dir().join("image").join("engine-task"), &pgtools, &binary)?;
+    let debian = pg_layer_dir().join("arm64").join("extracted");
+    let built = image::build(&target_dir().join("image").join("engine-task"), &pgtools, &debian, &binary)?;
     println!(
         "image: {} ({}, {:.1} MB to pull) in {:.0}s",
         built.dir.display(),

@@ -62,6 +62,7 @@ async fn main() -> ExitCode {
     demo.gemini_key_rotation().await;
     demo.check_env().await;
     demo.backup_and_verify().await;
+    demo.engine_task_handoff().await;
     demo.disaster_recovery_drill().await;
     demo.outage_to_email().await;
     demo.incident_log();
@@ -523,6 +524,55 @@ impl Demo {
             if report.get("result").and_then(Value::as_str) != Some("passed") {
                 self.problems.push("the restore test did not pass".into());
             }
+        }
+        println!();
+    }
+
+    /// With `BackupRuntime=fargate` the backup function starts the engine task instead
+    /// (`RunTask` in the local AWS stand-in), and the engine-task binary does what ECS runs.
+    async fn engine_task_handoff(&mut self) {
+        println!("== scheduled-backup with BackupRuntime=fargate: handed to the engine task");
+        let engine = match ops_testkit::ecs::EngineTask::create(&self.aws.sdk, "cineview-engine").await {
+            Ok(engine) => engine,
+            Err(err) => return self.problems.push(format!("the engine task's cluster: {err}")),
+        };
+        let task = &engine.config;
+        let env = [
+            ("BACKUP_RUNTIME", "fargate".to_owned()),
+            ("TASK_CLUSTER_ARN", task.cluster.clone()),
+            ("TASK_DEFINITION_ARN", task.task_definition.clone()),
+            ("TASK_SUBNETS", task.subnets.join(",")),
+        ];
+        let Some(mut process) = self.start("scheduled-backup", &env).await else {
+            return self.problems.push("scheduled-backup did not start".into());
+        };
+        let outcome = process.invoke(&json!({}), INVOKE_TIMEOUT).await;
+        process.stop();
+        let Outcome::Response(handed) = outcome else {
+            return self.problems.push(format!("the handoff: {}", describe(&outcome)));
+        };
+        println!("  task     {}", handed["task_arn"].as_str().unwrap_or("?"));
+        println!("  why      {}", handed["reason"].as_str().unwrap_or("?"));
+        let tasks = engine.tasks().await.unwrap_or_default();
+        let command: Vec<String> = tasks
+            .first()
+            .and_then(|t| t["overrides"]["containerOverrides"][0]["command"].as_array())
+            .map(|c| c.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        println!(
+            "  ECS runs `engine-task {}` in the image (`cargo xtask image`); here, the same binary:",
+            command.join(" ")
+        );
+        let mut run = std::process::Command::new(self.bin_dir.join("engine-task"));
+        run.args(&command).envs(self.stack.env()).env("RUST_LOG", "warn");
+        match run.output() {
+            Ok(out) if out.status.success() => {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let metric = stdout.lines().any(|l| l.contains("\"BackupSucceeded\":1.0"));
+                println!("  engine-task exited 0; BackupSucceeded metric written: {}", yes(metric));
+            }
+            Ok(out) => self.problems.push(format!("engine-task failed: {}", String::from_utf8_lossy(&out.stderr))),
+            Err(err) => self.problems.push(format!("engine-task did not start: {err}")),
         }
         println!();
     }

@@ -210,7 +210,8 @@ fn task_environment(config: &Value, database_secret: &str) -> Vec<(String, Strin
 /// but its kernel.
 fn run_entrypoint(root: &Path, config: &Value, env: &[(String, String)], args: &[&str]) -> (bool, String) {
     let entrypoint = config["config"]["Entrypoint"][0].as_str().expect("entrypoint");
-    let out = Command::new("chroot")
+    // By its path: the cleared environment has no PATH to find it by.
+    let out = Command::new("/usr/sbin/chroot")
         .arg(root)
         .arg(entrypoint)
         .args(args)
