@@ -11,6 +11,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::package::run;
 use crate::pg_layer::Elf;
 
 const ENTRYPOINT: &str = "/usr/local/bin/engine-task";
@@ -32,15 +33,6 @@ pub struct Image {
     pub manifest_digest: String,
     /// The compressed layers' sizes: what a task pulls.
     pub pulled_bytes: u64,
-}
-
-fn run(command: &mut Command) -> Result<String, String> {
-    let output = command.output().map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!("{command:?} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr)))
-    }
 }
 
 fn sha256(path: &Path) -> Result<String, String> {

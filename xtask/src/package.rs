@@ -33,7 +33,8 @@ pub struct Packaged {
     pub newest_glibc: (u32, u32),
 }
 
-fn run(command: &mut Command) -> Result<String, String> {
+/// Runs `command`; its standard output, or the command and its standard error.
+pub fn run(command: &mut Command) -> Result<String, String> {
     let output = command.output().map_err(|e| format!("cannot run {command:?}: {e}"))?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())

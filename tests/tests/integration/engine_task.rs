@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::template::{of_type, resolved};
+use crate::template::{of_type, resolved, role_statements};
 
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/cineview-engine:1";
 
@@ -20,22 +20,8 @@ fn with_task() -> Value {
     resolved(&[("TaskImageUri", IMAGE), ("TaskSubnets", "subnet-a,subnet-b")])
 }
 
-/// Every statement of every role, as `(role, statement)`.
-fn statements(template: &Value) -> Vec<(String, Value)> {
-    of_type(template, "AWS::IAM::Role")
-        .into_iter()
-        .flat_map(|(name, role)| {
-            let policies = role["Properties"]["Policies"].as_array().cloned().unwrap_or_default();
-            policies.into_iter().flat_map(move |policy| {
-                let statements = policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
-                statements.into_iter().map(move |s| (name.clone(), s))
-            })
-        })
-        .collect()
-}
-
 fn granting(template: &Value, action: &str) -> Vec<(String, Value)> {
-    statements(template)
+    role_statements(template)
         .into_iter()
         .filter(|(_, s)| s["Action"] == action || s["Action"].as_array().is_some_and(|a| a.contains(&json!(action))))
         .collect()

@@ -77,6 +77,20 @@ pub(crate) fn resolved(params: &[(&str, &str)]) -> serde_json::Value {
     ops_testkit::iam::resolved_template(params).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every statement of every role's inline policies, as `(role, statement)`.
+pub(crate) fn role_statements(template: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    of_type(template, "AWS::IAM::Role")
+        .into_iter()
+        .flat_map(|(name, role)| {
+            let policies = role["Properties"]["Policies"].as_array().cloned().unwrap_or_default();
+            policies.into_iter().flat_map(move |policy| {
+                let statements = policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
+                statements.into_iter().map(move |s| (name.clone(), s))
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn of_type<'t>(template: &'t serde_json::Value, kind: &str) -> Vec<(&'t String, &'t serde_json::Value)> {
     let resources = template["Resources"].as_object().expect("Resources");
     resources.iter().filter(|(_, r)| r["Type"] == kind).collect()
@@ -619,18 +633,10 @@ fn production_rotation_reads_only_its_staging_twins_records_and_its_own_code_has
 fn the_forwarders_read_the_slack_webhook_only_when_one_is_given() {
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cineview-slack-AbCdEf";
     let slack_statements = |template: &serde_json::Value| -> Vec<String> {
-        of_type(template, "AWS::IAM::Role")
+        role_statements(template)
             .into_iter()
-            .flat_map(|(name, role)| {
-                let policies = role["Properties"]["Policies"].as_array().cloned().unwrap_or_default();
-                policies.into_iter().flat_map(move |policy| {
-                    let statements = policy["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
-                    statements
-                        .into_iter()
-                        .filter(|s| s["Sid"] == "ReadSlackWebhook")
-                        .map(move |s| format!("{name}: {} {}", s["Action"], s["Resource"]))
-                })
-            })
+            .filter(|(_, s)| s["Sid"] == "ReadSlackWebhook")
+            .map(|(name, s)| format!("{name}: {} {}", s["Action"], s["Resource"]))
             .collect()
     };
     let with = resolved(&[("SlackWebhookSecretArn", arn)]);
