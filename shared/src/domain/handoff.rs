@@ -45,6 +45,9 @@ pub struct HandoffConfig {
     pub choice: RuntimeChoice,
     /// `None` when the stack has no engine task (no image or no subnets given).
     pub task: Option<TaskConfig>,
+    /// The function's local disk (`SCRATCH_MIB`) when the work's bytes must fit on it: the
+    /// restore test downloads the dump before restoring it.
+    pub scratch_bytes: Option<u64>,
 }
 
 fn list(env: &Env, var: &str) -> Vec<String> {
@@ -99,7 +102,11 @@ impl HandoffConfig {
                 "fargate needs the engine task: deploy with TaskImageUri and TaskSubnets".to_owned(),
             ));
         }
-        Ok(HandoffConfig { choice, task })
+        let scratch_bytes = match env.get("SCRATCH_MIB") {
+            None => None,
+            Some(_) => Some(env.parse_in_range("SCRATCH_MIB", 512u64, 1..=1_048_576)? * 1024 * 1024),
+        };
+        Ok(HandoffConfig { choice, task, scratch_bytes })
     }
 }
 
@@ -163,17 +170,21 @@ pub fn place(config: &HandoffConfig, estimate: Option<&Estimate>, budget: Option
         RuntimeChoice::Fargate => return Placement::Task { reason: "BACKUP_RUNTIME is fargate".to_owned() },
         RuntimeChoice::Auto => {}
     }
-    let (Some(estimate), Some(budget)) = (estimate, budget) else {
+    let Some(estimate) = estimate else {
         return Placement::Here { warning: None };
     };
-    let needed = estimate.seconds() * SAFETY_FACTOR;
-    if needed <= budget.as_secs_f64() {
-        return Placement::Here { warning: None };
-    }
-    let why = format!(
-        "estimated {estimate}, times {SAFETY_FACTOR} for safety, is more than the {:.1} min this function has",
-        budget.as_secs_f64() / 60.0
-    );
+    let why = match (config.scratch_bytes, budget) {
+        (Some(disk), _) if estimate.bytes > disk => format!(
+            "{:.0} MB does not fit in the function's {:.0} MB of local disk",
+            estimate.bytes as f64 / 1e6,
+            disk as f64 / 1e6
+        ),
+        (_, Some(budget)) if estimate.seconds() * SAFETY_FACTOR > budget.as_secs_f64() => format!(
+            "estimated {estimate}, times {SAFETY_FACTOR} for safety, is more than the {:.1} min this function has",
+            budget.as_secs_f64() / 60.0
+        ),
+        _ => return Placement::Here { warning: None },
+    };
     match config.task {
         Some(_) => Placement::Task { reason: why },
         None => Placement::Here {
@@ -310,7 +321,7 @@ mod tests {
 
     #[test]
     fn auto_hands_off_only_what_would_not_finish_with_the_margin() {
-        let config = HandoffConfig { choice: RuntimeChoice::Auto, task: Some(task()) };
+        let config = HandoffConfig { choice: RuntimeChoice::Auto, task: Some(task()), scratch_bytes: None };
         // 5 GB at 10 MB/s: 500 s, 750 s with the margin: fits in 840 s.
         assert_eq!(place(&config, Some(&estimate(5.0, 10.0)), Some(FOURTEEN_MIN)), Placement::Here { warning: None });
         // 6 GB: 600 s, 900 s with the margin: does not.
@@ -325,17 +336,49 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_larger_than_the_local_disk_goes_to_the_task_however_fast() {
+        let config = HandoffConfig {
+            choice: RuntimeChoice::Auto,
+            task: Some(task()),
+            scratch_bytes: Some(10_240 * 1024 * 1024),
+        };
+        let Placement::Task { reason } = place(&config, Some(&estimate(11.0, 10_000.0)), Some(FOURTEEN_MIN)) else {
+            panic!("an 11 GB dump cannot be downloaded to 10 GiB");
+        };
+        assert_eq!(reason, "11000 MB does not fit in the function's 10737 MB of local disk");
+        assert_eq!(place(&config, Some(&estimate(10.0, 10_000.0)), None), Placement::Here { warning: None });
+    }
+
+    #[test]
+    fn a_handed_off_answer_reads_back_as_such_and_any_other_as_the_work() {
+        let handed = HandedOff {
+            handed_off_to: "fargate".into(),
+            task_arn: "arn:aws:ecs:eu-west-1:123456789012:task/ops/1".into(),
+            command: vec!["backup".into()],
+            reason: "BACKUP_RUNTIME is fargate".into(),
+            estimate: None,
+        };
+        let text = serde_json::to_string(&Ran::<serde_json::Value>::HandedOff(handed.clone())).expect("json");
+        match serde_json::from_str::<Ran<serde_json::Value>>(&text).expect("read") {
+            Ran::HandedOff(read) => assert_eq!(read, handed),
+            Ran::Here(other) => panic!("read as the work: {other}"),
+        }
+        let summary = r#"{"key": "backups/app/x.dump", "size_bytes": 1}"#;
+        assert!(matches!(serde_json::from_str::<Ran<serde_json::Value>>(summary).expect("read"), Ran::Here(_)));
+    }
+
+    #[test]
     fn without_a_task_a_long_run_stays_here_with_a_warning_and_the_choice_wins() {
-        let no_task = HandoffConfig { choice: RuntimeChoice::Auto, task: None };
+        let no_task = HandoffConfig { choice: RuntimeChoice::Auto, task: None, scratch_bytes: None };
         let Placement::Here { warning: Some(warning) } =
             place(&no_task, Some(&estimate(60.0, 10.0)), Some(FOURTEEN_MIN))
         else {
             panic!("no task: stays here, warned");
         };
         assert!(warning.contains("TaskImageUri and TaskSubnets"), "{warning}");
-        let lambda = HandoffConfig { choice: RuntimeChoice::Lambda, task: Some(task()) };
+        let lambda = HandoffConfig { choice: RuntimeChoice::Lambda, task: Some(task()), scratch_bytes: None };
         assert_eq!(place(&lambda, Some(&estimate(60.0, 1.0)), Some(FOURTEEN_MIN)), Placement::Here { warning: None });
-        let fargate = HandoffConfig { choice: RuntimeChoice::Fargate, task: Some(task()) };
+        let fargate = HandoffConfig { choice: RuntimeChoice::Fargate, task: Some(task()), scratch_bytes: None };
         assert!(matches!(place(&fargate, Some(&estimate(0.001, 100.0)), Some(FOURTEEN_MIN)), Placement::Task { .. }));
     }
 
@@ -347,7 +390,9 @@ mod tests {
             ("TASK_SUBNETS", "subnet-1"),
         ]);
         let config = HandoffConfig::from_env(&env).expect("a whole task configuration");
-        assert_eq!(config, HandoffConfig { choice: RuntimeChoice::Auto, task: Some(task()) });
+        assert_eq!(config, HandoffConfig { choice: RuntimeChoice::Auto, task: Some(task()), scratch_bytes: None });
+        let scratch = Env::from_pairs([("SCRATCH_MIB", "0")]);
+        assert!(HandoffConfig::from_env(&scratch).unwrap_err().to_string().contains("SCRATCH_MIB"));
         let no_subnets = Env::from_pairs([("TASK_DEFINITION_ARN", "arn:aws:ecs:eu-west-1:1:task-definition/x:1")]);
         assert!(HandoffConfig::from_env(&no_subnets).unwrap_err().to_string().contains("TASK_SUBNETS"));
         let fargate_alone = Env::from_pairs([("BACKUP_RUNTIME", "fargate")]);

@@ -53,6 +53,12 @@ fn only_the_backup_and_restore_test_may_start_the_task_and_pass_its_roles_to_ecs
             "{role}: to ECS tasks only"
         );
     }
+    let verifier = &t["Resources"]["RestoreVerifierFunction"]["Properties"];
+    assert_eq!(
+        verifier["Environment"]["Variables"]["SCRATCH_MIB"].as_str(),
+        Some(verifier["EphemeralStorage"]["Size"].to_string().as_str()),
+        "the disk the restore test's estimate counts is the function's /tmp"
+    );
     let definition = &t["Resources"]["EngineTaskDefinition"]["Properties"];
     assert_eq!(definition["TaskRoleArn"], roles[0]);
     assert_eq!(definition["ExecutionRoleArn"], roles[1]);
@@ -100,7 +106,7 @@ fn the_task_runs_the_image_on_arm64_fargate_with_the_functions_settings_and_its_
     for function in ["ScheduledBackupFunction", "RestoreVerifierFunction"] {
         let env = t["Resources"][function]["Properties"]["Environment"]["Variables"].as_object().expect("env");
         for (name, value) in env {
-            if name.starts_with("TASK_") || name == "BACKUP_RUNTIME" {
+            if name.starts_with("TASK_") || name == "BACKUP_RUNTIME" || name == "SCRATCH_MIB" {
                 continue;
             }
             assert_eq!(task_env.get(name), Some(value), "{function}'s {name} in the task");

@@ -40,7 +40,7 @@ async fn assert_refuses<H: Handler>(name: &'static str, handler: H) {
 
 /// A stack without the engine task.
 fn no_task() -> Handoff<EcsTasks> {
-    Handoff { config: HandoffConfig { choice: RuntimeChoice::Auto, task: None }, launcher: None }
+    Handoff { config: HandoffConfig { choice: RuntimeChoice::Auto, task: None, scratch_bytes: None }, launcher: None }
 }
 
 #[tokio::test]

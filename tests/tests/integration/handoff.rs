@@ -29,7 +29,10 @@ fn fifteen_minutes() -> Context {
 fn handoff(f: &Fixture, choice: RuntimeChoice, task: &TaskConfig) -> Handoff<EcsTasks> {
     let http = ops_shared::http::client(Duration::from_secs(5)).expect("http");
     let launcher = EcsTasks::new(&f.aws.sdk, http, task.clone());
-    Handoff { config: HandoffConfig { choice, task: Some(task.clone()) }, launcher: Some(launcher) }
+    Handoff {
+        config: HandoffConfig { choice, task: Some(task.clone()), scratch_bytes: None },
+        launcher: Some(launcher),
+    }
 }
 
 /// Rewrites `manifest` as if its backup had taken `hours`: the rate the next estimate uses.
