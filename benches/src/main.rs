@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the figures in BENCHMARKS.md, measured against the local stack with the
 //! release binaries run under the Lambda Runtime API emulator, each next to its baseline.
 
+mod s3_sink;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -231,10 +233,15 @@ impl Bench {
     }
 
     async fn start_binary(&self, name: &str, binary: &Path, extra: &[(&str, String)]) -> Result<LambdaProcess, String> {
+        LambdaProcess::start(name, binary, &self.function_env(extra), self.stack.root()).await
+    }
+
+    /// The stack's environment at `RUST_LOG=warn`, `extra` on top.
+    fn function_env(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
         let mut env = self.stack.env();
         env.push(("RUST_LOG".into(), "warn".into()));
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        LambdaProcess::start(name, binary, &env, self.stack.root()).await
+        env
     }
 
     async fn invoke_ok(&self, process: &mut LambdaProcess, event: &Value) -> Result<(Value, Duration), String> {
@@ -675,7 +682,11 @@ impl Bench {
 
     /// One backup by the release binary: its summary, time and peak RSS.
     async fn run_backup(&self, env: &[(&str, String)]) -> Result<(Value, f64, f64), String> {
-        let mut process = self.start("scheduled-backup", env).await?;
+        self.backup_with(self.start("scheduled-backup", env).await?).await
+    }
+
+    /// [`Bench::run_backup`] by a started `process`.
+    async fn backup_with(&self, mut process: LambdaProcess) -> Result<(Value, f64, f64), String> {
         let (summary, took) = self.invoke_ok(&mut process, &json!({})).await?;
         let rss = process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
         process.stop();
@@ -744,6 +755,8 @@ impl Bench {
         let backup_env = |prefix: &str| {
             vec![("DATABASE_SECRET_ARN", generated.secret.clone()), ("BACKUP_PREFIX", prefix.to_owned())]
         };
+        let sink = s3_sink::S3Sink::start().await?;
+        let mut sunk = Vec::new();
         let (mut bare, mut cli, mut ours, mut small) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut rss, mut small_rss, mut dump_bytes, mut key) = (0.0_f64, 0.0_f64, 0, String::new());
         let mut phases: [Vec<f64>; 5] = Default::default();
@@ -765,6 +778,11 @@ impl Bench {
             if let Some(aws) = &self.aws_cli {
                 cli.push(self.cli_backup(aws, &pg_dump, creds).await?);
             }
+            let sink_env = backup_env(&format!("bench-{scale}-sink/"));
+            let env = sink.env(self.function_env(&sink_env), &self.stack.moto.endpoint());
+            let binary = self.bin_dir.join("scheduled-backup");
+            let process = LambdaProcess::start("scheduled-backup", &binary, &env, self.stack.root()).await?;
+            sunk.push(self.backup_with(process).await?.1);
             if !size.large {
                 // The smallest parts S3 allows: memory follows the part size, not the database.
                 let mut env = backup_env(&format!("bench-{scale}-5mib/"));
@@ -791,6 +809,14 @@ impl Bench {
             dump_bytes as f64 / 1e6,
             ours / bare,
             vs_cli(ours)
+        );
+        let sunk = median(&sunk);
+        println!(
+            "| the same to an S3 stand-in that discards the parts and costs no CPU ({:.0} MB received) | {sunk:.2} s \
+             | {:.2} | {} | |",
+            sink.received() as f64 / 1e6 / rounds as f64,
+            sunk / bare,
+            vs_cli(sunk)
         );
         if !small.is_empty() {
             let small = median(&small);
