@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the figures in BENCHMARKS.md, measured against the local stack with the
 //! release binaries run under the Lambda Runtime API emulator, each next to its baseline.
 
+mod cgroup;
+mod power;
 mod s3_sink;
 
 use std::collections::BTreeMap;
@@ -39,7 +41,7 @@ struct ColdOptions {
     before: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large <GB>] [--cold-start] \
+const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large <GB>] [--cold-start | --power] \
     [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>] [--aws-cli <aws>]";
 
 #[tokio::main]
@@ -66,6 +68,8 @@ async fn main() -> ExitCode {
     let quick = args.iter().any(|a| a == "--quick");
     // Only the Supabase section: dr restore of a Supabase-built project's dump.
     let supabase_only = args.iter().any(|a| a == "--supabase");
+    // Only the memory sizes: each function's work under Lambda's CPU share per size.
+    let power = args.iter().any(|a| a == "--power");
     let large_gb = args.iter().position(|a| a == "--large").and_then(|i| args.get(i + 1)?.parse::<u32>().ok());
     let large = large_gb.is_some();
     let aws_cli = value("--aws-cli");
@@ -101,6 +105,9 @@ async fn main() -> ExitCode {
         bench.stack.pg.major
     );
     let result = async {
+        if power {
+            return bench.power(sizes.last().ok_or("no size")?).await;
+        }
         if supabase_only {
             let one_gb = sizes.last().ok_or("no size")?;
             return bench.supabase_dr_restore(one_gb).await;
@@ -408,15 +415,7 @@ impl Bench {
     /// stand-in (service-account token, key create and delete operations, model list).
     async fn rotation(&self) -> Result<(), String> {
         let database = "bench-rotation";
-        let mut creds = self.stack.pg.superuser(APP_DATABASE);
-        creds.username = "bench_user".into();
-        creds.password = "bench-initial-password".to_owned().into();
-        self.psql(
-            APP_DATABASE,
-            &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
-        )?;
-        let value = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
-        self.aws.create_rotated_secret(database, &value, "postgres-single-user").await?;
+        self.postgres_rotated_secret(database, "bench_user").await?;
 
         let gemini = "bench-gemini-api";
         let (google, initial) = ops_testkit::google::Google::start("bench-project").await;
@@ -447,6 +446,19 @@ impl Bench {
         Ok(())
     }
 
+    /// A `postgres-single-user` secret `name` for a new login role `role` of the app database.
+    async fn postgres_rotated_secret(&self, name: &str, role: &str) -> Result<(), String> {
+        let mut creds = self.stack.pg.superuser(APP_DATABASE);
+        creds.username = role.into();
+        creds.password = "bench-initial-password".to_owned().into();
+        self.psql(
+            APP_DATABASE,
+            &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
+        )?;
+        let value = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
+        self.aws.create_rotated_secret(name, &value, "postgres-single-user").await
+    }
+
     /// Milliseconds per step of `ROTATIONS` rotations of `secret`, one process for all.
     async fn rotation_times(&self, secret: &str) -> Result<Vec<Vec<f64>>, String> {
         let mut process = self.start("secret-rotation", &[]).await?;
@@ -467,14 +479,7 @@ impl Bench {
     /// One health run over the runbook's three targets (app, AI engine, database).
     async fn health(&self) -> Result<(), String> {
         const RUNS: usize = 30;
-        let web = Targets::start(10).await;
-        let targets = json!([
-            {"name": "app", "kind": "http", "url": web.url("/healthy")},
-            {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
-                "body": [{"path": "status", "equals": "ok"}]},
-            {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::HEALTH_DATABASE_SECRET}
-        ])
-        .to_string();
+        let (_web, targets) = health_targets().await;
         let mut process = self.start("health-checker", &[("HEALTH_TARGETS", targets)]).await?;
         let mut samples = Vec::new();
         for _ in 0..RUNS {
@@ -497,16 +502,7 @@ impl Bench {
     async fn forwarder(&self) -> Result<(), String> {
         const RECORDS: usize = 200;
         let mut process = self.start("alert-forwarder", &[]).await?;
-        let record = |id: &str, key: &str| {
-            let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
-            json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
-                "Sns": {"Type": "Notification", "MessageId": id,
-                "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
-                    "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z",
-                    "SignatureVersion": "1", "Signature": "",
-                    "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
-        };
+        let record = sns_record;
         let (mut distinct, mut duplicate) = (Vec::new(), Vec::new());
         for i in 0..RECORDS {
             let (_, took) =
@@ -1173,8 +1169,35 @@ impl Bench {
     }
 }
 
+/// The runbook's three health targets (app, AI engine, database) as `HEALTH_TARGETS`, beside
+/// the web stand-in that answers for the first two.
+async fn health_targets() -> (Targets, String) {
+    let web = Targets::start(10).await;
+    let targets = json!([
+        {"name": "app", "kind": "http", "url": web.url("/healthy")},
+        {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
+            "body": [{"path": "status", "equals": "ok"}]},
+        {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::HEALTH_DATABASE_SECRET}
+    ])
+    .to_string();
+    (web, targets)
+}
+
+/// An SNS delivery of one alert (`id` its message id, `key` its dedup key).
+fn sns_record(id: &str, key: &str) -> Value {
+    let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
+    json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
+        "Sns": {"Type": "Notification", "MessageId": id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
+            "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z",
+            "SignatureVersion": "1", "Signature": "",
+            "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
+}
+
 /// A backup benchmark's database: `scale` pgbench accounts and `payload_rows` rows of random
 /// hex (about half of each, so dumps span many parts), measured `rounds` times.
+#[derive(Clone)]
 struct Size {
     scale: u32,
     payload_rows: u32,
