@@ -23,7 +23,9 @@ const EXTRAPOLATED: [u32; 2] = [5307, 10240];
 /// Lambda on arm64, US East (N. Virginia), first tier (https://aws.amazon.com/lambda/pricing/).
 const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
 const PRICE_PER_REQUEST: f64 = 0.000_000_2;
-/// The size chosen: the cheapest whose duration is within this factor of the fastest's.
+/// The size chosen: the cheapest whose duration is within this factor of the reference, the
+/// median duration at one vCPU or more (where a single thread is no longer throttled); the
+/// median, not the fastest, as one run per size on a shared machine has outliers both ways.
 const WITHIN: f64 = 1.25;
 /// Lambda's limit: a run over it does not finish.
 const CAP: Duration = Duration::from_secs(900);
@@ -328,11 +330,18 @@ impl Table {
         self.viable().min_by(|a, b| cost(a.0.mb, a.1, self.requests).total_cmp(&cost(b.0.mb, b.1, self.requests)))
     }
 
-    /// The cheapest size within [`WITHIN`] of the fastest duration.
+    /// The median duration of the sizes of one vCPU or more.
+    fn reference(&self) -> Option<f64> {
+        let durations: Vec<f64> =
+            self.viable().filter(|(r, _)| f64::from(r.mb) >= MB_PER_VCPU).map(|(_, s)| s).collect();
+        (!durations.is_empty()).then(|| median(&durations))
+    }
+
+    /// The cheapest size within [`WITHIN`] of the reference duration.
     fn chosen(&self) -> Option<(&Row, f64)> {
-        let (_, fastest) = self.fastest()?;
+        let reference = self.reference()?;
         self.viable()
-            .filter(|(_, s)| *s <= fastest * WITHIN)
+            .filter(|(_, s)| *s <= reference * WITHIN)
             .min_by(|a, b| cost(a.0.mb, a.1, self.requests).total_cmp(&cost(b.0.mb, b.1, self.requests)))
     }
 
@@ -394,20 +403,21 @@ impl Table {
 fn summary(tables: &[Table]) {
     println!(
         "### The sizes (viable: the peak RSS fits; chosen: the cheapest size whose duration is within {WITHIN:.2}x \
-         of the fastest)\n"
+         of the reference, the median at one vCPU or more)\n"
     );
-    println!("| function | today | fastest | cheapest | chosen by the rule |\n|---|---|---|---|---|");
+    println!("| function | today | fastest | cheapest | reference | chosen by the rule |\n|---|---|---|---|---|---|");
     for table in tables {
         let cell = |pick: Option<(&Row, f64)>| match pick {
             Some((row, s)) => format!("{} MB: {s:.3} s, ${:.8}", row.mb, cost(row.mb, s, table.requests)),
             None => "none".to_owned(),
         };
         println!(
-            "| {} | {} MB | {} | {} | {} |",
+            "| {} | {} MB | {} | {} | {:.3} s | {} |",
             table.function,
             table.today_mb,
             cell(table.fastest()),
             cell(table.cheapest()),
+            table.reference().unwrap_or(0.0),
             cell(table.chosen())
         );
     }
