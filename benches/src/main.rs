@@ -1,6 +1,10 @@
 //! `cargo xtask bench`: the figures in BENCHMARKS.md, measured against the local stack with the
 //! release binaries run under the Lambda Runtime API emulator, each next to its baseline.
 
+mod cgroup;
+mod power;
+mod s3_sink;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -37,7 +41,7 @@ struct ColdOptions {
     before: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large <GB>] [--cold-start] \
+const USAGE: &str = "usage: ops-bench --bin-dir <release binaries> [--quick | --large <GB>] [--cold-start | --power] \
     [--python <interpreter> --python-handler <dir>] [--before <earlier release binaries>] [--aws-cli <aws>]";
 
 #[tokio::main]
@@ -64,6 +68,8 @@ async fn main() -> ExitCode {
     let quick = args.iter().any(|a| a == "--quick");
     // Only the Supabase section: dr restore of a Supabase-built project's dump.
     let supabase_only = args.iter().any(|a| a == "--supabase");
+    // Only the memory sizes: each function's work under Lambda's CPU share per size.
+    let power = args.iter().any(|a| a == "--power");
     let large_gb = args.iter().position(|a| a == "--large").and_then(|i| args.get(i + 1)?.parse::<u32>().ok());
     let large = large_gb.is_some();
     let aws_cli = value("--aws-cli");
@@ -99,6 +105,9 @@ async fn main() -> ExitCode {
         bench.stack.pg.major
     );
     let result = async {
+        if power {
+            return bench.power(sizes.last().ok_or("no size")?).await;
+        }
         if supabase_only {
             let one_gb = sizes.last().ok_or("no size")?;
             return bench.supabase_dr_restore(one_gb).await;
@@ -231,10 +240,15 @@ impl Bench {
     }
 
     async fn start_binary(&self, name: &str, binary: &Path, extra: &[(&str, String)]) -> Result<LambdaProcess, String> {
+        LambdaProcess::start(name, binary, &self.function_env(extra), self.stack.root()).await
+    }
+
+    /// The stack's environment at `RUST_LOG=warn`, `extra` on top.
+    fn function_env(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
         let mut env = self.stack.env();
         env.push(("RUST_LOG".into(), "warn".into()));
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        LambdaProcess::start(name, binary, &env, self.stack.root()).await
+        env
     }
 
     async fn invoke_ok(&self, process: &mut LambdaProcess, event: &Value) -> Result<(Value, Duration), String> {
@@ -401,15 +415,7 @@ impl Bench {
     /// stand-in (service-account token, key create and delete operations, model list).
     async fn rotation(&self) -> Result<(), String> {
         let database = "bench-rotation";
-        let mut creds = self.stack.pg.superuser(APP_DATABASE);
-        creds.username = "bench_user".into();
-        creds.password = "bench-initial-password".to_owned().into();
-        self.psql(
-            APP_DATABASE,
-            &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
-        )?;
-        let value = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
-        self.aws.create_rotated_secret(database, &value, "postgres-single-user").await?;
+        self.postgres_rotated_secret(database, "bench_user").await?;
 
         let gemini = "bench-gemini-api";
         let (google, initial) = ops_testkit::google::Google::start("bench-project").await;
@@ -440,6 +446,19 @@ impl Bench {
         Ok(())
     }
 
+    /// A `postgres-single-user` secret `name` for a new login role `role` of the app database.
+    async fn postgres_rotated_secret(&self, name: &str, role: &str) -> Result<(), String> {
+        let mut creds = self.stack.pg.superuser(APP_DATABASE);
+        creds.username = role.into();
+        creds.password = "bench-initial-password".to_owned().into();
+        self.psql(
+            APP_DATABASE,
+            &format!("CREATE ROLE {} LOGIN PASSWORD {}", quote_ident(&creds.username), quote_literal(&creds.password)),
+        )?;
+        let value = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
+        self.aws.create_rotated_secret(name, &value, "postgres-single-user").await
+    }
+
     /// Milliseconds per step of `ROTATIONS` rotations of `secret`, one process for all.
     async fn rotation_times(&self, secret: &str) -> Result<Vec<Vec<f64>>, String> {
         let mut process = self.start("secret-rotation", &[]).await?;
@@ -460,14 +479,7 @@ impl Bench {
     /// One health run over the runbook's three targets (app, AI engine, database).
     async fn health(&self) -> Result<(), String> {
         const RUNS: usize = 30;
-        let web = Targets::start(10).await;
-        let targets = json!([
-            {"name": "app", "kind": "http", "url": web.url("/healthy")},
-            {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
-                "body": [{"path": "status", "equals": "ok"}]},
-            {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::HEALTH_DATABASE_SECRET}
-        ])
-        .to_string();
+        let (_web, targets) = health_targets().await;
         let mut process = self.start("health-checker", &[("HEALTH_TARGETS", targets)]).await?;
         let mut samples = Vec::new();
         for _ in 0..RUNS {
@@ -490,16 +502,7 @@ impl Bench {
     async fn forwarder(&self) -> Result<(), String> {
         const RECORDS: usize = 200;
         let mut process = self.start("alert-forwarder", &[]).await?;
-        let record = |id: &str, key: &str| {
-            let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
-            json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
-                "Sns": {"Type": "Notification", "MessageId": id,
-                "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
-                    "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z",
-                    "SignatureVersion": "1", "Signature": "",
-                    "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
-        };
+        let record = sns_record;
         let (mut distinct, mut duplicate) = (Vec::new(), Vec::new());
         for i in 0..RECORDS {
             let (_, took) =
@@ -675,7 +678,11 @@ impl Bench {
 
     /// One backup by the release binary: its summary, time and peak RSS.
     async fn run_backup(&self, env: &[(&str, String)]) -> Result<(Value, f64, f64), String> {
-        let mut process = self.start("scheduled-backup", env).await?;
+        self.backup_with(self.start("scheduled-backup", env).await?).await
+    }
+
+    /// [`Bench::run_backup`] by a started `process`.
+    async fn backup_with(&self, mut process: LambdaProcess) -> Result<(Value, f64, f64), String> {
         let (summary, took) = self.invoke_ok(&mut process, &json!({})).await?;
         let rss = process.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
         process.stop();
@@ -744,6 +751,8 @@ impl Bench {
         let backup_env = |prefix: &str| {
             vec![("DATABASE_SECRET_ARN", generated.secret.clone()), ("BACKUP_PREFIX", prefix.to_owned())]
         };
+        let sink = s3_sink::S3Sink::start().await?;
+        let mut sunk = Vec::new();
         let (mut bare, mut cli, mut ours, mut small) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut rss, mut small_rss, mut dump_bytes, mut key) = (0.0_f64, 0.0_f64, 0, String::new());
         let mut phases: [Vec<f64>; 5] = Default::default();
@@ -765,6 +774,11 @@ impl Bench {
             if let Some(aws) = &self.aws_cli {
                 cli.push(self.cli_backup(aws, &pg_dump, creds).await?);
             }
+            let sink_env = backup_env(&format!("bench-{scale}-sink/"));
+            let env = sink.env(self.function_env(&sink_env), &self.stack.moto.endpoint());
+            let binary = self.bin_dir.join("scheduled-backup");
+            let process = LambdaProcess::start("scheduled-backup", &binary, &env, self.stack.root()).await?;
+            sunk.push(self.backup_with(process).await?.1);
             if !size.large {
                 // The smallest parts S3 allows: memory follows the part size, not the database.
                 let mut env = backup_env(&format!("bench-{scale}-5mib/"));
@@ -791,6 +805,14 @@ impl Bench {
             dump_bytes as f64 / 1e6,
             ours / bare,
             vs_cli(ours)
+        );
+        let sunk = median(&sunk);
+        println!(
+            "| the same to an S3 stand-in that discards the parts and costs no CPU ({:.0} MB received) | {sunk:.2} s \
+             | {:.2} | {} | |",
+            sink.received() as f64 / 1e6 / rounds as f64,
+            sunk / bare,
+            vs_cli(sunk)
         );
         if !small.is_empty() {
             let small = median(&small);
@@ -1147,8 +1169,35 @@ impl Bench {
     }
 }
 
+/// The runbook's three health targets (app, AI engine, database) as `HEALTH_TARGETS`, beside
+/// the web stand-in that answers for the first two.
+async fn health_targets() -> (Targets, String) {
+    let web = Targets::start(10).await;
+    let targets = json!([
+        {"name": "app", "kind": "http", "url": web.url("/healthy")},
+        {"name": "ai-engine", "kind": "http", "url": web.url("/healthy"),
+            "body": [{"path": "status", "equals": "ok"}]},
+        {"name": "database", "kind": "postgres", "secret_arn": ops_testkit::names::HEALTH_DATABASE_SECRET}
+    ])
+    .to_string();
+    (web, targets)
+}
+
+/// An SNS delivery of one alert (`id` its message id, `key` its dedup key).
+fn sns_record(id: &str, key: &str) -> Value {
+    let alert = ops_shared::Alert::new("bench", ops_shared::Severity::Warning, key, "bench alert");
+    json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:s",
+        "Sns": {"Type": "Notification", "MessageId": id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Subject": null,
+            "Message": alert.to_body(), "Timestamp": "2026-11-26T00:00:00Z",
+            "SignatureVersion": "1", "Signature": "",
+            "SigningCertUrl": "", "UnsubscribeUrl": "", "MessageAttributes": {}}}]})
+}
+
 /// A backup benchmark's database: `scale` pgbench accounts and `payload_rows` rows of random
 /// hex (about half of each, so dumps span many parts), measured `rounds` times.
+#[derive(Clone)]
 struct Size {
     scale: u32,
     payload_rows: u32,

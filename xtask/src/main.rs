@@ -30,13 +30,16 @@ const USAGE: &str = "usage: cargo xtask <command>
                 with under 4 GB free before the tests, the arm64 build's files go first
   stack up      start the local stack in the background and print its environment
   stack down    stop it
-  bench [--quick | --large [GB]] [--cold-start | --supabase] [--before DIR]
+  bench [--quick | --large [GB]] [--cold-start | --supabase | --power] [--before DIR]
                 release binaries against the local stack: the figures in BENCHMARKS.md;
                 --quick: smaller backup databases; --large: only the backup of a 10 GB
                 database, or GB; --cold-start: only the cold starts (beside a lambda_runtime
                 hello world and the Python anchor, awslambdaric + boto3, pinned); --supabase:
-                only dr restore of a 1 GB Supabase project's dump (100 MB with --quick); --before:
-                earlier release binaries of the functions, started in the same rounds
+                only dr restore of a 1 GB Supabase project's dump (100 MB with --quick); --power:
+                each function's work under the CPU quota of each Lambda memory size (cgroup v1,
+                root), its cost, the fastest and cheapest size, then the backup's overhead with a
+                zero-cost S3 (1 GB; 100 MB with --quick); --before: earlier release binaries of
+                the functions, started in the same rounds
   setup         only install the prerequisites
   shape         only the code shape check of `ci`
   machete       only the unused-dependency check of `ci` (cargo-machete, pinned)
@@ -640,7 +643,7 @@ fn bench(options: &[&str]) -> Result<(), String> {
     let mut rest = options.iter().peekable();
     while let Some(option) = rest.next() {
         match *option {
-            "--quick" | "--cold-start" | "--supabase" => passed.push(option.to_string()),
+            "--quick" | "--cold-start" | "--supabase" | "--power" => passed.push(option.to_string()),
             "--large" => {
                 let gb = rest.next_if(|gb| gb.parse::<u32>().is_ok()).unwrap_or(&"10");
                 passed.extend(["--large".to_owned(), gb.to_string()]);
