@@ -9,9 +9,10 @@ use crate::adapters::postgres::{connect_with_secret, database_bytes};
 use crate::domain::alert::AlertSink;
 use crate::domain::handoff::{Estimate, RateSource};
 
-/// Database bytes per second of a gzip backup at the template's 512 MB (0.29 vCPU), measured
-/// by `cargo xtask bench --power`: the rate assumed until a backup has recorded its own.
-pub const MEASURED_BYTES_PER_SECOND: f64 = 16_000_000.0;
+/// Database bytes per second a backup achieves at the template's 1,536 MB (`cargo xtask bench
+/// --power`: 161 MB/s with zstd; gzip, PostgreSQL 15 and older, ~64 MB/s): the rate assumed,
+/// the slower one to be safe, until a backup of the database has recorded its own.
+pub const MEASURED_BYTES_PER_SECOND: f64 = 60_000_000.0;
 /// The newest manifests looked at for a rate.
 const RECENT: usize = 10;
 
