@@ -113,6 +113,9 @@ class Resolver:
                 return f"arn:aws:ecs:{self.region}:{self.account}:cluster/{self.name(target, 'ClusterName')}"
             if kind == "AWS::Logs::LogGroup":
                 return f"arn:aws:logs:{self.region}:{self.account}:log-group:{self.name(target, 'LogGroupName')}"
+            if kind == "AWS::Events::Rule":
+                # A rule on the default event bus.
+                return f"arn:aws:events:{self.region}:{self.account}:rule/{self.name(target, 'Name')}"
         if attribute == "QueueName":
             return self.name(target, "QueueName")
         return "*"

@@ -5,13 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use engine_task::{Work, parse};
+use ops_shared::handoff::exit_code::{FAILED, NOT_STARTED};
 use ops_shared::phases::Phases;
 use ops_shared::{Env, Scrubber, Startup};
-
-/// Exit codes: the work succeeded, failed (and alerted), or never started (bad arguments or
-/// configuration, logged).
-const FAILED: u8 = 1;
-const NOT_STARTED: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {

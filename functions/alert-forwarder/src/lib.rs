@@ -1,6 +1,7 @@
-//! `alert-forwarder`: normalises our alerts, CloudWatch alarms and Sentry webhooks,
-//! de-duplicates them and tells ops in plain words: critical ones on the ops topic (e-mail and
-//! pager), the others in the team's Slack when it has a webhook (`routing`).
+//! `alert-forwarder`: normalises our alerts, CloudWatch alarms, the engine task's stopped
+//! events and Sentry webhooks, de-duplicates them and tells ops in plain words: critical ones
+//! on the ops topic (e-mail and pager), the others in the team's Slack when it has a webhook
+//! (`routing`).
 
 pub mod config;
 pub mod format;
@@ -105,7 +106,10 @@ impl<S: StateStore + 'static, A: AlertSink + 'static> AlertForwarder<S, A> {
         let mut decisions = Vec::new();
         for record in &event.records {
             let sns = &record.sns;
-            let alert = inbound::normalise(&sns.message, sns.subject.as_deref(), &sns.topic_arn);
+            let Some(alert) = inbound::normalise(&sns.message, sns.subject.as_deref(), &sns.topic_arn) else {
+                decisions.push(json!({"message_id": sns.message_id, "decision": "not_an_alert"}));
+                continue;
+            };
             let decision = self.forwarder.forward(&format!("sns:{}", sns.message_id), &alert, deadline_ms).await?;
             decisions.push(json!({"message_id": sns.message_id, "dedup_key": alert.dedup_key, "decision": decision}));
         }

@@ -17,6 +17,15 @@ use crate::runtime::config::{ConfigError, Env};
 /// The estimate times this must fit in the time the function has left.
 pub const SAFETY_FACTOR: f64 = 1.5;
 
+/// The engine task's exit codes. The alert forwarder reads them from the task's stopped event:
+/// a task that exits with neither 0 nor `FAILED` has not told ops itself.
+pub mod exit_code {
+    /// The work ran and failed; the engine alerted.
+    pub const FAILED: u8 = 1;
+    /// The work never started: bad arguments or configuration, in the task's log only.
+    pub const NOT_STARTED: u8 = 2;
+}
+
 /// `BACKUP_RUNTIME`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeChoice {

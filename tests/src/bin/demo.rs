@@ -67,7 +67,11 @@ async fn main() -> ExitCode {
     demo.outage_to_email().await;
     demo.incident_log();
     demo.weekly_digest().await;
-    demo.sample_events("alert-forwarder", &["sns-alert.json", "sns-cloudwatch-alarm.json"]).await;
+    demo.sample_events(
+        "alert-forwarder",
+        &["sns-alert.json", "sns-cloudwatch-alarm.json", "sns-ecs-task-stopped.json"],
+    )
+    .await;
 
     let Demo { stack, problems, .. } = demo;
     drop(stack);

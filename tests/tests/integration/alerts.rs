@@ -194,6 +194,40 @@ async fn a_cloudwatch_alarm_becomes_one_readable_critical_email() {
     assert!(note.message.contains("console.aws.amazon.com/cloudwatch"));
 }
 
+/// The engine task's stopped event as EventBridge publishes it to the alert topic: the sample
+/// is the ECS Developer Guide's task state change example, stopped as a task whose image
+/// cannot be pulled stops ("CannotPullContainer task errors").
+#[tokio::test]
+async fn an_engine_task_that_could_not_start_pages_ops_and_one_that_ended_its_work_says_nothing() {
+    let f = fixture().await;
+    let mut event = sample_event("sns-ecs-task-stopped.json");
+    event["Records"][0]["Sns"]["MessageId"] = json!(unique("ecs"));
+    let answer = f.invoke(event.clone()).await.expect("forwarded");
+    assert_eq!(answer["records"][0]["decision"], "sent", "{answer}");
+    let note = f.one_notification().await;
+    assert_eq!(note.attribute("severity"), Some("critical"));
+    assert_eq!(note.subject.as_deref(), Some("[CRITICAL] The backup on Fargate stopped before it finished"));
+    assert!(
+        note.message.contains("TaskFailedToStart: CannotPullContainerError: API error (404)")
+            && note.message.contains("opsctl backup --local")
+            && note.message.contains("c13b4cb40f1f4fe4a2971f76ae5a47ad"),
+        "{}",
+        note.message
+    );
+
+    // The same task, ended by its engine: it succeeded, or failed and alerted itself.
+    for exit_code in [0, 1] {
+        let message = event["Records"][0]["Sns"]["Message"].as_str().expect("message");
+        let mut stopped: Value = serde_json::from_str(message).expect("event");
+        stopped["detail"]["stopCode"] = json!("EssentialContainerExited");
+        stopped["detail"]["containers"][0]["exitCode"] = json!(exit_code);
+        let delivery = sns_event(&unique("ecs"), &stopped.to_string(), None);
+        let answer = f.invoke(delivery).await.expect("handled");
+        assert_eq!(answer["records"][0]["decision"], "not_an_alert", "{answer}");
+    }
+    f.nothing_published().await;
+}
+
 #[tokio::test]
 async fn a_sentry_issue_alert_becomes_one_notification() {
     let f = fixture().await;

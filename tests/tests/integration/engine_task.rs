@@ -114,6 +114,73 @@ fn the_task_runs_the_image_on_arm64_fargate_with_the_functions_settings_and_its_
     }
 }
 
+/// Whether `event` matches an EventBridge pattern made of exact values only ("Event patterns":
+/// a field matches when its value, or one of its array's values, is among those listed). Any
+/// other form fails the test, so it cannot pass by a form it does not read.
+fn matches_exactly(pattern: &Value, event: &Value) -> bool {
+    pattern.as_object().expect("a pattern is an object").iter().all(|(field, wanted)| match wanted {
+        Value::Array(values) => {
+            assert!(values.iter().all(|v| v.is_string()), "{field}: exact strings only: {wanted}");
+            match &event[field] {
+                Value::Array(items) => items.iter().any(|item| values.contains(item)),
+                value => values.contains(value),
+            }
+        }
+        Value::Object(_) => matches_exactly(wanted, &event[field]),
+        other => panic!("{field}: not a pattern form: {other}"),
+    })
+}
+
+/// A task that stops before its engine ends the work tells no one itself: its stopped event
+/// goes to the alert topic (the forwarder's side is in `alerts::`), which EventBridge may
+/// publish to and encrypt for, and what cannot be delivered goes to the dead-letter queue.
+#[test]
+fn the_tasks_stopped_events_go_to_the_alert_topic_which_eventbridge_may_publish_to() {
+    let t = with_task();
+    let rule = &t["Resources"]["EngineTaskStoppedRule"]["Properties"];
+    let rule_arn = format!("arn:aws:events:us-east-1:123456789012:rule/{}", rule["Name"].as_str().expect("Name"));
+    let pattern = &rule["EventPattern"];
+    let stopped = crate::template::task_stopped();
+    assert!(matches_exactly(pattern, &stopped), "the sample's task is in the stack's cluster: {pattern}");
+    let mut running = stopped.clone();
+    running["detail"]["lastStatus"] = json!("RUNNING");
+    let mut elsewhere = stopped.clone();
+    elsewhere["detail"]["clusterArn"] = json!("arn:aws:ecs:us-east-1:123456789012:cluster/the-app");
+    assert!(!matches_exactly(pattern, &running) && !matches_exactly(pattern, &elsewhere), "{pattern}");
+
+    let topic = "arn:aws:sns:us-east-1:123456789012:cineview-ops-alerts";
+    let target = &rule["Targets"][0];
+    assert_eq!((&target["Arn"], rule["Targets"].as_array().map(Vec::len)), (&json!(topic), Some(1)));
+    assert_eq!(target["DeadLetterConfig"]["Arn"], "arn:aws:sqs:us-east-1:123456789012:cineview-alert-forwarder-dlq");
+    let statements = |resource: &str, document: &str| -> Vec<Value> {
+        t["Resources"][resource]["Properties"][document]["Statement"].as_array().expect("statements").clone()
+    };
+    let from_eventbridge =
+        |statements: Vec<Value>| statements.into_iter().find(|s| s["Principal"]["Service"] == "events.amazonaws.com");
+    let publish =
+        from_eventbridge(statements("AlertTopicPolicy", "PolicyDocument")).expect("the topic lets it publish");
+    assert_eq!((&publish["Action"], &publish["Resource"]), (&json!("sns:Publish"), &json!(topic)));
+    assert_eq!(publish["Condition"], json!({"ArnEquals": {"aws:SourceArn": rule_arn}}), "this rule only");
+    let undelivered = from_eventbridge(statements("AlertDeadLetterQueuePolicy", "PolicyDocument")).expect("the DLQ");
+    assert_eq!(undelivered["Action"], "sqs:SendMessage");
+    assert_eq!(undelivered["Condition"], json!({"ArnEquals": {"aws:SourceArn": rule_arn}}));
+    // The topic is encrypted with the stack's key: EventBridge must be let use it, for this topic.
+    let key = from_eventbridge(statements("TopicKey", "KeyPolicy")).expect("the key lets it encrypt");
+    assert_eq!(key["Action"], json!(["kms:Decrypt", "kms:GenerateDataKey*"]));
+    assert_eq!(key["Condition"], json!({"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": topic}}));
+
+    let without = resolved(&[]);
+    assert!(without["Resources"].get("EngineTaskStoppedRule").is_none());
+    let no_task = |resource: &str, document: &str| {
+        without["Resources"][resource]["Properties"][document]["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .all(|s| s["Principal"]["Service"] != "events.amazonaws.com")
+    };
+    assert!(no_task("AlertTopicPolicy", "PolicyDocument") && no_task("TopicKey", "KeyPolicy"), "without the task");
+}
+
 /// Reads a blob of the layout, checked against its digest.
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     use sha2::Digest;

@@ -420,13 +420,25 @@ fn alarm_notification(alarm: &str, state: &str) -> ops_testkit::sns_filter::Mess
     ops_testkit::sns_filter::Message { body: body.to_string(), attributes: Default::default() }
 }
 
+/// The engine task's stopped event as EventBridge publishes it: the sample's message (the ECS
+/// Developer Guide's task state change example, stopped as a task whose image cannot be pulled).
+pub(crate) fn task_stopped() -> serde_json::Value {
+    let path = ops_testkit::workspace_file("events/alert-forwarder/sns-ecs-task-stopped.json");
+    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
+    serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().expect("Message")).expect("event JSON")
+}
+
 #[tokio::test]
 async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_without_the_forwarder() {
     use ops_shared::Severity;
     use ops_testkit::sns_filter::Message;
     use std::collections::{BTreeMap, BTreeSet};
 
-    let created = resolved(&[("PagerEndpoint", PAGER)]);
+    let created = resolved(&[
+        ("PagerEndpoint", PAGER),
+        ("TaskImageUri", "123456789012.dkr.ecr.us-east-1.amazonaws.com/cineview-engine:1"),
+        ("TaskSubnets", "subnet-a"),
+    ]);
     let resources = created["Resources"].as_object().expect("Resources");
     let subscriptions = subscriptions(resources);
     let functions = of_type(&created, "AWS::Lambda::Function");
@@ -466,6 +478,21 @@ async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_with
             deliver(topic, &alarm_notification(name, "ALARM"), &format!("alarm {name}"), "direct", &mut forwarded);
         }
     }
+    // EventBridge: the engine task's stopped event to each target of a rule for ECS events,
+    // without message attributes, as EventBridge publishes.
+    let task_rules: Vec<String> = of_type(&created, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, rule)| rule["Properties"]["EventPattern"]["source"] == serde_json::json!(["aws.ecs"]))
+        .map(|(name, rule)| {
+            for target in rule["Properties"]["Targets"].as_array().expect("Targets") {
+                let topic = target["Arn"].as_str().expect("topic ARN");
+                let message = Message { body: task_stopped().to_string(), attributes: Default::default() };
+                deliver(topic, &message, &format!("rule {name}"), "direct", &mut forwarded);
+            }
+            name.clone()
+        })
+        .collect();
+    assert_eq!(task_rules, ["EngineTaskStoppedRule"]);
     // Every function's alerts of each severity, with the attributes the publisher sends.
     for (_, function) in &functions {
         let Some(topic) = function["Properties"]["Environment"]["Variables"]["ALERT_TOPIC_ARN"].as_str() else {
@@ -481,7 +508,7 @@ async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_with
     }
     // The forwarder publishes each alert it receives to the ops topic, severity as an attribute.
     for (what, body) in std::mem::take(&mut forwarded) {
-        let alert = alert_forwarder::inbound::normalise(&body, None, "alert topic");
+        let alert = alert_forwarder::inbound::normalise(&body, None, "alert topic").expect("an alert");
         let attributes = published_attributes(&aws, alert.severity, &alert.source).await;
         let message = Message { body: "plain-text notification".into(), attributes };
         deliver(ops_topic, &message, &what, "via the forwarder", &mut forwarded);
@@ -503,6 +530,10 @@ async fn by_sns_rules_the_pager_gets_criticals_and_the_pipelines_own_alarms_with
         let paged = [format!("alarm {alarm} (direct)"), format!("alarm {alarm} (via the forwarder)")];
         assert!(paged.iter().any(|p| pager.contains(p)), "{alarm} in ALARM pages: {pager:#?}");
         assert!(paged.iter().any(|p| email.contains(p)), "{alarm} reaches ops: {email:#?}");
+    }
+    for rule in &task_rules {
+        let what = format!("rule {rule} (via the forwarder)");
+        assert!(pager.contains(&what) && email.contains(&what), "{what} pages: {pager:#?}");
     }
     for (_, function) in &functions {
         if function["Properties"]["Environment"]["Variables"]["ALERT_TOPIC_ARN"].is_null() {
