@@ -166,8 +166,9 @@ pub fn from_stopped_task(event: &TaskStateChange) -> Option<Alert> {
     let containers: Vec<String> = task.containers.iter().map(container_outcome).collect();
     let summary = format!(
         "The engine task {id} stopped before its work ended ({stop_code}: {stopped}), so it did not \
-         report a result. {what} of this run did not finish: {by_hand} once the cause is fixed. Its \
-         log is the stream ending in {id} in the engine task's log group."
+         report a result. {what} of this run may not have finished (`opsctl status` shows the last \
+         backup and restore test): {by_hand} once the cause is fixed. Its log is the stream ending \
+         in {id} in the engine task's log group."
     );
     let mut alert = Alert::new(
         "engine-task",
